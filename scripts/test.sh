@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit, integration (both backends: SQLite and PostgreSQL + Redis)
+# and deployment checks. Starts a local PostgreSQL or Redis when the default ones are not
+# running; point SENTINEL_TEST_DATABASE_URL / SENTINEL_TEST_REDIS_URL elsewhere to use others.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pg_url="${SENTINEL_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+redis_url="${SENTINEL_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+
+wait_for() { # description, command...
+  local what=$1; shift
+  for _ in $(seq 1 60); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.5
+  done
+  echo "error: $what did not come up" >&2
+  return 1
+}
+
+if [[ -z "${SENTINEL_TEST_DATABASE_URL:-}" ]] && command -v pg_isready >/dev/null; then
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    echo "starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+    wait_for PostgreSQL pg_isready -q -h 127.0.0.1 -p 5432
+  fi
+  if ! psql -h 127.0.0.1 -U postgres -d test -c 'SELECT 1' >/dev/null 2>&1; then
+    createdb -h 127.0.0.1 -U postgres test
+  fi
+fi
+if [[ -z "${SENTINEL_TEST_REDIS_URL:-}" ]] && command -v redis-server >/dev/null; then
+  if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    echo "starting Redis"
+    mkdir -p /var/lib/redis /var/log/redis
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
+      --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
+    wait_for Redis redis-cli -h 127.0.0.1 -p 6379 ping
+  fi
+fi
+export SENTINEL_TEST_DATABASE_URL="$pg_url" SENTINEL_TEST_REDIS_URL="$redis_url"
+
+bash helm/tests/run.sh
+cargo test --workspace --locked

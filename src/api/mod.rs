@@ -1,0 +1,42 @@
+//! gRPC handlers: parse and validate the request, call the domain, map errors. One file per
+//! service; services of capabilities not built yet answer UNIMPLEMENTED.
+
+mod auth;
+mod pending;
+
+use tonic::service::Routes;
+
+use crate::app::AppState;
+use crate::proto::v1::admin_service_server::AdminServiceServer;
+use crate::proto::v1::auth_service_server::AuthServiceServer;
+use crate::proto::v1::permission_service_server::PermissionServiceServer;
+use crate::proto::v1::service_app_service_server::ServiceAppServiceServer;
+use crate::proto::v1::user_service_server::UserServiceServer;
+use crate::proto::v1::workspace_service_server::WorkspaceServiceServer;
+
+/// Fully-qualified names of every `sentinel.v1` service.
+pub const SERVICE_NAMES: [&str; 6] = [
+    "sentinel.v1.AuthService",
+    "sentinel.v1.UserService",
+    "sentinel.v1.WorkspaceService",
+    "sentinel.v1.PermissionService",
+    "sentinel.v1.ServiceAppService",
+    "sentinel.v1.AdminService",
+];
+
+/// Every `sentinel.v1` service with the configured message size limit.
+pub fn routes(state: &AppState) -> Routes {
+    let max = state.config.max_request_bytes;
+    Routes::new(
+        AuthServiceServer::new(auth::AuthApi::new(state.clone())).max_decoding_message_size(max),
+    )
+    .add_service(UserServiceServer::new(pending::UserApi).max_decoding_message_size(max))
+    .add_service(WorkspaceServiceServer::new(pending::WorkspaceApi).max_decoding_message_size(max))
+    .add_service(
+        PermissionServiceServer::new(pending::PermissionApi).max_decoding_message_size(max),
+    )
+    .add_service(
+        ServiceAppServiceServer::new(pending::ServiceAppApi).max_decoding_message_size(max),
+    )
+    .add_service(AdminServiceServer::new(pending::AdminApi).max_decoding_message_size(max))
+}

@@ -1,0 +1,28 @@
+//! Services whose capabilities are not built yet: every RPC answers UNIMPLEMENTED through the
+//! generated default stubs. Each moves to its own file when its capability lands.
+
+use crate::proto::v1::admin_service_server::AdminService;
+use crate::proto::v1::permission_service_server::PermissionService;
+use crate::proto::v1::service_app_service_server::ServiceAppService;
+use crate::proto::v1::user_service_server::UserService;
+use crate::proto::v1::workspace_service_server::WorkspaceService;
+
+/// `sentinel.v1.UserService` (tenancy capability).
+pub struct UserApi;
+impl UserService for UserApi {}
+
+/// `sentinel.v1.WorkspaceService` (tenancy capability).
+pub struct WorkspaceApi;
+impl WorkspaceService for WorkspaceApi {}
+
+/// `sentinel.v1.PermissionService` (permission engine capability).
+pub struct PermissionApi;
+impl PermissionService for PermissionApi {}
+
+/// `sentinel.v1.ServiceAppService` (service apps capability).
+pub struct ServiceAppApi;
+impl ServiceAppService for ServiceAppApi {}
+
+/// `sentinel.v1.AdminService` (admin capability).
+pub struct AdminApi;
+impl AdminService for AdminApi {}

@@ -1,0 +1,208 @@
+//! Wiring: config → store → cache → domain → server. What `sentinel serve` runs and what the
+//! integration tests start on an ephemeral port.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
+
+use crate::cache::{self, Cache};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::server::{self, AllowedOrigins};
+use crate::store::{self, Store};
+use crate::tokens::kek::Kek;
+use crate::tokens::keys::KeyRing;
+
+/// How often each process re-reads the signing keys (rotations by other replicas).
+const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Everything handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// Durable state.
+    pub store: Arc<dyn Store>,
+    /// Ephemeral shared state.
+    pub cache: Arc<dyn Cache>,
+    /// Signing keys and the JWKS.
+    pub keys: Arc<KeyRing>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Rate limiter.
+    pub limiter: Arc<RateLimiter>,
+    /// Browser origins allowed for gRPC-web.
+    pub origins: AllowedOrigins,
+}
+
+impl AppState {
+    /// Connects to the configured backends, applies migrations (unless disabled) and loads the
+    /// signing keys.
+    pub async fn initialize(config: Config) -> anyhow::Result<Self> {
+        let store = store::connect(&config).await?;
+        if config.migrate_on_start {
+            store
+                .migrate()
+                .await
+                .context("database migrations failed")?;
+        }
+        let cache = cache::connect(&config).await?;
+        let kek = Kek::from_config(&config)?;
+        let keys = Arc::new(KeyRing::initialize(store.clone(), kek).await?);
+        let metrics = Arc::new(Metrics::new());
+        let limiter = Arc::new(RateLimiter::new(
+            cache.clone(),
+            metrics.clone(),
+            config.rate_limit.clone(),
+        ));
+        let origins = AllowedOrigins::new(config.cors_origins.iter().cloned());
+        Ok(Self {
+            config: Arc::new(config),
+            store,
+            cache,
+            keys,
+            metrics,
+            limiter,
+            origins,
+        })
+    }
+}
+
+/// A running server.
+pub struct Application {
+    local_addr: SocketAddr,
+    state: AppState,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<anyhow::Result<()>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Application {
+    /// Initializes everything, binds the listener and starts serving in the background.
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let listen = config.listen_addr()?;
+        let state = AppState::initialize(config).await?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let local_addr = listener.local_addr()?;
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let router = server::router(&state, health_service)?;
+        let (shutdown, mut shutdown_rx) = watch::channel(false);
+
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let config = state.config.clone();
+        let signal = {
+            let mut rx = shutdown_rx.clone();
+            async move {
+                stopped(&mut rx).await;
+                health
+                    .set_service_status("", tonic_health::ServingStatus::NotServing)
+                    .await;
+            }
+        };
+        let serve = tonic::transport::Server::builder()
+            .accept_http1(true)
+            .timeout(config.request_timeout)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .max_concurrent_streams(Some(1024))
+            .add_routes(tonic::service::Routes::from(router))
+            .serve_with_incoming_shutdown(incoming, signal);
+        let grace = config.shutdown_grace;
+        let server = tokio::spawn(async move {
+            tokio::pin!(serve);
+            tokio::select! {
+                result = &mut serve => return result.context("server failed"),
+                () = stopped(&mut shutdown_rx) => {}
+            }
+            // Draining: in-flight calls finish, new connections are refused.
+            match tokio::time::timeout(grace, serve).await {
+                Ok(result) => result.context("server failed"),
+                Err(_) => {
+                    tracing::warn!(
+                        ?grace,
+                        "shutdown grace elapsed; closing remaining connections"
+                    );
+                    Ok(())
+                }
+            }
+        });
+
+        let background = vec![spawn_key_reload(state.clone(), shutdown.subscribe())];
+        tracing::info!(
+            "sentinel listening on {local_addr} (gRPC, gRPC-web, HTTP); database: {} ({}); cache: {}",
+            state.store.backend(),
+            crate::config::redact_url(&state.config.effective_database_url()),
+            state.cache.backend(),
+        );
+        Ok(Self {
+            local_addr,
+            state,
+            shutdown,
+            server,
+            background,
+        })
+    }
+
+    /// The bound address (the ephemeral port when `listen` ends in `:0`).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The shared state (for tests and operator commands).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        signal.await;
+        tracing::info!("shutting down: draining in-flight calls");
+        self.shutdown().await
+    }
+
+    /// Stops accepting, drains in-flight calls (up to `shutdown_grace`) and closes the store.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        let result = match self.server.await {
+            Ok(result) => result,
+            Err(join) => Err(anyhow::anyhow!("server task failed: {join}")),
+        };
+        for task in self.background {
+            task.abort();
+        }
+        self.state.store.close().await;
+        result
+    }
+}
+
+fn spawn_key_reload(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KEY_RELOAD_INTERVAL);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(err) = state.keys.reload().await {
+                        tracing::warn!(error = %err, "signing key reload failed");
+                    }
+                }
+                () = stopped(&mut stop) => break,
+            }
+        }
+    })
+}
+
+/// Completes once shutdown was requested (or the sender is gone).
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}

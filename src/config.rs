@@ -1,0 +1,474 @@
+//! Typed configuration: compiled-in defaults → optional `sentinel.toml` → `SENTINEL_*` environment.
+//!
+//! Everything is validated once at start; the process refuses to start on an invalid or unsafe
+//! configuration and says which key is wrong.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Name of the optional configuration file looked up in the working directory.
+pub const DEFAULT_CONFIG_FILE: &str = "sentinel.toml";
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Per-client-address rate limiting.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Whether the limiter is on at all.
+    pub enabled: bool,
+    /// Requests a single client address may make per window.
+    pub per_address: u32,
+    /// Length of the fixed counting window.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Take the client address from the first `x-forwarded-for` entry (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            per_address: 6000,
+            window: Duration::from_secs(60),
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+/// The whole configuration of one `sentinel` process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address of the single listener serving gRPC, gRPC-web and HTTP (`SENTINEL_LISTEN`).
+    pub listen: String,
+    /// Directory for embedded-mode state: the SQLite file and the generated key-encryption key.
+    pub data_dir: PathBuf,
+    /// `postgres://…` for clustered mode, `sqlite://…` to place the SQLite file explicitly.
+    /// Unset: `sqlite://<data_dir>/sentinel.db`.
+    pub database_url: Option<String>,
+    /// Maximum connections in the database pool.
+    pub database_max_connections: u32,
+    /// `redis://…` or `rediss://…`; unset: the in-process cache.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel, so several deployments can share one Redis.
+    pub redis_prefix: String,
+    /// Key-encryption key: base64 of 32 random bytes. Required with PostgreSQL; in embedded mode it is
+    /// generated into `<data_dir>/kek` when absent.
+    pub kek: Option<String>,
+    /// `tracing` filter, e.g. `info` or `sentinel=debug,info`.
+    pub log: String,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// Public base URL of this deployment: the `iss` claim and the discovery base.
+    /// Unset: `http://<listen>`.
+    pub issuer: Option<String>,
+    /// Apply pending migrations when the server starts (turn off when a migration job runs them).
+    pub migrate_on_start: bool,
+    /// Origins allowed to make gRPC-web calls from a browser (exact match).
+    #[serde(deserialize_with = "string_or_list")]
+    pub cors_origins: Vec<String>,
+    /// Longest time a request may take to produce its response headers.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Largest accepted request body or gRPC message, in bytes.
+    pub max_request_bytes: usize,
+    /// How long shutdown waits for in-flight calls before closing connections.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// `Cache-Control: max-age` of the JWKS document.
+    #[serde(with = "humantime_serde")]
+    pub jwks_max_age: Duration,
+    /// Rate limiting per client address.
+    pub rate_limit: RateLimitConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            database_max_connections: 16,
+            redis_url: None,
+            redis_prefix: "sentinel".into(),
+            kek: None,
+            log: "info".into(),
+            log_format: LogFormat::Text,
+            issuer: None,
+            migrate_on_start: true,
+            cors_origins: Vec::new(),
+            request_timeout: Duration::from_secs(30),
+            max_request_bytes: 8 * 1024 * 1024,
+            shutdown_grace: Duration::from_secs(30),
+            jwks_max_age: Duration::from_secs(300),
+            rate_limit: RateLimitConfig::default(),
+        }
+    }
+}
+
+/// Which database a configuration selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The sources could not be read or parsed.
+    #[error("configuration could not be read: {0}")]
+    Load(String),
+    /// A key holds a value that is not allowed.
+    #[error("invalid configuration `{key}`: {reason}")]
+    Invalid {
+        /// The configuration key (as in `sentinel.toml`).
+        key: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (or `./sentinel.toml` when it exists), then `SENTINEL_*`.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError::Load(format!(
+                        "config file {} does not exist",
+                        path.display()
+                    )));
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE));
+            }
+            None => {}
+        }
+        figment = figment.merge(
+            Env::prefixed("SENTINEL_")
+                .ignore(&["CONFIG", "TEST_DATABASE_URL", "TEST_REDIS_URL"])
+                .split("__"),
+        );
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every key; the first problem found is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        match self.database_url.as_deref() {
+            None => {}
+            Some(url) if url.starts_with("sqlite:") => {}
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {}
+            Some(_) => {
+                return Err(invalid(
+                    "database_url",
+                    "must start with postgres://, postgresql:// or sqlite:",
+                ));
+            }
+        }
+        if self.database_max_connections == 0 {
+            return Err(invalid("database_max_connections", "must be at least 1"));
+        }
+        if let Some(url) = self.redis_url.as_deref()
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err(invalid(
+                "redis_url",
+                "must start with redis:// or rediss://",
+            ));
+        }
+        if self.redis_prefix.is_empty() || self.redis_prefix.contains(char::is_whitespace) {
+            return Err(invalid(
+                "redis_prefix",
+                "must be non-empty and without spaces",
+            ));
+        }
+        if let Some(kek) = &self.kek {
+            decode_kek(kek)?;
+        } else if self.database_kind() == DatabaseKind::Postgres {
+            return Err(invalid(
+                "kek",
+                "a key-encryption key (SENTINEL_KEK, base64 of 32 random bytes) is required with \
+                 PostgreSQL: replicas must share it to decrypt signing keys",
+            ));
+        }
+        if let Some(issuer) = &self.issuer
+            && !(issuer.starts_with("https://") || issuer.starts_with("http://"))
+        {
+            return Err(invalid("issuer", "must be an http:// or https:// URL"));
+        }
+        for origin in &self.cors_origins {
+            if !(origin.starts_with("https://") || origin.starts_with("http://"))
+                || origin.ends_with('/')
+            {
+                return Err(invalid(
+                    "cors_origins",
+                    format!("`{origin}` is not an origin like https://app.example.com"),
+                ));
+            }
+        }
+        if self.request_timeout.is_zero() {
+            return Err(invalid("request_timeout", "must be greater than zero"));
+        }
+        if self.max_request_bytes < 1024 {
+            return Err(invalid("max_request_bytes", "must be at least 1024"));
+        }
+        if self.rate_limit.enabled && self.rate_limit.per_address == 0 {
+            return Err(invalid("rate_limit.per_address", "must be at least 1"));
+        }
+        if self.rate_limit.window.is_zero() {
+            return Err(invalid("rate_limit.window", "must be greater than zero"));
+        }
+        Ok(())
+    }
+
+    /// The listen address as a socket address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen
+            .parse()
+            .map_err(|_| invalid("listen", format!("`{}` is not an ip:port", self.listen)))
+    }
+
+    /// The database URL in effect (the embedded default when unset).
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("sentinel.db").display()),
+        }
+    }
+
+    /// Which database backend this configuration selects.
+    pub fn database_kind(&self) -> DatabaseKind {
+        match self.database_url.as_deref() {
+            Some(url) if url.starts_with("postgres") => DatabaseKind::Postgres,
+            _ => DatabaseKind::Sqlite,
+        }
+    }
+
+    /// The issuer (`iss`) in effect.
+    pub fn effective_issuer(&self) -> String {
+        match &self.issuer {
+            Some(issuer) => issuer.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// The configuration as TOML with every secret replaced, for `sentinel config check`.
+    pub fn redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.database_url = Some(redact_url(&self.effective_database_url()));
+        shown.redis_url = self.redis_url.as_deref().map(redact_url);
+        shown.kek = self.kek.as_ref().map(|_| "<redacted>".to_string());
+        shown.issuer = Some(self.effective_issuer());
+        toml_string(&shown)
+    }
+}
+
+fn toml_string(config: &Config) -> String {
+    // Figment has no serializer of its own; render through serde_json into simple TOML lines.
+    let value = serde_json::to_value(config).unwrap_or_default();
+    let mut top = String::new();
+    let mut tables = String::new();
+    if let serde_json::Value::Object(map) = value {
+        for (key, value) in map {
+            match value {
+                serde_json::Value::Null => top.push_str(&format!("# {key} = (unset)\n")),
+                serde_json::Value::Object(inner) => {
+                    tables.push_str(&format!("\n[{key}]\n"));
+                    for (k, v) in inner {
+                        tables.push_str(&format!("{k} = {v}\n"));
+                    }
+                }
+                other => top.push_str(&format!("{key} = {other}\n")),
+            }
+        }
+    }
+    top + &tables
+}
+
+/// Replaces the password of a URL (`scheme://user:password@host`) with `<redacted>`.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let Some(at) = rest.find('@') else {
+        return url.to_string();
+    };
+    let userinfo = &rest[..at];
+    match userinfo.find(':') {
+        Some(colon) => format!(
+            "{}://{}:<redacted>@{}",
+            &url[..scheme_end],
+            &userinfo[..colon],
+            &rest[at + 1..]
+        ),
+        None => url.to_string(),
+    }
+}
+
+/// Decodes a base64 key-encryption key and checks it is 32 bytes.
+pub fn decode_kek(text: &str) -> Result<[u8; 32], ConfigError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| invalid("kek", "is not valid base64"))?;
+    bytes
+        .try_into()
+        .map_err(|_| invalid("kek", "must decode to exactly 32 bytes"))
+}
+
+/// Accepts `["a", "b"]` from a file or `a,b` from the environment.
+fn string_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Either::deserialize(deserializer)? {
+        Either::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        Either::Many(v) => v,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_embedded() {
+        let config = Config::default();
+        config.validate().unwrap();
+        assert_eq!(config.database_kind(), DatabaseKind::Sqlite);
+        assert_eq!(config.effective_issuer(), "http://127.0.0.1:8080");
+        assert!(
+            config
+                .effective_database_url()
+                .ends_with("data/sentinel.db")
+        );
+    }
+
+    #[test]
+    fn postgres_without_kek_is_refused() {
+        let config = Config {
+            database_url: Some("postgres://u:p@db/sentinel".into()),
+            ..Config::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("`kek`"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases: Vec<(Config, &str)> = vec![
+            (
+                Config {
+                    listen: "nonsense".into(),
+                    ..Config::default()
+                },
+                "`listen`",
+            ),
+            (
+                Config {
+                    redis_url: Some("http://x".into()),
+                    ..Config::default()
+                },
+                "`redis_url`",
+            ),
+            (
+                Config {
+                    kek: Some("c2hvcnQ=".into()),
+                    ..Config::default()
+                },
+                "`kek`",
+            ),
+            (
+                Config {
+                    cors_origins: vec!["https://a.example/".into()],
+                    ..Config::default()
+                },
+                "`cors_origins`",
+            ),
+        ];
+        for (config, key) in cases {
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{err} should name {key}");
+        }
+    }
+
+    #[test]
+    fn redaction_hides_passwords_and_kek() {
+        let config = Config {
+            database_url: Some("postgres://app:hunter2@db:5432/sentinel".into()),
+            redis_url: Some("redis://:s3cret@cache:6379".into()),
+            kek: Some(base64::engine::general_purpose::STANDARD.encode([7u8; 32])),
+            ..Config::default()
+        };
+        let text = config.redacted_toml();
+        assert!(!text.contains("hunter2"));
+        assert!(!text.contains("s3cret"));
+        assert!(!text.contains(config.kek.as_deref().unwrap()));
+        assert!(text.contains("postgres://app:<redacted>@db:5432/sentinel"));
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own large error type
+    fn environment_overrides_file_values() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "custom.toml",
+                "listen = \"127.0.0.1:9000\"\nlog = \"debug\"",
+            )?;
+            jail.set_env("SENTINEL_LISTEN", "127.0.0.1:9100");
+            jail.set_env(
+                "SENTINEL_CORS_ORIGINS",
+                "https://a.example, https://b.example",
+            );
+            jail.set_env("SENTINEL_RATE_LIMIT__PER_ADDRESS", "5");
+            let config = Config::load(Some(Path::new("custom.toml"))).expect("valid");
+            assert_eq!(config.listen, "127.0.0.1:9100");
+            assert_eq!(config.log, "debug");
+            assert_eq!(config.cors_origins.len(), 2);
+            assert_eq!(config.rate_limit.per_address, 5);
+            Ok(())
+        });
+    }
+}

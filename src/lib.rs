@@ -1,0 +1,21 @@
+//! Sentinel: identity and authorization authority for a fleet of backend services.
+//!
+//! One binary serving gRPC, gRPC-web and HTTP on one port, on an embedded SQLite store or on
+//! PostgreSQL + Redis.
+
+pub mod api;
+pub mod app;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod proto;
+pub mod ratelimit;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod tokens;
+
+pub use app::{AppState, Application};
+pub use config::Config;

@@ -1,0 +1,135 @@
+//! Fixed-window rate limiting on the shared cache (Redis in clustered mode, so a limit holds
+//! across replicas). When the cache is unreachable the limiter keeps counting per process
+//! instead of failing requests.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tonic::transport::server::TcpConnectInfo;
+
+use crate::cache::memory::MemoryCache;
+use crate::cache::{Cache, WindowCount};
+use crate::config::RateLimitConfig;
+use crate::error::Error;
+use crate::metrics::Metrics;
+
+/// Paths never limited: probes and scrapes must work when clients are throttled.
+const EXEMPT_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+const EXEMPT_PREFIX: &str = "/grpc.health.v1.Health/";
+
+/// Counts requests per subject in fixed windows.
+pub struct RateLimiter {
+    cache: Arc<dyn Cache>,
+    fallback: MemoryCache,
+    metrics: Arc<Metrics>,
+    config: RateLimitConfig,
+}
+
+impl RateLimiter {
+    /// A limiter on `cache` with the address limit from `config`.
+    pub fn new(cache: Arc<dyn Cache>, metrics: Arc<Metrics>, config: RateLimitConfig) -> Self {
+        Self {
+            cache,
+            fallback: MemoryCache::new(),
+            metrics,
+            config,
+        }
+    }
+
+    /// Counts one request of `subject` in `scope`; RESOURCE_EXHAUSTED once `limit` is passed.
+    pub async fn check(
+        &self,
+        scope: &str,
+        subject: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<(), Error> {
+        let key = format!("rl:{scope}:{subject}");
+        let counted: WindowCount = match self.cache.hit(&key, window).await {
+            Ok(count) => count,
+            Err(_) => match self.fallback.hit(&key, window).await {
+                Ok(count) => count,
+                Err(_) => return Ok(()),
+            },
+        };
+        if counted.count > u64::from(limit) {
+            self.metrics.record_rate_limited(scope);
+            return Err(Error::ResourceExhausted {
+                retry_after: counted.resets_in,
+            });
+        }
+        Ok(())
+    }
+
+    fn client_address(&self, request: &Request) -> Option<IpAddr> {
+        if self.config.trust_forwarded_for
+            && let Some(forwarded) = request
+                .headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse().ok())
+        {
+            return Some(forwarded);
+        }
+        request
+            .extensions()
+            .get::<TcpConnectInfo>()
+            .and_then(TcpConnectInfo::remote_addr)
+            .map(|addr| addr.ip())
+    }
+}
+
+/// Whether `request` speaks gRPC (native or gRPC-web), so errors must be gRPC statuses.
+pub fn is_grpc(request_headers: &http::HeaderMap) -> bool {
+    request_headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
+/// Turns an error into a response in the caller's protocol: a trailers-only gRPC status for
+/// gRPC and gRPC-web callers, JSON with the HTTP status otherwise.
+pub fn error_response(request_headers: &http::HeaderMap, error: Error) -> Response {
+    if is_grpc(request_headers) {
+        let content_type = request_headers.get(http::header::CONTENT_TYPE).cloned();
+        let mut response = tonic::Status::from(error).into_http::<axum::body::Body>();
+        if let Some(content_type) = content_type {
+            response
+                .headers_mut()
+                .insert(http::header::CONTENT_TYPE, content_type);
+        }
+        response
+    } else {
+        error.into_response()
+    }
+}
+
+/// Middleware: the per-client-address limit.
+pub async fn limit_by_address(
+    State(limiter): State<Arc<RateLimiter>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    let exempt = EXEMPT_PATHS.contains(&path) || path.starts_with(EXEMPT_PREFIX);
+    if limiter.config.enabled
+        && !exempt
+        && let Some(address) = limiter.client_address(&request)
+        && let Err(error) = limiter
+            .check(
+                "address",
+                &address.to_string(),
+                limiter.config.per_address,
+                limiter.config.window,
+            )
+            .await
+    {
+        return error_response(request.headers(), error);
+    }
+    next.run(request).await
+}

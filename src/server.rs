@@ -1,0 +1,130 @@
+//! One listener for everything: gRPC (HTTP/2), gRPC-web (HTTP/1.1 and HTTP/2) and the HTTP
+//! routes, wrapped in the tower stack (request id, tracing, CORS, rate limit).
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use http::{HeaderName, HeaderValue, Method, Request};
+use tower::ServiceBuilder;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::app::AppState;
+use crate::{api, http as http_routes, metrics, proto, ratelimit};
+
+/// Origins allowed to call from browsers. Shared, so that registered apps can extend it at run
+/// time without rebuilding the router.
+#[derive(Clone, Default)]
+pub struct AllowedOrigins(Arc<RwLock<HashSet<String>>>);
+
+impl AllowedOrigins {
+    /// A set holding `origins`.
+    pub fn new(origins: impl IntoIterator<Item = String>) -> Self {
+        Self(Arc::new(RwLock::new(origins.into_iter().collect())))
+    }
+
+    /// Whether `origin` is allowed (exact match).
+    pub fn contains(&self, origin: &str) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(origin)
+    }
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+fn cors(origins: AllowedOrigins) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+            origin.to_str().is_ok_and(|o| origins.contains(o))
+        }))
+        .allow_methods([Method::POST, Method::GET, Method::OPTIONS])
+        .allow_headers([
+            http::header::CONTENT_TYPE,
+            http::header::AUTHORIZATION,
+            HeaderName::from_static("x-grpc-web"),
+            HeaderName::from_static("x-user-agent"),
+            HeaderName::from_static("grpc-timeout"),
+            HeaderName::from_static("x-service-key"),
+            REQUEST_ID,
+        ])
+        .expose_headers([
+            HeaderName::from_static("grpc-status"),
+            HeaderName::from_static("grpc-message"),
+            HeaderName::from_static("grpc-status-details-bin"),
+            http::header::RETRY_AFTER,
+            REQUEST_ID,
+        ])
+        .max_age(Duration::from_secs(3600))
+}
+
+/// The complete application service.
+pub fn router(
+    state: &AppState,
+    health_service: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+) -> anyhow::Result<Router> {
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let grpc = api::routes(state)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .into_axum_router()
+        .layer(from_fn_with_state(
+            state.metrics.clone(),
+            metrics::grpc_metrics,
+        ))
+        // gRPC-web only on gRPC routes: it answers 400 to plain HTTP/1.1 requests.
+        .layer(tonic_web::GrpcWebLayer::new());
+
+    let http = http_routes::router(state.clone())
+        .layer(from_fn_with_state(
+            state.metrics.clone(),
+            metrics::http_metrics,
+        ))
+        .layer(RequestBodyLimitLayer::new(state.config.max_request_bytes));
+
+    let stack = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let request_id = request
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!(
+                    "request",
+                    request_id = %request_id,
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                )
+            }),
+        )
+        .layer(cors(state.origins.clone()))
+        .layer(from_fn_with_state(
+            state.limiter.clone(),
+            ratelimit::limit_by_address,
+        ));
+
+    Ok(grpc
+        .merge(http)
+        .fallback(http_routes::not_found)
+        .layer(stack))
+}

@@ -1,0 +1,159 @@
+//! `signing_keys` table: the only place that writes it.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::postgres::PostgresStore;
+use super::sqlite::SqliteStore;
+use super::{KeyStore, StoreError, StoreResult};
+
+/// Lifecycle of a signing key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// Signs new tokens and is published.
+    Active,
+    /// No longer signs; published until `retire_at`.
+    Retired,
+}
+
+impl KeyStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Retired => "retired",
+        }
+    }
+
+    fn parse(s: &str) -> StoreResult<Self> {
+        match s {
+            "active" => Ok(KeyStatus::Active),
+            "retired" => Ok(KeyStatus::Retired),
+            other => {
+                tracing::error!(status = other, "unknown signing key status in database");
+                Err(StoreError::Internal)
+            }
+        }
+    }
+}
+
+/// A key about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewSigningKey {
+    /// RFC 7638 thumbprint of the public key.
+    pub kid: String,
+    /// JWS algorithm name (`RS256`, …).
+    pub algorithm: String,
+    /// The public JWK as JSON.
+    pub public_jwk: String,
+    /// PKCS#8 private key, encrypted with the key-encryption key.
+    pub private_key_encrypted: Vec<u8>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored key.
+#[derive(Debug, Clone)]
+pub struct SigningKeyRow {
+    /// RFC 7638 thumbprint of the public key.
+    pub kid: String,
+    /// JWS algorithm name.
+    pub algorithm: String,
+    /// The public JWK as JSON.
+    pub public_jwk: String,
+    /// PKCS#8 private key, encrypted with the key-encryption key.
+    pub private_key_encrypted: Vec<u8>,
+    /// Active or retired.
+    pub status: KeyStatus,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// For a retired key: when it leaves the JWKS.
+    pub retire_at: Option<DateTime<Utc>>,
+}
+
+macro_rules! key_columns {
+    () => {
+        "kid, algorithm, public_jwk, private_key_encrypted, status, created_at, retire_at"
+    };
+}
+
+fn key_from_row<R: Row>(row: &R) -> StoreResult<SigningKeyRow>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Vec<u8>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let get = |e| StoreError::from_sqlx(e, "signing key");
+    let status: String = row.try_get("status").map_err(get)?;
+    Ok(SigningKeyRow {
+        kid: row.try_get("kid").map_err(get)?,
+        algorithm: row.try_get("algorithm").map_err(get)?,
+        public_jwk: row.try_get("public_jwk").map_err(get)?,
+        private_key_encrypted: row.try_get("private_key_encrypted").map_err(get)?,
+        status: KeyStatus::parse(&status)?,
+        created_at: row.try_get("created_at").map_err(get)?,
+        retire_at: row.try_get("retire_at").map_err(get)?,
+    })
+}
+
+/// The same queries serve both pools; the macro only repeats the impl block per store type.
+macro_rules! impl_key_store {
+    ($store:ty) => {
+        #[async_trait]
+        impl KeyStore for $store {
+            #[tracing::instrument(skip_all, fields(kid = %key.kid))]
+            async fn insert_key_if_none_active(&self, key: &NewSigningKey) -> StoreResult<bool> {
+                let sql = concat!(
+                    "INSERT INTO signing_keys (",
+                    key_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, NULL) ON CONFLICT DO NOTHING"
+                );
+                let done = sqlx::query(sql)
+                    .bind(&key.kid)
+                    .bind(&key.algorithm)
+                    .bind(&key.public_jwk)
+                    .bind(&key.private_key_encrypted)
+                    .bind(KeyStatus::Active.as_str())
+                    .bind(key.created_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| StoreError::from_sqlx(e, "signing key"))?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn active_key(&self) -> StoreResult<Option<SigningKeyRow>> {
+                let sql = concat!(
+                    "SELECT ",
+                    key_columns!(),
+                    " FROM signing_keys WHERE status = 'active'"
+                );
+                let row = sqlx::query(sql)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| StoreError::from_sqlx(e, "signing key"))?;
+                row.as_ref().map(key_from_row).transpose()
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn published_keys(&self, now: DateTime<Utc>) -> StoreResult<Vec<SigningKeyRow>> {
+                let sql = concat!(
+                    "SELECT ",
+                    key_columns!(),
+                    " FROM signing_keys WHERE status = 'active' OR retire_at > $1 \
+                     ORDER BY created_at DESC"
+                );
+                let rows = sqlx::query(sql)
+                    .bind(now)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| StoreError::from_sqlx(e, "signing key"))?;
+                rows.iter().map(key_from_row).collect()
+            }
+        }
+    };
+}
+
+impl_key_store!(SqliteStore);
+impl_key_store!(PostgresStore);

@@ -1,0 +1,103 @@
+//! Durable state. One trait per aggregate, implemented for SQLite (embedded) and PostgreSQL
+//! (clustered). SQL is written once where the dialects agree (`$N` placeholders, `RETURNING`,
+//! `ON CONFLICT`); each aggregate's queries live in one file and are compiled for both pools.
+
+mod keys;
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::config::{Config, DatabaseKind};
+
+pub use keys::{KeyStatus, NewSigningKey, SigningKeyRow};
+
+/// Errors of the storage layer. Never carries SQL text or driver details to callers: those are
+/// logged where the error is made.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or timed out.
+    #[error("database unavailable")]
+    Unavailable,
+    /// A uniqueness rule was violated; names what already exists.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The addressed row does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Anything else; details were logged.
+    #[error("database error")]
+    Internal,
+}
+
+impl StoreError {
+    /// Classifies a driver error, logging what must not travel further.
+    pub(crate) fn from_sqlx(err: sqlx::Error, what: &'static str) -> Self {
+        match &err {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => {
+                tracing::warn!(error = %err, "database unavailable");
+                StoreError::Unavailable
+            }
+            sqlx::Error::RowNotFound => StoreError::NotFound(what),
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("08") || c == "57P01" || c == "57P03") =>
+            {
+                // PostgreSQL connection exceptions and "admin shutdown / cannot connect now".
+                tracing::warn!(error = %err, "database unavailable");
+                StoreError::Unavailable
+            }
+            _ => {
+                tracing::error!(error = %err, entity = what, "database error");
+                StoreError::Internal
+            }
+        }
+    }
+}
+
+/// Result alias for store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Signing keys (JWT): generated once, encrypted at rest, rotated with an overlap.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Inserts `key` as the active key unless an active key already exists.
+    /// Returns whether it was inserted. Safe under concurrent first starts.
+    async fn insert_key_if_none_active(&self, key: &NewSigningKey) -> StoreResult<bool>;
+    /// The key that currently signs, if any.
+    async fn active_key(&self) -> StoreResult<Option<SigningKeyRow>>;
+    /// Every key that belongs in the JWKS at `now`: the active key and retired keys whose
+    /// overlap has not ended, newest first.
+    async fn published_keys(&self, now: DateTime<Utc>) -> StoreResult<Vec<SigningKeyRow>>;
+}
+
+/// The whole durable store: every aggregate trait plus health.
+#[async_trait]
+pub trait Store: KeyStore + Send + Sync {
+    /// `sqlite` or `postgres`, for logs.
+    fn backend(&self) -> &'static str;
+    /// Cheap round trip proving the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+    /// Applies pending migrations.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// Closes the pool; in-flight queries finish first.
+    async fn close(&self);
+}
+
+/// Opens the store selected by `config` (does not migrate).
+pub async fn connect(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.effective_database_url();
+    Ok(match config.database_kind() {
+        DatabaseKind::Sqlite => Arc::new(sqlite::SqliteStore::connect(&url, config).await?),
+        DatabaseKind::Postgres => Arc::new(postgres::PostgresStore::connect(&url, config).await?),
+    })
+}

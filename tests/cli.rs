@@ -1,0 +1,91 @@
+//! The `sentinel` command line as an operator uses it.
+
+use std::process::Command;
+
+fn sentinel() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sentinel"));
+    // Start from a clean environment of SENTINEL_* settings.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SENTINEL_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+#[test]
+fn config_check_refuses_postgres_without_a_kek() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = sentinel()
+        .current_dir(dir.path())
+        .args(["config", "check"])
+        .env(
+            "SENTINEL_DATABASE_URL",
+            "postgres://app:hunter2@db/sentinel",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("`kek`"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+#[test]
+fn config_check_prints_the_effective_config_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let kek = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    std::fs::write(
+        dir.path().join("sentinel.toml"),
+        "log = \"debug\"\n[rate_limit]\nper_address = 7\n",
+    )
+    .unwrap();
+    let output = sentinel()
+        .current_dir(dir.path())
+        .args(["config", "check"])
+        .env(
+            "SENTINEL_DATABASE_URL",
+            "postgres://app:hunter2@db/sentinel",
+        )
+        .env("SENTINEL_REDIS_URL", "redis://:pw@cache:6379")
+        .env("SENTINEL_KEK", kek)
+        .env("SENTINEL_LISTEN", "0.0.0.0:9000")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("listen = \"0.0.0.0:9000\""), "{stdout}");
+    assert!(stdout.contains("log = \"debug\""), "{stdout}");
+    assert!(stdout.contains("per_address = 7"), "{stdout}");
+    assert!(stdout.contains("postgres://app:<redacted>@db/sentinel"));
+    for secret in ["hunter2", ":pw@", kek] {
+        assert!(!stdout.contains(secret), "{secret} leaked: {stdout}");
+    }
+}
+
+#[test]
+fn invalid_values_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = sentinel()
+        .current_dir(dir.path())
+        .args(["config", "check"])
+        .env("SENTINEL_LOG_FORMAT", "xml")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.to_lowercase().contains("log_format"), "{stderr}");
+}
+
+#[test]
+fn migrate_creates_the_embedded_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = sentinel()
+        .current_dir(dir.path())
+        .arg("migrate")
+        .env("SENTINEL_DATA_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(dir.path().join("state/sentinel.db").exists());
+}

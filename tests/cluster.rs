@@ -1,0 +1,137 @@
+//! Clustered mode only: several instances on one PostgreSQL + Redis, and dependency outages.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::proxy::CutProxy;
+use common::{Backend, TestApp, TestDatabase};
+use sentinel::proto::v1::GetJwksRequest;
+use sentinel::proto::v1::auth_service_client::AuthServiceClient;
+use sqlx::Connection;
+
+/// Replaces host:port of a postgres:// URL.
+fn with_address(url: &str, addr: SocketAddr) -> String {
+    let (scheme, rest) = url.split_once("://").expect("scheme");
+    let (userinfo, hostpath) = match rest.rsplit_once('@') {
+        Some((user, hostpath)) => (format!("{user}@"), hostpath),
+        None => (String::new(), rest),
+    };
+    let path = hostpath.find('/').map_or("", |i| &hostpath[i..]);
+    format!("{scheme}://{userinfo}{addr}{path}")
+}
+
+fn postgres_address() -> SocketAddr {
+    let url = common::postgres_url();
+    let rest = url.split_once("://").unwrap().1;
+    let hostpath = rest.rsplit('@').next().unwrap();
+    let host = hostpath.split('/').next().unwrap();
+    let host = if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:5432")
+    };
+    host.replace("localhost", "127.0.0.1")
+        .parse()
+        .expect("PostgreSQL host:port")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_follows_postgres_reachability() {
+    if !common::clustered_available().await {
+        return;
+    }
+    let db = TestDatabase::create(Backend::Clustered).await;
+    let proxy = CutProxy::start(postgres_address()).await;
+    let mut config = db.config();
+    config.database_url = Some(with_address(&db.url, proxy.addr));
+    let app = TestApp::start(config).await;
+    let ready = |app: &TestApp| {
+        let request = app.http.get(app.url("/readyz")).send();
+        async move {
+            let response = request.await.unwrap();
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (status, body)
+        }
+    };
+    assert_eq!(ready(&app).await.0, 200);
+
+    proxy.cut();
+    let (status, body) = ready(&app).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["database"], "unavailable");
+    assert_eq!(body["cache"], "ok");
+    // Liveness does not depend on the database.
+    let live = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(live.status(), 200);
+
+    proxy.restore();
+    let mut recovered = false;
+    for _ in 0..40 {
+        if ready(&app).await.0 == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(recovered, "readyz returns to 200 once PostgreSQL is back");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_start_yields_one_active_key() {
+    if !common::clustered_available().await {
+        return;
+    }
+    let db = TestDatabase::create(Backend::Clustered).await;
+    let (a, b, c) = tokio::join!(
+        TestApp::start(db.config()),
+        TestApp::start(db.config()),
+        TestApp::start(db.config()),
+    );
+    let mut kids = Vec::new();
+    for app in [&a, &b, &c] {
+        let jwks = AuthServiceClient::new(app.channel.clone())
+            .get_jwks(GetJwksRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(jwks.keys.len(), 1);
+        kids.push(jwks.keys[0].kid.clone());
+    }
+    assert!(kids.windows(2).all(|w| w[0] == w[1]), "{kids:?}");
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let (active,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM signing_keys WHERE status = 'active'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(active, 1);
+    for app in [a, b, c] {
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_kek_refuses_to_start_with_a_clear_message() {
+    if !common::clustered_available().await {
+        return;
+    }
+    let db = TestDatabase::create(Backend::Clustered).await;
+    TestApp::start(db.config()).await.stop().await;
+    let mut config = db.config();
+    config.kek = Some(base64_kek(7));
+    let err = sentinel::Application::start(config)
+        .await
+        .err()
+        .expect("refused");
+    let text = format!("{err:#}");
+    assert!(text.contains("key-encryption key"), "{text}");
+}
+
+fn base64_kek(byte: u8) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode([byte; 32])
+}
