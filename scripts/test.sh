@@ -40,4 +40,14 @@ fi
 export SENTINEL_TEST_DATABASE_URL="$pg_url" SENTINEL_TEST_REDIS_URL="$redis_url"
 
 bash helm/tests/run.sh
-cargo test --workspace --locked
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --locked --tests 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line over every test binary (cargo prints one per binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "cargo: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
