@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
+use crate::apps::ServiceApps;
 use crate::cache::{self, Cache};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -19,6 +20,8 @@ use crate::server::{self, AllowedOrigins};
 use crate::store::{self, Store};
 use crate::tokens::kek::Kek;
 use crate::tokens::keys::KeyRing;
+use crate::tokens::revocation::{self, RevocationSet};
+use crate::tokens::service::{TokenPolicy, TokenService};
 
 /// How often each process re-reads the signing keys (rotations by other replicas).
 const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
@@ -40,6 +43,10 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// Browser origins allowed for gRPC-web.
     pub origins: AllowedOrigins,
+    /// Sessions and tokens.
+    pub tokens: Arc<TokenService>,
+    /// Service apps and their keys.
+    pub apps: Arc<ServiceApps>,
 }
 
 impl AppState {
@@ -55,7 +62,25 @@ impl AppState {
         }
         let cache = cache::connect(&config).await?;
         let kek = Kek::from_config(&config)?;
-        let keys = Arc::new(KeyRing::initialize(store.clone(), kek).await?);
+        let keys =
+            Arc::new(KeyRing::initialize(store.clone(), kek, config.effective_issuer()).await?);
+        let revocations = Arc::new(RevocationSet::default());
+        revocations
+            .catch_up(store.as_ref())
+            .await
+            .context("cannot read the revocation log")?;
+        let tokens = Arc::new(TokenService::new(
+            store.clone(),
+            cache.clone(),
+            keys.clone(),
+            revocations,
+            TokenPolicy {
+                issuer: config.effective_issuer(),
+                access_ttl: config.access_token_ttl,
+                refresh_ttl: config.refresh_token_ttl,
+                reuse_grace: config.refresh_reuse_grace,
+            },
+        ));
         let metrics = Arc::new(Metrics::new());
         let limiter = Arc::new(RateLimiter::new(
             cache.clone(),
@@ -65,12 +90,14 @@ impl AppState {
         let origins = AllowedOrigins::new(config.cors_origins.iter().cloned());
         Ok(Self {
             config: Arc::new(config),
-            store,
             cache,
             keys,
             metrics,
             limiter,
             origins,
+            tokens,
+            apps: Arc::new(ServiceApps::new(store.clone())),
+            store,
         })
     }
 }
@@ -137,7 +164,15 @@ impl Application {
             }
         });
 
-        let background = vec![spawn_key_reload(state.clone(), shutdown.subscribe())];
+        let background = vec![
+            spawn_key_reload(state.clone(), shutdown.subscribe()),
+            revocation::follow(
+                state.tokens.revocations(),
+                state.store.clone(),
+                state.cache.clone(),
+                shutdown.subscribe(),
+            ),
+        ];
         tracing::info!(
             "sentinel listening on {local_addr} (gRPC, gRPC-web, HTTP); database: {} ({}); cache: {}",
             state.store.backend(),

@@ -96,6 +96,15 @@ pub struct Config {
     pub jwks_max_age: Duration,
     /// Rate limiting per client address.
     pub rate_limit: RateLimitConfig,
+    /// Lifetime of access tokens.
+    #[serde(with = "humantime_serde")]
+    pub access_token_ttl: Duration,
+    /// Lifetime of a session (refresh-token family) from sign-in.
+    #[serde(with = "humantime_serde")]
+    pub refresh_token_ttl: Duration,
+    /// How long an already-rotated refresh token is still accepted (concurrent tabs, retries).
+    #[serde(with = "humantime_serde")]
+    pub refresh_reuse_grace: Duration,
 }
 
 impl Default for Config {
@@ -118,6 +127,9 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(30),
             jwks_max_age: Duration::from_secs(300),
             rate_limit: RateLimitConfig::default(),
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(7 * 24 * 3600),
+            refresh_reuse_grace: Duration::from_secs(5),
         }
     }
 }
@@ -248,6 +260,20 @@ impl Config {
         }
         if self.rate_limit.enabled && self.rate_limit.per_address == 0 {
             return Err(invalid("rate_limit.per_address", "must be at least 1"));
+        }
+        if self.access_token_ttl < Duration::from_secs(30)
+            || self.access_token_ttl > Duration::from_secs(24 * 3600)
+        {
+            return Err(invalid("access_token_ttl", "must be between 30s and 24h"));
+        }
+        if self.refresh_token_ttl < self.access_token_ttl {
+            return Err(invalid(
+                "refresh_token_ttl",
+                "must be at least access_token_ttl",
+            ));
+        }
+        if self.refresh_reuse_grace > Duration::from_secs(60) {
+            return Err(invalid("refresh_reuse_grace", "must be at most 60s"));
         }
         if self.rate_limit.window.is_zero() {
             return Err(invalid("rate_limit.window", "must be greater than zero"));

@@ -5,11 +5,13 @@
 
 pub mod api;
 pub mod app;
+pub mod apps;
 pub mod cache;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod operator;
 pub mod proto;
 pub mod ratelimit;
 pub mod server;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sentinel::{Application, Config, store, telemetry};
+use sentinel::{AppState, Application, Config, operator, store, telemetry};
 
 /// Sentinel: identity and authorization for your services.
 #[derive(Parser)]
@@ -28,6 +28,57 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// ADMIN TOOL: mint tokens directly, bypassing sign-in (development and smoke tests).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Service apps (backends that call with x-service-key).
+    ServiceApp {
+        #[command(subcommand)]
+        command: ServiceAppCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue an access and refresh token for a user in a workspace.
+    Issue {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+        /// The workspace slug.
+        #[arg(long)]
+        workspace: String,
+        /// Role for a membership created (or changed) with --create.
+        #[arg(long, value_parser = ["owner", "admin", "editor", "viewer"])]
+        role: Option<String>,
+        /// Create the user, workspace and membership when missing.
+        #[arg(long)]
+        create: bool,
+        /// Print JSON: {"access_token","refresh_token","expires_in","user_id","workspace_id"}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServiceAppCommand {
+    /// Create a service app and print its API key (shown only once).
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// The service it acts for (lowercase, digits, dashes).
+        #[arg(long)]
+        service_name: String,
+        /// Browser origin allowed to call on its behalf (repeatable).
+        #[arg(long = "origin")]
+        origins: Vec<String>,
+        /// Print JSON: {"id","service_name","api_key","key_prefix"}.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -69,6 +120,8 @@ fn main() -> ExitCode {
             Command::Serve => serve(config).await,
             Command::Migrate => migrate(config).await,
             Command::Config { .. } => Ok(()),
+            Command::Token { command } => token(config, command).await,
+            Command::ServiceApp { command } => service_app(config, command).await,
         }
     });
     match result {
@@ -93,6 +146,81 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
     tracing::info!(backend = store.backend(), "migrations applied");
     store.close().await;
+    Ok(())
+}
+
+async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
+    let TokenCommand::Issue {
+        email,
+        workspace,
+        role,
+        create,
+        json,
+    } = command;
+    let state = AppState::initialize(config).await?;
+    let issued = operator::issue_token(
+        &state,
+        &operator::IssueTokenRequest {
+            email,
+            workspace,
+            role,
+            create,
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let workspace_id = issued
+        .scope
+        .as_ref()
+        .map(|s| s.workspace.id.to_string())
+        .unwrap_or_default();
+    if json {
+        let out = serde_json::json!({
+            "access_token": issued.access_token,
+            "refresh_token": issued.refresh_token,
+            "expires_in": issued.expires_in,
+            "user_id": issued.user.id.to_string(),
+            "workspace_id": workspace_id,
+        });
+        println!("{out}");
+    } else {
+        println!("access_token:  {}", issued.access_token);
+        println!("refresh_token: {}", issued.refresh_token);
+        println!("expires_in:    {}s", issued.expires_in);
+        println!("user_id:       {}", issued.user.id);
+        println!("workspace_id:  {workspace_id}");
+    }
+    state.store.close().await;
+    Ok(())
+}
+
+async fn service_app(config: Config, command: ServiceAppCommand) -> anyhow::Result<()> {
+    let ServiceAppCommand::Create {
+        name,
+        service_name,
+        origins,
+        json,
+    } = command;
+    let state = AppState::initialize(config).await?;
+    let (app, key) = state
+        .apps
+        .create(&name, &service_name, &origins)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if json {
+        let out = serde_json::json!({
+            "id": app.id.to_string(),
+            "service_name": app.service_name,
+            "api_key": key,
+            "key_prefix": app.key_prefix,
+        });
+        println!("{out}");
+    } else {
+        println!("id:           {}", app.id);
+        println!("service_name: {}", app.service_name);
+        println!("api_key:      {key}   (shown only once: store it now)");
+    }
+    state.store.close().await;
     Ok(())
 }
 

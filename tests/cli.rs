@@ -89,3 +89,79 @@ fn migrate_creates_the_embedded_database() {
     assert!(output.status.success(), "{output:?}");
     assert!(dir.path().join("state/sentinel.db").exists());
 }
+
+#[test]
+fn token_issue_and_service_app_create_print_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = sentinel()
+            .current_dir(dir.path())
+            .args(args)
+            .env("SENTINEL_LOG", "error")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("JSON on stdout")
+    };
+    let issued = run(&[
+        "token",
+        "issue",
+        "--email",
+        "Ops@Example.com",
+        "--workspace",
+        "acme",
+        "--role",
+        "admin",
+        "--create",
+        "--json",
+    ]);
+    for field in ["access_token", "refresh_token", "user_id", "workspace_id"] {
+        assert!(
+            issued[field].as_str().is_some_and(|v| !v.is_empty()),
+            "{field}: {issued}"
+        );
+    }
+    assert_eq!(issued["expires_in"], 900);
+    assert!(issued["refresh_token"].as_str().unwrap().starts_with("rt_"));
+    // Same user and workspace the second time, without --create.
+    let again = run(&[
+        "token",
+        "issue",
+        "--email",
+        "ops@example.com",
+        "--workspace",
+        "acme",
+        "--json",
+    ]);
+    assert_eq!(again["user_id"], issued["user_id"]);
+    assert_eq!(again["workspace_id"], issued["workspace_id"]);
+
+    let app = run(&[
+        "service-app",
+        "create",
+        "--name",
+        "Docs",
+        "--service-name",
+        "docs",
+        "--json",
+    ]);
+    let key = app["api_key"].as_str().unwrap();
+    assert!(key.starts_with("sk_"));
+    assert!(key.starts_with(app["key_prefix"].as_str().unwrap()));
+
+    // A missing user without --create is an error naming what is missing.
+    let output = sentinel()
+        .current_dir(dir.path())
+        .args([
+            "token",
+            "issue",
+            "--email",
+            "nobody@example.com",
+            "--workspace",
+            "acme",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("nobody@example.com"));
+}

@@ -1,10 +1,23 @@
 //! `sentinel.v1.AuthService`.
 
-use tonic::{Request, Response, Status};
+use std::pin::Pin;
+use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::convert::{self, optional_uuid, timestamp, token_pair, uuid};
+use super::credentials;
 use crate::app::AppState;
+use crate::error::Error;
+use crate::proto::v1 as pb;
 use crate::proto::v1::auth_service_server::AuthService;
-use crate::proto::v1::{GetJwksRequest, GetJwksResponse, Jwk};
+use crate::store::{RevocationRow, RevokeScope};
+use crate::tokens::jwt::MAX_TOKEN_BYTES;
 
 /// Handlers of `sentinel.v1.AuthService`.
 pub struct AuthApi {
@@ -16,30 +29,317 @@ impl AuthApi {
     pub fn new(state: AppState) -> Self {
         Self { state }
     }
+
+    /// The session cursor `created_at|id` as an opaque page token.
+    fn page_token(at: DateTime<Utc>, id: Uuid) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}|{id}", at.to_rfc3339()))
+    }
+
+    fn parse_page_token(token: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, Error> {
+        if token.is_empty() {
+            return Ok(None);
+        }
+        let bad = || Error::invalid("page_token", "is not a token from a previous page");
+        let text = URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(bad)?;
+        let (at, id) = text.split_once('|').ok_or_else(bad)?;
+        let at = DateTime::parse_from_rfc3339(at).map_err(|_| bad())?;
+        let id = Uuid::parse_str(id).map_err(|_| bad())?;
+        Ok(Some((at.with_timezone(&Utc), id)))
+    }
+
+    /// Whether the caller may act on `user_id`'s sessions: themself, or a platform admin.
+    async fn may_manage(&self, caller: &str, user_id: Uuid) -> Result<(), Error> {
+        if caller == user_id.to_string() {
+            return Ok(());
+        }
+        let caller = Uuid::parse_str(caller).map_err(|_| Error::Internal)?;
+        let is_admin = self
+            .state
+            .store
+            .user_by_id(caller)
+            .await?
+            .is_some_and(|u| u.is_admin && u.is_active);
+        if is_admin {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied(
+                "only platform admins may manage other users' sessions".into(),
+            ))
+        }
+    }
 }
+
+fn revocation(row: &RevocationRow) -> pb::Revocation {
+    pb::Revocation {
+        session_id: row.session_id.map(|s| s.to_string()).unwrap_or_default(),
+        jti: row.jti.clone().unwrap_or_default(),
+        user_id: row.user_id.to_string(),
+        revoked_at: Some(timestamp(row.revoked_at)),
+        reason: convert::revocation_reason(&row.reason) as i32,
+        revision: row.revision,
+        expires_at: Some(timestamp(row.expires_at)),
+    }
+}
+
+type RevocationStream =
+    Pin<Box<dyn Stream<Item = Result<pb::WatchRevocationsResponse, Status>> + Send>>;
+
+/// Poll period of a revocation watch, and how often an idle watch sends a heartbeat.
+const WATCH_POLL: Duration = Duration::from_millis(200);
+const WATCH_HEARTBEAT: Duration = Duration::from_secs(15);
 
 #[tonic::async_trait]
 impl AuthService for AuthApi {
+    async fn refresh(
+        &self,
+        request: Request<pb::RefreshRequest>,
+    ) -> Result<Response<pb::RefreshResponse>, Status> {
+        let client = request.remote_addr().map(|a| a.ip().to_string());
+        let request = request.into_inner();
+        if request.refresh_token.is_empty() {
+            return Err(Error::invalid("refresh_token", "is required").into());
+        }
+        let workspace_id = optional_uuid("workspace_id", &request.workspace_id)?;
+        let issued = self
+            .state
+            .tokens
+            .refresh(&request.refresh_token, workspace_id, client)
+            .await?;
+        Ok(Response::new(pb::RefreshResponse {
+            tokens: Some(token_pair(&issued)),
+        }))
+    }
+
+    async fn logout(
+        &self,
+        request: Request<pb::LogoutRequest>,
+    ) -> Result<Response<pb::LogoutResponse>, Status> {
+        let claims = credentials::user(&self.state, request.metadata()).await?;
+        let scope = if request.get_ref().all_sessions {
+            RevokeScope::User(uuid("sub", &claims.sub)?)
+        } else {
+            RevokeScope::Session(uuid("sid", &claims.sid)?)
+        };
+        let rows = self.state.tokens.revoke(scope, "logout", None).await?;
+        let count = rows.iter().filter(|r| r.session_id.is_some()).count();
+        Ok(Response::new(pb::LogoutResponse {
+            revoked_session_count: i32::try_from(count).unwrap_or(i32::MAX),
+        }))
+    }
+
+    async fn list_sessions(
+        &self,
+        request: Request<pb::ListSessionsRequest>,
+    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
+        let claims = credentials::user(&self.state, request.metadata()).await?;
+        let request = request.into_inner();
+        let user_id = match optional_uuid("user_id", &request.user_id)? {
+            Some(id) => id,
+            None => uuid("sub", &claims.sub)?,
+        };
+        self.may_manage(&claims.sub, user_id).await?;
+        let limit = convert::page_size(request.page_size)?;
+        let before = Self::parse_page_token(&request.page_token)?;
+        let mut rows = self
+            .state
+            .store
+            .list_sessions(
+                user_id,
+                request.include_inactive,
+                Utc::now(),
+                before,
+                limit + 1,
+            )
+            .await
+            .map_err(Error::from)?;
+        let next_page_token = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last()
+                .map(|r| Self::page_token(r.created_at, r.id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListSessionsResponse {
+            sessions: rows
+                .iter()
+                .map(|r| convert::session(r, &claims.sid))
+                .collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn revoke_session(
+        &self,
+        request: Request<pb::RevokeSessionRequest>,
+    ) -> Result<Response<pb::RevokeSessionResponse>, Status> {
+        let claims = credentials::user(&self.state, request.metadata()).await?;
+        let id = uuid("id", &request.get_ref().id)?;
+        let not_found = || Error::NotFound("session".into());
+        let session = self
+            .state
+            .store
+            .session_by_id(id)
+            .await
+            .map_err(Error::from)?
+            .ok_or_else(not_found)?;
+        // Another user's session is reported as missing, not forbidden, to non-admins.
+        self.may_manage(&claims.sub, session.user_id)
+            .await
+            .map_err(|_| not_found())?;
+        let reason = if claims.sub == session.user_id.to_string() {
+            "logout"
+        } else {
+            "admin"
+        };
+        self.state
+            .tokens
+            .revoke(RevokeScope::Session(id), reason, None)
+            .await?;
+        let session = self
+            .state
+            .store
+            .session_by_id(id)
+            .await
+            .map_err(Error::from)?
+            .ok_or_else(not_found)?;
+        Ok(Response::new(pb::RevokeSessionResponse {
+            session: Some(convert::session(&session, &claims.sid)),
+        }))
+    }
+
+    async fn introspect(
+        &self,
+        request: Request<pb::IntrospectRequest>,
+    ) -> Result<Response<pb::IntrospectResponse>, Status> {
+        credentials::service(&self.state, request.metadata()).await?;
+        let token = &request.get_ref().token;
+        if token.is_empty() {
+            return Err(Error::invalid("token", "is required").into());
+        }
+        if token.len() > 2 * MAX_TOKEN_BYTES {
+            return Err(Error::invalid("token", "is longer than 16 KiB").into());
+        }
+        // RFC 7662: an inactive token says nothing more, whatever the reason.
+        let Ok(claims) = self.state.tokens.authenticate(token).await else {
+            return Ok(Response::new(pb::IntrospectResponse::default()));
+        };
+        let at = |secs: i64| DateTime::from_timestamp(secs, 0).map(timestamp);
+        Ok(Response::new(pb::IntrospectResponse {
+            active: true,
+            typ: claims.typ.clone(),
+            iss: claims.iss.clone(),
+            sub: claims.sub.clone(),
+            aud: claims.aud.clone(),
+            exp: at(claims.exp),
+            iat: at(claims.iat),
+            nbf: at(claims.nbf),
+            jti: claims.jti.clone(),
+            sid: claims.sid.clone(),
+            email: claims.email.clone(),
+            name: claims.name.clone(),
+            wid: claims.wid.clone().unwrap_or_default(),
+            wslug: claims.wslug.clone().unwrap_or_default(),
+            wrole: claims
+                .wrole
+                .as_deref()
+                .map_or(pb::WorkspaceRole::Unspecified, convert::role) as i32,
+            groups: claims.groups.clone(),
+            auth_time: at(claims.auth_time),
+            amr: claims.amr.clone(),
+            ..pb::IntrospectResponse::default()
+        }))
+    }
+
+    async fn watch_revocations(
+        &self,
+        request: Request<pb::WatchRevocationsRequest>,
+    ) -> Result<Response<RevocationStream>, Status> {
+        credentials::service(&self.state, request.metadata()).await?;
+        let since = request.get_ref().since_revision;
+        if since < 0 {
+            return Err(Error::invalid("since_revision", "must not be negative").into());
+        }
+        let store = self.state.store.clone();
+        let stream = async_stream(store, since);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
     async fn get_jwks(
         &self,
-        _request: Request<GetJwksRequest>,
-    ) -> Result<Response<GetJwksResponse>, Status> {
+        _request: Request<pb::GetJwksRequest>,
+    ) -> Result<Response<pb::GetJwksResponse>, Status> {
         let keys = self
             .state
             .keys
             .jwks()
             .keys
             .into_iter()
-            .map(|k| Jwk {
+            .map(|k| pb::Jwk {
                 kty: k.kty,
                 kid: k.kid,
                 r#use: k.use_,
                 alg: k.alg,
                 n: k.n,
                 e: k.e,
-                ..Jwk::default()
+                ..pb::Jwk::default()
             })
             .collect();
-        Ok(Response::new(GetJwksResponse { keys }))
+        Ok(Response::new(pb::GetJwksResponse { keys }))
     }
+}
+
+/// Replays the log after `since` (skipping entries that can no longer matter), marks the end
+/// of the replay with `caught_up`, then follows the log live with heartbeats.
+fn async_stream(
+    store: std::sync::Arc<dyn crate::store::Store>,
+    since: i64,
+) -> impl Stream<Item = Result<pb::WatchRevocationsResponse, Status>> + Send {
+    futures::stream::unfold(
+        (store, since, false, tokio::time::Instant::now()),
+        |(store, cursor, caught_up, last_sent)| async move {
+            let mut cursor = cursor;
+            loop {
+                let rows = match store.revocations_since(cursor, 500).await {
+                    Ok(rows) => rows,
+                    Err(err) => {
+                        let status = Status::from(Error::from(err));
+                        return Some((Err(status), (store, cursor, caught_up, last_sent)));
+                    }
+                };
+                let now = Utc::now();
+                let end_of_replay = !caught_up && rows.len() < 500;
+                if let Some(last) = rows.last() {
+                    cursor = last.revision;
+                }
+                let live: Vec<pb::Revocation> = rows
+                    .iter()
+                    .filter(|r| r.expires_at > now)
+                    .map(revocation)
+                    .collect();
+                if !live.is_empty() || end_of_replay || last_sent.elapsed() >= WATCH_HEARTBEAT {
+                    let message = pb::WatchRevocationsResponse {
+                        revocations: live,
+                        revision: cursor,
+                        caught_up: end_of_replay,
+                        reset: false,
+                    };
+                    return Some((
+                        Ok(message),
+                        (
+                            store,
+                            cursor,
+                            caught_up || end_of_replay,
+                            tokio::time::Instant::now(),
+                        ),
+                    ));
+                }
+                tokio::time::sleep(WATCH_POLL).await;
+            }
+        },
+    )
 }

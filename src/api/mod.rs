@@ -2,6 +2,8 @@
 //! service; services of capabilities not built yet answer UNIMPLEMENTED.
 
 mod auth;
+mod convert;
+pub mod credentials;
 mod pending;
 
 use tonic::service::Routes;

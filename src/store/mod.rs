@@ -2,8 +2,11 @@
 //! (clustered). SQL is written once where the dialects agree (`$N` placeholders, `RETURNING`,
 //! `ON CONFLICT`); each aggregate's queries live in one file and are compiled for both pools.
 
+mod apps;
+mod identity;
 mod keys;
 pub mod postgres;
+mod sessions;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -13,7 +16,12 @@ use chrono::{DateTime, Utc};
 
 use crate::config::{Config, DatabaseKind};
 
+pub use apps::{AppStore, ServiceAppRow};
+pub use identity::{IdentityStore, UserRow, WorkspaceRow};
 pub use keys::{KeyStatus, NewSigningKey, SigningKeyRow};
+pub use sessions::{
+    AuditRow, RefreshOutcome, RevocationRow, RevokeScope, SessionRow, SessionStore,
+};
 
 /// Errors of the storage layer. Never carries SQL text or driver details to callers: those are
 /// logged where the error is made.
@@ -82,7 +90,7 @@ pub trait KeyStore: Send + Sync {
 
 /// The whole durable store: every aggregate trait plus health.
 #[async_trait]
-pub trait Store: KeyStore + Send + Sync {
+pub trait Store: KeyStore + IdentityStore + SessionStore + AppStore + Send + Sync {
     /// `sqlite` or `postgres`, for logs.
     fn backend(&self) -> &'static str;
     /// Cheap round trip proving the database answers.

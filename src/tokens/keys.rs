@@ -11,6 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
+use super::jwt::{VerificationKey, Verifier};
 use super::kek::Kek;
 use crate::store::{NewSigningKey, SigningKeyRow, Store, StoreError};
 
@@ -150,12 +151,18 @@ pub struct KeyRing {
     store: Arc<dyn Store>,
     kek: Kek,
     state: RwLock<Arc<RingState>>,
+    verifier: Arc<Verifier>,
+    last_reload: std::sync::Mutex<std::time::Instant>,
 }
 
 impl KeyRing {
     /// Loads the key ring, creating the first signing key when the store has none. Concurrent
     /// first starts against one database converge on a single active key.
-    pub async fn initialize(store: Arc<dyn Store>, kek: Kek) -> Result<Self, KeyError> {
+    pub async fn initialize(
+        store: Arc<dyn Store>,
+        kek: Kek,
+        issuer: String,
+    ) -> Result<Self, KeyError> {
         if store.active_key().await?.is_none() {
             let (new, _) = generate_rs256(&kek)?;
             if store.insert_key_if_none_active(&new).await? {
@@ -163,16 +170,41 @@ impl KeyRing {
             }
         }
         let state = load_state(store.as_ref(), &kek).await?;
+        let verifier = Arc::new(Verifier::new(issuer));
+        verifier.set_keys(verification_keys(&state.jwks));
         Ok(Self {
             store,
             kek,
             state: RwLock::new(Arc::new(state)),
+            verifier,
+            last_reload: std::sync::Mutex::new(std::time::Instant::now()),
         })
+    }
+
+    /// The verifier of tokens signed by the published keys.
+    pub fn verifier(&self) -> Arc<Verifier> {
+        self.verifier.clone()
+    }
+
+    /// Reloads unless a reload happened within the last second (a flood of tokens with an
+    /// unknown `kid` must not become a flood of queries).
+    pub async fn reload_if_stale(&self) -> Result<(), KeyError> {
+        {
+            let mut last = self.last_reload.lock().unwrap_or_else(|p| p.into_inner());
+            if last.elapsed() < std::time::Duration::from_secs(1) {
+                return Ok(());
+            }
+            *last = std::time::Instant::now();
+        }
+        self.reload().await
     }
 
     /// Re-reads keys from the store (after a rotation anywhere in the cluster).
     pub async fn reload(&self) -> Result<(), KeyError> {
         let state = load_state(self.store.as_ref(), &self.kek).await?;
+        if state.jwks != self.current().jwks {
+            self.verifier.set_keys(verification_keys(&state.jwks));
+        }
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(state);
         Ok(())
     }
@@ -195,6 +227,13 @@ impl KeyRing {
     pub fn jwks_json(&self) -> Arc<str> {
         self.current().jwks_json.clone()
     }
+}
+
+fn verification_keys(jwks: &Jwks) -> std::collections::HashMap<String, VerificationKey> {
+    jwks.keys
+        .iter()
+        .filter_map(|jwk| VerificationKey::from_jwk(jwk).map(|key| (jwk.kid.clone(), key)))
+        .collect()
 }
 
 async fn load_state(store: &dyn Store, kek: &Kek) -> Result<RingState, KeyError> {

@@ -1,5 +1,8 @@
-//! Tokens: signing keys (encrypted at rest), JWKS; later JWT issue/verify, refresh families,
-//! sessions and revocation.
+//! Tokens: signing keys (encrypted at rest), JWKS, JWT issue and verification, refresh-token
+//! families, sessions and revocation.
 
+pub mod jwt;
 pub mod kek;
 pub mod keys;
+pub mod revocation;
+pub mod service;

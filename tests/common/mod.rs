@@ -265,3 +265,53 @@ impl TestApp {
         self.app.shutdown().await.expect("clean shutdown");
     }
 }
+
+/// A user token pair minted through the operator path (creates user, workspace, membership).
+pub async fn sign_in(
+    app: &TestApp,
+    email: &str,
+    workspace: &str,
+    role: &str,
+) -> sentinel::tokens::service::IssuedTokens {
+    sentinel::operator::issue_token(
+        app.app.state(),
+        &sentinel::operator::IssueTokenRequest {
+            email: email.into(),
+            workspace: workspace.into(),
+            role: Some(role.into()),
+            create: true,
+        },
+    )
+    .await
+    .expect("token issued")
+}
+
+/// A service app's key.
+pub async fn service_key(app: &TestApp, service_name: &str) -> String {
+    app.app
+        .state()
+        .apps
+        .create(service_name, service_name, &[])
+        .await
+        .expect("service app")
+        .1
+}
+
+/// Adds `authorization: Bearer` to a request.
+pub fn with_bearer<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header value"),
+    );
+    request
+}
+
+/// Adds `x-service-key` to a request.
+pub fn with_service_key<T>(message: T, key: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("x-service-key", key.parse().expect("header value"));
+    request
+}

@@ -1,0 +1,126 @@
+//! Conversions between domain rows and protobuf messages, and request parsing helpers.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::proto::v1 as pb;
+use crate::store::{SessionRow, WorkspaceRow};
+use crate::tokens::service::{IssuedTokens, WorkspaceScope};
+
+/// A protobuf timestamp.
+pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// Parses a required UUID field.
+pub fn uuid(field: &str, value: &str) -> Result<Uuid, Error> {
+    if value.is_empty() {
+        return Err(Error::invalid(field, "is required"));
+    }
+    Uuid::parse_str(value).map_err(|_| Error::invalid(field, "must be a UUID"))
+}
+
+/// Parses an optional UUID field (empty = absent).
+pub fn optional_uuid(field: &str, value: &str) -> Result<Option<Uuid>, Error> {
+    if value.is_empty() {
+        Ok(None)
+    } else {
+        uuid(field, value).map(Some)
+    }
+}
+
+/// The typed role of a stored role name.
+pub fn role(name: &str) -> pb::WorkspaceRole {
+    match name {
+        "owner" => pb::WorkspaceRole::Owner,
+        "admin" => pb::WorkspaceRole::Admin,
+        "editor" => pb::WorkspaceRole::Editor,
+        "viewer" => pb::WorkspaceRole::Viewer,
+        _ => pb::WorkspaceRole::Unspecified,
+    }
+}
+
+/// The revocation reason enum of a stored reason.
+pub fn revocation_reason(reason: &str) -> pb::RevocationReason {
+    match reason {
+        "logout" => pb::RevocationReason::Logout,
+        "admin" => pb::RevocationReason::Admin,
+        "membership_changed" => pb::RevocationReason::MembershipChanged,
+        "user_deactivated" => pb::RevocationReason::UserDeactivated,
+        "token_reuse" => pb::RevocationReason::TokenReuse,
+        "client_app_disabled" => pb::RevocationReason::ClientAppDisabled,
+        "workspace_deleted" => pb::RevocationReason::WorkspaceDeleted,
+        _ => pb::RevocationReason::Unspecified,
+    }
+}
+
+/// A workspace message.
+pub fn workspace(row: &WorkspaceRow) -> pb::Workspace {
+    pb::Workspace {
+        id: row.id.to_string(),
+        name: row.name.clone(),
+        slug: row.slug.clone(),
+        description: row.description.clone(),
+        created_at: Some(timestamp(row.created_at)),
+        updated_at: Some(timestamp(row.updated_at)),
+        member_count: 0,
+    }
+}
+
+fn access(scope: &WorkspaceScope) -> pb::WorkspaceAccess {
+    pb::WorkspaceAccess {
+        workspace: Some(workspace(&scope.workspace)),
+        role: role(&scope.role) as i32,
+        joined_at: None,
+    }
+}
+
+/// A token pair message.
+pub fn token_pair(issued: &IssuedTokens) -> pb::TokenPair {
+    pb::TokenPair {
+        access_token: issued.access_token.clone(),
+        refresh_token: issued.refresh_token.clone(),
+        token_type: "Bearer".into(),
+        expires_in: issued.expires_in,
+        access_token_expires_at: Some(timestamp(issued.access_expires_at)),
+        refresh_token_expires_at: Some(timestamp(issued.session.expires_at)),
+        session_id: issued.session.id.to_string(),
+        workspace: issued.scope.as_ref().map(access),
+    }
+}
+
+/// A session message.
+pub fn session(row: &SessionRow, current_sid: &str) -> pb::Session {
+    pb::Session {
+        id: row.id.to_string(),
+        user_id: row.user_id.to_string(),
+        workspace_id: row.workspace_id.map(|w| w.to_string()).unwrap_or_default(),
+        client_app_id: row.client_app_id.map(|c| c.to_string()).unwrap_or_default(),
+        provider: row.provider.clone(),
+        user_agent: row.user_agent.clone(),
+        client_address: row.client_address.clone(),
+        created_at: Some(timestamp(row.created_at)),
+        last_used_at: Some(timestamp(row.last_used_at)),
+        expires_at: Some(timestamp(row.expires_at)),
+        revoked_at: row.revoked_at.map(timestamp),
+        revoked_reason: row
+            .revoked_reason
+            .as_deref()
+            .map_or(pb::RevocationReason::Unspecified, revocation_reason)
+            as i32,
+        current: row.id.to_string() == current_sid,
+    }
+}
+
+/// Page size from a request: default 50, at most 500.
+pub fn page_size(requested: i32) -> Result<i64, Error> {
+    match requested {
+        0 => Ok(50),
+        1..=500 => Ok(i64::from(requested)),
+        _ => Err(Error::invalid("page_size", "must be between 0 and 500")),
+    }
+}

@@ -1,0 +1,313 @@
+//! `users`, `workspaces`, `memberships`, `groups`, `group_members`: the identity a token carries.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::postgres::PostgresStore;
+use super::sqlite::SqliteStore;
+use super::{StoreError, StoreResult};
+
+/// A user row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    /// User id.
+    pub id: Uuid,
+    /// Unique, lowercase email.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Avatar URL (may be empty).
+    pub avatar_url: String,
+    /// Deactivated users cannot sign in or refresh.
+    pub is_active: bool,
+    /// Platform admin.
+    pub is_admin: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A workspace row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceRow {
+    /// Workspace id.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Unique slug.
+    pub slug: String,
+    /// Free text.
+    pub description: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Users, workspaces, memberships and group membership, as far as tokens need them.
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    /// Inserts a user; `Conflict` when the email exists.
+    async fn insert_user(&self, user: &UserRow) -> StoreResult<()>;
+    /// A user by id.
+    async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<UserRow>>;
+    /// A user by (lowercase) email.
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>>;
+    /// Sets `is_active` / `is_admin`; `NotFound` when the user does not exist.
+    async fn set_user_flags(&self, id: Uuid, is_active: bool, is_admin: bool) -> StoreResult<()>;
+    /// Inserts a workspace; `Conflict` when the slug exists.
+    async fn insert_workspace(&self, workspace: &WorkspaceRow) -> StoreResult<()>;
+    /// A workspace by id.
+    async fn workspace_by_id(&self, id: Uuid) -> StoreResult<Option<WorkspaceRow>>;
+    /// A workspace by slug.
+    async fn workspace_by_slug(&self, slug: &str) -> StoreResult<Option<WorkspaceRow>>;
+    /// Creates or changes a membership.
+    async fn upsert_membership(
+        &self,
+        workspace_id: Uuid,
+        user_id: Uuid,
+        role: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// The user's role in the workspace, if a member.
+    async fn membership_role(
+        &self,
+        workspace_id: Uuid,
+        user_id: Uuid,
+    ) -> StoreResult<Option<String>>;
+    /// Ids of the workspace's groups the user belongs to, sorted.
+    async fn group_ids(&self, workspace_id: Uuid, user_id: Uuid) -> StoreResult<Vec<Uuid>>;
+}
+
+macro_rules! user_columns {
+    () => {
+        "id, email, name, avatar_url, is_active, is_admin, created_at, updated_at"
+    };
+}
+macro_rules! workspace_columns {
+    () => {
+        "id, name, slug, description, created_at, updated_at"
+    };
+}
+
+fn err(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| StoreError::from_sqlx(e, what)
+}
+
+macro_rules! impl_identity_store {
+    ($store:ty) => {
+        #[async_trait]
+        impl IdentityStore for $store {
+            async fn insert_user(&self, user: &UserRow) -> StoreResult<()> {
+                sqlx::query(concat!(
+                    "INSERT INTO users (",
+                    user_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                ))
+                .bind(user.id)
+                .bind(&user.email)
+                .bind(&user.name)
+                .bind(&user.avatar_url)
+                .bind(user.is_active)
+                .bind(user.is_admin)
+                .bind(user.created_at)
+                .bind(user.updated_at)
+                .execute(&self.pool)
+                .await
+                .map_err(err("user"))?;
+                Ok(())
+            }
+
+            async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<UserRow>> {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    user_columns!(),
+                    " FROM users WHERE id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err("user"))?;
+                row.map(|r| user_from_row(&r)).transpose()
+            }
+
+            async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>> {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    user_columns!(),
+                    " FROM users WHERE email = $1"
+                ))
+                .bind(email)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err("user"))?;
+                row.map(|r| user_from_row(&r)).transpose()
+            }
+
+            async fn set_user_flags(
+                &self,
+                id: Uuid,
+                is_active: bool,
+                is_admin: bool,
+            ) -> StoreResult<()> {
+                let done = sqlx::query(
+                    "UPDATE users SET is_active = $2, is_admin = $3, updated_at = $4 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(is_active)
+                .bind(is_admin)
+                .bind(Utc::now())
+                .execute(&self.pool)
+                .await
+                .map_err(err("user"))?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound("user"));
+                }
+                Ok(())
+            }
+
+            async fn insert_workspace(&self, workspace: &WorkspaceRow) -> StoreResult<()> {
+                sqlx::query(concat!(
+                    "INSERT INTO workspaces (",
+                    workspace_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6)"
+                ))
+                .bind(workspace.id)
+                .bind(&workspace.name)
+                .bind(&workspace.slug)
+                .bind(&workspace.description)
+                .bind(workspace.created_at)
+                .bind(workspace.updated_at)
+                .execute(&self.pool)
+                .await
+                .map_err(err("workspace"))?;
+                Ok(())
+            }
+
+            async fn workspace_by_id(&self, id: Uuid) -> StoreResult<Option<WorkspaceRow>> {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    workspace_columns!(),
+                    " FROM workspaces WHERE id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err("workspace"))?;
+                row.map(|r| workspace_from_row(&r)).transpose()
+            }
+
+            async fn workspace_by_slug(&self, slug: &str) -> StoreResult<Option<WorkspaceRow>> {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    workspace_columns!(),
+                    " FROM workspaces WHERE slug = $1"
+                ))
+                .bind(slug)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err("workspace"))?;
+                row.map(|r| workspace_from_row(&r)).transpose()
+            }
+
+            async fn upsert_membership(
+                &self,
+                workspace_id: Uuid,
+                user_id: Uuid,
+                role: &str,
+                now: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO memberships (workspace_id, user_id, role, created_at) \
+                     VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role",
+                )
+                .bind(workspace_id)
+                .bind(user_id)
+                .bind(role)
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(err("membership"))?;
+                Ok(())
+            }
+
+            async fn membership_role(
+                &self,
+                workspace_id: Uuid,
+                user_id: Uuid,
+            ) -> StoreResult<Option<String>> {
+                let row = sqlx::query(
+                    "SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2",
+                )
+                .bind(workspace_id)
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err("membership"))?;
+                row.map(|r| r.try_get::<String, _>("role").map_err(err("membership")))
+                    .transpose()
+            }
+
+            async fn group_ids(&self, workspace_id: Uuid, user_id: Uuid) -> StoreResult<Vec<Uuid>> {
+                let rows = sqlx::query(
+                    "SELECT g.id FROM groups g JOIN group_members m ON m.group_id = g.id \
+                     WHERE g.workspace_id = $1 AND m.user_id = $2 ORDER BY g.id",
+                )
+                .bind(workspace_id)
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err("group"))?;
+                rows.iter()
+                    .map(|r| r.try_get::<Uuid, _>("id").map_err(err("group")))
+                    .collect()
+            }
+        }
+    };
+}
+
+fn user_from_row<R: Row>(row: &R) -> StoreResult<UserRow>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let e = err("user");
+    Ok(UserRow {
+        id: row.try_get("id").map_err(&e)?,
+        email: row.try_get("email").map_err(&e)?,
+        name: row.try_get("name").map_err(&e)?,
+        avatar_url: row.try_get("avatar_url").map_err(&e)?,
+        is_active: row.try_get("is_active").map_err(&e)?,
+        is_admin: row.try_get("is_admin").map_err(&e)?,
+        created_at: row.try_get("created_at").map_err(&e)?,
+        updated_at: row.try_get("updated_at").map_err(&e)?,
+    })
+}
+
+fn workspace_from_row<R: Row>(row: &R) -> StoreResult<WorkspaceRow>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let e = err("workspace");
+    Ok(WorkspaceRow {
+        id: row.try_get("id").map_err(&e)?,
+        name: row.try_get("name").map_err(&e)?,
+        slug: row.try_get("slug").map_err(&e)?,
+        description: row.try_get("description").map_err(&e)?,
+        created_at: row.try_get("created_at").map_err(&e)?,
+        updated_at: row.try_get("updated_at").map_err(&e)?,
+    })
+}
+
+impl_identity_store!(SqliteStore);
+impl_identity_store!(PostgresStore);

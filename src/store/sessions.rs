@@ -1,0 +1,561 @@
+//! `sessions`, `refresh_tokens`, `revocations`, `audit_events`: refresh-token families, the
+//! revocation log and the audit trail.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::postgres::PostgresStore;
+use super::sqlite::SqliteStore;
+use super::{StoreError, StoreResult};
+
+/// A session: one refresh-token family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// Session id (`sid`).
+    pub id: Uuid,
+    /// Owner.
+    pub user_id: Uuid,
+    /// Current workspace, if scoped.
+    pub workspace_id: Option<Uuid>,
+    /// Client app signed in through.
+    pub client_app_id: Option<Uuid>,
+    /// Identity provider id.
+    pub provider: String,
+    /// Authentication methods, space-separated.
+    pub amr: String,
+    /// User-Agent at sign-in.
+    pub user_agent: String,
+    /// Client address at sign-in.
+    pub client_address: String,
+    /// Sign-in time (`auth_time`).
+    pub created_at: DateTime<Utc>,
+    /// Last refresh.
+    pub last_used_at: DateTime<Utc>,
+    /// End of the family.
+    pub expires_at: DateTime<Utc>,
+    /// Revocation time.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Revocation reason.
+    pub revoked_reason: Option<String>,
+}
+
+/// One entry of the revocation log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationRow {
+    /// Position in the log.
+    pub revision: i64,
+    /// Revoked session; `None` for a user-wide revocation.
+    pub session_id: Option<Uuid>,
+    /// Revoked single token.
+    pub jti: Option<String>,
+    /// The user.
+    pub user_id: Uuid,
+    /// Why (`logout`, `token_reuse`, …).
+    pub reason: String,
+    /// When.
+    pub revoked_at: DateTime<Utc>,
+    /// When no affected token can be unexpired any more.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An audit event to record.
+#[derive(Debug, Clone, Default)]
+pub struct AuditRow {
+    /// Event id.
+    pub id: Uuid,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+    /// Dotted action name (`token.reuse_detected`).
+    pub action: String,
+    /// Acting user.
+    pub actor_user_id: Option<Uuid>,
+    /// Acting service.
+    pub actor_service: Option<String>,
+    /// Target kind (`session`, `user`, …).
+    pub target_type: Option<String>,
+    /// Target id.
+    pub target_id: Option<String>,
+    /// Workspace concerned.
+    pub workspace_id: Option<Uuid>,
+    /// Client address.
+    pub client_address: Option<String>,
+    /// Request id.
+    pub request_id: Option<String>,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// JSON details.
+    pub details: String,
+}
+
+/// What a refresh did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The token was consumed (or replayed within the grace) and the new one stored.
+    Rotated(SessionRow),
+    /// The token had been rotated longer ago than the grace: reuse.
+    Reused {
+        /// The family.
+        session_id: Uuid,
+        /// Its owner.
+        user_id: Uuid,
+        /// Its workspace.
+        workspace_id: Option<Uuid>,
+    },
+    /// Unknown, expired, or its session is revoked or over.
+    Invalid,
+}
+
+/// Which sessions to revoke.
+#[derive(Debug, Clone, Copy)]
+pub enum RevokeScope {
+    /// One session.
+    Session(Uuid),
+    /// Every session of a user, plus a user-wide entry for tokens without a session.
+    User(Uuid),
+}
+
+/// Sessions, refresh tokens, revocations and audit.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session with its first refresh token.
+    async fn create_session(&self, session: &SessionRow, refresh_hash: &[u8]) -> StoreResult<()>;
+    /// Atomically consumes `old_hash` and stores `new_hash` in the same family. A token rotated
+    /// at most `grace` ago is accepted again; one rotated earlier is reported as reused.
+    async fn rotate_refresh(
+        &self,
+        old_hash: &[u8],
+        new_hash: &[u8],
+        workspace_id: Option<Uuid>,
+        now: DateTime<Utc>,
+        grace: Duration,
+    ) -> StoreResult<RefreshOutcome>;
+    /// The session a refresh token belongs to, in any state.
+    async fn session_of_refresh(&self, hash: &[u8]) -> StoreResult<Option<SessionRow>>;
+    /// A session by id.
+    async fn session_by_id(&self, id: Uuid) -> StoreResult<Option<SessionRow>>;
+    /// Moves a session to another workspace.
+    async fn set_session_workspace(&self, id: Uuid, workspace_id: Uuid) -> StoreResult<()>;
+    /// Revokes live sessions in `scope`, appends to the revocation log and records `audit`, in
+    /// one transaction. Returns the new log entries.
+    async fn revoke_sessions(
+        &self,
+        scope: RevokeScope,
+        reason: &str,
+        now: DateTime<Utc>,
+        tokens_expire_at: DateTime<Utc>,
+        audit: Option<&AuditRow>,
+    ) -> StoreResult<Vec<RevocationRow>>;
+    /// A user's sessions, newest first, after the keyset cursor `before`.
+    async fn list_sessions(
+        &self,
+        user_id: Uuid,
+        include_inactive: bool,
+        now: DateTime<Utc>,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: i64,
+    ) -> StoreResult<Vec<SessionRow>>;
+    /// Log entries after `revision`, in order.
+    async fn revocations_since(&self, revision: i64, limit: i64)
+    -> StoreResult<Vec<RevocationRow>>;
+    /// Records an audit event on its own.
+    async fn insert_audit(&self, event: &AuditRow) -> StoreResult<()>;
+}
+
+macro_rules! session_columns {
+    () => {
+        "id, user_id, workspace_id, client_app_id, provider, amr, user_agent, client_address, \
+         created_at, last_used_at, expires_at, revoked_at, revoked_reason"
+    };
+}
+macro_rules! revocation_columns {
+    () => {
+        "revision, session_id, jti, user_id, reason, revoked_at, expires_at"
+    };
+}
+
+fn err(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| StoreError::from_sqlx(e, what)
+}
+
+macro_rules! insert_audit_query {
+    ($event:expr) => {
+        sqlx::query(
+            "INSERT INTO audit_events (id, occurred_at, action, actor_user_id, actor_service, \
+             target_type, target_id, workspace_id, client_address, request_id, outcome, details) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind($event.id)
+        .bind($event.occurred_at)
+        .bind(&$event.action)
+        .bind($event.actor_user_id)
+        .bind(&$event.actor_service)
+        .bind(&$event.target_type)
+        .bind(&$event.target_id)
+        .bind($event.workspace_id)
+        .bind(&$event.client_address)
+        .bind(&$event.request_id)
+        .bind(&$event.outcome)
+        .bind(&$event.details)
+    };
+}
+
+macro_rules! impl_session_store {
+    ($store:ty) => {
+        #[async_trait]
+        impl SessionStore for $store {
+            async fn create_session(
+                &self,
+                s: &SessionRow,
+                refresh_hash: &[u8],
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await.map_err(err("session"))?;
+                sqlx::query(concat!(
+                    "INSERT INTO sessions (",
+                    session_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL)"
+                ))
+                .bind(s.id)
+                .bind(s.user_id)
+                .bind(s.workspace_id)
+                .bind(s.client_app_id)
+                .bind(&s.provider)
+                .bind(&s.amr)
+                .bind(&s.user_agent)
+                .bind(&s.client_address)
+                .bind(s.created_at)
+                .bind(s.last_used_at)
+                .bind(s.expires_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("session"))?;
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(refresh_hash)
+                .bind(s.id)
+                .bind(s.created_at)
+                .bind(s.expires_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("refresh token"))?;
+                tx.commit().await.map_err(err("session"))
+            }
+
+            async fn rotate_refresh(
+                &self,
+                old_hash: &[u8],
+                new_hash: &[u8],
+                workspace_id: Option<Uuid>,
+                now: DateTime<Utc>,
+                grace: Duration,
+            ) -> StoreResult<RefreshOutcome> {
+                let mut tx = self.pool.begin().await.map_err(err("refresh token"))?;
+                // Single use, decided by one conditional write: concurrent refreshes of one
+                // token serialize on its row and exactly one sees `rotated_at IS NULL`.
+                let consumed = sqlx::query(
+                    "UPDATE refresh_tokens SET rotated_at = $2 \
+                     WHERE token_hash = $1 AND rotated_at IS NULL AND expires_at > $2 \
+                     RETURNING session_id",
+                )
+                .bind(old_hash)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err("refresh token"))?;
+                let session_id: Uuid = match consumed {
+                    Some(row) => row.try_get("session_id").map_err(err("refresh token"))?,
+                    None => {
+                        let previous = sqlx::query(
+                            "SELECT r.session_id, r.rotated_at, r.expires_at, s.user_id, \
+                             s.workspace_id FROM refresh_tokens r \
+                             JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1",
+                        )
+                        .bind(old_hash)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(err("refresh token"))?;
+                        let Some(previous) = previous else {
+                            return Ok(RefreshOutcome::Invalid);
+                        };
+                        let e = err("refresh token");
+                        let session_id: Uuid = previous.try_get("session_id").map_err(&e)?;
+                        let rotated_at: Option<DateTime<Utc>> =
+                            previous.try_get("rotated_at").map_err(&e)?;
+                        let expires_at: DateTime<Utc> =
+                            previous.try_get("expires_at").map_err(&e)?;
+                        match rotated_at {
+                            Some(at) if expires_at > now => {
+                                let age = (now - at).to_std().unwrap_or_default();
+                                if age > grace {
+                                    return Ok(RefreshOutcome::Reused {
+                                        session_id,
+                                        user_id: previous.try_get("user_id").map_err(&e)?,
+                                        workspace_id: previous
+                                            .try_get("workspace_id")
+                                            .map_err(&e)?,
+                                    });
+                                }
+                                session_id
+                            }
+                            _ => return Ok(RefreshOutcome::Invalid),
+                        }
+                    }
+                };
+                let session = sqlx::query(concat!(
+                    "UPDATE sessions SET last_used_at = $2, \
+                     workspace_id = COALESCE($3, workspace_id) \
+                     WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 RETURNING ",
+                    session_columns!()
+                ))
+                .bind(session_id)
+                .bind(now)
+                .bind(workspace_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err("session"))?;
+                let Some(session) = session else {
+                    return Ok(RefreshOutcome::Invalid);
+                };
+                let session = session_from_row(&session)?;
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(new_hash)
+                .bind(session.id)
+                .bind(now)
+                .bind(session.expires_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("refresh token"))?;
+                tx.commit().await.map_err(err("refresh token"))?;
+                Ok(RefreshOutcome::Rotated(session))
+            }
+
+            async fn session_of_refresh(&self, hash: &[u8]) -> StoreResult<Option<SessionRow>> {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    session_columns!(),
+                    " FROM sessions WHERE id = \
+                     (SELECT session_id FROM refresh_tokens WHERE token_hash = $1)"
+                ))
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err("session"))?;
+                row.map(|r| session_from_row(&r)).transpose()
+            }
+
+            async fn session_by_id(&self, id: Uuid) -> StoreResult<Option<SessionRow>> {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    session_columns!(),
+                    " FROM sessions WHERE id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err("session"))?;
+                row.map(|r| session_from_row(&r)).transpose()
+            }
+
+            async fn set_session_workspace(&self, id: Uuid, workspace_id: Uuid) -> StoreResult<()> {
+                sqlx::query("UPDATE sessions SET workspace_id = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(workspace_id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(err("session"))?;
+                Ok(())
+            }
+
+            async fn revoke_sessions(
+                &self,
+                scope: RevokeScope,
+                reason: &str,
+                now: DateTime<Utc>,
+                tokens_expire_at: DateTime<Utc>,
+                audit: Option<&AuditRow>,
+            ) -> StoreResult<Vec<RevocationRow>> {
+                let mut tx = self.pool.begin().await.map_err(err("session"))?;
+                let (user_wide, rows) = match scope {
+                    RevokeScope::Session(id) => (
+                        None,
+                        sqlx::query(
+                            "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
+                             WHERE id = $1 AND revoked_at IS NULL RETURNING id, user_id",
+                        )
+                        .bind(id)
+                        .bind(now)
+                        .bind(reason)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(err("session"))?,
+                    ),
+                    RevokeScope::User(user) => (
+                        Some(user),
+                        sqlx::query(
+                            "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
+                             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+                             RETURNING id, user_id",
+                        )
+                        .bind(user)
+                        .bind(now)
+                        .bind(reason)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(err("session"))?,
+                    ),
+                };
+                let mut targets: Vec<(Option<Uuid>, Uuid)> = Vec::with_capacity(rows.len() + 1);
+                for row in &rows {
+                    targets.push((
+                        Some(row.try_get("id").map_err(err("session"))?),
+                        row.try_get("user_id").map_err(err("session"))?,
+                    ));
+                }
+                if let Some(user) = user_wide {
+                    targets.push((None, user));
+                }
+                let mut log = Vec::with_capacity(targets.len());
+                for (session_id, user_id) in targets {
+                    let row = sqlx::query(concat!(
+                        "INSERT INTO revocations (session_id, jti, user_id, reason, revoked_at, \
+                         expires_at) VALUES ($1, NULL, $2, $3, $4, $5) RETURNING ",
+                        revocation_columns!()
+                    ))
+                    .bind(session_id)
+                    .bind(user_id)
+                    .bind(reason)
+                    .bind(now)
+                    .bind(tokens_expire_at)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(err("revocation"))?;
+                    log.push(revocation_from_row(&row)?);
+                }
+                if let Some(event) = audit {
+                    insert_audit_query!(event)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err("audit event"))?;
+                }
+                tx.commit().await.map_err(err("revocation"))?;
+                Ok(log)
+            }
+
+            async fn list_sessions(
+                &self,
+                user_id: Uuid,
+                include_inactive: bool,
+                now: DateTime<Utc>,
+                before: Option<(DateTime<Utc>, Uuid)>,
+                limit: i64,
+            ) -> StoreResult<Vec<SessionRow>> {
+                let (at, id) = before.unzip();
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    session_columns!(),
+                    " FROM sessions WHERE user_id = $1 \
+                     AND ($2 OR (revoked_at IS NULL AND expires_at > $3)) \
+                     AND ($4 IS NULL OR created_at < $4 OR (created_at = $4 AND id < $5)) \
+                     ORDER BY created_at DESC, id DESC LIMIT $6"
+                ))
+                .bind(user_id)
+                .bind(include_inactive)
+                .bind(now)
+                .bind(at)
+                .bind(id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err("session"))?;
+                rows.iter().map(session_from_row).collect()
+            }
+
+            async fn revocations_since(
+                &self,
+                revision: i64,
+                limit: i64,
+            ) -> StoreResult<Vec<RevocationRow>> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    revocation_columns!(),
+                    " FROM revocations WHERE revision > $1 ORDER BY revision LIMIT $2"
+                ))
+                .bind(revision)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err("revocation"))?;
+                rows.iter().map(revocation_from_row).collect()
+            }
+
+            async fn insert_audit(&self, event: &AuditRow) -> StoreResult<()> {
+                insert_audit_query!(event)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(err("audit event"))?;
+                Ok(())
+            }
+        }
+    };
+}
+
+fn session_from_row<R: Row>(row: &R) -> StoreResult<SessionRow>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<Uuid>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<DateTime<Utc>>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let e = err("session");
+    Ok(SessionRow {
+        id: row.try_get("id").map_err(&e)?,
+        user_id: row.try_get("user_id").map_err(&e)?,
+        workspace_id: row.try_get("workspace_id").map_err(&e)?,
+        client_app_id: row.try_get("client_app_id").map_err(&e)?,
+        provider: row.try_get("provider").map_err(&e)?,
+        amr: row.try_get("amr").map_err(&e)?,
+        user_agent: row.try_get("user_agent").map_err(&e)?,
+        client_address: row.try_get("client_address").map_err(&e)?,
+        created_at: row.try_get("created_at").map_err(&e)?,
+        last_used_at: row.try_get("last_used_at").map_err(&e)?,
+        expires_at: row.try_get("expires_at").map_err(&e)?,
+        revoked_at: row.try_get("revoked_at").map_err(&e)?,
+        revoked_reason: row.try_get("revoked_reason").map_err(&e)?,
+    })
+}
+
+fn revocation_from_row<R: Row>(row: &R) -> StoreResult<RevocationRow>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<Uuid>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let e = err("revocation");
+    Ok(RevocationRow {
+        revision: row.try_get("revision").map_err(&e)?,
+        session_id: row.try_get("session_id").map_err(&e)?,
+        jti: row.try_get("jti").map_err(&e)?,
+        user_id: row.try_get("user_id").map_err(&e)?,
+        reason: row.try_get("reason").map_err(&e)?,
+        revoked_at: row.try_get("revoked_at").map_err(&e)?,
+        expires_at: row.try_get("expires_at").map_err(&e)?,
+    })
+}
+
+impl_session_store!(SqliteStore);
+impl_session_store!(PostgresStore);

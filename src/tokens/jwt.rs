@@ -1,0 +1,225 @@
+//! Access-token claims, signing with the key held in memory, and strict verification.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use aws_lc_rs::digest;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::RSA_PKCS1_SHA256;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::keys::{Jwk, SigningKey};
+
+/// Tokens longer than this are rejected before any parsing.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Clock skew tolerated on `exp` and `nbf`.
+pub const LEEWAY_SECS: u64 = 30;
+/// The audience every access token carries.
+pub const AUDIENCE: &str = "sentinel";
+/// Verified tokens remembered at most.
+const CACHE_CAPACITY: usize = 100_000;
+
+/// Claims of an access token (API.md §6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Issuer.
+    pub iss: String,
+    /// User id.
+    pub sub: String,
+    /// `sentinel` plus the client app's services.
+    pub aud: Vec<String>,
+    /// Expiry (seconds since the epoch).
+    pub exp: i64,
+    /// Issued at.
+    pub iat: i64,
+    /// Not before.
+    pub nbf: i64,
+    /// Token id.
+    pub jti: String,
+    /// Session id.
+    pub sid: String,
+    /// User email.
+    pub email: String,
+    /// User name.
+    pub name: String,
+    /// Workspace id (absent when unscoped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wid: Option<String>,
+    /// Workspace slug.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wslug: Option<String>,
+    /// Role in the workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrole: Option<String>,
+    /// Group ids in the workspace.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Sign-in time.
+    pub auth_time: i64,
+    /// Authentication methods.
+    #[serde(default)]
+    pub amr: Vec<String>,
+    /// Always `access`.
+    pub typ: String,
+}
+
+/// Why a token was refused. Callers see one message whatever the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// Over [`MAX_TOKEN_BYTES`].
+    #[error("token too large")]
+    TooLarge,
+    /// Not a JWT, bad header, unknown or missing `kid`, algorithm mismatch.
+    #[error("malformed token")]
+    Malformed,
+    /// Signature, issuer, audience, time or type check failed.
+    #[error("invalid token")]
+    Invalid,
+}
+
+/// Signs claims as a compact JWS with a parsed key (no re-parsing per token).
+pub fn sign<C: Serialize>(key: &SigningKey, claims: &C) -> Result<String, SignError> {
+    let header = serde_json::json!({ "alg": key.algorithm, "typ": "JWT", "kid": key.kid });
+    let mut message = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).map_err(|_| SignError)?);
+    message.push('.');
+    message.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).map_err(|_| SignError)?));
+    let mut signature = vec![0u8; key.key_pair.public_modulus_len()];
+    key.key_pair
+        .sign(
+            &RSA_PKCS1_SHA256,
+            &SystemRandom::new(),
+            message.as_bytes(),
+            &mut signature,
+        )
+        .map_err(|_| SignError)?;
+    message.push('.');
+    message.push_str(&URL_SAFE_NO_PAD.encode(signature));
+    Ok(message)
+}
+
+/// Signing failed (a broken key or random generator).
+#[derive(Debug, thiserror::Error)]
+#[error("token signing failed")]
+pub struct SignError;
+
+/// A public key that verifies tokens with its `kid`.
+pub struct VerificationKey {
+    algorithm: Algorithm,
+    key: DecodingKey,
+}
+
+impl VerificationKey {
+    /// From a published JWK; `None` for an unsupported key.
+    pub fn from_jwk(jwk: &Jwk) -> Option<Self> {
+        match jwk.alg.as_str() {
+            "RS256" => Some(Self {
+                algorithm: Algorithm::RS256,
+                key: DecodingKey::from_rsa_components(&jwk.n, &jwk.e).ok()?,
+            }),
+            _ => None,
+        }
+    }
+}
+
+type CacheKey = [u8; 32];
+
+/// Verifies access tokens against the published keys; remembers verified tokens by hash, so a
+/// repeated token costs a hash and a map lookup instead of a signature check.
+pub struct Verifier {
+    issuer: String,
+    keys: RwLock<Arc<HashMap<String, VerificationKey>>>,
+    cache: RwLock<HashMap<CacheKey, Arc<AccessClaims>>>,
+}
+
+impl Verifier {
+    /// A verifier for tokens of `issuer`.
+    pub fn new(issuer: String) -> Self {
+        Self {
+            issuer,
+            keys: RwLock::new(Arc::new(HashMap::new())),
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Replaces the verification keys (after a key-ring reload). Cached tokens whose key left
+    /// are forgotten.
+    pub fn set_keys(&self, keys: HashMap<String, VerificationKey>) {
+        let keys = Arc::new(keys);
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+        self.cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Whether a key with `kid` is known.
+    pub fn knows(&self, kid: &str) -> bool {
+        self.keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(kid)
+    }
+
+    /// The `kid` of a token's header, if it parses.
+    pub fn kid_of(token: &str) -> Option<String> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return None;
+        }
+        jsonwebtoken::decode_header(token).ok()?.kid
+    }
+
+    /// Verifies signature, algorithm, `kid`, `iss`, `aud`, `exp`, `nbf` and `typ == "access"`.
+    /// Revocation is checked by the caller.
+    pub fn verify_access(&self, token: &str) -> Result<Arc<AccessClaims>, VerifyError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(VerifyError::TooLarge);
+        }
+        let now = Utc::now().timestamp();
+        let hash: CacheKey = digest::digest(&digest::SHA256, token.as_bytes())
+            .as_ref()
+            .try_into()
+            .map_err(|_| VerifyError::Malformed)?;
+        if let Some(claims) = self
+            .cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&hash)
+            && claims.exp + LEEWAY_SECS as i64 > now
+        {
+            return Ok(claims.clone());
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+        let kid = header.kid.ok_or(VerifyError::Malformed)?;
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let key = keys.get(&kid).ok_or(VerifyError::Malformed)?;
+        // The algorithm is pinned to the key's, never taken from the token.
+        if header.alg != key.algorithm {
+            return Err(VerifyError::Malformed);
+        }
+        let mut validation = Validation::new(key.algorithm);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.key, &validation)
+            .map_err(|_| VerifyError::Invalid)?;
+        if data.claims.typ != "access" {
+            return Err(VerifyError::Invalid);
+        }
+        let claims = Arc::new(data.claims);
+        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHE_CAPACITY {
+            cache.retain(|_, c| c.exp + LEEWAY_SECS as i64 > now);
+            if cache.len() >= CACHE_CAPACITY {
+                cache.clear();
+            }
+        }
+        cache.insert(hash, claims.clone());
+        Ok(claims)
+    }
+}

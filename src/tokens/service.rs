@@ -1,0 +1,397 @@
+//! Sessions and tokens: sign-in, refresh rotation with reuse detection, revocation, and the
+//! bearer-token check every authenticated call goes through.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::digest;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::jwt::{AUDIENCE, AccessClaims, Verifier};
+use super::keys::KeyRing;
+use super::revocation::{self, RevocationSet};
+use crate::cache::Cache;
+use crate::error::Error;
+use crate::store::{
+    AuditRow, RefreshOutcome, RevocationRow, RevokeScope, SessionRow, Store, UserRow, WorkspaceRow,
+};
+
+/// Prefix of refresh tokens, so scanners and humans can tell them apart.
+pub const REFRESH_PREFIX: &str = "rt_";
+/// The message of every refused credential: it never says why.
+pub const INVALID_CREDENTIAL: &str = "invalid or expired credential";
+
+/// Lifetimes and policy.
+#[derive(Debug, Clone)]
+pub struct TokenPolicy {
+    /// `iss` of every token.
+    pub issuer: String,
+    /// Access-token lifetime.
+    pub access_ttl: Duration,
+    /// Session lifetime.
+    pub refresh_ttl: Duration,
+    /// Replay window of a rotated refresh token.
+    pub reuse_grace: Duration,
+}
+
+/// The workspace a token is scoped to.
+#[derive(Debug, Clone)]
+pub struct WorkspaceScope {
+    /// The workspace.
+    pub workspace: WorkspaceRow,
+    /// The user's role in it.
+    pub role: String,
+    /// The user's groups in it.
+    pub groups: Vec<Uuid>,
+}
+
+/// A freshly issued token pair.
+#[derive(Debug, Clone)]
+pub struct IssuedTokens {
+    /// Signed access JWT.
+    pub access_token: String,
+    /// Opaque refresh token (shown once; stored hashed).
+    pub refresh_token: String,
+    /// Access-token expiry.
+    pub access_expires_at: DateTime<Utc>,
+    /// Its lifetime in seconds.
+    pub expires_in: i64,
+    /// The session.
+    pub session: SessionRow,
+    /// Workspace scope, if any.
+    pub scope: Option<WorkspaceScope>,
+    /// The user.
+    pub user: UserRow,
+}
+
+/// Sign-in details recorded on a new session.
+#[derive(Debug, Clone, Default)]
+pub struct SignIn {
+    /// Identity provider id.
+    pub provider: String,
+    /// Authentication methods.
+    pub amr: Vec<String>,
+    /// User-Agent.
+    pub user_agent: String,
+    /// Client address.
+    pub client_address: String,
+}
+
+/// Issues, rotates, verifies and revokes tokens.
+pub struct TokenService {
+    store: Arc<dyn Store>,
+    cache: Arc<dyn Cache>,
+    keys: Arc<KeyRing>,
+    verifier: Arc<Verifier>,
+    revocations: Arc<RevocationSet>,
+    policy: TokenPolicy,
+    rng: SystemRandom,
+}
+
+fn hash_token(token: &str) -> Vec<u8> {
+    digest::digest(&digest::SHA256, token.as_bytes())
+        .as_ref()
+        .to_vec()
+}
+
+impl TokenService {
+    /// Wires the service; call [`TokenService::catch_up`] before serving.
+    pub fn new(
+        store: Arc<dyn Store>,
+        cache: Arc<dyn Cache>,
+        keys: Arc<KeyRing>,
+        revocations: Arc<RevocationSet>,
+        policy: TokenPolicy,
+    ) -> Self {
+        Self {
+            verifier: keys.verifier(),
+            store,
+            cache,
+            keys,
+            revocations,
+            policy,
+            rng: SystemRandom::new(),
+        }
+    }
+
+    /// The revocation set (shared with the follower task).
+    pub fn revocations(&self) -> Arc<RevocationSet> {
+        self.revocations.clone()
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &TokenPolicy {
+        &self.policy
+    }
+
+    fn new_refresh_token(&self) -> Result<String, Error> {
+        let mut bytes = [0u8; 32];
+        self.rng.fill(&mut bytes).map_err(|_| Error::Internal)?;
+        Ok(format!("{REFRESH_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    /// Loads the workspace scope of `user` in `workspace_id` (`None` when not a member).
+    pub async fn scope_for(
+        &self,
+        user_id: Uuid,
+        workspace_id: Uuid,
+    ) -> Result<Option<WorkspaceScope>, Error> {
+        let Some(role) = self.store.membership_role(workspace_id, user_id).await? else {
+            return Ok(None);
+        };
+        let Some(workspace) = self.store.workspace_by_id(workspace_id).await? else {
+            return Ok(None);
+        };
+        let groups = self.store.group_ids(workspace_id, user_id).await?;
+        Ok(Some(WorkspaceScope {
+            workspace,
+            role,
+            groups,
+        }))
+    }
+
+    fn sign_access(
+        &self,
+        user: &UserRow,
+        session: &SessionRow,
+        scope: Option<&WorkspaceScope>,
+        now: DateTime<Utc>,
+    ) -> Result<(String, DateTime<Utc>), Error> {
+        let ttl =
+            chrono::Duration::from_std(self.policy.access_ttl).map_err(|_| Error::Internal)?;
+        let expires = now + ttl;
+        let claims = AccessClaims {
+            iss: self.policy.issuer.clone(),
+            sub: user.id.to_string(),
+            aud: vec![AUDIENCE.to_string()],
+            exp: expires.timestamp(),
+            iat: now.timestamp(),
+            nbf: now.timestamp(),
+            jti: Uuid::new_v4().to_string(),
+            sid: session.id.to_string(),
+            email: user.email.clone(),
+            name: user.name.clone(),
+            wid: scope.map(|s| s.workspace.id.to_string()),
+            wslug: scope.map(|s| s.workspace.slug.clone()),
+            wrole: scope.map(|s| s.role.clone()),
+            groups: scope
+                .map(|s| s.groups.iter().map(Uuid::to_string).collect())
+                .unwrap_or_default(),
+            auth_time: session.created_at.timestamp(),
+            amr: session.amr.split_whitespace().map(String::from).collect(),
+            typ: "access".into(),
+        };
+        let token = super::jwt::sign(&self.keys.active(), &claims).map_err(|err| {
+            tracing::error!(error = %err, "signing failed");
+            Error::Internal
+        })?;
+        Ok((token, expires))
+    }
+
+    /// Starts a session for `user` (scoped to `workspace_id` when given and a member).
+    pub async fn start_session(
+        &self,
+        user: &UserRow,
+        workspace_id: Option<Uuid>,
+        sign_in: SignIn,
+    ) -> Result<IssuedTokens, Error> {
+        if !user.is_active {
+            return Err(Error::PermissionDenied("user is deactivated".into()));
+        }
+        let scope =
+            match workspace_id {
+                Some(id) => Some(self.scope_for(user.id, id).await?.ok_or_else(|| {
+                    Error::PermissionDenied("not a member of the workspace".into())
+                })?),
+                None => None,
+            };
+        let now = Utc::now();
+        let refresh_ttl =
+            chrono::Duration::from_std(self.policy.refresh_ttl).map_err(|_| Error::Internal)?;
+        let session = SessionRow {
+            id: Uuid::new_v4(),
+            user_id: user.id,
+            workspace_id: scope.as_ref().map(|s| s.workspace.id),
+            client_app_id: None,
+            provider: sign_in.provider,
+            amr: sign_in.amr.join(" "),
+            user_agent: sign_in.user_agent.chars().take(512).collect(),
+            client_address: sign_in.client_address,
+            created_at: now,
+            last_used_at: now,
+            expires_at: now + refresh_ttl,
+            revoked_at: None,
+            revoked_reason: None,
+        };
+        let refresh_token = self.new_refresh_token()?;
+        self.store
+            .create_session(&session, &hash_token(&refresh_token))
+            .await?;
+        let (access_token, access_expires_at) =
+            self.sign_access(user, &session, scope.as_ref(), now)?;
+        Ok(IssuedTokens {
+            access_token,
+            refresh_token,
+            access_expires_at,
+            expires_in: self.policy.access_ttl.as_secs() as i64,
+            session,
+            scope,
+            user: user.clone(),
+        })
+    }
+
+    /// Rotates a refresh token. Replays within the grace succeed; later replays revoke the
+    /// whole family and its live access tokens and are audited as `token.reuse_detected`.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        workspace_id: Option<Uuid>,
+        client_address: Option<String>,
+    ) -> Result<IssuedTokens, Error> {
+        if !refresh_token.starts_with(REFRESH_PREFIX) || refresh_token.len() > 128 {
+            return Err(Error::Unauthenticated(INVALID_CREDENTIAL));
+        }
+        let old_hash = hash_token(refresh_token);
+        // Read first what decides whether the refresh may happen at all, so a refusal does
+        // not consume the token.
+        let Some(session) = self.store.session_of_refresh(&old_hash).await? else {
+            return Err(Error::Unauthenticated(INVALID_CREDENTIAL));
+        };
+        let user = self
+            .store
+            .user_by_id(session.user_id)
+            .await?
+            .filter(|u| u.is_active)
+            .ok_or(Error::Unauthenticated(INVALID_CREDENTIAL))?;
+        let target = workspace_id.or(session.workspace_id);
+        let scope = match target {
+            Some(id) => match self.scope_for(user.id, id).await? {
+                Some(scope) => Some(scope),
+                None if workspace_id.is_some() => {
+                    return Err(Error::PermissionDenied(
+                        "workspace_id: not a member of the workspace".into(),
+                    ));
+                }
+                // Membership in the session's workspace ended: continue unscoped.
+                None => None,
+            },
+            None => None,
+        };
+
+        let new_token = self.new_refresh_token()?;
+        let now = Utc::now();
+        let outcome = self
+            .store
+            .rotate_refresh(
+                &old_hash,
+                &hash_token(&new_token),
+                scope.as_ref().map(|s| s.workspace.id),
+                now,
+                self.policy.reuse_grace,
+            )
+            .await?;
+        match outcome {
+            RefreshOutcome::Rotated(session) => {
+                let (access_token, access_expires_at) =
+                    self.sign_access(&user, &session, scope.as_ref(), now)?;
+                Ok(IssuedTokens {
+                    access_token,
+                    refresh_token: new_token,
+                    access_expires_at,
+                    expires_in: self.policy.access_ttl.as_secs() as i64,
+                    session,
+                    scope,
+                    user,
+                })
+            }
+            RefreshOutcome::Reused {
+                session_id,
+                user_id,
+                workspace_id,
+            } => {
+                tracing::warn!(%session_id, %user_id, "refresh token reuse detected; session revoked");
+                let audit = AuditRow {
+                    id: Uuid::new_v4(),
+                    occurred_at: now,
+                    action: "token.reuse_detected".into(),
+                    actor_user_id: Some(user_id),
+                    target_type: Some("session".into()),
+                    target_id: Some(session_id.to_string()),
+                    workspace_id,
+                    client_address,
+                    outcome: "failure".into(),
+                    details: "{}".into(),
+                    ..AuditRow::default()
+                };
+                self.revoke(
+                    RevokeScope::Session(session_id),
+                    "token_reuse",
+                    Some(&audit),
+                )
+                .await?;
+                Err(Error::Unauthenticated(INVALID_CREDENTIAL))
+            }
+            RefreshOutcome::Invalid => Err(Error::Unauthenticated(INVALID_CREDENTIAL)),
+        }
+    }
+
+    /// Revokes sessions in `scope`, applies the revocation locally at once and nudges every
+    /// other replica. Returns the log entries written.
+    pub async fn revoke(
+        &self,
+        scope: RevokeScope,
+        reason: &str,
+        audit: Option<&AuditRow>,
+    ) -> Result<Vec<RevocationRow>, Error> {
+        let now = Utc::now();
+        // Access tokens issued up to now live at most access_ttl (+ leeway) longer.
+        let horizon = now
+            + chrono::Duration::from_std(self.policy.access_ttl).map_err(|_| Error::Internal)?
+            + chrono::Duration::seconds(super::jwt::LEEWAY_SECS as i64);
+        let rows = self
+            .store
+            .revoke_sessions(scope, reason, now, horizon, audit)
+            .await?;
+        // Entries of other writers may sit between ours: read the log in order.
+        if self
+            .revocations
+            .catch_up(self.store.as_ref())
+            .await
+            .is_err()
+        {
+            self.revocations.apply(&rows);
+        }
+        if !rows.is_empty()
+            && let Err(err) = self.cache.publish(revocation::CHANNEL, b"1").await
+        {
+            tracing::warn!(error = %err, "revocation nudge not published; replicas poll");
+        }
+        Ok(rows)
+    }
+
+    /// Verifies a bearer access token: signature, claims and revocation. A token signed by a
+    /// key this process has not loaded yet (rotation on another replica) triggers one reload.
+    pub async fn authenticate(&self, token: &str) -> Result<Arc<AccessClaims>, Error> {
+        let claims = match self.verifier.verify_access(token) {
+            Ok(claims) => claims,
+            Err(_) => {
+                let unknown_kid =
+                    Verifier::kid_of(token).is_some_and(|kid| !self.verifier.knows(&kid));
+                if !unknown_kid || self.keys.reload_if_stale().await.is_err() {
+                    return Err(Error::Unauthenticated(INVALID_CREDENTIAL));
+                }
+                self.verifier
+                    .verify_access(token)
+                    .map_err(|_| Error::Unauthenticated(INVALID_CREDENTIAL))?
+            }
+        };
+        if self.revocations.is_revoked(&claims) {
+            return Err(Error::Unauthenticated(INVALID_CREDENTIAL));
+        }
+        Ok(claims)
+    }
+}

@@ -1,0 +1,552 @@
+//! Sessions and tokens over the wire, on both backends: refresh rotation with grace and reuse
+//! detection, revocation (also across instances), introspection, strict verification.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{Backend, TestApp, TestDatabase, service_key, sign_in, with_bearer, with_service_key};
+use sentinel::proto::v1::auth_service_client::AuthServiceClient;
+use sentinel::proto::v1::{
+    IntrospectRequest, ListSessionsRequest, LogoutRequest, RefreshRequest, RevokeSessionRequest,
+    WatchRevocationsRequest,
+};
+use sentinel::tokens::jwt::{AccessClaims, sign};
+use tonic::Code;
+
+both_backends!(
+    refresh_rotates_and_carries_workspace_context,
+    concurrent_refreshes_inside_the_grace_all_succeed,
+    reuse_after_the_grace_revokes_the_family_and_its_access_tokens,
+    logout_revokes_live_access_tokens,
+    sessions_are_listed_and_revoked,
+    introspect_requires_a_valid_service_key,
+    forged_and_malformed_tokens_are_rejected,
+    watch_revocations_replays_then_follows,
+);
+
+fn auth(app: &TestApp) -> AuthServiceClient<tonic::transport::Channel> {
+    AuthServiceClient::new(app.channel.clone())
+}
+
+async fn introspect(
+    app: &TestApp,
+    key: &str,
+    token: &str,
+) -> sentinel::proto::v1::IntrospectResponse {
+    auth(app)
+        .introspect(with_service_key(
+            IntrospectRequest {
+                token: token.into(),
+            },
+            key,
+        ))
+        .await
+        .expect("introspect answers")
+        .into_inner()
+}
+
+async fn refresh(
+    app: &TestApp,
+    token: &str,
+) -> Result<sentinel::proto::v1::TokenPair, tonic::Status> {
+    auth(app)
+        .refresh(RefreshRequest {
+            refresh_token: token.into(),
+            workspace_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner().tokens.expect("token pair"))
+}
+
+async fn refresh_rotates_and_carries_workspace_context(backend: Backend) {
+    let (app, _db) = TestApp::spawn(backend).await;
+    let key = service_key(&app, "docs").await;
+    let issued = sign_in(&app, "ada@example.com", "acme", "editor").await;
+    let pair = refresh(&app, &issued.refresh_token).await.unwrap();
+    assert_ne!(pair.refresh_token, issued.refresh_token);
+    assert_eq!(pair.session_id, issued.session.id.to_string());
+    assert_eq!(pair.token_type, "Bearer");
+    assert_eq!(pair.expires_in, 900);
+    let workspace = pair.workspace.expect("scoped").workspace.unwrap();
+    assert_eq!(workspace.slug, "acme");
+
+    let claims = introspect(&app, &key, &pair.access_token).await;
+    assert!(claims.active);
+    assert_eq!(claims.typ, "access");
+    assert_eq!(claims.email, "ada@example.com");
+    assert_eq!(claims.wslug, "acme");
+    assert_eq!(
+        claims.wrole,
+        sentinel::proto::v1::WorkspaceRole::Editor as i32
+    );
+    assert_eq!(claims.sid, pair.session_id);
+    assert_eq!(claims.aud, vec!["sentinel".to_string()]);
+    assert_eq!(claims.amr, vec!["cli".to_string()]);
+
+    // The new refresh token rotates again; a garbage one is refused without detail.
+    let again = refresh(&app, &pair.refresh_token).await.unwrap();
+    assert_ne!(again.refresh_token, pair.refresh_token);
+    let err = refresh(&app, "rt_not-a-token").await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let err = refresh(&app, "").await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("refresh_token"));
+    app.stop().await;
+}
+
+async fn concurrent_refreshes_inside_the_grace_all_succeed(backend: Backend) {
+    let (app, _db) = TestApp::spawn(backend).await;
+    let key = service_key(&app, "docs").await;
+    let issued = sign_in(&app, "tabs@example.com", "acme", "viewer").await;
+    let app = Arc::new(app);
+    let calls = (0..100).map(|_| {
+        let app = app.clone();
+        let token = issued.refresh_token.clone();
+        tokio::spawn(async move { refresh(&app, &token).await })
+    });
+    let mut pairs = Vec::new();
+    for call in calls {
+        pairs.push(
+            call.await
+                .unwrap()
+                .expect("every refresh inside the grace succeeds"),
+        );
+    }
+    // One family survives: every pair belongs to the original session, which is still live.
+    assert!(
+        pairs
+            .iter()
+            .all(|p| p.session_id == issued.session.id.to_string())
+    );
+    for pair in pairs.iter().step_by(17) {
+        assert!(introspect(&app, &key, &pair.access_token).await.active);
+        refresh(&app, &pair.refresh_token)
+            .await
+            .expect("descendants keep rotating");
+    }
+    Arc::try_unwrap(app).ok().expect("sole owner").stop().await;
+}
+
+async fn reuse_after_the_grace_revokes_the_family_and_its_access_tokens(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let mut config = db.config();
+    config.refresh_reuse_grace = Duration::from_millis(300);
+    let app = TestApp::start(config.clone()).await;
+    // In clustered mode the access token is checked on a second instance.
+    let other = match backend {
+        Backend::Clustered => Some(TestApp::start(config).await),
+        Backend::Embedded => None,
+    };
+    let verifier = other.as_ref().unwrap_or(&app);
+    let key = service_key(&app, "docs").await;
+    let issued = sign_in(&app, "victim@example.com", "acme", "viewer").await;
+    let rotated = refresh(&app, &issued.refresh_token).await.unwrap();
+    assert!(
+        introspect(verifier, &key, &issued.access_token)
+            .await
+            .active
+    );
+    assert!(
+        introspect(verifier, &key, &rotated.access_token)
+            .await
+            .active
+    );
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The stolen, already-rotated token comes back after the grace.
+    let err = refresh(&app, &issued.refresh_token).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let revoked_at = std::time::Instant::now();
+
+    // The family is gone: the legitimate newest refresh token no longer works either.
+    let err = refresh(&app, &rotated.refresh_token).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    // Live access tokens of the family are rejected everywhere within a second.
+    loop {
+        let first = introspect(verifier, &key, &issued.access_token)
+            .await
+            .active;
+        let second = introspect(verifier, &key, &rotated.access_token)
+            .await
+            .active;
+        if !first && !second {
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "access tokens still active after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // And it was audited once.
+    let count = audit_count(&db, "token.reuse_detected").await;
+    assert_eq!(count, 1);
+    if let Some(other) = other {
+        other.stop().await;
+    }
+    app.stop().await;
+}
+
+async fn audit_count(db: &TestDatabase, action: &str) -> i64 {
+    use sqlx::Connection;
+    let sql = "SELECT count(*) FROM audit_events WHERE action = $1";
+    match db.backend {
+        Backend::Embedded => {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(sql)
+                .bind(action)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+        }
+        Backend::Clustered => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(sql)
+                .bind(action)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+        }
+    }
+}
+
+async fn logout_revokes_live_access_tokens(backend: Backend) {
+    let (app, _db) = TestApp::spawn(backend).await;
+    let key = service_key(&app, "docs").await;
+    let first = sign_in(&app, "bob@example.com", "acme", "admin").await;
+    let second = sign_in(&app, "bob@example.com", "acme", "admin").await;
+    let out = auth(&app)
+        .logout(with_bearer(
+            LogoutRequest {
+                all_sessions: false,
+            },
+            &first.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(out.revoked_session_count, 1);
+    assert!(!introspect(&app, &key, &first.access_token).await.active);
+    assert!(introspect(&app, &key, &second.access_token).await.active);
+    assert_eq!(
+        refresh(&app, &first.refresh_token)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    // The revoked token cannot call user-tier RPCs any more.
+    let err = auth(&app)
+        .logout(with_bearer(
+            LogoutRequest { all_sessions: true },
+            &first.access_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let out = auth(&app)
+        .logout(with_bearer(
+            LogoutRequest { all_sessions: true },
+            &second.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(out.revoked_session_count, 1);
+    assert!(!introspect(&app, &key, &second.access_token).await.active);
+    app.stop().await;
+}
+
+async fn sessions_are_listed_and_revoked(backend: Backend) {
+    let (app, _db) = TestApp::spawn(backend).await;
+    let mut sessions = Vec::new();
+    for _ in 0..5 {
+        sessions.push(sign_in(&app, "carol@example.com", "acme", "viewer").await);
+    }
+    let me = &sessions[4];
+    // Paged listing, newest first, never repeating.
+    let mut seen = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = auth(&app)
+            .list_sessions(with_bearer(
+                ListSessionsRequest {
+                    page_size: 2,
+                    page_token: page_token.clone(),
+                    ..ListSessionsRequest::default()
+                },
+                &me.access_token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        seen.extend(page.sessions.iter().map(|s| (s.id.clone(), s.current)));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(seen.len(), 5);
+    let mut ids: Vec<_> = seen.iter().map(|s| s.0.clone()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 5);
+    assert_eq!(
+        seen.iter().filter(|s| s.1).count(),
+        1,
+        "exactly one is current"
+    );
+
+    let target = sessions[0].session.id.to_string();
+    let revoked = auth(&app)
+        .revoke_session(with_bearer(
+            RevokeSessionRequest { id: target.clone() },
+            &me.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(
+        refresh(&app, &sessions[0].refresh_token)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+
+    // Another user's session is not visible to a non-admin.
+    let stranger = sign_in(&app, "mallory@example.com", "other", "owner").await;
+    let err = auth(&app)
+        .revoke_session(with_bearer(
+            RevokeSessionRequest {
+                id: sessions[1].session.id.to_string(),
+            },
+            &stranger.access_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = auth(&app)
+        .list_sessions(with_bearer(
+            ListSessionsRequest {
+                user_id: me.user.id.to_string(),
+                ..ListSessionsRequest::default()
+            },
+            &stranger.access_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = auth(&app)
+        .revoke_session(with_bearer(
+            RevokeSessionRequest { id: "nope".into() },
+            &me.access_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("id:"));
+    app.stop().await;
+}
+
+async fn introspect_requires_a_valid_service_key(backend: Backend) {
+    let (app, _db) = TestApp::spawn(backend).await;
+    let issued = sign_in(&app, "dan@example.com", "acme", "viewer").await;
+    let key = service_key(&app, "docs").await;
+    let no_key = auth(&app)
+        .introspect(IntrospectRequest {
+            token: issued.access_token.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(no_key.code(), Code::Unauthenticated);
+    let mut tampered = key.clone().into_bytes();
+    tampered[5] = if tampered[5] == b'A' { b'B' } else { b'A' };
+    let forged = sentinel::apps::generate_key().unwrap();
+    for bad in [String::from_utf8(tampered).unwrap(), forged, "sk_".into()] {
+        let err = auth(&app)
+            .introspect(with_service_key(
+                IntrospectRequest {
+                    token: issued.access_token.clone(),
+                },
+                &bad,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated);
+        assert_eq!(err.message(), "invalid service key");
+    }
+    assert!(introspect(&app, &key, &issued.access_token).await.active);
+    let err = auth(&app)
+        .introspect(with_service_key(
+            IntrospectRequest {
+                token: String::new(),
+            },
+            &key,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    app.stop().await;
+}
+
+fn b64(value: &serde_json::Value) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap())
+}
+
+async fn forged_and_malformed_tokens_are_rejected(backend: Backend) {
+    let (app, _db) = TestApp::spawn(backend).await;
+    let key = service_key(&app, "docs").await;
+    let issued = sign_in(&app, "eve@example.com", "acme", "viewer").await;
+    let state = app.app.state();
+    let signing_key = state.keys.active();
+    let valid: AccessClaims = {
+        let payload = issued.access_token.split('.').nth(1).unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+    };
+    assert!(
+        introspect(&app, &key, &sign(&signing_key, &valid).unwrap())
+            .await
+            .active
+    );
+
+    let now = chrono::Utc::now().timestamp();
+    let mut forged: Vec<(&str, String)> = Vec::new();
+    let with = |change: &dyn Fn(&mut AccessClaims)| {
+        let mut claims = valid.clone();
+        change(&mut claims);
+        sign(&signing_key, &claims).unwrap()
+    };
+    forged.push((
+        "wrong iss",
+        with(&|c| c.iss = "https://evil.example".into()),
+    ));
+    forged.push(("wrong aud", with(&|c| c.aud = vec!["someone-else".into()])));
+    forged.push((
+        "expired",
+        with(&|c| {
+            c.iat = now - 3600;
+            c.nbf = now - 3600;
+            c.exp = now - 600;
+        }),
+    ));
+    forged.push(("not yet valid", with(&|c| c.nbf = now + 600)));
+    forged.push(("refresh typ", with(&|c| c.typ = "refresh".into())));
+    forged.push(("authz typ", with(&|c| c.typ = "authz".into())));
+
+    let payload = b64(&serde_json::to_value(&valid).unwrap());
+    forged.push((
+        "alg none",
+        format!(
+            "{}.{payload}.",
+            b64(&serde_json::json!({"alg":"none","typ":"JWT","kid":signing_key.kid}))
+        ),
+    ));
+    // HS256 signed with the public key as the HMAC secret (key confusion).
+    let jwks = state.keys.jwks();
+    let public = serde_json::to_vec(&jwks.keys[0]).unwrap();
+    let header = b64(&serde_json::json!({"alg":"HS256","typ":"JWT","kid":signing_key.kid}));
+    let message = format!("{header}.{payload}");
+    let mac = aws_lc_rs::hmac::sign(
+        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &public),
+        message.as_bytes(),
+    );
+    forged.push((
+        "hs256 key confusion",
+        format!("{message}.{}", URL_SAFE_NO_PAD.encode(mac)),
+    ));
+    // A valid signature under a kid the server does not know.
+    let mut parts: Vec<String> = issued.access_token.split('.').map(String::from).collect();
+    parts[0] = b64(&serde_json::json!({"alg":"RS256","typ":"JWT","kid":"unknown-kid"}));
+    forged.push(("unknown kid", parts.join(".")));
+    let mut truncated = issued.access_token.clone();
+    truncated.truncate(truncated.len() - 10);
+    forged.push(("truncated", truncated));
+    forged.push(("garbage", "not.a.jwt".into()));
+    forged.push((
+        "9 KiB",
+        format!("{}{}", issued.access_token, "A".repeat(9 * 1024)),
+    ));
+
+    for (what, token) in &forged {
+        let response = introspect(&app, &key, token).await;
+        assert!(!response.active, "{what} must be inactive");
+        assert_eq!(
+            response,
+            Default::default(),
+            "{what}: inactive says nothing more"
+        );
+        let err = auth(&app)
+            .list_sessions(with_bearer(ListSessionsRequest::default(), token))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated, "{what}");
+    }
+    app.stop().await;
+}
+
+async fn watch_revocations_replays_then_follows(backend: Backend) {
+    let (app, _db) = TestApp::spawn(backend).await;
+    let key = service_key(&app, "docs").await;
+    let early = sign_in(&app, "fay@example.com", "acme", "viewer").await;
+    auth(&app)
+        .logout(with_bearer(LogoutRequest::default(), &early.access_token))
+        .await
+        .unwrap();
+    let mut stream = auth(&app)
+        .watch_revocations(with_service_key(WatchRevocationsRequest::default(), &key))
+        .await
+        .unwrap()
+        .into_inner();
+    let replay = stream.message().await.unwrap().unwrap();
+    assert!(replay.caught_up);
+    assert_eq!(replay.revocations.len(), 1);
+    assert_eq!(
+        replay.revocations[0].session_id,
+        early.session.id.to_string()
+    );
+    assert_eq!(
+        replay.revocations[0].reason,
+        sentinel::proto::v1::RevocationReason::Logout as i32
+    );
+
+    let later = sign_in(&app, "fay@example.com", "acme", "viewer").await;
+    auth(&app)
+        .logout(with_bearer(LogoutRequest::default(), &later.access_token))
+        .await
+        .unwrap();
+    let live = tokio::time::timeout(Duration::from_secs(2), stream.message())
+        .await
+        .expect("live revocation within 2 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(live.revocations[0].session_id, later.session.id.to_string());
+    assert!(live.revision > replay.revision);
+
+    // Resuming from the last revision delivers nothing old.
+    let mut resumed = auth(&app)
+        .watch_revocations(with_service_key(
+            WatchRevocationsRequest {
+                since_revision: live.revision,
+            },
+            &key,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = resumed.message().await.unwrap().unwrap();
+    assert!(first.caught_up);
+    assert!(first.revocations.is_empty());
+    let err = auth(&app)
+        .watch_revocations(WatchRevocationsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    app.stop().await;
+}
