@@ -34,6 +34,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Service apps (backends that call with x-service-key).
     ServiceApp {
         #[command(subcommand)]
@@ -60,6 +65,16 @@ enum TokenCommand {
         /// Print JSON: {"access_token","refresh_token","expires_in","user_id","workspace_id"}.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new signing key active; the previous one stays in the JWKS for the overlap.
+    Rotate {
+        /// How long the previous key keeps verifying (at least the access-token lifetime).
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        overlap: std::time::Duration,
     },
 }
 
@@ -122,6 +137,9 @@ fn main() -> ExitCode {
             Command::Config { .. } => Ok(()),
             Command::Token { command } => token(config, command).await,
             Command::ServiceApp { command } => service_app(config, command).await,
+            Command::Keys {
+                command: KeysCommand::Rotate { overlap },
+            } => rotate_keys(config, overlap).await,
         }
     });
     match result {
@@ -189,6 +207,25 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
         println!("expires_in:    {}s", issued.expires_in);
         println!("user_id:       {}", issued.user.id);
         println!("workspace_id:  {workspace_id}");
+    }
+    state.store.close().await;
+    Ok(())
+}
+
+async fn rotate_keys(config: Config, overlap: std::time::Duration) -> anyhow::Result<()> {
+    let state = AppState::initialize(config).await?;
+    state
+        .tokens
+        .validate_overlap(overlap)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let key = state.keys.rotate(overlap).await?;
+    println!("active key: {} ({})", key.kid, key.algorithm);
+    for (kid, algorithm, at) in state.keys.retiring() {
+        let until = chrono::DateTime::from_timestamp(at, 0).unwrap_or_default();
+        println!(
+            "retiring:   {kid} ({algorithm}) until {}",
+            until.to_rfc3339()
+        );
     }
     state.store.close().await;
     Ok(())

@@ -11,8 +11,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{Backend, TestApp, TestDatabase, service_key, sign_in, with_bearer, with_service_key};
 use sentinel::proto::v1::auth_service_client::AuthServiceClient;
 use sentinel::proto::v1::{
-    IntrospectRequest, ListSessionsRequest, LogoutRequest, RefreshRequest, RevokeSessionRequest,
-    WatchRevocationsRequest,
+    GetJwksRequest, IntrospectRequest, ListSessionsRequest, LogoutRequest, RefreshRequest,
+    RevokeSessionRequest, RotateSigningKeyRequest, WatchRevocationsRequest,
 };
 use sentinel::tokens::jwt::{AccessClaims, sign};
 use tonic::Code;
@@ -26,6 +26,7 @@ both_backends!(
     introspect_requires_a_valid_service_key,
     forged_and_malformed_tokens_are_rejected,
     watch_revocations_replays_then_follows,
+    signing_key_rotation_keeps_old_tokens_valid_for_the_overlap,
 );
 
 fn auth(app: &TestApp) -> AuthServiceClient<tonic::transport::Channel> {
@@ -548,5 +549,135 @@ async fn watch_revocations_replays_then_follows(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
+    app.stop().await;
+}
+
+async fn signing_key_rotation_keeps_old_tokens_valid_for_the_overlap(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let mut config = db.config();
+    config.access_token_ttl = Duration::from_secs(30);
+    let app = TestApp::start(config.clone()).await;
+    let other = match backend {
+        Backend::Clustered => Some(TestApp::start(config).await),
+        Backend::Embedded => None,
+    };
+    let key = service_key(&app, "docs").await;
+    let admin = sign_in(&app, "root@example.com", "ops", "owner").await;
+    app.app
+        .state()
+        .store
+        .set_user_flags(admin.user.id, true, true)
+        .await
+        .unwrap();
+    let user = sign_in(&app, "user@example.com", "ops", "viewer").await;
+    let rotate = |token: String, overlap: u64| {
+        let mut client = auth(&app);
+        async move {
+            client
+                .rotate_signing_key(with_bearer(
+                    RotateSigningKeyRequest {
+                        overlap: Some(prost_types::Duration {
+                            seconds: overlap as i64,
+                            nanos: 0,
+                        }),
+                        algorithm: String::new(),
+                    },
+                    &token,
+                ))
+                .await
+        }
+    };
+    // Only platform admins rotate, and the overlap must cover an access token's life.
+    let err = rotate(user.access_token.clone(), 60).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = rotate(admin.access_token.clone(), 5).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("overlap:"), "{}", err.message());
+
+    let before = auth(&app)
+        .get_jwks(GetJwksRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let rotated = rotate(admin.access_token.clone(), 30)
+        .await
+        .unwrap()
+        .into_inner();
+    let retires = std::time::Instant::now() + Duration::from_secs(30);
+    assert_ne!(rotated.kid, before.keys[0].kid);
+    assert_eq!(rotated.previous_keys.len(), 1);
+    assert_eq!(rotated.previous_keys[0].kid, before.keys[0].kid);
+    let during = auth(&app)
+        .get_jwks(GetJwksRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let kids: Vec<_> = during.keys.iter().map(|k| k.kid.clone()).collect();
+    assert_eq!(
+        kids,
+        vec![rotated.kid.clone(), before.keys[0].kid.clone()],
+        "new key first"
+    );
+
+    // New tokens use the new key, and verify on every instance (one that has not reloaded yet
+    // loads the new key on first sight of its kid).
+    let fresh = sign_in(&app, "user@example.com", "ops", "viewer").await;
+    let header = fresh.access_token.split('.').next().unwrap();
+    let header: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+    assert_eq!(header["kid"], rotated.kid.as_str());
+    let verifier = other.as_ref().unwrap_or(&app);
+    assert!(introspect(verifier, &key, &fresh.access_token).await.active);
+    // The old key's token keeps verifying during the overlap…
+    assert!(introspect(&app, &key, &user.access_token).await.active);
+    assert!(introspect(verifier, &key, &user.access_token).await.active);
+
+    if let Some(other) = &other {
+        // Concurrent rotations on two instances leave exactly one active key.
+        let mut other_client = auth(other);
+        let token = admin.access_token.clone();
+        let (a, b) = tokio::join!(
+            rotate(admin.access_token.clone(), 30),
+            other_client.rotate_signing_key(with_bearer(
+                RotateSigningKeyRequest {
+                    overlap: Some(prost_types::Duration {
+                        seconds: 30,
+                        nanos: 0
+                    }),
+                    algorithm: String::new(),
+                },
+                &token,
+            )),
+        );
+        a.unwrap();
+        b.unwrap();
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        let active: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM signing_keys WHERE status = 'active'")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(active, 1);
+    }
+
+    // …and stops verifying once the overlap ends, before the token itself expires.
+    tokio::time::sleep_until(tokio::time::Instant::from_std(retires) + Duration::from_millis(1200))
+        .await;
+    assert!(!introspect(&app, &key, &user.access_token).await.active);
+    assert!(introspect(&app, &key, &fresh.access_token).await.active || other.is_some());
+    app.app.state().keys.reload().await.unwrap();
+    let after = auth(&app)
+        .get_jwks(GetJwksRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        after.keys.iter().all(|k| k.kid != before.keys[0].kid),
+        "the old key left the JWKS"
+    );
+    if let Some(other) = other {
+        other.stop().await;
+    }
     app.stop().await;
 }

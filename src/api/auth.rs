@@ -269,6 +269,60 @@ impl AuthService for AuthApi {
         Ok(Response::new(Box::pin(stream)))
     }
 
+    async fn rotate_signing_key(
+        &self,
+        request: Request<pb::RotateSigningKeyRequest>,
+    ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
+        let claims = credentials::admin(&self.state, request.metadata()).await?;
+        let request = request.into_inner();
+        if !(request.algorithm.is_empty() || request.algorithm == "RS256") {
+            return Err(Error::invalid("algorithm", "this server signs with RS256 only").into());
+        }
+        let overlap = match request.overlap {
+            None => Duration::from_secs(3600),
+            Some(d) if d.seconds >= 0 && d.nanos >= 0 => {
+                Duration::new(d.seconds as u64, d.nanos as u32)
+            }
+            Some(_) => return Err(Error::invalid("overlap", "must not be negative").into()),
+        };
+        self.state.tokens.validate_overlap(overlap)?;
+        let key = self.state.keys.rotate(overlap).await.map_err(|err| {
+            tracing::error!(error = %err, "key rotation failed");
+            Error::Internal
+        })?;
+        let audit = crate::store::AuditRow {
+            id: Uuid::new_v4(),
+            occurred_at: Utc::now(),
+            action: "signing_key.rotated".into(),
+            actor_user_id: Uuid::parse_str(&claims.sub).ok(),
+            target_type: Some("signing_key".into()),
+            target_id: Some(key.kid.clone()),
+            outcome: "success".into(),
+            details: serde_json::json!({ "overlap_seconds": overlap.as_secs() }).to_string(),
+            ..crate::store::AuditRow::default()
+        };
+        if let Err(err) = self.state.store.insert_audit(&audit).await {
+            tracing::warn!(error = %err, "audit of key rotation failed");
+        }
+        let previous_keys = self
+            .state
+            .keys
+            .retiring()
+            .into_iter()
+            .map(|(kid, algorithm, at)| pb::RetiringKey {
+                kid,
+                algorithm,
+                retires_at: DateTime::from_timestamp(at, 0).map(timestamp),
+            })
+            .collect();
+        Ok(Response::new(pb::RotateSigningKeyResponse {
+            kid: key.kid,
+            algorithm: key.algorithm,
+            activated_at: Some(timestamp(Utc::now())),
+            previous_keys,
+        }))
+    }
+
     async fn get_jwks(
         &self,
         _request: Request<pb::GetJwksRequest>,

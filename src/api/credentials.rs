@@ -37,3 +37,19 @@ pub async fn service(
         .ok_or(Error::Unauthenticated(crate::apps::INVALID_KEY))?;
     state.apps.authenticate(key).await
 }
+
+/// The caller's access token, when it belongs to an active platform admin (admin tier).
+pub async fn admin(state: &AppState, metadata: &MetadataMap) -> Result<Arc<AccessClaims>, Error> {
+    let claims = user(state, metadata).await?;
+    let id = uuid::Uuid::parse_str(&claims.sub).map_err(|_| Error::Internal)?;
+    let is_admin = state
+        .store
+        .user_by_id(id)
+        .await?
+        .is_some_and(|u| u.is_admin && u.is_active);
+    if is_admin {
+        Ok(claims)
+    } else {
+        Err(Error::PermissionDenied("platform admin required".into()))
+    }
+}

@@ -151,6 +151,43 @@ macro_rules! impl_key_store {
                     .map_err(|e| StoreError::from_sqlx(e, "signing key"))?;
                 rows.iter().map(key_from_row).collect()
             }
+
+            #[tracing::instrument(skip_all, fields(kid = %key.kid))]
+            async fn rotate_key(
+                &self,
+                key: &NewSigningKey,
+                retire_at: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                let mut tx = self
+                    .pool
+                    .begin()
+                    .await
+                    .map_err(|e| StoreError::from_sqlx(e, "signing key"))?;
+                sqlx::query(
+                    "UPDATE signing_keys SET status = 'retired', retire_at = $1 \
+                     WHERE status = 'active'",
+                )
+                .bind(retire_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, "signing key"))?;
+                sqlx::query(concat!(
+                    "INSERT INTO signing_keys (",
+                    key_columns!(),
+                    ") VALUES ($1, $2, $3, $4, 'active', $5, NULL)"
+                ))
+                .bind(&key.kid)
+                .bind(&key.algorithm)
+                .bind(&key.public_jwk)
+                .bind(&key.private_key_encrypted)
+                .bind(key.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, "signing key"))?;
+                tx.commit()
+                    .await
+                    .map_err(|e| StoreError::from_sqlx(e, "signing key"))
+            }
         }
     };
 }

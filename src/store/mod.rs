@@ -86,6 +86,9 @@ pub trait KeyStore: Send + Sync {
     /// Every key that belongs in the JWKS at `now`: the active key and retired keys whose
     /// overlap has not ended, newest first.
     async fn published_keys(&self, now: DateTime<Utc>) -> StoreResult<Vec<SigningKeyRow>>;
+    /// Retires the active key (published until `retire_at`) and makes `key` active, in one
+    /// transaction. `Conflict` when a concurrent rotation won.
+    async fn rotate_key(&self, key: &NewSigningKey, retire_at: DateTime<Utc>) -> StoreResult<()>;
 }
 
 /// The whole durable store: every aggregate trait plus health.

@@ -23,6 +23,9 @@ pub const AUDIENCE: &str = "sentinel";
 /// Verified tokens remembered at most.
 const CACHE_CAPACITY: usize = 100_000;
 
+/// A verified token and the instant its key retires, if it does.
+type Verified = (Arc<AccessClaims>, Option<i64>);
+
 /// Claims of an access token (API.md §6).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
@@ -110,15 +113,18 @@ pub struct SignError;
 pub struct VerificationKey {
     algorithm: Algorithm,
     key: DecodingKey,
+    /// A retired key stops verifying at this instant (seconds), reload or not.
+    not_after: Option<i64>,
 }
 
 impl VerificationKey {
     /// From a published JWK; `None` for an unsupported key.
-    pub fn from_jwk(jwk: &Jwk) -> Option<Self> {
+    pub fn from_jwk(jwk: &Jwk, not_after: Option<i64>) -> Option<Self> {
         match jwk.alg.as_str() {
             "RS256" => Some(Self {
                 algorithm: Algorithm::RS256,
                 key: DecodingKey::from_rsa_components(&jwk.n, &jwk.e).ok()?,
+                not_after,
             }),
             _ => None,
         }
@@ -132,7 +138,7 @@ type CacheKey = [u8; 32];
 pub struct Verifier {
     issuer: String,
     keys: RwLock<Arc<HashMap<String, VerificationKey>>>,
-    cache: RwLock<HashMap<CacheKey, Arc<AccessClaims>>>,
+    cache: RwLock<HashMap<CacheKey, Verified>>,
 }
 
 impl Verifier {
@@ -183,14 +189,19 @@ impl Verifier {
             .as_ref()
             .try_into()
             .map_err(|_| VerifyError::Malformed)?;
-        if let Some(claims) = self
+        if let Some((claims, not_after)) = self
             .cache
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&hash)
-            && claims.exp + LEEWAY_SECS as i64 > now
         {
-            return Ok(claims.clone());
+            let key_live = not_after.is_none_or(|at| now < at);
+            if claims.exp + LEEWAY_SECS as i64 > now && key_live {
+                return Ok(claims.clone());
+            }
+            if !key_live {
+                return Err(VerifyError::Invalid);
+            }
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         let kid = header.kid.ok_or(VerifyError::Malformed)?;
@@ -199,6 +210,9 @@ impl Verifier {
         // The algorithm is pinned to the key's, never taken from the token.
         if header.alg != key.algorithm {
             return Err(VerifyError::Malformed);
+        }
+        if key.not_after.is_some_and(|at| now >= at) {
+            return Err(VerifyError::Invalid);
         }
         let mut validation = Validation::new(key.algorithm);
         validation.leeway = LEEWAY_SECS;
@@ -214,12 +228,12 @@ impl Verifier {
         let claims = Arc::new(data.claims);
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CACHE_CAPACITY {
-            cache.retain(|_, c| c.exp + LEEWAY_SECS as i64 > now);
+            cache.retain(|_, (c, _)| c.exp + LEEWAY_SECS as i64 > now);
             if cache.len() >= CACHE_CAPACITY {
                 cache.clear();
             }
         }
-        cache.insert(hash, claims.clone());
+        cache.insert(hash, (claims.clone(), key.not_after));
         Ok(claims)
     }
 }

@@ -144,6 +144,8 @@ struct RingState {
     active: SigningKey,
     jwks: Jwks,
     jwks_json: Arc<str>,
+    /// Retired keys → when they stop verifying.
+    retire: std::collections::HashMap<String, i64>,
 }
 
 /// The keys this process signs with and publishes, loaded from the store.
@@ -152,7 +154,7 @@ pub struct KeyRing {
     kek: Kek,
     state: RwLock<Arc<RingState>>,
     verifier: Arc<Verifier>,
-    last_reload: std::sync::Mutex<std::time::Instant>,
+    last_reload: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl KeyRing {
@@ -171,13 +173,13 @@ impl KeyRing {
         }
         let state = load_state(store.as_ref(), &kek).await?;
         let verifier = Arc::new(Verifier::new(issuer));
-        verifier.set_keys(verification_keys(&state.jwks));
+        verifier.set_keys(verification_keys(&state));
         Ok(Self {
             store,
             kek,
             state: RwLock::new(Arc::new(state)),
             verifier,
-            last_reload: std::sync::Mutex::new(std::time::Instant::now()),
+            last_reload: std::sync::Mutex::new(None),
         })
     }
 
@@ -191,19 +193,58 @@ impl KeyRing {
     pub async fn reload_if_stale(&self) -> Result<(), KeyError> {
         {
             let mut last = self.last_reload.lock().unwrap_or_else(|p| p.into_inner());
-            if last.elapsed() < std::time::Duration::from_secs(1) {
+            if last.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1)) {
                 return Ok(());
             }
-            *last = std::time::Instant::now();
+            *last = Some(std::time::Instant::now());
         }
         self.reload().await
+    }
+
+    /// Makes a new key active; the previous one stays published (and verifying) for `overlap`.
+    /// Of concurrent rotations each succeeds in turn; one key is active afterwards.
+    pub async fn rotate(&self, overlap: std::time::Duration) -> Result<SigningKey, KeyError> {
+        let retire_at =
+            Utc::now() + chrono::Duration::from_std(overlap).map_err(|_| KeyError::Generation)?;
+        let (new, key) = generate_rs256(&self.kek)?;
+        let mut attempts = 0;
+        loop {
+            match self.store.rotate_key(&new, retire_at).await {
+                Ok(()) => break,
+                // A concurrent rotation committed first: retire its key in turn.
+                Err(StoreError::Conflict(_)) if attempts < 3 => attempts += 1,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        tracing::info!(kid = %key.kid, ?overlap, "signing key rotated");
+        self.reload().await?;
+        Ok(key)
+    }
+
+    /// Retired keys still published, with the instant each stops verifying.
+    pub fn retiring(&self) -> Vec<(String, String, i64)> {
+        let state = self.current();
+        let mut out: Vec<_> = state
+            .retire
+            .iter()
+            .filter_map(|(kid, at)| {
+                state
+                    .jwks
+                    .keys
+                    .iter()
+                    .find(|k| &k.kid == kid)
+                    .map(|k| (kid.clone(), k.alg.clone(), *at))
+            })
+            .collect();
+        out.sort_by_key(|(_, _, at)| std::cmp::Reverse(*at));
+        out
     }
 
     /// Re-reads keys from the store (after a rotation anywhere in the cluster).
     pub async fn reload(&self) -> Result<(), KeyError> {
         let state = load_state(self.store.as_ref(), &self.kek).await?;
         if state.jwks != self.current().jwks {
-            self.verifier.set_keys(verification_keys(&state.jwks));
+            self.verifier.set_keys(verification_keys(&state));
         }
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(state);
         Ok(())
@@ -229,10 +270,15 @@ impl KeyRing {
     }
 }
 
-fn verification_keys(jwks: &Jwks) -> std::collections::HashMap<String, VerificationKey> {
-    jwks.keys
+fn verification_keys(state: &RingState) -> std::collections::HashMap<String, VerificationKey> {
+    state
+        .jwks
+        .keys
         .iter()
-        .filter_map(|jwk| VerificationKey::from_jwk(jwk).map(|key| (jwk.kid.clone(), key)))
+        .filter_map(|jwk| {
+            VerificationKey::from_jwk(jwk, state.retire.get(&jwk.kid).copied())
+                .map(|key| (jwk.kid.clone(), key))
+        })
         .collect()
 }
 
@@ -240,7 +286,11 @@ async fn load_state(store: &dyn Store, kek: &Kek) -> Result<RingState, KeyError>
     let active_row = store.active_key().await?.ok_or(KeyError::NoActiveKey)?;
     let active = open_key(kek, &active_row)?;
     let mut keys = Vec::new();
+    let mut retire = std::collections::HashMap::new();
     for row in store.published_keys(Utc::now()).await? {
+        if let Some(at) = row.retire_at {
+            retire.insert(row.kid.clone(), at.timestamp());
+        }
         let jwk: Jwk = serde_json::from_str(&row.public_jwk).map_err(|_| KeyError::Malformed {
             kid: row.kid.clone(),
         })?;
@@ -258,6 +308,7 @@ async fn load_state(store: &dyn Store, kek: &Kek) -> Result<RingState, KeyError>
         active,
         jwks,
         jwks_json,
+        retire,
     })
 }
 

@@ -373,6 +373,24 @@ impl TokenService {
         Ok(rows)
     }
 
+    /// Checks a rotation overlap: at least the access-token lifetime (tokens signed by the old
+    /// key must outlive it), at most 30 days.
+    pub fn validate_overlap(&self, overlap: Duration) -> Result<(), Error> {
+        if overlap < self.policy.access_ttl {
+            return Err(Error::invalid(
+                "overlap",
+                format!(
+                    "must be at least the access-token lifetime ({}s)",
+                    self.policy.access_ttl.as_secs()
+                ),
+            ));
+        }
+        if overlap > Duration::from_secs(30 * 24 * 3600) {
+            return Err(Error::invalid("overlap", "must be at most 30 days"));
+        }
+        Ok(())
+    }
+
     /// Verifies a bearer access token: signature, claims and revocation. A token signed by a
     /// key this process has not loaded yet (rotation on another replica) triggers one reload.
     pub async fn authenticate(&self, token: &str) -> Result<Arc<AccessClaims>, Error> {
