@@ -23,8 +23,10 @@ use crate::tokens::keys::KeyRing;
 use crate::tokens::revocation::{self, RevocationSet};
 use crate::tokens::service::{TokenPolicy, TokenService};
 
-/// How often each process re-reads the signing keys (rotations by other replicas).
+/// How often each process re-reads the signing keys (a fallback: rotations are also announced).
 const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
+/// Pub/sub channel announcing a key rotation to every replica.
+const KEYS_CHANNEL: &str = "signing-keys";
 
 /// Everything handlers share. Cheap to clone.
 #[derive(Clone)]
@@ -50,6 +52,26 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Rotates the signing key and tells every replica to reload at once.
+    pub async fn rotate_signing_key(
+        &self,
+        algorithm: crate::tokens::keys::SigningAlgorithm,
+        publish_delay: Duration,
+        overlap: Duration,
+    ) -> Result<
+        (
+            crate::tokens::keys::SigningKey,
+            chrono::DateTime<chrono::Utc>,
+        ),
+        crate::tokens::keys::KeyError,
+    > {
+        let rotated = self.keys.rotate(algorithm, publish_delay, overlap).await?;
+        if let Err(err) = self.cache.publish(KEYS_CHANNEL, b"1").await {
+            tracing::warn!(error = %err, "rotation not announced; replicas reload within 30 s");
+        }
+        Ok(rotated)
+    }
+
     /// Connects to the configured backends, applies migrations (unless disabled) and loads the
     /// signing keys.
     pub async fn initialize(config: Config) -> anyhow::Result<Self> {
@@ -62,8 +84,15 @@ impl AppState {
         }
         let cache = cache::connect(&config).await?;
         let kek = Kek::from_config(&config)?;
-        let keys =
-            Arc::new(KeyRing::initialize(store.clone(), kek, config.effective_issuer()).await?);
+        let keys = Arc::new(
+            KeyRing::initialize(
+                store.clone(),
+                kek,
+                config.effective_issuer(),
+                config.signing_algorithm,
+            )
+            .await?,
+        );
         let revocations = Arc::new(RevocationSet::default());
         revocations
             .catch_up(store.as_ref())
@@ -220,13 +249,32 @@ impl Application {
     }
 }
 
+/// Re-reads the key ring periodically, and right when a pending key is due to sign.
 fn spawn_key_reload(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(KEY_RELOAD_INTERVAL);
-        tick.tick().await;
+        let mut announcements = state.cache.subscribe(KEYS_CHANNEL).await.ok();
         loop {
+            let until_activation = state
+                .keys
+                .next_activation()
+                .and_then(|at| (at - chrono::Utc::now()).to_std().ok())
+                .map(|d| d + Duration::from_millis(50));
+            let wait = until_activation.map_or(KEY_RELOAD_INTERVAL, |d| d.min(KEY_RELOAD_INTERVAL));
             tokio::select! {
-                _ = tick.tick() => {
+                () = tokio::time::sleep(wait) => {
+                    if let Err(err) = state.keys.reload().await {
+                        tracing::warn!(error = %err, "signing key reload failed");
+                    }
+                }
+                // A rotation in this process: plan the wake-up for its activation.
+                () = state.keys.reloaded() => {}
+                // A rotation anywhere in the cluster.
+                Some(_) = async {
+                    match announcements.as_mut() {
+                        Some(sub) => sub.next().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
                     if let Err(err) = state.keys.reload().await {
                         tracing::warn!(error = %err, "signing key reload failed");
                     }

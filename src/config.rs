@@ -105,6 +105,12 @@ pub struct Config {
     /// How long an already-rotated refresh token is still accepted (concurrent tabs, retries).
     #[serde(with = "humantime_serde")]
     pub refresh_reuse_grace: Duration,
+    /// Algorithm of new signing keys: `RS256`, `ES256` or `EdDSA`.
+    pub signing_algorithm: crate::tokens::keys::SigningAlgorithm,
+    /// How long a rotated-in key is published before it signs, so verifiers that cache the
+    /// JWKS know it first. Defaults to the JWKS max-age.
+    #[serde(with = "humantime_serde")]
+    pub key_publish_delay: Duration,
 }
 
 impl Default for Config {
@@ -130,6 +136,8 @@ impl Default for Config {
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(7 * 24 * 3600),
             refresh_reuse_grace: Duration::from_secs(5),
+            signing_algorithm: crate::tokens::keys::SigningAlgorithm::RS256,
+            key_publish_delay: Duration::from_secs(300),
         }
     }
 }
@@ -274,6 +282,9 @@ impl Config {
         }
         if self.refresh_reuse_grace > Duration::from_secs(60) {
             return Err(invalid("refresh_reuse_grace", "must be at most 60s"));
+        }
+        if self.key_publish_delay > Duration::from_secs(24 * 3600) {
+            return Err(invalid("key_publish_delay", "must be at most 24h"));
         }
         if self.rate_limit.window.is_zero() {
             return Err(invalid("rate_limit.window", "must be greater than zero"));

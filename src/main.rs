@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use sentinel::tokens::keys::SigningAlgorithm;
 use sentinel::{AppState, Application, Config, operator, store, telemetry};
 
 /// Sentinel: identity and authorization for your services.
@@ -75,6 +76,12 @@ enum KeysCommand {
         /// How long the previous key keeps verifying (at least the access-token lifetime).
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         overlap: std::time::Duration,
+        /// Algorithm of the new key (default: the configured signing_algorithm).
+        #[arg(long, value_parser = ["RS256", "ES256", "EdDSA"])]
+        algorithm: Option<String>,
+        /// Sign with the new key at once instead of after key_publish_delay (key compromise).
+        #[arg(long)]
+        immediate: bool,
     },
 }
 
@@ -138,8 +145,13 @@ fn main() -> ExitCode {
             Command::Token { command } => token(config, command).await,
             Command::ServiceApp { command } => service_app(config, command).await,
             Command::Keys {
-                command: KeysCommand::Rotate { overlap },
-            } => rotate_keys(config, overlap).await,
+                command:
+                    KeysCommand::Rotate {
+                        overlap,
+                        algorithm,
+                        immediate,
+                    },
+            } => rotate_keys(config, overlap, algorithm, immediate).await,
         }
     });
     match result {
@@ -212,14 +224,34 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn rotate_keys(config: Config, overlap: std::time::Duration) -> anyhow::Result<()> {
+async fn rotate_keys(
+    config: Config,
+    overlap: std::time::Duration,
+    algorithm: Option<String>,
+    immediate: bool,
+) -> anyhow::Result<()> {
+    let delay = if immediate {
+        std::time::Duration::ZERO
+    } else {
+        config.key_publish_delay
+    };
     let state = AppState::initialize(config).await?;
     state
         .tokens
         .validate_overlap(overlap)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let key = state.keys.rotate(overlap).await?;
-    println!("active key: {} ({})", key.kid, key.algorithm);
+    let algorithm = match algorithm {
+        Some(name) => SigningAlgorithm::parse(&name)
+            .ok_or_else(|| anyhow::anyhow!("algorithm must be RS256, ES256 or EdDSA"))?,
+        None => state.keys.default_algorithm(),
+    };
+    let (key, activate_at) = state.rotate_signing_key(algorithm, delay, overlap).await?;
+    println!(
+        "new key:    {} ({}) signs from {}",
+        key.kid,
+        key.algorithm.as_str(),
+        activate_at.to_rfc3339()
+    );
     for (kid, algorithm, at) in state.keys.retiring() {
         let until = chrono::DateTime::from_timestamp(at, 0).unwrap_or_default();
         println!(

@@ -135,3 +135,85 @@ fn base64_kek(byte: u8) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode([byte; 32])
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_outage_during_refresh_load_causes_no_false_reuse() {
+    use sentinel::proto::v1::RefreshRequest;
+    if !common::clustered_available().await {
+        return;
+    }
+    let db = TestDatabase::create(Backend::Clustered).await;
+    let proxy = std::sync::Arc::new(CutProxy::start(postgres_address()).await);
+    let mut config = db.config();
+    config.database_url = Some(with_address(&db.url, proxy.addr));
+    let app = TestApp::start(config).await;
+    let mut chains = Vec::new();
+    for i in 0..8 {
+        let issued = common::sign_in(&app, &format!("load{i}@example.com"), "acme", "viewer").await;
+        chains.push(issued.refresh_token);
+    }
+    let outage = {
+        let proxy = proxy.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            proxy.cut();
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            proxy.restore();
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let workers = chains.into_iter().map(|mut token| {
+        let mut client = AuthServiceClient::new(app.channel.clone());
+        tokio::spawn(async move {
+            let (mut ok, mut unavailable, mut refused) = (0u32, 0u32, 0u32);
+            while tokio::time::Instant::now() < deadline {
+                let result = client
+                    .refresh(RefreshRequest {
+                        refresh_token: token.clone(),
+                        workspace_id: String::new(),
+                    })
+                    .await;
+                match result {
+                    Ok(response) => {
+                        token = response.into_inner().tokens.unwrap().refresh_token;
+                        ok += 1;
+                    }
+                    Err(status) if status.code() == tonic::Code::Unauthenticated => refused += 1,
+                    Err(status) => {
+                        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+                        unavailable += 1;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+            (token, ok, unavailable, refused)
+        })
+    });
+    let workers: Vec<_> = workers.collect();
+    let mut total_unavailable = 0;
+    let mut finals = Vec::new();
+    for worker in workers {
+        let (token, ok, unavailable, refused) = worker.await.unwrap();
+        assert_eq!(
+            refused, 0,
+            "a database outage must never look like token reuse"
+        );
+        assert!(ok > 2, "refreshes before and after the outage succeed");
+        total_unavailable += unavailable;
+        finals.push(token);
+    }
+    outage.await.unwrap();
+    assert!(total_unavailable > 0, "the outage was felt");
+    // Every chain still refreshes: no family was revoked.
+    let mut client = AuthServiceClient::new(app.channel.clone());
+    for token in finals {
+        client
+            .refresh(RefreshRequest {
+                refresh_token: token,
+                workspace_id: String::new(),
+            })
+            .await
+            .expect("the family survived the outage");
+    }
+    app.stop().await;
+}

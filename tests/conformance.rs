@@ -37,14 +37,16 @@ async fn key_store_conformance(backend: Backend) {
     assert!(store.published_keys(Utc::now()).await.unwrap().is_empty());
 
     // Eight concurrent first starts: exactly one key becomes active.
-    let attempts = (0..8).map(|i| {
-        let store = store.clone();
-        tokio::spawn(async move {
-            store
-                .insert_key_if_none_active(&key(&format!("k{i}")))
-                .await
+    let attempts: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .insert_key_if_none_active(&key(&format!("k{i}")))
+                    .await
+            })
         })
-    });
+        .collect();
     let mut inserted = 0;
     for attempt in attempts {
         if attempt.await.unwrap().unwrap() {
@@ -108,10 +110,12 @@ async fn cache_conformance(backend: Backend) {
         .set("code", b"once", Duration::from_secs(5))
         .await
         .unwrap();
-    let takers = (0..16).map(|_| {
-        let cache = cache.clone();
-        tokio::spawn(async move { cache.take("code").await.unwrap() })
-    });
+    let takers: Vec<_> = (0..16)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.take("code").await.unwrap() })
+        })
+        .collect();
     let mut winners = 0;
     for taker in takers {
         if let Some(value) = taker.await.unwrap() {

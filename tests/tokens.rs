@@ -27,6 +27,9 @@ both_backends!(
     forged_and_malformed_tokens_are_rejected,
     watch_revocations_replays_then_follows,
     signing_key_rotation_keeps_old_tokens_valid_for_the_overlap,
+    a_rotated_key_is_published_before_it_signs,
+    every_signing_algorithm_issues_verifiable_tokens,
+    admins_revoke_every_token_of_a_user,
 );
 
 fn auth(app: &TestApp) -> AuthServiceClient<tonic::transport::Channel> {
@@ -100,15 +103,20 @@ async fn refresh_rotates_and_carries_workspace_context(backend: Backend) {
 }
 
 async fn concurrent_refreshes_inside_the_grace_all_succeed(backend: Backend) {
-    let (app, _db) = TestApp::spawn(backend).await;
+    let db = TestDatabase::create(backend).await;
+    let mut config = db.config();
+    config.refresh_reuse_grace = Duration::from_secs(2);
+    let app = TestApp::start(config).await;
     let key = service_key(&app, "docs").await;
     let issued = sign_in(&app, "tabs@example.com", "acme", "viewer").await;
     let app = Arc::new(app);
-    let calls = (0..100).map(|_| {
-        let app = app.clone();
-        let token = issued.refresh_token.clone();
-        tokio::spawn(async move { refresh(&app, &token).await })
-    });
+    let calls: Vec<_> = (0..100)
+        .map(|_| {
+            let app = app.clone();
+            let token = issued.refresh_token.clone();
+            tokio::spawn(async move { refresh(&app, &token).await })
+        })
+        .collect();
     let mut pairs = Vec::new();
     for call in calls {
         pairs.push(
@@ -129,6 +137,31 @@ async fn concurrent_refreshes_inside_the_grace_all_succeed(backend: Backend) {
             .await
             .expect("descendants keep rotating");
     }
+    // The same after the grace: every replay is refused, the family is revoked, and no pair
+    // handed out before is usable any more.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let replays: Vec<_> = (0..100)
+        .map(|_| {
+            let app = app.clone();
+            let token = issued.refresh_token.clone();
+            tokio::spawn(async move { refresh(&app, &token).await })
+        })
+        .collect();
+    for replay in replays {
+        let err = replay.await.unwrap().expect_err("replay after the grace");
+        assert_eq!(err.code(), Code::Unauthenticated);
+    }
+    for pair in &pairs {
+        assert_eq!(
+            refresh(&app, &pair.refresh_token).await.unwrap_err().code(),
+            Code::Unauthenticated
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for pair in pairs.iter().step_by(10) {
+        assert!(!introspect(&app, &key, &pair.access_token).await.active);
+    }
+    assert_eq!(audit_count(&db, "token.reuse_detected").await, 1);
     Arc::try_unwrap(app).ok().expect("sole owner").stop().await;
 }
 
@@ -556,6 +589,7 @@ async fn signing_key_rotation_keeps_old_tokens_valid_for_the_overlap(backend: Ba
     let db = TestDatabase::create(backend).await;
     let mut config = db.config();
     config.access_token_ttl = Duration::from_secs(30);
+    config.key_publish_delay = Duration::ZERO;
     let app = TestApp::start(config.clone()).await;
     let other = match backend {
         Backend::Clustered => Some(TestApp::start(config).await),
@@ -580,7 +614,7 @@ async fn signing_key_rotation_keeps_old_tokens_valid_for_the_overlap(backend: Ba
                             seconds: overlap as i64,
                             nanos: 0,
                         }),
-                        algorithm: String::new(),
+                        ..RotateSigningKeyRequest::default()
                     },
                     &token,
                 ))
@@ -644,7 +678,7 @@ async fn signing_key_rotation_keeps_old_tokens_valid_for_the_overlap(backend: Ba
                         seconds: 30,
                         nanos: 0
                     }),
-                    algorithm: String::new(),
+                    ..RotateSigningKeyRequest::default()
                 },
                 &token,
             )),
@@ -679,5 +713,171 @@ async fn signing_key_rotation_keeps_old_tokens_valid_for_the_overlap(backend: Ba
     if let Some(other) = other {
         other.stop().await;
     }
+    app.stop().await;
+}
+
+fn kid_of(token: &str) -> String {
+    let header = token.split('.').next().unwrap();
+    let header: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+    header["kid"].as_str().unwrap().to_string()
+}
+
+async fn a_rotated_key_is_published_before_it_signs(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let mut config = db.config();
+    config.key_publish_delay = Duration::from_secs(2);
+    let app = TestApp::start(config).await;
+    let admin = sign_in(&app, "root@example.com", "ops", "owner").await;
+    let state = app.app.state();
+    state
+        .store
+        .set_user_flags(admin.user.id, true, true)
+        .await
+        .unwrap();
+    let old_kid = kid_of(&admin.access_token);
+    let rotated = auth(&app)
+        .rotate_signing_key(with_bearer(
+            RotateSigningKeyRequest {
+                algorithm: "ES256".into(),
+                ..RotateSigningKeyRequest::default()
+            },
+            &admin.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rotated.algorithm, "ES256");
+    let activates = rotated.activated_at.unwrap().seconds;
+    assert!(
+        activates > chrono::Utc::now().timestamp(),
+        "signs only after the delay"
+    );
+
+    // Published at once (the signing key first), not yet signing.
+    let jwks: serde_json::Value = app
+        .http
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids, vec![old_kid.as_str(), rotated.kid.as_str()]);
+    assert_eq!(jwks["keys"][1]["kty"], "EC");
+    assert_eq!(jwks["keys"][1]["crv"], "P-256");
+    let before = sign_in(&app, "user@example.com", "ops", "viewer").await;
+    assert_eq!(kid_of(&before.access_token), old_kid);
+
+    // After the delay the new key signs, without a restart.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let after = sign_in(&app, "user@example.com", "ops", "viewer").await;
+    assert_eq!(kid_of(&after.access_token), rotated.kid);
+    let key = service_key(&app, "docs").await;
+    assert!(introspect(&app, &key, &after.access_token).await.active);
+    assert!(introspect(&app, &key, &before.access_token).await.active);
+    app.stop().await;
+}
+
+async fn every_signing_algorithm_issues_verifiable_tokens(backend: Backend) {
+    use sentinel::tokens::keys::SigningAlgorithm;
+    for (algorithm, kty) in [
+        (SigningAlgorithm::ES256, "EC"),
+        (SigningAlgorithm::EdDSA, "OKP"),
+        (SigningAlgorithm::RS256, "RSA"),
+    ] {
+        let db = TestDatabase::create(backend).await;
+        let mut config = db.config();
+        config.signing_algorithm = algorithm;
+        let app = TestApp::start(config).await;
+        let key = service_key(&app, "docs").await;
+        let issued = sign_in(&app, "alg@example.com", "acme", "viewer").await;
+        let header = issued.access_token.split('.').next().unwrap();
+        let header: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+        assert_eq!(header["alg"], algorithm.as_str());
+        let jwks = auth(&app)
+            .get_jwks(GetJwksRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(jwks.keys[0].kty, kty);
+        assert!(
+            introspect(&app, &key, &issued.access_token).await.active,
+            "{algorithm:?}"
+        );
+        // A signature by the right key under another algorithm name is refused.
+        let mut parts: Vec<String> = issued.access_token.split('.').map(String::from).collect();
+        let other = if algorithm == SigningAlgorithm::RS256 {
+            "ES256"
+        } else {
+            "RS256"
+        };
+        parts[0] = b64(&serde_json::json!({"alg": other, "typ": "JWT", "kid": header["kid"]}));
+        assert!(!introspect(&app, &key, &parts.join(".")).await.active);
+        app.stop().await;
+    }
+}
+
+async fn admins_revoke_every_token_of_a_user(backend: Backend) {
+    use sentinel::proto::v1::RevokeUserTokensRequest;
+    use sentinel::proto::v1::user_service_client::UserServiceClient;
+    let (app, db) = TestApp::spawn(backend).await;
+    let key = service_key(&app, "docs").await;
+    let admin = sign_in(&app, "root@example.com", "ops", "owner").await;
+    app.app
+        .state()
+        .store
+        .set_user_flags(admin.user.id, true, true)
+        .await
+        .unwrap();
+    let phone = sign_in(&app, "gus@example.com", "ops", "viewer").await;
+    let laptop = sign_in(&app, "gus@example.com", "ops", "viewer").await;
+    let mut users = UserServiceClient::new(app.channel.clone());
+    let request = |id: String, token: &str| with_bearer(RevokeUserTokensRequest { id }, token);
+    let err = users
+        .revoke_user_tokens(request(admin.user.id.to_string(), &phone.access_token))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = users
+        .revoke_user_tokens(request(
+            uuid::Uuid::new_v4().to_string(),
+            &admin.access_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+
+    let revoked = users
+        .revoke_user_tokens(request(phone.user.id.to_string(), &admin.access_token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(revoked.revoked_session_count, 2);
+    for issued in [&phone, &laptop] {
+        assert!(!introspect(&app, &key, &issued.access_token).await.active);
+        assert_eq!(
+            refresh(&app, &issued.refresh_token)
+                .await
+                .unwrap_err()
+                .code(),
+            Code::Unauthenticated
+        );
+    }
+    // The admin's own tokens are untouched, and the action is audited.
+    assert!(introspect(&app, &key, &admin.access_token).await.active);
+    assert_eq!(audit_count(&db, "user.tokens_revoked").await, 1);
+    // A new sign-in after the revocation works.
+    let fresh = sign_in(&app, "gus@example.com", "ops", "viewer").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(introspect(&app, &key, &fresh.access_token).await.active);
     app.stop().await;
 }

@@ -4,10 +4,15 @@ CREATE TABLE signing_keys (
     algorithm             TEXT NOT NULL,
     public_jwk            TEXT NOT NULL,
     private_key_encrypted BYTEA NOT NULL,
-    status                TEXT NOT NULL CHECK (status IN ('active', 'retired')),
+    status                TEXT NOT NULL CHECK (status IN ('pending', 'active', 'retired')),
     created_at            TIMESTAMPTZ NOT NULL,
+    -- pending: published, signs from activate_at; retired: published until retire_at.
+    activate_at           TIMESTAMPTZ,
     retire_at             TIMESTAMPTZ
 );
 
 -- At most one key signs at any time, even when replicas start together.
 CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys (status) WHERE status = 'active';
+
+-- At most one key waits to take over.
+CREATE UNIQUE INDEX signing_keys_one_pending ON signing_keys (status) WHERE status = 'pending';

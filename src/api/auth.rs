@@ -18,6 +18,7 @@ use crate::proto::v1 as pb;
 use crate::proto::v1::auth_service_server::AuthService;
 use crate::store::{RevocationRow, RevokeScope};
 use crate::tokens::jwt::MAX_TOKEN_BYTES;
+use crate::tokens::keys::SigningAlgorithm;
 
 /// Handlers of `sentinel.v1.AuthService`.
 pub struct AuthApi {
@@ -275,9 +276,12 @@ impl AuthService for AuthApi {
     ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
         let claims = credentials::admin(&self.state, request.metadata()).await?;
         let request = request.into_inner();
-        if !(request.algorithm.is_empty() || request.algorithm == "RS256") {
-            return Err(Error::invalid("algorithm", "this server signs with RS256 only").into());
-        }
+        let algorithm = if request.algorithm.is_empty() {
+            self.state.keys.default_algorithm()
+        } else {
+            SigningAlgorithm::parse(&request.algorithm)
+                .ok_or_else(|| Error::invalid("algorithm", "must be RS256, ES256 or EdDSA"))?
+        };
         let overlap = match request.overlap {
             None => Duration::from_secs(3600),
             Some(d) if d.seconds >= 0 && d.nanos >= 0 => {
@@ -286,10 +290,19 @@ impl AuthService for AuthApi {
             Some(_) => return Err(Error::invalid("overlap", "must not be negative").into()),
         };
         self.state.tokens.validate_overlap(overlap)?;
-        let key = self.state.keys.rotate(overlap).await.map_err(|err| {
-            tracing::error!(error = %err, "key rotation failed");
-            Error::Internal
-        })?;
+        let delay = if request.immediate {
+            Duration::ZERO
+        } else {
+            self.state.config.key_publish_delay
+        };
+        let (key, activate_at) = self
+            .state
+            .rotate_signing_key(algorithm, delay, overlap)
+            .await
+            .map_err(|err| {
+                tracing::error!(error = %err, "key rotation failed");
+                Error::Internal
+            })?;
         let audit = crate::store::AuditRow {
             id: Uuid::new_v4(),
             occurred_at: Utc::now(),
@@ -298,7 +311,12 @@ impl AuthService for AuthApi {
             target_type: Some("signing_key".into()),
             target_id: Some(key.kid.clone()),
             outcome: "success".into(),
-            details: serde_json::json!({ "overlap_seconds": overlap.as_secs() }).to_string(),
+            details: serde_json::json!({
+                "overlap_seconds": overlap.as_secs(),
+                "algorithm": algorithm.as_str(),
+                "activate_at": activate_at.to_rfc3339(),
+            })
+            .to_string(),
             ..crate::store::AuditRow::default()
         };
         if let Err(err) = self.state.store.insert_audit(&audit).await {
@@ -317,8 +335,8 @@ impl AuthService for AuthApi {
             .collect();
         Ok(Response::new(pb::RotateSigningKeyResponse {
             kid: key.kid,
-            algorithm: key.algorithm,
-            activated_at: Some(timestamp(Utc::now())),
+            algorithm: algorithm.as_str().into(),
+            activated_at: Some(timestamp(activate_at)),
             previous_keys,
         }))
     }
@@ -338,9 +356,11 @@ impl AuthService for AuthApi {
                 kid: k.kid,
                 r#use: k.use_,
                 alg: k.alg,
-                n: k.n,
-                e: k.e,
-                ..pb::Jwk::default()
+                n: k.n.unwrap_or_default(),
+                e: k.e.unwrap_or_default(),
+                crv: k.crv.unwrap_or_default(),
+                x: k.x.unwrap_or_default(),
+                y: k.y.unwrap_or_default(),
             })
             .collect();
         Ok(Response::new(pb::GetJwksResponse { keys }))

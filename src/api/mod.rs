@@ -5,6 +5,7 @@ mod auth;
 mod convert;
 pub mod credentials;
 mod pending;
+mod user;
 
 use tonic::service::Routes;
 
@@ -32,7 +33,9 @@ pub fn routes(state: &AppState) -> Routes {
     Routes::new(
         AuthServiceServer::new(auth::AuthApi::new(state.clone())).max_decoding_message_size(max),
     )
-    .add_service(UserServiceServer::new(pending::UserApi).max_decoding_message_size(max))
+    .add_service(
+        UserServiceServer::new(user::UserApi::new(state.clone())).max_decoding_message_size(max),
+    )
     .add_service(WorkspaceServiceServer::new(pending::WorkspaceApi).max_decoding_message_size(max))
     .add_service(
         PermissionServiceServer::new(pending::PermissionApi).max_decoding_message_size(max),

@@ -4,12 +4,7 @@
 use crate::proto::v1::admin_service_server::AdminService;
 use crate::proto::v1::permission_service_server::PermissionService;
 use crate::proto::v1::service_app_service_server::ServiceAppService;
-use crate::proto::v1::user_service_server::UserService;
 use crate::proto::v1::workspace_service_server::WorkspaceService;
-
-/// `sentinel.v1.UserService` (tenancy capability).
-pub struct UserApi;
-impl UserService for UserApi {}
 
 /// `sentinel.v1.WorkspaceService` (tenancy capability).
 pub struct WorkspaceApi;

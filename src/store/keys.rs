@@ -11,6 +11,8 @@ use super::{KeyStore, StoreError, StoreResult};
 /// Lifecycle of a signing key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyStatus {
+    /// Published ahead of use; signs from `activate_at`.
+    Pending,
     /// Signs new tokens and is published.
     Active,
     /// No longer signs; published until `retire_at`.
@@ -20,6 +22,7 @@ pub enum KeyStatus {
 impl KeyStatus {
     fn as_str(self) -> &'static str {
         match self {
+            KeyStatus::Pending => "pending",
             KeyStatus::Active => "active",
             KeyStatus::Retired => "retired",
         }
@@ -27,6 +30,7 @@ impl KeyStatus {
 
     fn parse(s: &str) -> StoreResult<Self> {
         match s {
+            "pending" => Ok(KeyStatus::Pending),
             "active" => Ok(KeyStatus::Active),
             "retired" => Ok(KeyStatus::Retired),
             other => {
@@ -67,13 +71,16 @@ pub struct SigningKeyRow {
     pub status: KeyStatus,
     /// When it was made.
     pub created_at: DateTime<Utc>,
-    /// For a retired key: when it leaves the JWKS.
+    /// For a pending key: when it starts signing.
+    pub activate_at: Option<DateTime<Utc>>,
+    /// For a retiring key: when it leaves the JWKS and stops verifying.
     pub retire_at: Option<DateTime<Utc>>,
 }
 
 macro_rules! key_columns {
     () => {
-        "kid, algorithm, public_jwk, private_key_encrypted, status, created_at, retire_at"
+        "kid, algorithm, public_jwk, private_key_encrypted, status, created_at, activate_at, \
+         retire_at"
     };
 }
 
@@ -93,6 +100,7 @@ where
         private_key_encrypted: row.try_get("private_key_encrypted").map_err(get)?,
         status: KeyStatus::parse(&status)?,
         created_at: row.try_get("created_at").map_err(get)?,
+        activate_at: row.try_get("activate_at").map_err(get)?,
         retire_at: row.try_get("retire_at").map_err(get)?,
     })
 }
@@ -107,7 +115,7 @@ macro_rules! impl_key_store {
                 let sql = concat!(
                     "INSERT INTO signing_keys (",
                     key_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, NULL) ON CONFLICT DO NOTHING"
+                    ") VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL) ON CONFLICT DO NOTHING"
                 );
                 let done = sqlx::query(sql)
                     .bind(&key.kid)
@@ -141,7 +149,7 @@ macro_rules! impl_key_store {
                 let sql = concat!(
                     "SELECT ",
                     key_columns!(),
-                    " FROM signing_keys WHERE status = 'active' OR retire_at > $1 \
+                    " FROM signing_keys WHERE status IN ('pending', 'active') OR retire_at > $1 \
                      ORDER BY created_at DESC"
                 );
                 let rows = sqlx::query(sql)
@@ -153,40 +161,81 @@ macro_rules! impl_key_store {
             }
 
             #[tracing::instrument(skip_all, fields(kid = %key.kid))]
-            async fn rotate_key(
+            async fn schedule_key(
                 &self,
                 key: &NewSigningKey,
-                retire_at: DateTime<Utc>,
+                activate_at: DateTime<Utc>,
+                retire_active_at: DateTime<Utc>,
             ) -> StoreResult<()> {
-                let mut tx = self
-                    .pool
-                    .begin()
+                let e = |e| StoreError::from_sqlx(e, "signing key");
+                let mut tx = self.pool.begin().await.map_err(e)?;
+                // A key still waiting never signed anything: the newer rotation replaces it.
+                sqlx::query("DELETE FROM signing_keys WHERE status = 'pending'")
+                    .execute(&mut *tx)
                     .await
-                    .map_err(|e| StoreError::from_sqlx(e, "signing key"))?;
-                sqlx::query(
-                    "UPDATE signing_keys SET status = 'retired', retire_at = $1 \
-                     WHERE status = 'active'",
-                )
-                .bind(retire_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| StoreError::from_sqlx(e, "signing key"))?;
+                    .map_err(e)?;
+                sqlx::query("UPDATE signing_keys SET retire_at = $1 WHERE status = 'active'")
+                    .bind(retire_active_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(e)?;
                 sqlx::query(concat!(
                     "INSERT INTO signing_keys (",
                     key_columns!(),
-                    ") VALUES ($1, $2, $3, $4, 'active', $5, NULL)"
+                    ") VALUES ($1, $2, $3, $4, 'pending', $5, $6, NULL)"
                 ))
                 .bind(&key.kid)
                 .bind(&key.algorithm)
                 .bind(&key.public_jwk)
                 .bind(&key.private_key_encrypted)
                 .bind(key.created_at)
+                .bind(activate_at)
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| StoreError::from_sqlx(e, "signing key"))?;
-                tx.commit()
-                    .await
-                    .map_err(|e| StoreError::from_sqlx(e, "signing key"))
+                .map_err(e)?;
+                tx.commit().await.map_err(e)
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn activate_due_key(&self, now: DateTime<Utc>) -> StoreResult<bool> {
+                let e = |e| StoreError::from_sqlx(e, "signing key");
+                let mut tx = self.pool.begin().await.map_err(e)?;
+                let due = sqlx::query(
+                    "SELECT kid FROM signing_keys WHERE status = 'pending' AND activate_at <= $1",
+                )
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(e)?;
+                let Some(due) = due else {
+                    return Ok(false);
+                };
+                let kid: String = due.try_get("kid").map_err(e)?;
+                // Guarded by kid and status, so replicas racing to activate do it once.
+                sqlx::query(
+                    "UPDATE signing_keys SET status = 'retired', \
+                     retire_at = COALESCE(retire_at, $2) \
+                     WHERE status = 'active' AND kid <> $1",
+                )
+                .bind(&kid)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(e)?;
+                let done = sqlx::query(
+                    "UPDATE signing_keys SET status = 'active' WHERE kid = $1 AND status = 'pending'",
+                )
+                .bind(&kid)
+                .execute(&mut *tx)
+                .await
+                .map_err(e)?;
+                if done.rows_affected() != 1 {
+                    // A concurrent rotation replaced the pending key after we read it: undo
+                    // the retirement (dropping the transaction rolls back).
+                    return Ok(false);
+                }
+                tx.commit().await.map_err(e)?;
+                Ok(true)
             }
         }
     };

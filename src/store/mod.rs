@@ -45,10 +45,13 @@ impl StoreError {
     /// Classifies a driver error, logging what must not travel further.
     pub(crate) fn from_sqlx(err: sqlx::Error, what: &'static str) -> Self {
         match &err {
+            // Connection-level failures, including a peer that vanished mid-handshake (which
+            // the driver reports as a protocol error): the database is unreachable.
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
             | sqlx::Error::WorkerCrashed => {
                 tracing::warn!(error = %err, "database unavailable");
                 StoreError::Unavailable
@@ -86,9 +89,18 @@ pub trait KeyStore: Send + Sync {
     /// Every key that belongs in the JWKS at `now`: the active key and retired keys whose
     /// overlap has not ended, newest first.
     async fn published_keys(&self, now: DateTime<Utc>) -> StoreResult<Vec<SigningKeyRow>>;
-    /// Retires the active key (published until `retire_at`) and makes `key` active, in one
-    /// transaction. `Conflict` when a concurrent rotation won.
-    async fn rotate_key(&self, key: &NewSigningKey, retire_at: DateTime<Utc>) -> StoreResult<()>;
+    /// Publishes `key` as the pending key that signs from `activate_at` (replacing any pending
+    /// key), and schedules the active key to stop verifying at `retire_active_at`.
+    /// `Conflict` when a concurrent rotation committed first.
+    async fn schedule_key(
+        &self,
+        key: &NewSigningKey,
+        activate_at: DateTime<Utc>,
+        retire_active_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Makes the pending key active once its time has come (the previous active key retires).
+    /// Idempotent across replicas; says whether this call activated it.
+    async fn activate_due_key(&self, now: DateTime<Utc>) -> StoreResult<bool>;
 }
 
 /// The whole durable store: every aggregate trait plus health.

@@ -439,7 +439,11 @@ macro_rules! impl_session_store {
                     .map_err(err("revocation"))?;
                     log.push(revocation_from_row(&row)?);
                 }
-                if let Some(event) = audit {
+                // Audited only when something was revoked: of concurrent reuse detections of
+                // one family, only the first records an event.
+                if let Some(event) = audit
+                    && !log.is_empty()
+                {
                     insert_audit_query!(event)
                         .execute(&mut *tx)
                         .await

@@ -4,14 +4,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::digest;
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::RSA_PKCS1_SHA256;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
+pub use super::keys::SignError;
 use super::keys::{Jwk, SigningKey};
 
 /// Tokens longer than this are rejected before any parsing.
@@ -86,28 +85,15 @@ pub enum VerifyError {
 
 /// Signs claims as a compact JWS with a parsed key (no re-parsing per token).
 pub fn sign<C: Serialize>(key: &SigningKey, claims: &C) -> Result<String, SignError> {
-    let header = serde_json::json!({ "alg": key.algorithm, "typ": "JWT", "kid": key.kid });
+    let header = serde_json::json!({ "alg": key.algorithm.as_str(), "typ": "JWT", "kid": key.kid });
     let mut message = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).map_err(|_| SignError)?);
     message.push('.');
     message.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).map_err(|_| SignError)?));
-    let mut signature = vec![0u8; key.key_pair.public_modulus_len()];
-    key.key_pair
-        .sign(
-            &RSA_PKCS1_SHA256,
-            &SystemRandom::new(),
-            message.as_bytes(),
-            &mut signature,
-        )
-        .map_err(|_| SignError)?;
+    let signature = key.sign(message.as_bytes())?;
     message.push('.');
     message.push_str(&URL_SAFE_NO_PAD.encode(signature));
     Ok(message)
 }
-
-/// Signing failed (a broken key or random generator).
-#[derive(Debug, thiserror::Error)]
-#[error("token signing failed")]
-pub struct SignError;
 
 /// A public key that verifies tokens with its `kid`.
 pub struct VerificationKey {
@@ -120,14 +106,26 @@ pub struct VerificationKey {
 impl VerificationKey {
     /// From a published JWK; `None` for an unsupported key.
     pub fn from_jwk(jwk: &Jwk, not_after: Option<i64>) -> Option<Self> {
-        match jwk.alg.as_str() {
-            "RS256" => Some(Self {
-                algorithm: Algorithm::RS256,
-                key: DecodingKey::from_rsa_components(&jwk.n, &jwk.e).ok()?,
-                not_after,
-            }),
-            _ => None,
-        }
+        let (algorithm, key) = match jwk.alg.as_str() {
+            "RS256" => (
+                Algorithm::RS256,
+                DecodingKey::from_rsa_components(jwk.n.as_deref()?, jwk.e.as_deref()?).ok()?,
+            ),
+            "ES256" => (
+                Algorithm::ES256,
+                DecodingKey::from_ec_components(jwk.x.as_deref()?, jwk.y.as_deref()?).ok()?,
+            ),
+            "EdDSA" => (
+                Algorithm::EdDSA,
+                DecodingKey::from_ed_components(jwk.x.as_deref()?).ok()?,
+            ),
+            _ => return None,
+        };
+        Some(Self {
+            algorithm,
+            key,
+            not_after,
+        })
     }
 }
 

@@ -66,17 +66,22 @@ impl RevocationSet {
         }
     }
 
-    /// Whether the token's session or user was revoked.
+    /// Whether the access token's session was revoked. (Access tokens always carry a session;
+    /// user-wide revocations revoke every session of the user, so the session check is exact,
+    /// where an `iat` comparison would also catch a sign-in in the same second.)
     pub fn is_revoked(&self, claims: &AccessClaims) -> bool {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-        let session_revoked = Uuid::parse_str(&claims.sid)
-            .ok()
-            .is_some_and(|sid| state.sessions.contains_key(&sid));
-        session_revoked
-            || Uuid::parse_str(&claims.sub)
-                .ok()
-                .and_then(|user| state.users.get(&user))
-                .is_some_and(|(revoked_at, _)| claims.iat <= *revoked_at)
+        Uuid::parse_str(&claims.sid).map_or(true, |sid| state.sessions.contains_key(&sid))
+    }
+
+    /// Whether a token without a session (an authz token) of `user`, issued at `iat`, falls
+    /// under a user-wide revocation.
+    pub fn is_user_revoked(&self, user: Uuid, iat: i64) -> bool {
+        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        state
+            .users
+            .get(&user)
+            .is_some_and(|(revoked_at, _)| iat <= *revoked_at)
     }
 
     /// The last log revision applied.

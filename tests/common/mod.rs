@@ -235,6 +235,10 @@ impl TestApp {
 
     /// A server with `config`.
     pub async fn start(config: Config) -> TestApp {
+        // SENTINEL_TEST_LOG=debug shows the servers' logs while debugging a test.
+        if let Ok(filter) = std::env::var("SENTINEL_TEST_LOG") {
+            sentinel::telemetry::init(&filter, sentinel::config::LogFormat::Text);
+        }
         let app = Application::start(config).await.expect("server starts");
         let addr = app.local_addr();
         let base_url = format!("http://{addr}");
