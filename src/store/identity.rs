@@ -80,6 +80,13 @@ pub trait IdentityStore: Send + Sync {
     ) -> StoreResult<Option<String>>;
     /// Ids of the workspace's groups the user belongs to, sorted.
     async fn group_ids(&self, workspace_id: Uuid, user_id: Uuid) -> StoreResult<Vec<Uuid>>;
+    /// In one query: the user's role in the workspace, the workspace, and the user's groups in
+    /// it (sorted); `None` when not a member.
+    async fn workspace_scope(
+        &self,
+        workspace_id: Uuid,
+        user_id: Uuid,
+    ) -> StoreResult<Option<(String, WorkspaceRow, Vec<Uuid>)>>;
 }
 
 macro_rules! user_columns {
@@ -250,6 +257,42 @@ macro_rules! impl_identity_store {
                 .map_err(err("membership"))?;
                 row.map(|r| r.try_get::<String, _>("role").map_err(err("membership")))
                     .transpose()
+            }
+
+            async fn workspace_scope(
+                &self,
+                workspace_id: Uuid,
+                user_id: Uuid,
+            ) -> StoreResult<Option<(String, WorkspaceRow, Vec<Uuid>)>> {
+                let rows = sqlx::query(
+                    "SELECT m.role, w.id, w.name, w.slug, w.description, w.created_at, \
+                     w.updated_at, g.id AS group_id FROM memberships m \
+                     JOIN workspaces w ON w.id = m.workspace_id \
+                     LEFT JOIN groups g ON g.workspace_id = m.workspace_id AND EXISTS \
+                     (SELECT 1 FROM group_members gm WHERE gm.group_id = g.id \
+                     AND gm.user_id = m.user_id) \
+                     WHERE m.workspace_id = $1 AND m.user_id = $2 ORDER BY g.id",
+                )
+                .bind(workspace_id)
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err("membership"))?;
+                let Some(first) = rows.first() else {
+                    return Ok(None);
+                };
+                let role: String = first.try_get("role").map_err(err("membership"))?;
+                let workspace = workspace_from_row(first)?;
+                let mut groups = Vec::new();
+                for row in &rows {
+                    if let Some(id) = row
+                        .try_get::<Option<Uuid>, _>("group_id")
+                        .map_err(err("group"))?
+                    {
+                        groups.push(id);
+                    }
+                }
+                Ok(Some((role, workspace, groups)))
             }
 
             async fn group_ids(&self, workspace_id: Uuid, user_id: Uuid) -> StoreResult<Vec<Uuid>> {

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use uuid::Uuid;
 
+use super::identity::UserRow;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{StoreError, StoreResult};
@@ -133,8 +134,8 @@ pub trait SessionStore: Send + Sync {
         now: DateTime<Utc>,
         grace: Duration,
     ) -> StoreResult<RefreshOutcome>;
-    /// The session a refresh token belongs to, in any state.
-    async fn session_of_refresh(&self, hash: &[u8]) -> StoreResult<Option<SessionRow>>;
+    /// The session a refresh token belongs to (in any state) and its user, in one query.
+    async fn refresh_context(&self, hash: &[u8]) -> StoreResult<Option<(SessionRow, UserRow)>>;
     /// A session by id.
     async fn session_by_id(&self, id: Uuid) -> StoreResult<Option<SessionRow>>;
     /// Moves a session to another workspace.
@@ -254,6 +255,9 @@ macro_rules! impl_session_store {
                 now: DateTime<Utc>,
                 grace: Duration,
             ) -> StoreResult<RefreshOutcome> {
+                if let Some(session) = self.rotate_fast(old_hash, new_hash, workspace_id, now).await? {
+                    return Ok(RefreshOutcome::Rotated(session));
+                }
                 let mut tx = self.pool.begin().await.map_err(err("refresh token"))?;
                 // Single use, decided by one conditional write: concurrent refreshes of one
                 // token serialize on its row and exactly one sees `rotated_at IS NULL`.
@@ -337,18 +341,38 @@ macro_rules! impl_session_store {
                 Ok(RefreshOutcome::Rotated(session))
             }
 
-            async fn session_of_refresh(&self, hash: &[u8]) -> StoreResult<Option<SessionRow>> {
+            async fn refresh_context(
+                &self,
+                hash: &[u8],
+            ) -> StoreResult<Option<(SessionRow, UserRow)>> {
                 let row = sqlx::query(concat!(
-                    "SELECT ",
+                    "SELECT s.*, u.email AS u_email, u.name AS u_name, \
+                     u.avatar_url AS u_avatar_url, u.is_active AS u_is_active, \
+                     u.is_admin AS u_is_admin, u.created_at AS u_created_at, \
+                     u.updated_at AS u_updated_at FROM (SELECT ",
                     session_columns!(),
                     " FROM sessions WHERE id = \
-                     (SELECT session_id FROM refresh_tokens WHERE token_hash = $1)"
+                     (SELECT session_id FROM refresh_tokens WHERE token_hash = $1)) s \
+                     JOIN users u ON u.id = s.user_id"
                 ))
                 .bind(hash)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(err("session"))?;
-                row.map(|r| session_from_row(&r)).transpose()
+                let Some(row) = row else { return Ok(None) };
+                let session = session_from_row(&row)?;
+                let e = err("user");
+                let user = UserRow {
+                    id: session.user_id,
+                    email: row.try_get("u_email").map_err(&e)?,
+                    name: row.try_get("u_name").map_err(&e)?,
+                    avatar_url: row.try_get("u_avatar_url").map_err(&e)?,
+                    is_active: row.try_get("u_is_active").map_err(&e)?,
+                    is_admin: row.try_get("u_is_admin").map_err(&e)?,
+                    created_at: row.try_get("u_created_at").map_err(&e)?,
+                    updated_at: row.try_get("u_updated_at").map_err(&e)?,
+                };
+                Ok(Some((session, user)))
             }
 
             async fn session_by_id(&self, id: Uuid) -> StoreResult<Option<SessionRow>> {
@@ -563,3 +587,55 @@ where
 
 impl_session_store!(SqliteStore);
 impl_session_store!(PostgresStore);
+
+// Dialect-specific fast path of a first-time refresh, side by side.
+
+impl SqliteStore {
+    /// SQLite has no data-modifying CTEs, and its round trips are in-process: always the
+    /// transactional path.
+    async fn rotate_fast(
+        &self,
+        _old_hash: &[u8],
+        _new_hash: &[u8],
+        _workspace_id: Option<Uuid>,
+        _now: DateTime<Utc>,
+    ) -> StoreResult<Option<SessionRow>> {
+        Ok(None)
+    }
+}
+
+impl PostgresStore {
+    /// The common case (an unused token of a live session) in one statement: consume, touch the
+    /// session, store the successor. No row means "not the common case": the caller takes the
+    /// transactional path, which tells replay, reuse and invalid apart.
+    async fn rotate_fast(
+        &self,
+        old_hash: &[u8],
+        new_hash: &[u8],
+        workspace_id: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<SessionRow>> {
+        let row = sqlx::query(concat!(
+            "WITH consumed AS (UPDATE refresh_tokens SET rotated_at = $2 \
+             WHERE token_hash = $1 AND rotated_at IS NULL AND expires_at > $2 \
+             RETURNING session_id), \
+             touched AS (UPDATE sessions SET last_used_at = $2, \
+             workspace_id = COALESCE($4, workspace_id) \
+             WHERE id = (SELECT session_id FROM consumed) AND revoked_at IS NULL \
+             AND expires_at > $2 RETURNING ",
+            session_columns!(),
+            "), inserted AS (INSERT INTO refresh_tokens \
+             (token_hash, session_id, created_at, expires_at) \
+             SELECT $3, id, $2, expires_at FROM touched RETURNING session_id) \
+             SELECT touched.* FROM touched JOIN inserted ON inserted.session_id = touched.id"
+        ))
+        .bind(old_hash)
+        .bind(now)
+        .bind(new_hash)
+        .bind(workspace_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err("refresh token"))?;
+        row.map(|r| session_from_row(&r)).transpose()
+    }
+}

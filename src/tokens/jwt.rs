@@ -201,6 +201,29 @@ impl Verifier {
                 return Err(VerifyError::Invalid);
             }
         }
+        let (claims, not_after) = self.verify_uncached(token, now)?;
+        let claims = Arc::new(claims);
+        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHE_CAPACITY {
+            cache.retain(|_, (c, _)| c.exp + LEEWAY_SECS as i64 > now);
+            if cache.len() >= CACHE_CAPACITY {
+                cache.clear();
+            }
+        }
+        cache.insert(hash, (claims.clone(), not_after));
+        Ok(claims)
+    }
+
+    /// The full check without the cache (what a first sight of a token costs). Returns the
+    /// claims and the instant the signing key retires, if it does.
+    pub fn verify_uncached(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<(AccessClaims, Option<i64>), VerifyError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(VerifyError::TooLarge);
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         let kid = header.kid.ok_or(VerifyError::Malformed)?;
         let keys = self.keys.read().unwrap_or_else(|p| p.into_inner()).clone();
@@ -223,15 +246,6 @@ impl Verifier {
         if data.claims.typ != "access" {
             return Err(VerifyError::Invalid);
         }
-        let claims = Arc::new(data.claims);
-        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= CACHE_CAPACITY {
-            cache.retain(|_, (c, _)| c.exp + LEEWAY_SECS as i64 > now);
-            if cache.len() >= CACHE_CAPACITY {
-                cache.clear();
-            }
-        }
-        cache.insert(hash, (claims.clone(), key.not_after));
-        Ok(claims)
+        Ok((data.claims, key.not_after))
     }
 }

@@ -140,18 +140,15 @@ impl TokenService {
         user_id: Uuid,
         workspace_id: Uuid,
     ) -> Result<Option<WorkspaceScope>, Error> {
-        let Some(role) = self.store.membership_role(workspace_id, user_id).await? else {
-            return Ok(None);
-        };
-        let Some(workspace) = self.store.workspace_by_id(workspace_id).await? else {
-            return Ok(None);
-        };
-        let groups = self.store.group_ids(workspace_id, user_id).await?;
-        Ok(Some(WorkspaceScope {
-            workspace,
-            role,
-            groups,
-        }))
+        Ok(self
+            .store
+            .workspace_scope(workspace_id, user_id)
+            .await?
+            .map(|(role, workspace, groups)| WorkspaceScope {
+                workspace,
+                role,
+                groups,
+            }))
     }
 
     fn sign_access(
@@ -258,15 +255,12 @@ impl TokenService {
         let old_hash = hash_token(refresh_token);
         // Read first what decides whether the refresh may happen at all, so a refusal does
         // not consume the token.
-        let Some(session) = self.store.session_of_refresh(&old_hash).await? else {
+        let Some((session, user)) = self.store.refresh_context(&old_hash).await? else {
             return Err(Error::Unauthenticated(INVALID_CREDENTIAL));
         };
-        let user = self
-            .store
-            .user_by_id(session.user_id)
-            .await?
-            .filter(|u| u.is_active)
-            .ok_or(Error::Unauthenticated(INVALID_CREDENTIAL))?;
+        if !user.is_active {
+            return Err(Error::Unauthenticated(INVALID_CREDENTIAL));
+        }
         let target = workspace_id.or(session.workspace_id);
         let scope = match target {
             Some(id) => match self.scope_for(user.id, id).await? {

@@ -1,0 +1,260 @@
+//! Load generator: starts a server in-process on an ephemeral loopback port, creates fixtures,
+//! then drives gRPC calls from concurrent clients and reports throughput and latency.
+//!
+//! ```sh
+//! cargo run --release --example loadgen -- --seconds 10 --concurrency 32
+//! cargo run --release --example loadgen -- --database-url postgres://postgres@127.0.0.1/bench \
+//!     --redis-url redis://127.0.0.1:6379
+//! ```
+//! Client and server share the machine's cores: the figures are a floor for a dedicated server.
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use sentinel::proto::v1::auth_service_client::AuthServiceClient;
+use sentinel::proto::v1::{GetJwksRequest, IntrospectRequest, RefreshRequest};
+use sentinel::{Application, Config};
+use tonic::transport::Channel;
+
+#[derive(Parser)]
+struct Args {
+    /// Seconds per scenario.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// HTTP/2 connections the clients share.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// PostgreSQL URL (a dedicated, disposable database); default: embedded SQLite.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Redis URL (with --database-url).
+    #[arg(long)]
+    redis_url: Option<String>,
+    /// Signing algorithm: RS256, ES256 or EdDSA.
+    #[arg(long, default_value = "RS256")]
+    algorithm: String,
+    /// Scenarios to run.
+    #[arg(long, value_delimiter = ',', default_value = "jwks,introspect,refresh")]
+    scenarios: Vec<String>,
+}
+
+struct Report {
+    calls: usize,
+    errors: usize,
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Report {
+    fn percentile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[index]
+    }
+}
+
+async fn drive<F, Fut>(
+    channels: &[Channel],
+    concurrency: usize,
+    duration: Duration,
+    make: F,
+) -> Report
+where
+    F: Fn(usize, AuthServiceClient<Channel>) -> Fut,
+    Fut: std::future::Future<Output = (usize, usize, Vec<Duration>)> + Send + 'static,
+{
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|i| {
+            let client = AuthServiceClient::new(channels[i % channels.len()].clone());
+            tokio::spawn(make(i, client))
+        })
+        .collect();
+    let mut report = Report {
+        calls: 0,
+        errors: 0,
+        latencies: Vec::new(),
+        elapsed: Duration::ZERO,
+    };
+    for task in tasks {
+        let (calls, errors, latencies) = task.await.expect("worker");
+        report.calls += calls;
+        report.errors += errors;
+        report.latencies.extend(latencies);
+    }
+    report.elapsed = started.elapsed().min(duration + Duration::from_millis(500));
+    report.latencies.sort_unstable();
+    let _ = duration;
+    report
+}
+
+fn print(name: &str, report: &Report) {
+    println!(
+        "| {name} | {:.0} | {:.2} | {:.2} | {} |",
+        report.calls as f64 / report.elapsed.as_secs_f64(),
+        report.percentile(0.50).as_secs_f64() * 1000.0,
+        report.percentile(0.99).as_secs_f64() * 1000.0,
+        report.errors
+    );
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = tempfile::tempdir()?;
+    let mut config = Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.path().to_path_buf(),
+        log: "error".into(),
+        ..Config::default()
+    };
+    config.rate_limit.enabled = false;
+    config.signing_algorithm = sentinel::tokens::keys::SigningAlgorithm::parse(&args.algorithm)
+        .ok_or_else(|| anyhow::anyhow!("--algorithm must be RS256, ES256 or EdDSA"))?;
+    if let Some(url) = &args.database_url {
+        config.database_url = Some(url.clone());
+        config.redis_url = args.redis_url.clone();
+        config.kek = Some("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into());
+    }
+    let app = Application::start(config).await?;
+    let state = app.state().clone();
+    let url = format!("http://{}", app.local_addr());
+    let mut channels = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        channels.push(Channel::from_shared(url.clone())?.connect().await?);
+    }
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let (_, service_key) = state
+        .apps
+        .create("load", &format!("load-{}", &suffix[..8]), &[])
+        .await?;
+    let mut chains = Vec::new();
+    for i in 0..args.concurrency {
+        let issued = sentinel::operator::issue_token(
+            &state,
+            &sentinel::operator::IssueTokenRequest {
+                email: format!("load{i}-{}@example.com", &suffix[..8]),
+                workspace: format!("load-{}", &suffix[..8]),
+                role: Some("editor".into()),
+                create: true,
+            },
+        )
+        .await?;
+        chains.push(issued);
+    }
+    let duration = Duration::from_secs(args.seconds);
+    println!(
+        "backend: {} + {}; {}; {} clients over {} connections; {} s per scenario",
+        state.store.backend(),
+        state.cache.backend(),
+        args.algorithm,
+        args.concurrency,
+        channels.len(),
+        args.seconds
+    );
+    println!("| scenario | calls/s | p50 ms | p99 ms | errors |");
+    println!("|---|---|---|---|---|");
+    for scenario in &args.scenarios {
+        let report = match scenario.as_str() {
+            "jwks" => {
+                drive(
+                    &channels,
+                    args.concurrency,
+                    duration,
+                    |_, mut client| async move {
+                        let (mut calls, mut errors, mut latencies) = (0, 0, Vec::new());
+                        let end = Instant::now() + duration;
+                        while Instant::now() < end {
+                            let t = Instant::now();
+                            match client.get_jwks(GetJwksRequest {}).await {
+                                Ok(_) => latencies.push(t.elapsed()),
+                                Err(_) => errors += 1,
+                            }
+                            calls += 1;
+                        }
+                        (calls, errors, latencies)
+                    },
+                )
+                .await
+            }
+            "introspect" => {
+                let token = chains[0].access_token.clone();
+                let key = service_key.clone();
+                drive(
+                    &channels,
+                    args.concurrency,
+                    duration,
+                    move |_, mut client| {
+                        let token = token.clone();
+                        let key = key.clone();
+                        async move {
+                            let (mut calls, mut errors, mut latencies) = (0, 0, Vec::new());
+                            let end = Instant::now() + duration;
+                            while Instant::now() < end {
+                                let mut request = tonic::Request::new(IntrospectRequest {
+                                    token: token.clone(),
+                                });
+                                request
+                                    .metadata_mut()
+                                    .insert("x-service-key", key.parse().expect("ascii"));
+                                let t = Instant::now();
+                                match client.introspect(request).await {
+                                    Ok(r) if r.get_ref().active => latencies.push(t.elapsed()),
+                                    _ => errors += 1,
+                                }
+                                calls += 1;
+                            }
+                            (calls, errors, latencies)
+                        }
+                    },
+                )
+                .await
+            }
+            "refresh" => {
+                let tokens: Vec<String> = chains.iter().map(|c| c.refresh_token.clone()).collect();
+                drive(
+                    &channels,
+                    args.concurrency,
+                    duration,
+                    move |i, mut client| {
+                        let mut token = tokens[i].clone();
+                        async move {
+                            let (mut calls, mut errors, mut latencies) = (0, 0, Vec::new());
+                            let end = Instant::now() + duration;
+                            while Instant::now() < end {
+                                let t = Instant::now();
+                                match client
+                                    .refresh(RefreshRequest {
+                                        refresh_token: token.clone(),
+                                        workspace_id: String::new(),
+                                    })
+                                    .await
+                                {
+                                    Ok(r) => {
+                                        latencies.push(t.elapsed());
+                                        if let Some(pair) = r.into_inner().tokens {
+                                            token = pair.refresh_token;
+                                        }
+                                    }
+                                    Err(_) => errors += 1,
+                                }
+                                calls += 1;
+                            }
+                            (calls, errors, latencies)
+                        }
+                    },
+                )
+                .await
+            }
+            other => anyhow::bail!("unknown scenario {other}"),
+        };
+        print(scenario, &report);
+    }
+    app.shutdown().await?;
+    Ok(())
+}
