@@ -106,6 +106,7 @@ impl AppState {
             TokenPolicy {
                 issuer: config.effective_issuer(),
                 access_ttl: config.access_token_ttl,
+                authz_ttl: config.authz_token_ttl,
                 refresh_ttl: config.refresh_token_ttl,
                 reuse_grace: config.refresh_reuse_grace,
             },

@@ -99,6 +99,9 @@ pub struct Config {
     /// Lifetime of access tokens.
     #[serde(with = "humantime_serde")]
     pub access_token_ttl: Duration,
+    /// Lifetime of authz tokens (ResolveIdpToken).
+    #[serde(with = "humantime_serde")]
+    pub authz_token_ttl: Duration,
     /// Lifetime of a session (refresh-token family) from sign-in.
     #[serde(with = "humantime_serde")]
     pub refresh_token_ttl: Duration,
@@ -134,6 +137,7 @@ impl Default for Config {
             jwks_max_age: Duration::from_secs(300),
             rate_limit: RateLimitConfig::default(),
             access_token_ttl: Duration::from_secs(15 * 60),
+            authz_token_ttl: Duration::from_secs(5 * 60),
             refresh_token_ttl: Duration::from_secs(7 * 24 * 3600),
             refresh_reuse_grace: Duration::from_secs(5),
             signing_algorithm: crate::tokens::keys::SigningAlgorithm::RS256,
@@ -273,6 +277,11 @@ impl Config {
             || self.access_token_ttl > Duration::from_secs(24 * 3600)
         {
             return Err(invalid("access_token_ttl", "must be between 30s and 24h"));
+        }
+        if self.authz_token_ttl < Duration::from_secs(30)
+            || self.authz_token_ttl > Duration::from_secs(3600)
+        {
+            return Err(invalid("authz_token_ttl", "must be between 30s and 1h"));
         }
         if self.refresh_token_ttl < self.access_token_ttl {
             return Err(invalid(

@@ -30,6 +30,8 @@ both_backends!(
     a_rotated_key_is_published_before_it_signs,
     every_signing_algorithm_issues_verifiable_tokens,
     admins_revoke_every_token_of_a_user,
+    authz_tokens_work_only_with_their_service_key,
+    role_and_group_changes_show_in_the_next_refresh,
 );
 
 fn auth(app: &TestApp) -> AuthServiceClient<tonic::transport::Channel> {
@@ -879,5 +881,135 @@ async fn admins_revoke_every_token_of_a_user(backend: Backend) {
     let fresh = sign_in(&app, "gus@example.com", "ops", "viewer").await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(introspect(&app, &key, &fresh.access_token).await.active);
+    app.stop().await;
+}
+
+async fn authz_tokens_work_only_with_their_service_key(backend: Backend) {
+    let (app, _db) = TestApp::spawn(backend).await;
+    let docs = service_key(&app, "docs").await;
+    let billing = service_key(&app, "billing").await;
+    let issued = sign_in(&app, "hal@example.com", "acme", "editor").await;
+    let state = app.app.state();
+    let scope = issued.scope.clone().expect("scoped");
+    let (token, expires) = state
+        .tokens
+        .issue_authz(
+            &issued.user,
+            "google|123",
+            "docs",
+            &scope,
+            vec!["docs.write".into(), "docs.read".into(), "docs.read".into()],
+        )
+        .unwrap();
+    assert!(expires > chrono::Utc::now() + chrono::Duration::seconds(200));
+    let claims = introspect(&app, &docs, &token).await;
+    assert!(claims.active);
+    assert_eq!(claims.typ, "authz");
+    assert_eq!(claims.svc, "docs");
+    assert_eq!(claims.idp_sub, "google|123");
+    assert_eq!(
+        claims.actions,
+        vec!["docs.read".to_string(), "docs.write".to_string()]
+    );
+    assert_eq!(claims.wslug, "acme");
+    assert_eq!(
+        claims.wrole,
+        sentinel::proto::v1::WorkspaceRole::Editor as i32
+    );
+    // Another service's key sees nothing; an authz token is never an access token.
+    assert_eq!(introspect(&app, &billing, &token).await, Default::default());
+    let err = auth(&app)
+        .list_sessions(with_bearer(ListSessionsRequest::default(), &token))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    app.stop().await;
+}
+
+/// Puts a user in a new group directly in the database (group management is not an RPC yet).
+async fn add_to_new_group(
+    db: &TestDatabase,
+    workspace: uuid::Uuid,
+    user: uuid::Uuid,
+) -> uuid::Uuid {
+    use sqlx::Connection;
+    let group = uuid::Uuid::new_v4();
+    let now = chrono::Utc::now();
+    let insert_group = "INSERT INTO groups (id, workspace_id, name, created_at, updated_at) \
+                        VALUES ($1, $2, $3, $4, $4)";
+    let insert_member =
+        "INSERT INTO group_members (group_id, user_id, created_at) VALUES ($1, $2, $3)";
+    match db.backend {
+        Backend::Embedded => {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::query(insert_group)
+                .bind(group)
+                .bind(workspace)
+                .bind(group.to_string())
+                .bind(now)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            sqlx::query(insert_member)
+                .bind(group)
+                .bind(user)
+                .bind(now)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        Backend::Clustered => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query(insert_group)
+                .bind(group)
+                .bind(workspace)
+                .bind(group.to_string())
+                .bind(now)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            sqlx::query(insert_member)
+                .bind(group)
+                .bind(user)
+                .bind(now)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+    group
+}
+
+async fn role_and_group_changes_show_in_the_next_refresh(backend: Backend) {
+    let (app, db) = TestApp::spawn(backend).await;
+    let key = service_key(&app, "docs").await;
+    let issued = sign_in(&app, "ivy@example.com", "acme", "viewer").await;
+    let state = app.app.state();
+    let workspace = issued.scope.as_ref().unwrap().workspace.id;
+    state
+        .store
+        .upsert_membership(workspace, issued.user.id, "admin", chrono::Utc::now())
+        .await
+        .unwrap();
+    let pair = refresh(&app, &issued.refresh_token).await.unwrap();
+    let claims = introspect(&app, &key, &pair.access_token).await;
+    assert_eq!(
+        claims.wrole,
+        sentinel::proto::v1::WorkspaceRole::Admin as i32
+    );
+    assert!(claims.groups.is_empty());
+
+    // Groups of this workspace appear in the next token; groups elsewhere do not.
+    let mut groups = vec![
+        add_to_new_group(&db, workspace, issued.user.id).await,
+        add_to_new_group(&db, workspace, issued.user.id).await,
+    ];
+    groups.sort();
+    let elsewhere = sign_in(&app, "ivy@example.com", "other", "viewer").await;
+    add_to_new_group(&db, elsewhere.scope.unwrap().workspace.id, issued.user.id).await;
+    let pair = refresh(&app, &pair.refresh_token).await.unwrap();
+    let claims = introspect(&app, &key, &pair.access_token).await;
+    let expected: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    assert_eq!(claims.groups, expected);
     app.stop().await;
 }

@@ -217,7 +217,7 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::IntrospectRequest>,
     ) -> Result<Response<pb::IntrospectResponse>, Status> {
-        credentials::service(&self.state, request.metadata()).await?;
+        let app = credentials::service(&self.state, request.metadata()).await?;
         let token = &request.get_ref().token;
         if token.is_empty() {
             return Err(Error::invalid("token", "is required").into());
@@ -225,11 +225,36 @@ impl AuthService for AuthApi {
         if token.len() > 2 * MAX_TOKEN_BYTES {
             return Err(Error::invalid("token", "is longer than 16 KiB").into());
         }
+        let at = |secs: i64| DateTime::from_timestamp(secs, 0).map(timestamp);
         // RFC 7662: an inactive token says nothing more, whatever the reason.
         let Ok(claims) = self.state.tokens.authenticate(token).await else {
-            return Ok(Response::new(pb::IntrospectResponse::default()));
+            // An authz token is active only for the service it was issued to.
+            let Ok(authz) = self
+                .state
+                .tokens
+                .authenticate_authz(token, &app.service_name)
+            else {
+                return Ok(Response::new(pb::IntrospectResponse::default()));
+            };
+            return Ok(Response::new(pb::IntrospectResponse {
+                active: true,
+                typ: authz.typ,
+                iss: authz.iss,
+                sub: authz.sub,
+                aud: authz.aud,
+                exp: at(authz.exp),
+                iat: at(authz.iat),
+                nbf: at(authz.nbf),
+                jti: authz.jti,
+                wid: authz.wid,
+                wslug: authz.wslug,
+                wrole: convert::role(&authz.wrole) as i32,
+                svc: authz.svc,
+                idp_sub: authz.idp_sub,
+                actions: authz.actions,
+                ..pb::IntrospectResponse::default()
+            }));
         };
-        let at = |secs: i64| DateTime::from_timestamp(secs, 0).map(timestamp);
         Ok(Response::new(pb::IntrospectResponse {
             active: true,
             typ: claims.typ.clone(),

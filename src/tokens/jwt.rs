@@ -69,6 +69,40 @@ pub struct AccessClaims {
     pub typ: String,
 }
 
+/// Claims of an authz token (API.md §6): a user's rights in one workspace for one service,
+/// accepted only together with that service's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthzClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Sentinel user id.
+    pub sub: String,
+    /// `sentinel` and the service.
+    pub aud: Vec<String>,
+    /// Expiry.
+    pub exp: i64,
+    /// Issued at.
+    pub iat: i64,
+    /// Not before.
+    pub nbf: i64,
+    /// Token id.
+    pub jti: String,
+    /// Subject at the identity provider.
+    pub idp_sub: String,
+    /// The service the token is for.
+    pub svc: String,
+    /// Workspace id.
+    pub wid: String,
+    /// Workspace slug.
+    pub wslug: String,
+    /// Role in the workspace.
+    pub wrole: String,
+    /// The service's actions the user holds in the workspace, sorted.
+    pub actions: Vec<String>,
+    /// Always `authz`.
+    pub typ: String,
+}
+
 /// Why a token was refused. Callers see one message whatever the reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
@@ -221,6 +255,23 @@ impl Verifier {
         token: &str,
         now: i64,
     ) -> Result<(AccessClaims, Option<i64>), VerifyError> {
+        self.verify_typed::<AccessClaims>(token, now, |c| c.typ == "access")
+    }
+
+    /// Verifies an authz token (`typ == "authz"`); never cached: they are short-lived and only
+    /// accepted together with their service's key.
+    pub fn verify_authz(&self, token: &str) -> Result<AuthzClaims, VerifyError> {
+        let now = Utc::now().timestamp();
+        self.verify_typed::<AuthzClaims>(token, now, |c| c.typ == "authz")
+            .map(|(claims, _)| claims)
+    }
+
+    fn verify_typed<C: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        now: i64,
+        type_ok: impl Fn(&C) -> bool,
+    ) -> Result<(C, Option<i64>), VerifyError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(VerifyError::TooLarge);
         }
@@ -241,9 +292,9 @@ impl Verifier {
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.key, &validation)
+        let data = jsonwebtoken::decode::<C>(token, &key.key, &validation)
             .map_err(|_| VerifyError::Invalid)?;
-        if data.claims.typ != "access" {
+        if !type_ok(&data.claims) {
             return Err(VerifyError::Invalid);
         }
         Ok((data.claims, key.not_after))

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::jwt::{AUDIENCE, AccessClaims, Verifier};
+use super::jwt::{AUDIENCE, AccessClaims, AuthzClaims, Verifier};
 use super::keys::KeyRing;
 use super::revocation::{self, RevocationSet};
 use crate::cache::Cache;
@@ -32,6 +32,8 @@ pub struct TokenPolicy {
     pub issuer: String,
     /// Access-token lifetime.
     pub access_ttl: Duration,
+    /// Authz-token lifetime.
+    pub authz_ttl: Duration,
     /// Session lifetime.
     pub refresh_ttl: Duration,
     /// Replay window of a rotated refresh token.
@@ -383,6 +385,59 @@ impl TokenService {
             return Err(Error::invalid("overlap", "must be at most 30 days"));
         }
         Ok(())
+    }
+
+    /// Issues an authz token: `user`'s role and `actions` in a workspace, for `service` only.
+    pub fn issue_authz(
+        &self,
+        user: &UserRow,
+        idp_sub: &str,
+        service: &str,
+        scope: &WorkspaceScope,
+        mut actions: Vec<String>,
+    ) -> Result<(String, DateTime<Utc>), Error> {
+        let now = Utc::now();
+        let expires =
+            now + chrono::Duration::from_std(self.policy.authz_ttl).map_err(|_| Error::Internal)?;
+        actions.sort();
+        actions.dedup();
+        let claims = AuthzClaims {
+            iss: self.policy.issuer.clone(),
+            sub: user.id.to_string(),
+            aud: vec![AUDIENCE.to_string(), service.to_string()],
+            exp: expires.timestamp(),
+            iat: now.timestamp(),
+            nbf: now.timestamp(),
+            jti: Uuid::new_v4().to_string(),
+            idp_sub: idp_sub.to_string(),
+            svc: service.to_string(),
+            wid: scope.workspace.id.to_string(),
+            wslug: scope.workspace.slug.clone(),
+            wrole: scope.role.clone(),
+            actions,
+            typ: "authz".into(),
+        };
+        let token = super::jwt::sign(&self.keys.active(), &claims).map_err(|err| {
+            tracing::error!(error = %err, "signing failed");
+            Error::Internal
+        })?;
+        Ok((token, expires))
+    }
+
+    /// Verifies an authz token presented by `service` (its key already checked): signature,
+    /// claims, `svc == service`, and user-wide revocations.
+    pub fn authenticate_authz(&self, token: &str, service: &str) -> Result<AuthzClaims, Error> {
+        let claims = self
+            .verifier
+            .verify_authz(token)
+            .map_err(|_| Error::Unauthenticated(INVALID_CREDENTIAL))?;
+        let revoked = Uuid::parse_str(&claims.sub).map_or(true, |user| {
+            self.revocations.is_user_revoked(user, claims.iat)
+        });
+        if claims.svc != service || revoked {
+            return Err(Error::Unauthenticated(INVALID_CREDENTIAL));
+        }
+        Ok(claims)
     }
 
     /// Verifies a bearer access token: signature, claims and revocation. A token signed by a
