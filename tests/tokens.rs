@@ -1000,7 +1000,7 @@ async fn role_and_group_changes_show_in_the_next_refresh(backend: Backend) {
     assert!(claims.groups.is_empty());
 
     // Groups of this workspace appear in the next token; groups elsewhere do not.
-    let mut groups = vec![
+    let mut groups = [
         add_to_new_group(&db, workspace, issued.user.id).await,
         add_to_new_group(&db, workspace, issued.user.id).await,
     ];
