@@ -196,6 +196,7 @@ impl Application {
 
         let background = vec![
             spawn_key_reload(state.clone(), shutdown.subscribe()),
+            spawn_janitor(state.clone(), shutdown.subscribe()),
             revocation::follow(
                 state.tokens.revocations(),
                 state.store.clone(),
@@ -278,6 +279,26 @@ fn spawn_key_reload(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHan
                 } => {
                     if let Err(err) = state.keys.reload().await {
                         tracing::warn!(error = %err, "signing key reload failed");
+                    }
+                }
+                () = stopped(&mut stop) => break,
+            }
+        }
+    })
+}
+
+/// Deletes revocation-log entries and refresh tokens that expired over an hour ago, every ten
+/// minutes (any replica may do it; the deletes are idempotent).
+fn spawn_janitor(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(600)) => {
+                    let before = chrono::Utc::now() - chrono::Duration::hours(1);
+                    match state.store.prune(before).await {
+                        Ok(rows) if rows > 0 => tracing::info!(rows, "pruned expired token state"),
+                        Ok(_) => {}
+                        Err(err) => tracing::warn!(error = %err, "pruning failed"),
                     }
                 }
                 () = stopped(&mut stop) => break,

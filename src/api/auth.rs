@@ -286,13 +286,37 @@ impl AuthService for AuthApi {
         request: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<RevocationStream>, Status> {
         credentials::service(&self.state, request.metadata()).await?;
+        let key = request
+            .metadata()
+            .get("x-service-key")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
         let since = request.get_ref().since_revision;
         if since < 0 {
             return Err(Error::invalid("since_revision", "must not be negative").into());
         }
-        let store = self.state.store.clone();
-        let stream = async_stream(store, since);
-        Ok(Response::new(Box::pin(stream)))
+        let (low, high) = self
+            .state
+            .store
+            .revocation_bounds()
+            .await
+            .map_err(Error::from)?;
+        // A cursor from the future (another cluster, a restored database) or from before the
+        // retained log: start over with a full replay and say so.
+        let reset = since > high || (since > 0 && since < low - 1);
+        let watch = RevocationWatch {
+            store: self.state.store.clone(),
+            apps: self.state.apps.clone(),
+            key,
+            cursor: if reset { 0 } else { since },
+            reset,
+            caught_up: false,
+            last_sent: tokio::time::Instant::now(),
+            last_key_check: tokio::time::Instant::now(),
+            done: false,
+        };
+        Ok(Response::new(Box::pin(revocation_stream(watch))))
     }
 
     async fn rotate_signing_key(
@@ -392,53 +416,69 @@ impl AuthService for AuthApi {
     }
 }
 
-/// Replays the log after `since` (skipping entries that can no longer matter), marks the end
-/// of the replay with `caught_up`, then follows the log live with heartbeats.
-fn async_stream(
+/// State of one WatchRevocations stream.
+struct RevocationWatch {
     store: std::sync::Arc<dyn crate::store::Store>,
-    since: i64,
+    apps: std::sync::Arc<crate::apps::ServiceApps>,
+    key: String,
+    cursor: i64,
+    reset: bool,
+    caught_up: bool,
+    last_sent: tokio::time::Instant,
+    last_key_check: tokio::time::Instant,
+    done: bool,
+}
+
+/// How often a live stream re-checks its service key (deactivation ends the stream).
+const WATCH_KEY_CHECK: Duration = Duration::from_secs(1);
+
+/// Replays the log after the cursor (skipping entries that can no longer matter), marks the end
+/// of the replay with `caught_up`, then follows the log live with heartbeats. Ends with
+/// UNAUTHENTICATED once the caller's key stops being valid.
+fn revocation_stream(
+    watch: RevocationWatch,
 ) -> impl Stream<Item = Result<pb::WatchRevocationsResponse, Status>> + Send {
-    futures::stream::unfold(
-        (store, since, false, tokio::time::Instant::now()),
-        |(store, cursor, caught_up, last_sent)| async move {
-            let mut cursor = cursor;
-            loop {
-                let rows = match store.revocations_since(cursor, 500).await {
-                    Ok(rows) => rows,
-                    Err(err) => {
-                        let status = Status::from(Error::from(err));
-                        return Some((Err(status), (store, cursor, caught_up, last_sent)));
-                    }
-                };
-                let now = Utc::now();
-                let end_of_replay = !caught_up && rows.len() < 500;
-                if let Some(last) = rows.last() {
-                    cursor = last.revision;
+    futures::stream::unfold(watch, |mut w| async move {
+        if w.done {
+            return None;
+        }
+        loop {
+            if w.last_key_check.elapsed() >= WATCH_KEY_CHECK {
+                w.last_key_check = tokio::time::Instant::now();
+                if let Err(err) = w.apps.authenticate(&w.key).await {
+                    w.done = true;
+                    return Some((Err(Status::from(err)), w));
                 }
-                let live: Vec<pb::Revocation> = rows
-                    .iter()
-                    .filter(|r| r.expires_at > now)
-                    .map(revocation)
-                    .collect();
-                if !live.is_empty() || end_of_replay || last_sent.elapsed() >= WATCH_HEARTBEAT {
-                    let message = pb::WatchRevocationsResponse {
-                        revocations: live,
-                        revision: cursor,
-                        caught_up: end_of_replay,
-                        reset: false,
-                    };
-                    return Some((
-                        Ok(message),
-                        (
-                            store,
-                            cursor,
-                            caught_up || end_of_replay,
-                            tokio::time::Instant::now(),
-                        ),
-                    ));
-                }
-                tokio::time::sleep(WATCH_POLL).await;
             }
-        },
-    )
+            let rows = match w.store.revocations_since(w.cursor, 500).await {
+                Ok(rows) => rows,
+                Err(err) => {
+                    w.done = true;
+                    return Some((Err(Status::from(Error::from(err))), w));
+                }
+            };
+            let now = Utc::now();
+            let end_of_replay = !w.caught_up && rows.len() < 500;
+            if let Some(last) = rows.last() {
+                w.cursor = last.revision;
+            }
+            let live: Vec<pb::Revocation> = rows
+                .iter()
+                .filter(|r| r.expires_at > now)
+                .map(revocation)
+                .collect();
+            if !live.is_empty() || end_of_replay || w.last_sent.elapsed() >= WATCH_HEARTBEAT {
+                let message = pb::WatchRevocationsResponse {
+                    revocations: live,
+                    revision: w.cursor,
+                    caught_up: end_of_replay,
+                    reset: std::mem::take(&mut w.reset),
+                };
+                w.caught_up |= end_of_replay;
+                w.last_sent = tokio::time::Instant::now();
+                return Some((Ok(message), w));
+            }
+            tokio::time::sleep(WATCH_POLL).await;
+        }
+    })
 }

@@ -37,6 +37,8 @@ pub struct ServiceAppRow {
 pub trait AppStore: Send + Sync {
     /// Inserts an app; `Conflict` when the service name exists.
     async fn insert_service_app(&self, app: &ServiceAppRow) -> StoreResult<()>;
+    /// Activates or deactivates an app; `NotFound` when it does not exist.
+    async fn set_service_app_active(&self, id: Uuid, active: bool) -> StoreResult<()>;
     /// The app holding the key with `hash` (current key, or previous key inside its grace).
     async fn service_app_by_key_hash(
         &self,
@@ -71,6 +73,22 @@ macro_rules! impl_app_store {
                 .execute(&self.pool)
                 .await
                 .map_err(err)?;
+                Ok(())
+            }
+
+            async fn set_service_app_active(&self, id: Uuid, active: bool) -> StoreResult<()> {
+                let done = sqlx::query(
+                    "UPDATE service_apps SET is_active = $2, updated_at = $3 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(active)
+                .bind(Utc::now())
+                .execute(&self.pool)
+                .await
+                .map_err(err)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound("service app"));
+                }
                 Ok(())
             }
 

@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
-use super::{KeyStore, StoreError, StoreResult};
+use super::{KeyStore, StoreError, StoreResult, WriteLock};
 
 /// Lifecycle of a signing key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,7 +168,7 @@ macro_rules! impl_key_store {
                 retire_active_at: DateTime<Utc>,
             ) -> StoreResult<()> {
                 let e = |e| StoreError::from_sqlx(e, "signing key");
-                let mut tx = self.pool.begin().await.map_err(e)?;
+                let mut tx = self.begin_write(WriteLock::SigningKeys).await?;
                 // A key still waiting never signed anything: the newer rotation replaces it.
                 sqlx::query("DELETE FROM signing_keys WHERE status = 'pending'")
                     .execute(&mut *tx)
@@ -199,7 +199,7 @@ macro_rules! impl_key_store {
             #[tracing::instrument(skip_all)]
             async fn activate_due_key(&self, now: DateTime<Utc>) -> StoreResult<bool> {
                 let e = |e| StoreError::from_sqlx(e, "signing key");
-                let mut tx = self.pool.begin().await.map_err(e)?;
+                let mut tx = self.begin_write(WriteLock::SigningKeys).await?;
                 let due = sqlx::query(
                     "SELECT kid FROM signing_keys WHERE status = 'pending' AND activate_at <= $1",
                 )

@@ -75,6 +75,17 @@ impl StoreError {
     }
 }
 
+/// Writers that must not interleave: each takes its lock for the whole transaction
+/// (PostgreSQL advisory lock; SQLite serializes every write transaction anyway).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum WriteLock {
+    /// The revocation log: revisions must commit in order, or a follower reading
+    /// `revision > cursor` could step over one still in flight.
+    Revocations = 0x5e_0001,
+    /// Signing-key rotation and activation.
+    SigningKeys = 0x5e_0002,
+}
+
 /// Result alias for store calls.
 pub type StoreResult<T> = Result<T, StoreError>;
 

@@ -35,6 +35,26 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// A transaction holding the advisory lock `lock` until it ends.
+    pub(crate) async fn begin_write(
+        &self,
+        lock: super::WriteLock,
+    ) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| StoreError::from_sqlx(e, "transaction"))?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(lock as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::from_sqlx(e, "transaction"))?;
+        Ok(tx)
+    }
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::identity::UserRow;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
-use super::{StoreError, StoreResult};
+use super::{StoreError, StoreResult, WriteLock};
 
 /// A session: one refresh-token family.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +110,17 @@ pub enum RefreshOutcome {
     Invalid,
 }
 
+/// What a refresh token leads to.
+#[derive(Debug, Clone)]
+pub struct RefreshContext {
+    /// Its session.
+    pub session: SessionRow,
+    /// The session's user.
+    pub user: UserRow,
+    /// When the token itself was rotated, if it was.
+    pub rotated_at: Option<DateTime<Utc>>,
+}
+
 /// Which sessions to revoke.
 #[derive(Debug, Clone, Copy)]
 pub enum RevokeScope {
@@ -134,8 +145,14 @@ pub trait SessionStore: Send + Sync {
         now: DateTime<Utc>,
         grace: Duration,
     ) -> StoreResult<RefreshOutcome>;
-    /// The session a refresh token belongs to (in any state) and its user, in one query.
-    async fn refresh_context(&self, hash: &[u8]) -> StoreResult<Option<(SessionRow, UserRow)>>;
+    /// The session a refresh token belongs to (in any state), its user, and when the token was
+    /// rotated, in one query.
+    async fn refresh_context(&self, hash: &[u8]) -> StoreResult<Option<RefreshContext>>;
+    /// Deletes revocation-log entries and refresh tokens that can no longer matter (expired
+    /// before `before`). Returns how many rows went.
+    async fn prune(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+    /// The lowest and highest revision in the revocation log (0, 0 when empty).
+    async fn revocation_bounds(&self) -> StoreResult<(i64, i64)>;
     /// A session by id.
     async fn session_by_id(&self, id: Uuid) -> StoreResult<Option<SessionRow>>;
     /// Moves a session to another workspace.
@@ -341,19 +358,17 @@ macro_rules! impl_session_store {
                 Ok(RefreshOutcome::Rotated(session))
             }
 
-            async fn refresh_context(
-                &self,
-                hash: &[u8],
-            ) -> StoreResult<Option<(SessionRow, UserRow)>> {
+            async fn refresh_context(&self, hash: &[u8]) -> StoreResult<Option<RefreshContext>> {
                 let row = sqlx::query(concat!(
-                    "SELECT s.*, u.email AS u_email, u.name AS u_name, \
-                     u.avatar_url AS u_avatar_url, u.is_active AS u_is_active, \
-                     u.is_admin AS u_is_admin, u.created_at AS u_created_at, \
-                     u.updated_at AS u_updated_at FROM (SELECT ",
+                    "SELECT s.*, t.rotated_at AS token_rotated_at, u.email AS u_email, \
+                     u.name AS u_name, u.avatar_url AS u_avatar_url, \
+                     u.is_active AS u_is_active, u.is_admin AS u_is_admin, \
+                     u.created_at AS u_created_at, u.updated_at AS u_updated_at FROM (SELECT ",
                     session_columns!(),
                     " FROM sessions WHERE id = \
                      (SELECT session_id FROM refresh_tokens WHERE token_hash = $1)) s \
-                     JOIN users u ON u.id = s.user_id"
+                     JOIN users u ON u.id = s.user_id \
+                     JOIN refresh_tokens t ON t.token_hash = $1"
                 ))
                 .bind(hash)
                 .fetch_optional(&self.pool)
@@ -372,7 +387,42 @@ macro_rules! impl_session_store {
                     created_at: row.try_get("u_created_at").map_err(&e)?,
                     updated_at: row.try_get("u_updated_at").map_err(&e)?,
                 };
-                Ok(Some((session, user)))
+                let rotated_at = row
+                    .try_get("token_rotated_at")
+                    .map_err(err("refresh token"))?;
+                Ok(Some(RefreshContext {
+                    session,
+                    user,
+                    rotated_at,
+                }))
+            }
+
+            async fn prune(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+                let revocations = sqlx::query("DELETE FROM revocations WHERE expires_at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(err("revocation"))?;
+                let tokens = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(err("refresh token"))?;
+                Ok(revocations.rows_affected() + tokens.rows_affected())
+            }
+
+            async fn revocation_bounds(&self) -> StoreResult<(i64, i64)> {
+                let row = sqlx::query(
+                    "SELECT COALESCE(MIN(revision), 0) AS low, COALESCE(MAX(revision), 0) AS high \
+                     FROM revocations",
+                )
+                .fetch_one(&self.pool)
+                .await
+                .map_err(err("revocation"))?;
+                Ok((
+                    row.try_get("low").map_err(err("revocation"))?,
+                    row.try_get("high").map_err(err("revocation"))?,
+                ))
             }
 
             async fn session_by_id(&self, id: Uuid) -> StoreResult<Option<SessionRow>> {
@@ -406,7 +456,7 @@ macro_rules! impl_session_store {
                 tokens_expire_at: DateTime<Utc>,
                 audit: Option<&AuditRow>,
             ) -> StoreResult<Vec<RevocationRow>> {
-                let mut tx = self.pool.begin().await.map_err(err("session"))?;
+                let mut tx = self.begin_write(WriteLock::Revocations).await?;
                 let (user_wide, rows) = match scope {
                     RevokeScope::Session(id) => (
                         None,

@@ -43,6 +43,20 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// A write transaction holding SQLite's write lock from its first statement
+    /// (`BEGIN IMMEDIATE`), so a read-then-write inside it cannot fail with a busy snapshot.
+    pub(crate) async fn begin_write(
+        &self,
+        _lock: super::WriteLock,
+    ) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| StoreError::from_sqlx(e, "transaction"))
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {

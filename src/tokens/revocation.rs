@@ -30,6 +30,25 @@ struct State {
     revision: i64,
 }
 
+impl State {
+    fn insert(&mut self, row: &RevocationRow) {
+        let expires = row.expires_at.timestamp();
+        match row.session_id {
+            Some(session) => {
+                self.sessions.insert(session, expires);
+            }
+            None => {
+                let revoked_at = row.revoked_at.timestamp();
+                let entry = self
+                    .users
+                    .entry(row.user_id)
+                    .or_insert((revoked_at, expires));
+                *entry = (entry.0.max(revoked_at), entry.1.max(expires));
+            }
+        }
+    }
+}
+
 /// Revoked sessions and users, as of `revision()` of the log.
 #[derive(Default)]
 pub struct RevocationSet {
@@ -46,23 +65,18 @@ impl RevocationSet {
                 continue;
             }
             state.revision = row.revision;
-            let expires = row.expires_at.timestamp();
-            if expires <= now {
-                continue;
+            if row.expires_at.timestamp() > now {
+                state.insert(row);
             }
-            match row.session_id {
-                Some(session) => {
-                    state.sessions.insert(session, expires);
-                }
-                None => {
-                    let revoked_at = row.revoked_at.timestamp();
-                    let entry = state
-                        .users
-                        .entry(row.user_id)
-                        .or_insert((revoked_at, expires));
-                    *entry = (entry.0.max(revoked_at), entry.1.max(expires));
-                }
-            }
+        }
+    }
+
+    /// Enforces entries this process just wrote, without moving the log cursor: entries of
+    /// other writers below them may still be unread.
+    pub fn apply_local(&self, rows: &[RevocationRow]) {
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        for row in rows {
+            state.insert(row);
         }
     }
 

@@ -257,13 +257,22 @@ impl TokenService {
         let old_hash = hash_token(refresh_token);
         // Read first what decides whether the refresh may happen at all, so a refusal does
         // not consume the token.
-        let Some((session, user)) = self.store.refresh_context(&old_hash).await? else {
+        let Some(context) = self.store.refresh_context(&old_hash).await? else {
             return Err(Error::Unauthenticated(INVALID_CREDENTIAL));
         };
-        if !user.is_active {
+        let (session, user) = (context.session, context.user);
+        let now = Utc::now();
+        if !user.is_active || session.revoked_at.is_some() || session.expires_at <= now {
             return Err(Error::Unauthenticated(INVALID_CREDENTIAL));
         }
-        let target = workspace_id.or(session.workspace_id);
+        // A replay after the grace goes straight to reuse handling: no answer may depend on
+        // the requested workspace first (that would let an old token probe memberships).
+        let replay_after_grace = context
+            .rotated_at
+            .is_some_and(|at| (now - at).to_std().unwrap_or_default() > self.policy.reuse_grace);
+        let target = workspace_id
+            .or(session.workspace_id)
+            .filter(|_| !replay_after_grace);
         let scope = match target {
             Some(id) => match self.scope_for(user.id, id).await? {
                 Some(scope) => Some(scope),
@@ -279,7 +288,6 @@ impl TokenService {
         };
 
         let new_token = self.new_refresh_token()?;
-        let now = Utc::now();
         let outcome = self
             .store
             .rotate_refresh(
@@ -352,14 +360,11 @@ impl TokenService {
             .store
             .revoke_sessions(scope, reason, now, horizon, audit)
             .await?;
-        // Entries of other writers may sit between ours: read the log in order.
-        if self
-            .revocations
-            .catch_up(self.store.as_ref())
-            .await
-            .is_err()
-        {
-            self.revocations.apply(&rows);
+        // Enforce ours at once, then read the log in order (other writers' entries may sit
+        // between ours; applying ours locally does not move the cursor past them).
+        self.revocations.apply_local(&rows);
+        if let Err(err) = self.revocations.catch_up(self.store.as_ref()).await {
+            tracing::debug!(error = %err, "revocation log not readable; the follower retries");
         }
         if !rows.is_empty()
             && let Err(err) = self.cache.publish(revocation::CHANNEL, b"1").await
