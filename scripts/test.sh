@@ -44,7 +44,7 @@ bash helm/tests/run.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --workspace --locked --tests 2>&1 | tee "$log"
+cargo test --workspace --locked --tests --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line over every test binary (cargo prints one per binary).

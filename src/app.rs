@@ -117,7 +117,11 @@ impl AppState {
             metrics.clone(),
             config.rate_limit.clone(),
         ));
-        let origins = AllowedOrigins::new(config.cors_origins.iter().cloned());
+        let apps = Arc::new(ServiceApps::new(store.clone()));
+        apps.refresh_origins()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read service apps: {e}"))?;
+        let origins = AllowedOrigins::new(config.cors_origins.iter().cloned(), apps.clone());
         Ok(Self {
             config: Arc::new(config),
             cache,
@@ -126,7 +130,7 @@ impl AppState {
             limiter,
             origins,
             tokens,
-            apps: Arc::new(ServiceApps::new(store.clone())),
+            apps,
             store,
         })
     }
@@ -197,6 +201,7 @@ impl Application {
         let background = vec![
             spawn_key_reload(state.clone(), shutdown.subscribe()),
             spawn_janitor(state.clone(), shutdown.subscribe()),
+            spawn_origin_refresh(state.clone(), shutdown.subscribe()),
             revocation::follow(
                 state.tokens.revocations(),
                 state.store.clone(),
@@ -279,6 +284,23 @@ fn spawn_key_reload(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHan
                 } => {
                     if let Err(err) = state.keys.reload().await {
                         tracing::warn!(error = %err, "signing key reload failed");
+                    }
+                }
+                () = stopped(&mut stop) => break,
+            }
+        }
+    })
+}
+
+/// Keeps the allowed browser origins of service apps current (a change anywhere in the cluster
+/// takes effect here within a second).
+fn spawn_origin_refresh(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {
+                    if let Err(err) = state.apps.refresh_origins().await {
+                        tracing::debug!(error = %err, "service app origins not refreshed");
                     }
                 }
                 () = stopped(&mut stop) => break,

@@ -38,6 +38,12 @@ pub struct RateLimitConfig {
     pub window: Duration,
     /// Take the client address from the first `x-forwarded-for` entry (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// Requests one service key may make per window (across replicas in clustered mode).
+    pub per_key: u32,
+    /// Requests one user (access token subject) may make per window.
+    pub per_user: u32,
+    /// Calls of sign-in, token and key-management RPCs one client address may make per window.
+    pub sensitive_per_address: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -47,6 +53,9 @@ impl Default for RateLimitConfig {
             per_address: 6000,
             window: Duration::from_secs(60),
             trust_forwarded_for: false,
+            per_key: 600_000,
+            per_user: 6000,
+            sensitive_per_address: 300,
         }
     }
 }
@@ -270,8 +279,20 @@ impl Config {
         if self.max_request_bytes < 1024 {
             return Err(invalid("max_request_bytes", "must be at least 1024"));
         }
-        if self.rate_limit.enabled && self.rate_limit.per_address == 0 {
-            return Err(invalid("rate_limit.per_address", "must be at least 1"));
+        if self.rate_limit.enabled {
+            for (key, value) in [
+                ("rate_limit.per_address", self.rate_limit.per_address),
+                ("rate_limit.per_key", self.rate_limit.per_key),
+                ("rate_limit.per_user", self.rate_limit.per_user),
+                (
+                    "rate_limit.sensitive_per_address",
+                    self.rate_limit.sensitive_per_address,
+                ),
+            ] {
+                if value == 0 {
+                    return Err(invalid(key, "must be at least 1"));
+                }
+            }
         }
         if self.access_token_ttl < Duration::from_secs(30)
             || self.access_token_ttl > Duration::from_secs(24 * 3600)

@@ -2,7 +2,7 @@
 //! routes, wrapped in the tower stack (request id, tracing, CORS, rate limit).
 
 use std::collections::HashSet;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -15,25 +15,29 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
+use crate::apps::ServiceApps;
 use crate::{api, http as http_routes, metrics, proto, ratelimit};
 
-/// Origins allowed to call from browsers. Shared, so that registered apps can extend it at run
-/// time without rebuilding the router.
-#[derive(Clone, Default)]
-pub struct AllowedOrigins(Arc<RwLock<HashSet<String>>>);
+/// Origins allowed to call from browsers: the configured ones plus every allowed origin of an
+/// active service app (kept current in memory, so the CORS check does no I/O).
+#[derive(Clone)]
+pub struct AllowedOrigins {
+    configured: Arc<HashSet<String>>,
+    apps: Arc<ServiceApps>,
+}
 
 impl AllowedOrigins {
-    /// A set holding `origins`.
-    pub fn new(origins: impl IntoIterator<Item = String>) -> Self {
-        Self(Arc::new(RwLock::new(origins.into_iter().collect())))
+    /// The configured `origins` plus those of `apps`.
+    pub fn new(origins: impl IntoIterator<Item = String>, apps: Arc<ServiceApps>) -> Self {
+        Self {
+            configured: Arc::new(origins.into_iter().collect()),
+            apps,
+        }
     }
 
     /// Whether `origin` is allowed (exact match).
     pub fn contains(&self, origin: &str) -> bool {
-        self.0
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(origin)
+        self.configured.contains(origin) || self.apps.origin_allowed(origin)
     }
 }
 
@@ -85,6 +89,7 @@ pub fn router(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .into_axum_router()
+        .layer(from_fn_with_state(state.clone(), api::principal::enforce))
         .layer(from_fn_with_state(
             state.metrics.clone(),
             metrics::grpc_metrics,

@@ -146,6 +146,8 @@ async fn a_postgres_outage_during_refresh_load_causes_no_false_reuse() {
     let proxy = std::sync::Arc::new(CutProxy::start(postgres_address()).await);
     let mut config = db.config();
     config.database_url = Some(with_address(&db.url, proxy.addr));
+    // A load test: the per-address limit on token minting would throttle it.
+    config.rate_limit.enabled = false;
     let app = TestApp::start(config).await;
     let mut chains = Vec::new();
     for i in 0..8 {

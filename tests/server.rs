@@ -185,8 +185,19 @@ async fn cors_preflight_allows_only_configured_origins(backend: Backend) {
 
 async fn rpcs_of_later_capabilities_are_unimplemented(backend: Backend) {
     let (app, _db) = TestApp::spawn(backend).await;
+    // The tier is enforced first…
     let err = UserServiceClient::new(app.channel.clone())
         .get_me(GetMeRequest::default())
+        .await
+        .expect_err("no credential");
+    assert_eq!(err.code(), Code::Unauthenticated);
+    // …then the handler answers that it is not built yet.
+    let issued = common::sign_in(&app, "ann@example.com", "acme", "viewer").await;
+    let err = UserServiceClient::new(app.channel.clone())
+        .get_me(common::with_bearer(
+            GetMeRequest::default(),
+            &issued.access_token,
+        ))
         .await
         .expect_err("not built yet");
     assert_eq!(err.code(), Code::Unimplemented);
@@ -214,7 +225,7 @@ async fn metrics_count_rpcs_by_method_and_code(backend: Backend) {
         "{text}"
     );
     assert!(text.contains(
-        r#"sentinel_grpc_requests_total{service="sentinel.v1.UserService",method="GetMe",code="UNIMPLEMENTED"} 1"#
+        r#"sentinel_grpc_requests_total{service="sentinel.v1.UserService",method="GetMe",code="UNAUTHENTICATED"} 1"#
     ));
     assert!(text.contains(r#"sentinel_grpc_request_duration_seconds_count{service="sentinel.v1.AuthService",method="GetJwks"} 2"#));
     app.stop().await;

@@ -119,7 +119,7 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::LogoutRequest>,
     ) -> Result<Response<pb::LogoutResponse>, Status> {
-        let claims = credentials::user(&self.state, request.metadata()).await?;
+        let claims = credentials::user(&request)?;
         let scope = if request.get_ref().all_sessions {
             RevokeScope::User(uuid("sub", &claims.sub)?)
         } else {
@@ -136,7 +136,7 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::ListSessionsRequest>,
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
-        let claims = credentials::user(&self.state, request.metadata()).await?;
+        let claims = credentials::user(&request)?;
         let request = request.into_inner();
         let user_id = match optional_uuid("user_id", &request.user_id)? {
             Some(id) => id,
@@ -178,7 +178,7 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::RevokeSessionRequest>,
     ) -> Result<Response<pb::RevokeSessionResponse>, Status> {
-        let claims = credentials::user(&self.state, request.metadata()).await?;
+        let claims = credentials::user(&request)?;
         let id = uuid("id", &request.get_ref().id)?;
         let not_found = || Error::NotFound("session".into());
         let session = self
@@ -217,7 +217,7 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::IntrospectRequest>,
     ) -> Result<Response<pb::IntrospectResponse>, Status> {
-        let app = credentials::service(&self.state, request.metadata()).await?;
+        let app = credentials::service(&request)?;
         let token = &request.get_ref().token;
         if token.is_empty() {
             return Err(Error::invalid("token", "is required").into());
@@ -285,7 +285,7 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<RevocationStream>, Status> {
-        credentials::service(&self.state, request.metadata()).await?;
+        credentials::service(&request)?;
         let key = request
             .metadata()
             .get("x-service-key")
@@ -323,7 +323,7 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::RotateSigningKeyRequest>,
     ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
-        let claims = credentials::admin(&self.state, request.metadata()).await?;
+        let claims = credentials::admin(&request)?;
         let request = request.into_inner();
         let algorithm = if request.algorithm.is_empty() {
             self.state.keys.default_algorithm()

@@ -5,6 +5,8 @@ mod auth;
 mod convert;
 pub mod credentials;
 mod pending;
+pub mod principal;
+pub mod tiers;
 mod user;
 
 use tonic::service::Routes;

@@ -31,7 +31,7 @@ impl UserService for UserApi {
         &self,
         request: Request<pb::RevokeUserTokensRequest>,
     ) -> Result<Response<pb::RevokeUserTokensResponse>, Status> {
-        let admin = credentials::admin(&self.state, request.metadata()).await?;
+        let admin = credentials::admin(&request)?;
         let id = uuid("id", &request.get_ref().id)?;
         if self
             .state

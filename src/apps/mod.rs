@@ -86,6 +86,8 @@ type CachedLookup = (Option<Arc<ServiceAppRow>>, Instant);
 pub struct ServiceApps {
     store: Arc<dyn Store>,
     cache: RwLock<HashMap<Vec<u8>, CachedLookup>>,
+    /// Allowed browser origin → its active app; refreshed by [`ServiceApps::refresh_origins`].
+    origins: RwLock<HashMap<String, Arc<ServiceAppRow>>>,
 }
 
 impl ServiceApps {
@@ -94,6 +96,7 @@ impl ServiceApps {
         Self {
             store,
             cache: RwLock::new(HashMap::new()),
+            origins: RwLock::new(HashMap::new()),
         }
     }
 
@@ -124,6 +127,50 @@ impl ServiceApps {
         };
         self.store.insert_service_app(&app).await?;
         Ok((app, key))
+    }
+
+    /// Re-reads the allowed origins of every active app (run every second by the server).
+    pub async fn refresh_origins(&self) -> Result<(), Error> {
+        let mut origins = HashMap::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.list_service_apps(after.as_deref(), 1000).await?;
+            for app in &page {
+                if !app.is_active {
+                    continue;
+                }
+                let app_origins: Vec<String> =
+                    serde_json::from_str(&app.allowed_origins).unwrap_or_default();
+                let shared = Arc::new(app.clone());
+                for origin in app_origins {
+                    origins.insert(origin, shared.clone());
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == 1000 => after = Some(last.service_name.clone()),
+                _ => break,
+            }
+        }
+        *self.origins.write().unwrap_or_else(|p| p.into_inner()) = origins;
+        Ok(())
+    }
+
+    /// The active app that allows browser `origin` (exact match), if any.
+    pub async fn app_for_origin(&self, origin: &str) -> Result<Option<Arc<ServiceAppRow>>, Error> {
+        Ok(self
+            .origins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(origin)
+            .cloned())
+    }
+
+    /// Whether some active app allows `origin` (for CORS; no I/O).
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.origins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(origin)
     }
 
     /// The active app behind `key`; one indistinguishable UNAUTHENTICATED otherwise.

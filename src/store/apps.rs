@@ -37,6 +37,12 @@ pub struct ServiceAppRow {
 pub trait AppStore: Send + Sync {
     /// Inserts an app; `Conflict` when the service name exists.
     async fn insert_service_app(&self, app: &ServiceAppRow) -> StoreResult<()>;
+    /// Apps ordered by service name, after `after` (keyset), at most `limit`.
+    async fn list_service_apps(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<ServiceAppRow>>;
     /// Activates or deactivates an app; `NotFound` when it does not exist.
     async fn set_service_app_active(&self, id: Uuid, active: bool) -> StoreResult<()>;
     /// The app holding the key with `hash` (current key, or previous key inside its grace).
@@ -49,6 +55,28 @@ pub trait AppStore: Send + Sync {
 
 fn err(e: sqlx::Error) -> StoreError {
     StoreError::from_sqlx(e, "service app")
+}
+
+fn app_from_row<R: Row>(row: &R) -> StoreResult<ServiceAppRow>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Vec<u8>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(ServiceAppRow {
+        id: row.try_get("id").map_err(err)?,
+        name: row.try_get("name").map_err(err)?,
+        service_name: row.try_get("service_name").map_err(err)?,
+        key_hash: row.try_get("key_hash").map_err(err)?,
+        key_prefix: row.try_get("key_prefix").map_err(err)?,
+        allowed_origins: row.try_get("allowed_origins").map_err(err)?,
+        is_active: row.try_get("is_active").map_err(err)?,
+        created_at: row.try_get("created_at").map_err(err)?,
+        updated_at: row.try_get("updated_at").map_err(err)?,
+    })
 }
 
 macro_rules! impl_app_store {
@@ -74,6 +102,24 @@ macro_rules! impl_app_store {
                 .await
                 .map_err(err)?;
                 Ok(())
+            }
+
+            async fn list_service_apps(
+                &self,
+                after: Option<&str>,
+                limit: i64,
+            ) -> StoreResult<Vec<ServiceAppRow>> {
+                let rows = sqlx::query(
+                    "SELECT id, name, service_name, key_hash, key_prefix, allowed_origins, \
+                     is_active, created_at, updated_at FROM service_apps \
+                     WHERE ($1 IS NULL OR service_name > $1) ORDER BY service_name LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
+                rows.iter().map(app_from_row).collect()
             }
 
             async fn set_service_app_active(&self, id: Uuid, active: bool) -> StoreResult<()> {
@@ -107,18 +153,7 @@ macro_rules! impl_app_store {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(err)?;
-                let Some(row) = row else { return Ok(None) };
-                Ok(Some(ServiceAppRow {
-                    id: row.try_get("id").map_err(err)?,
-                    name: row.try_get("name").map_err(err)?,
-                    service_name: row.try_get("service_name").map_err(err)?,
-                    key_hash: row.try_get("key_hash").map_err(err)?,
-                    key_prefix: row.try_get("key_prefix").map_err(err)?,
-                    allowed_origins: row.try_get("allowed_origins").map_err(err)?,
-                    is_active: row.try_get("is_active").map_err(err)?,
-                    created_at: row.try_get("created_at").map_err(err)?,
-                    updated_at: row.try_get("updated_at").map_err(err)?,
-                }))
+                row.as_ref().map(app_from_row).transpose()
             }
         }
     };

@@ -1,0 +1,187 @@
+//! The credential layer: reads `authorization`, `x-service-key` and `origin`, verifies them once,
+//! enforces the RPC's tier (see `tiers.rs`) and the per-key and per-user rate limits, and hands
+//! handlers a [`Principal`] in the request extensions.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use tonic::transport::server::TcpConnectInfo;
+
+use super::tiers::{Tier, tiers_of};
+use crate::app::AppState;
+use crate::error::Error;
+use crate::ratelimit::error_response;
+use crate::store::ServiceAppRow;
+use crate::tokens::jwt::{AccessClaims, AuthzClaims};
+
+/// Who is calling, as established by the credential layer.
+#[derive(Clone, Default)]
+pub struct Principal {
+    /// The user's verified, unrevoked access token.
+    pub user: Option<Arc<AccessClaims>>,
+    /// An authz token of the calling service (dual tier).
+    pub authz: Option<Arc<AuthzClaims>>,
+    /// The calling service app (by key, or by browser origin).
+    pub service: Option<Arc<ServiceAppRow>>,
+    /// Whether the service was identified by a browser origin rather than its key.
+    pub via_origin: bool,
+    /// Whether the user is an active platform admin (looked up only for admin-tier RPCs).
+    pub is_admin: bool,
+    /// The client's network address.
+    pub client_address: Option<IpAddr>,
+}
+
+/// RPCs whose abuse costs the most (token minting, sign-in, key management): they get the
+/// stricter per-address limit.
+const SENSITIVE: [&str; 7] = [
+    "/sentinel.v1.AuthService/StartLogin",
+    "/sentinel.v1.AuthService/ExchangeCode",
+    "/sentinel.v1.AuthService/Refresh",
+    "/sentinel.v1.AuthService/ResolveIdpToken",
+    "/sentinel.v1.AuthService/RotateSigningKey",
+    "/sentinel.v1.ServiceAppService/CreateServiceApp",
+    "/sentinel.v1.ServiceAppService/RotateServiceAppKey",
+];
+
+const CREDENTIAL_REQUIRED: &str = "a valid credential is required for this RPC";
+const ADMIN_REQUIRED: &str = "platform admin required";
+
+fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Middleware on the gRPC routes.
+pub async fn enforce(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_string();
+    let Some(tiers) = tiers_of(&path) else {
+        // Health and reflection: not part of the contract's tiers.
+        return next.run(request).await;
+    };
+    let client_address = request
+        .extensions()
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .map(|a| a.ip());
+    match authorize(&state, &path, tiers, request.headers(), client_address).await {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(error) => error_response(request.headers(), error),
+    }
+}
+
+async fn authorize(
+    state: &AppState,
+    path: &str,
+    tiers: &[Tier],
+    headers: &http::HeaderMap,
+    client_address: Option<IpAddr>,
+) -> Result<Principal, Error> {
+    let limits = &state.config.rate_limit;
+    if limits.enabled
+        && SENSITIVE.contains(&path)
+        && let Some(address) = client_address
+    {
+        state
+            .limiter
+            .check(
+                "sensitive",
+                &address.to_string(),
+                limits.sensitive_per_address,
+                limits.window,
+            )
+            .await?;
+    }
+    let mut principal = Principal {
+        client_address,
+        ..Principal::default()
+    };
+    if tiers.contains(&Tier::Public) {
+        return Ok(principal);
+    }
+
+    // A credential that is present must be valid, whatever else the call carries.
+    if let Some(key) = headers.get("x-service-key") {
+        let key = key
+            .to_str()
+            .map_err(|_| Error::Unauthenticated(crate::apps::INVALID_KEY))?;
+        principal.service = Some(state.apps.authenticate(key).await?);
+    }
+    if let Some(token) = bearer(headers) {
+        match state.tokens.authenticate(token).await {
+            Ok(claims) => principal.user = Some(claims),
+            Err(err) => {
+                // The only other bearer accepted: an authz token of the calling service.
+                let service = principal.service.as_ref().ok_or(err)?;
+                let claims = state
+                    .tokens
+                    .authenticate_authz(token, &service.service_name)?;
+                principal.authz = Some(Arc::new(claims));
+            }
+        }
+    } else if headers.contains_key(http::header::AUTHORIZATION) {
+        return Err(Error::Unauthenticated(CREDENTIAL_REQUIRED));
+    }
+    if tiers.contains(&Tier::Browser)
+        && principal.service.is_none()
+        && let Some(origin) = headers
+            .get(http::header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+        && let Some(app) = state.apps.app_for_origin(origin).await?
+    {
+        principal.service = Some(app);
+        principal.via_origin = true;
+    }
+    if tiers.contains(&Tier::Admin)
+        && let Some(user) = &principal.user
+    {
+        let id = uuid::Uuid::parse_str(&user.sub).map_err(|_| Error::Internal)?;
+        principal.is_admin = state
+            .store
+            .user_by_id(id)
+            .await?
+            .is_some_and(|u| u.is_admin && u.is_active);
+    }
+
+    let has_key = principal.service.is_some() && !principal.via_origin;
+    let satisfied = tiers.iter().any(|tier| match tier {
+        Tier::Public => true,
+        Tier::User => principal.user.is_some(),
+        Tier::Dual => has_key && (principal.user.is_some() || principal.authz.is_some()),
+        Tier::Service => has_key,
+        Tier::Browser => principal.via_origin,
+        Tier::Admin => principal.is_admin,
+    });
+    if !satisfied {
+        // Authenticated, but as the wrong kind of caller.
+        if tiers == [Tier::Admin] && principal.user.is_some() {
+            return Err(Error::PermissionDenied(ADMIN_REQUIRED.into()));
+        }
+        return Err(Error::Unauthenticated(CREDENTIAL_REQUIRED));
+    }
+
+    if limits.enabled {
+        if let Some(app) = principal.service.as_ref().filter(|_| has_key) {
+            state
+                .limiter
+                .check("key", &app.id.to_string(), limits.per_key, limits.window)
+                .await?;
+        }
+        if let Some(user) = &principal.user {
+            state
+                .limiter
+                .check("user", &user.sub, limits.per_user, limits.window)
+                .await?;
+        }
+    }
+    Ok(principal)
+}
