@@ -49,6 +49,8 @@ pub struct AppState {
     pub tokens: Arc<TokenService>,
     /// Service apps and their keys.
     pub apps: Arc<ServiceApps>,
+    /// Client apps (browser front ends that sign users in).
+    pub client_apps: Arc<crate::apps::client::ClientApps>,
 }
 
 impl AppState {
@@ -129,8 +131,12 @@ impl AppState {
             metrics,
             limiter,
             origins,
-            tokens,
             apps,
+            client_apps: Arc::new(crate::apps::client::ClientApps::new(
+                store.clone(),
+                tokens.clone(),
+            )),
+            tokens,
             store,
         })
     }
@@ -293,14 +299,21 @@ fn spawn_key_reload(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHan
 }
 
 /// Keeps the allowed browser origins of service apps current (a change anywhere in the cluster
-/// takes effect here within a second).
+/// takes effect here within a second), and writes service apps' last use every ten seconds.
 fn spawn_origin_refresh(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut ticks: u64 = 0;
         loop {
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_secs(1)) => {
                     if let Err(err) = state.apps.refresh_origins().await {
                         tracing::debug!(error = %err, "service app origins not refreshed");
+                    }
+                    ticks += 1;
+                    if ticks.is_multiple_of(10)
+                        && let Err(err) = state.apps.flush_uses().await
+                    {
+                        tracing::debug!(error = %err, "service app last use not written");
                     }
                 }
                 () = stopped(&mut stop) => break,

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod app;
 pub mod apps;
+pub mod audit;
 pub mod cache;
 pub mod config;
 pub mod error;

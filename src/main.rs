@@ -35,6 +35,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Platform administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Signing keys.
     Keys {
         #[command(subcommand)]
@@ -66,6 +71,19 @@ enum TokenCommand {
         /// Print JSON: {"access_token","refresh_token","expires_in","user_id","workspace_id"}.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Make an existing user a platform admin (or, with --revoke, take it away).
+    Grant {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+        /// Remove platform admin instead.
+        #[arg(long)]
+        revoke: bool,
     },
 }
 
@@ -144,6 +162,9 @@ fn main() -> ExitCode {
             Command::Config { .. } => Ok(()),
             Command::Token { command } => token(config, command).await,
             Command::ServiceApp { command } => service_app(config, command).await,
+            Command::Admin {
+                command: AdminCommand::Grant { email, revoke },
+            } => grant_admin(config, email, !revoke).await,
             Command::Keys {
                 command:
                     KeysCommand::Rotate {
@@ -220,6 +241,44 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
         println!("user_id:       {}", issued.user.id);
         println!("workspace_id:  {workspace_id}");
     }
+    state.store.close().await;
+    Ok(())
+}
+
+async fn grant_admin(config: Config, email: String, admin: bool) -> anyhow::Result<()> {
+    let state = AppState::initialize(config).await?;
+    let email = operator::normalize_email(&email).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let user = state
+        .store
+        .user_by_email(&email)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .ok_or_else(|| anyhow::anyhow!("no user with email {email}"))?;
+    state
+        .store
+        .set_user_flags(user.id, user.is_active, admin)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let audit = sentinel::audit::event(
+        if admin {
+            "user.admin_granted"
+        } else {
+            "user.admin_revoked"
+        },
+        &sentinel::audit::Actor::operator(),
+        "user",
+        user.id,
+        serde_json::json!({ "email": email }),
+    );
+    state
+        .store
+        .insert_audit(&audit)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "{email} is {} a platform admin",
+        if admin { "now" } else { "no longer" }
+    );
     state.store.close().await;
     Ok(())
 }

@@ -124,3 +124,74 @@ pub fn page_size(requested: i32) -> Result<i64, Error> {
         _ => Err(Error::invalid("page_size", "must be between 0 and 500")),
     }
 }
+
+fn json_list(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// A service app message (never the key, only its display prefix).
+pub fn service_app(row: &crate::store::ServiceAppRow) -> pb::ServiceApp {
+    pb::ServiceApp {
+        id: row.id.to_string(),
+        name: row.name.clone(),
+        service_name: row.service_name.clone(),
+        key_prefix: row.key_prefix.clone(),
+        allowed_origins: json_list(&row.allowed_origins),
+        is_active: row.is_active,
+        created_at: Some(timestamp(row.created_at)),
+        updated_at: Some(timestamp(row.updated_at)),
+        last_used_at: row.last_used_at.map(timestamp),
+        key_rotated_at: row.key_rotated_at.map(timestamp),
+        previous_key_expires_at: row
+            .previous_key_expires_at
+            .filter(|at| *at > Utc::now())
+            .map(timestamp),
+    }
+}
+
+/// A client app message.
+pub fn client_app(row: &crate::store::ClientAppRow) -> pb::ClientApp {
+    pb::ClientApp {
+        id: row.id.to_string(),
+        name: row.name.clone(),
+        redirect_uris: json_list(&row.redirect_uris),
+        services: json_list(&row.services),
+        is_active: row.is_active,
+        created_at: Some(timestamp(row.created_at)),
+        updated_at: Some(timestamp(row.updated_at)),
+    }
+}
+
+/// An opaque page token around a keyset cursor.
+pub fn page_token(cursor: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(cursor)
+}
+
+/// The cursor inside a page token (empty token = first page).
+pub fn page_cursor(token: &str) -> Result<Option<String>, Error> {
+    use base64::Engine;
+    if token.is_empty() {
+        return Ok(None);
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .map(Some)
+        .ok_or_else(|| Error::invalid("page_token", "is not a token from a previous page"))
+}
+
+/// A non-negative duration from a request field.
+pub fn duration(
+    field: &str,
+    value: Option<prost_types::Duration>,
+) -> Result<Option<std::time::Duration>, Error> {
+    match value {
+        None => Ok(None),
+        Some(d) if d.seconds >= 0 && (0..1_000_000_000).contains(&d.nanos) => Ok(Some(
+            std::time::Duration::new(d.seconds as u64, d.nanos as u32),
+        )),
+        Some(_) => Err(Error::invalid(field, "must be a non-negative duration")),
+    }
+}

@@ -50,3 +50,24 @@ pub fn admin<T>(request: &Request<T>) -> Result<Arc<AccessClaims>, Error> {
         Err(Error::PermissionDenied("platform admin required".into()))
     }
 }
+
+/// The caller, for the audit trail.
+pub fn actor<T>(request: &Request<T>) -> crate::audit::Actor {
+    let principal = request.extensions().get::<Principal>();
+    crate::audit::Actor {
+        user_id: principal
+            .and_then(|p| p.user.as_ref())
+            .and_then(|u| uuid::Uuid::parse_str(&u.sub).ok()),
+        service: principal
+            .and_then(|p| p.service.as_ref())
+            .map(|s| s.service_name.clone()),
+        client_address: principal
+            .and_then(|p| p.client_address)
+            .map(|a| a.to_string()),
+        request_id: request
+            .metadata()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from),
+    }
+}

@@ -6,6 +6,7 @@ mod convert;
 pub mod credentials;
 mod pending;
 pub mod principal;
+mod service_app;
 pub mod tiers;
 mod user;
 
@@ -43,7 +44,8 @@ pub fn routes(state: &AppState) -> Routes {
         PermissionServiceServer::new(pending::PermissionApi).max_decoding_message_size(max),
     )
     .add_service(
-        ServiceAppServiceServer::new(pending::ServiceAppApi).max_decoding_message_size(max),
+        ServiceAppServiceServer::new(service_app::ServiceAppApi::new(state.clone()))
+            .max_decoding_message_size(max),
     )
     .add_service(AdminServiceServer::new(pending::AdminApi).max_decoding_message_size(max))
 }

@@ -3,7 +3,6 @@
 
 use crate::proto::v1::admin_service_server::AdminService;
 use crate::proto::v1::permission_service_server::PermissionService;
-use crate::proto::v1::service_app_service_server::ServiceAppService;
 use crate::proto::v1::workspace_service_server::WorkspaceService;
 
 /// `sentinel.v1.WorkspaceService` (tenancy capability).
@@ -13,10 +12,6 @@ impl WorkspaceService for WorkspaceApi {}
 /// `sentinel.v1.PermissionService` (permission engine capability).
 pub struct PermissionApi;
 impl PermissionService for PermissionApi {}
-
-/// `sentinel.v1.ServiceAppService` (service apps capability).
-pub struct ServiceAppApi;
-impl ServiceAppService for ServiceAppApi {}
 
 /// `sentinel.v1.AdminService` (admin capability).
 pub struct AdminApi;

@@ -1,6 +1,8 @@
 //! Service apps: API keys (`sk_…`, 256 bits of randomness plus a checksum) stored only hashed,
 //! and the lookup every service-tier call goes through.
 
+pub mod client;
+
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -12,8 +14,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use uuid::Uuid;
 
+use crate::audit::{self, Actor};
 use crate::error::Error;
-use crate::store::{ServiceAppRow, Store};
+use crate::store::{ServiceAppChange, ServiceAppRow, Store, StoreError};
 
 /// Prefix of every service key.
 pub const KEY_PREFIX: &str = "sk_";
@@ -61,6 +64,41 @@ pub fn generate_key() -> Result<String, Error> {
     Ok(format!("{KEY_PREFIX}{body}_{}", checksum(&body)))
 }
 
+/// Trims and checks a display name: 1–200 characters.
+pub fn validate_name(name: &str) -> Result<String, Error> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(Error::invalid("name", "must be 1-200 characters"));
+    }
+    Ok(name.to_string())
+}
+
+/// Checks browser origins: `http(s)://host[:port]`, no path, at most 50; duplicates dropped.
+pub fn validate_origins(origins: &[String]) -> Result<Vec<String>, Error> {
+    if origins.len() > 50 {
+        return Err(Error::invalid("allowed_origins", "at most 50 origins"));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for origin in origins {
+        let rest = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"));
+        let valid = rest.is_some_and(|host| {
+            !host.is_empty() && host.len() <= 253 && !host.contains(['/', '?', '#', '@', ' '])
+        });
+        if !valid {
+            return Err(Error::invalid(
+                "allowed_origins",
+                format!("`{origin}` is not an origin like https://app.example.com"),
+            ));
+        }
+        if !out.contains(origin) {
+            out.push(origin.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// Validates a service name: lowercase letters, digits and dashes, 2–63 characters.
 pub fn validate_service_name(name: &str) -> Result<(), Error> {
     let ok = (2..=63).contains(&name.len())
@@ -88,6 +126,8 @@ pub struct ServiceApps {
     cache: RwLock<HashMap<Vec<u8>, CachedLookup>>,
     /// Allowed browser origin → its active app; refreshed by [`ServiceApps::refresh_origins`].
     origins: RwLock<HashMap<String, Arc<ServiceAppRow>>>,
+    /// Uses since the last flush, for `last_used_at` without a write per request.
+    uses: std::sync::Mutex<HashMap<Uuid, chrono::DateTime<Utc>>>,
 }
 
 impl ServiceApps {
@@ -97,6 +137,7 @@ impl ServiceApps {
             store,
             cache: RwLock::new(HashMap::new()),
             origins: RwLock::new(HashMap::new()),
+            uses: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -107,26 +148,173 @@ impl ServiceApps {
         service_name: &str,
         allowed_origins: &[String],
     ) -> Result<(ServiceAppRow, String), Error> {
-        let name = name.trim();
-        if name.is_empty() || name.len() > 200 {
-            return Err(Error::invalid("name", "must be 1-200 characters"));
-        }
+        self.create_as(&Actor::operator(), name, service_name, allowed_origins)
+            .await
+    }
+
+    /// [`ServiceApps::create`], audited as `actor`.
+    pub async fn create_as(
+        &self,
+        actor: &Actor,
+        name: &str,
+        service_name: &str,
+        allowed_origins: &[String],
+    ) -> Result<(ServiceAppRow, String), Error> {
+        let name = validate_name(name)?;
         validate_service_name(service_name)?;
+        let origins = validate_origins(allowed_origins)?;
         let key = generate_key()?;
         let now = Utc::now();
         let app = ServiceAppRow {
             id: Uuid::new_v4(),
-            name: name.to_string(),
+            name,
             service_name: service_name.to_string(),
             key_hash: key_hash(&key),
             key_prefix: key.chars().take(DISPLAY_PREFIX_LEN).collect(),
-            allowed_origins: serde_json::to_string(allowed_origins).map_err(|_| Error::Internal)?,
+            allowed_origins: serde_json::to_string(&origins).map_err(|_| Error::Internal)?,
             is_active: true,
             created_at: now,
             updated_at: now,
+            key_rotated_at: None,
+            previous_key_expires_at: None,
+            last_used_at: None,
         };
-        self.store.insert_service_app(&app).await?;
+        let audit = audit::event(
+            "service_app.created",
+            actor,
+            "service_app",
+            app.id,
+            serde_json::json!({ "service_name": app.service_name, "key_prefix": app.key_prefix }),
+        );
+        self.store
+            .insert_service_app(&app, &audit)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    Error::AlreadyExists(format!("service app for service_name {service_name}"))
+                }
+                other => other.into(),
+            })?;
+        self.refresh_origins().await?;
         Ok((app, key))
+    }
+
+    /// An app by id.
+    pub async fn get(&self, id: Uuid) -> Result<ServiceAppRow, Error> {
+        self.store
+            .service_app_by_id(id)
+            .await?
+            .ok_or_else(|| Error::NotFound("service app".into()))
+    }
+
+    /// Changes name, origins or activity. Deactivation takes effect everywhere within a second.
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        name: Option<&str>,
+        allowed_origins: Option<&[String]>,
+        is_active: Option<bool>,
+    ) -> Result<ServiceAppRow, Error> {
+        let change = ServiceAppChange {
+            name: name.map(validate_name).transpose()?,
+            allowed_origins: allowed_origins
+                .map(validate_origins)
+                .transpose()?
+                .map(|o| serde_json::to_string(&o).unwrap_or_else(|_| "[]".into())),
+            is_active,
+        };
+        let audit = audit::event(
+            "service_app.updated",
+            actor,
+            "service_app",
+            id,
+            serde_json::json!({
+                "name": change.name, "allowed_origins": allowed_origins, "is_active": is_active
+            }),
+        );
+        let app = self
+            .store
+            .update_service_app(id, &change, &audit)
+            .await?
+            .ok_or_else(|| Error::NotFound("service app".into()))?;
+        self.forget_cached();
+        self.refresh_origins().await?;
+        Ok(app)
+    }
+
+    /// Issues a new key; the old one keeps working for `grace`, then only the new one.
+    pub async fn rotate_key(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        grace: std::time::Duration,
+    ) -> Result<(ServiceAppRow, String), Error> {
+        if grace > std::time::Duration::from_secs(30 * 24 * 3600) {
+            return Err(Error::invalid("grace_period", "must be at most 30 days"));
+        }
+        let key = generate_key()?;
+        let prefix: String = key.chars().take(DISPLAY_PREFIX_LEN).collect();
+        let until = Utc::now() + chrono::Duration::from_std(grace).map_err(|_| Error::Internal)?;
+        let audit = audit::event(
+            "service_app.key_rotated",
+            actor,
+            "service_app",
+            id,
+            serde_json::json!({ "key_prefix": prefix, "grace_seconds": grace.as_secs() }),
+        );
+        let app = self
+            .store
+            .rotate_service_app_key(id, &key_hash(&key), &prefix, until, &audit)
+            .await?
+            .ok_or_else(|| Error::NotFound("service app".into()))?;
+        self.forget_cached();
+        Ok((app, key))
+    }
+
+    /// Deletes an app (its key stops working within a second).
+    pub async fn delete(&self, actor: &Actor, id: Uuid) -> Result<(), Error> {
+        let audit = audit::event(
+            "service_app.deleted",
+            actor,
+            "service_app",
+            id,
+            serde_json::json!({}),
+        );
+        if !self.store.delete_service_app(id, &audit).await? {
+            return Err(Error::NotFound("service app".into()));
+        }
+        self.forget_cached();
+        self.refresh_origins().await?;
+        Ok(())
+    }
+
+    /// Drops remembered key lookups (after a change made by this process).
+    fn forget_cached(&self) {
+        self.cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Records a use of `app` for `last_used_at` (written in batches by [`ServiceApps::flush_uses`]).
+    fn record_use(&self, app: Uuid) {
+        self.uses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(app, Utc::now());
+    }
+
+    /// Writes the recorded uses (run every few seconds by the server).
+    pub async fn flush_uses(&self) -> Result<(), Error> {
+        let uses: Vec<_> =
+            std::mem::take(&mut *self.uses.lock().unwrap_or_else(|p| p.into_inner()))
+                .into_iter()
+                .collect();
+        if !uses.is_empty() {
+            self.store.touch_service_apps(&uses).await?;
+        }
+        Ok(())
     }
 
     /// Re-reads the allowed origins of every active app (run every second by the server).
@@ -134,7 +322,10 @@ impl ServiceApps {
         let mut origins = HashMap::new();
         let mut after: Option<String> = None;
         loop {
-            let page = self.store.list_service_apps(after.as_deref(), 1000).await?;
+            let page = self
+                .store
+                .list_service_apps(None, after.as_deref(), 1000)
+                .await?;
             for app in &page {
                 if !app.is_active {
                     continue;
@@ -202,8 +393,11 @@ impl ServiceApps {
                 app
             }
         };
-        app.filter(|a| a.is_active)
-            .ok_or(Error::Unauthenticated(INVALID_KEY))
+        let app = app
+            .filter(|a| a.is_active)
+            .ok_or(Error::Unauthenticated(INVALID_KEY))?;
+        self.record_use(app.id);
+        Ok(app)
     }
 }
 

@@ -1,4 +1,5 @@
-//! `service_apps`: backends that call with `x-service-key`. Keys are stored only as hashes.
+//! `service_apps` and `client_apps`. Service keys are stored only as SHA-256 hashes. Every
+//! change is written with its audit event in one transaction.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -7,7 +8,7 @@ use uuid::Uuid;
 
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
-use super::{StoreError, StoreResult};
+use super::{AuditRow, StoreError, StoreResult};
 
 /// A service app row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,19 +31,90 @@ pub struct ServiceAppRow {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// Last key rotation.
+    pub key_rotated_at: Option<DateTime<Utc>>,
+    /// Until when the previous key still works.
+    pub previous_key_expires_at: Option<DateTime<Utc>>,
+    /// Last authenticated call (written in batches).
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
-/// Service apps.
+/// A client app row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAppRow {
+    /// App id.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Exact redirect URIs (JSON array).
+    pub redirect_uris: String,
+    /// Services whose names join the access tokens' `aud` (JSON array).
+    pub services: String,
+    /// Inactive apps cannot start sign-ins.
+    pub is_active: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A partial update of a service app (`None` keeps the value).
+#[derive(Debug, Clone, Default)]
+pub struct ServiceAppChange {
+    /// New name.
+    pub name: Option<String>,
+    /// New origins (JSON array).
+    pub allowed_origins: Option<String>,
+    /// New activity.
+    pub is_active: Option<bool>,
+}
+
+/// A partial update of a client app (`None` keeps the value).
+#[derive(Debug, Clone, Default)]
+pub struct ClientAppChange {
+    /// New name.
+    pub name: Option<String>,
+    /// New redirect URIs (JSON array).
+    pub redirect_uris: Option<String>,
+    /// New services (JSON array).
+    pub services: Option<String>,
+    /// New activity.
+    pub is_active: Option<bool>,
+}
+
+/// Service apps and client apps.
 #[async_trait]
 pub trait AppStore: Send + Sync {
     /// Inserts an app; `Conflict` when the service name exists.
-    async fn insert_service_app(&self, app: &ServiceAppRow) -> StoreResult<()>;
-    /// Apps ordered by service name, after `after` (keyset), at most `limit`.
+    async fn insert_service_app(&self, app: &ServiceAppRow, audit: &AuditRow) -> StoreResult<()>;
+    /// An app by id.
+    async fn service_app_by_id(&self, id: Uuid) -> StoreResult<Option<ServiceAppRow>>;
+    /// Apps ordered by service name, after `after` (keyset), at most `limit`, optionally
+    /// filtered by a substring of name or service name.
     async fn list_service_apps(
         &self,
+        query: Option<&str>,
         after: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<ServiceAppRow>>;
+    /// Applies `change`; `None` when the app does not exist.
+    async fn update_service_app(
+        &self,
+        id: Uuid,
+        change: &ServiceAppChange,
+        audit: &AuditRow,
+    ) -> StoreResult<Option<ServiceAppRow>>;
+    /// Replaces the key; the previous one keeps working until `previous_until`.
+    async fn rotate_service_app_key(
+        &self,
+        id: Uuid,
+        key_hash: &[u8],
+        key_prefix: &str,
+        previous_until: DateTime<Utc>,
+        audit: &AuditRow,
+    ) -> StoreResult<Option<ServiceAppRow>>;
+    /// Deletes an app; says whether it existed.
+    async fn delete_service_app(&self, id: Uuid, audit: &AuditRow) -> StoreResult<bool>;
     /// Activates or deactivates an app; `NotFound` when it does not exist.
     async fn set_service_app_active(&self, id: Uuid, active: bool) -> StoreResult<()>;
     /// The app holding the key with `hash` (current key, or previous key inside its grace).
@@ -51,10 +123,49 @@ pub trait AppStore: Send + Sync {
         hash: &[u8],
         now: DateTime<Utc>,
     ) -> StoreResult<Option<ServiceAppRow>>;
+    /// Records last use times (batched by the caller).
+    async fn touch_service_apps(&self, uses: &[(Uuid, DateTime<Utc>)]) -> StoreResult<()>;
+
+    /// Inserts a client app.
+    async fn insert_client_app(&self, app: &ClientAppRow, audit: &AuditRow) -> StoreResult<()>;
+    /// A client app by id.
+    async fn client_app_by_id(&self, id: Uuid) -> StoreResult<Option<ClientAppRow>>;
+    /// Client apps ordered by id after `after`, at most `limit`, optionally filtered by name.
+    async fn list_client_apps(
+        &self,
+        query: Option<&str>,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> StoreResult<Vec<ClientAppRow>>;
+    /// Applies `change`; `None` when the app does not exist.
+    async fn update_client_app(
+        &self,
+        id: Uuid,
+        change: &ClientAppChange,
+        audit: &AuditRow,
+    ) -> StoreResult<Option<ClientAppRow>>;
+    /// Deletes a client app; says whether it existed.
+    async fn delete_client_app(&self, id: Uuid, audit: &AuditRow) -> StoreResult<bool>;
 }
 
 fn err(e: sqlx::Error) -> StoreError {
     StoreError::from_sqlx(e, "service app")
+}
+
+fn client_err(e: sqlx::Error) -> StoreError {
+    StoreError::from_sqlx(e, "client app")
+}
+
+macro_rules! service_app_columns {
+    () => {
+        "id, name, service_name, key_hash, key_prefix, allowed_origins, is_active, created_at, \
+         updated_at, key_rotated_at, previous_key_expires_at, last_used_at"
+    };
+}
+macro_rules! client_app_columns {
+    () => {
+        "id, name, redirect_uris, services, is_active, created_at, updated_at"
+    };
 }
 
 fn app_from_row<R: Row>(row: &R) -> StoreResult<ServiceAppRow>
@@ -65,6 +176,7 @@ where
     for<'a> Vec<u8>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<DateTime<Utc>>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
 {
     Ok(ServiceAppRow {
         id: row.try_get("id").map_err(err)?,
@@ -76,6 +188,28 @@ where
         is_active: row.try_get("is_active").map_err(err)?,
         created_at: row.try_get("created_at").map_err(err)?,
         updated_at: row.try_get("updated_at").map_err(err)?,
+        key_rotated_at: row.try_get("key_rotated_at").map_err(err)?,
+        previous_key_expires_at: row.try_get("previous_key_expires_at").map_err(err)?,
+        last_used_at: row.try_get("last_used_at").map_err(err)?,
+    })
+}
+
+fn client_from_row<R: Row>(row: &R) -> StoreResult<ClientAppRow>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(ClientAppRow {
+        id: row.try_get("id").map_err(client_err)?,
+        name: row.try_get("name").map_err(client_err)?,
+        redirect_uris: row.try_get("redirect_uris").map_err(client_err)?,
+        services: row.try_get("services").map_err(client_err)?,
+        is_active: row.try_get("is_active").map_err(client_err)?,
+        created_at: row.try_get("created_at").map_err(client_err)?,
+        updated_at: row.try_get("updated_at").map_err(client_err)?,
     })
 }
 
@@ -83,7 +217,12 @@ macro_rules! impl_app_store {
     ($store:ty) => {
         #[async_trait]
         impl AppStore for $store {
-            async fn insert_service_app(&self, app: &ServiceAppRow) -> StoreResult<()> {
+            async fn insert_service_app(
+                &self,
+                app: &ServiceAppRow,
+                audit: &AuditRow,
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await.map_err(err)?;
                 sqlx::query(
                     "INSERT INTO service_apps (id, name, service_name, key_hash, key_prefix, \
                      allowed_origins, is_active, created_at, updated_at) \
@@ -98,28 +237,122 @@ macro_rules! impl_app_store {
                 .bind(app.is_active)
                 .bind(app.created_at)
                 .bind(app.updated_at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(err)?;
-                Ok(())
+                insert_audit_query!(audit).execute(&mut *tx).await.map_err(err)?;
+                tx.commit().await.map_err(err)
+            }
+
+            async fn service_app_by_id(&self, id: Uuid) -> StoreResult<Option<ServiceAppRow>> {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    service_app_columns!(),
+                    " FROM service_apps WHERE id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?;
+                row.as_ref().map(app_from_row).transpose()
             }
 
             async fn list_service_apps(
                 &self,
+                query: Option<&str>,
                 after: Option<&str>,
                 limit: i64,
             ) -> StoreResult<Vec<ServiceAppRow>> {
-                let rows = sqlx::query(
-                    "SELECT id, name, service_name, key_hash, key_prefix, allowed_origins, \
-                     is_active, created_at, updated_at FROM service_apps \
-                     WHERE ($1 IS NULL OR service_name > $1) ORDER BY service_name LIMIT $2",
-                )
+                let pattern = query.map(|q| format!("%{}%", q.to_lowercase()));
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    service_app_columns!(),
+                    " FROM service_apps WHERE ($1 IS NULL OR service_name > $1) \
+                     AND ($2 IS NULL OR LOWER(name) LIKE $2 OR service_name LIKE $2) \
+                     ORDER BY service_name LIMIT $3"
+                ))
                 .bind(after)
+                .bind(pattern)
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await
                 .map_err(err)?;
                 rows.iter().map(app_from_row).collect()
+            }
+
+            async fn update_service_app(
+                &self,
+                id: Uuid,
+                change: &ServiceAppChange,
+                audit: &AuditRow,
+            ) -> StoreResult<Option<ServiceAppRow>> {
+                let mut tx = self.pool.begin().await.map_err(err)?;
+                let row = sqlx::query(concat!(
+                    "UPDATE service_apps SET name = COALESCE($2, name), \
+                     allowed_origins = COALESCE($3, allowed_origins), \
+                     is_active = COALESCE($4, is_active), updated_at = $5 WHERE id = $1 \
+                     RETURNING ",
+                    service_app_columns!()
+                ))
+                .bind(id)
+                .bind(&change.name)
+                .bind(&change.allowed_origins)
+                .bind(change.is_active)
+                .bind(Utc::now())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?;
+                let Some(row) = row else { return Ok(None) };
+                let app = app_from_row(&row)?;
+                insert_audit_query!(audit).execute(&mut *tx).await.map_err(err)?;
+                tx.commit().await.map_err(err)?;
+                Ok(Some(app))
+            }
+
+            async fn rotate_service_app_key(
+                &self,
+                id: Uuid,
+                key_hash: &[u8],
+                key_prefix: &str,
+                previous_until: DateTime<Utc>,
+                audit: &AuditRow,
+            ) -> StoreResult<Option<ServiceAppRow>> {
+                let now = Utc::now();
+                let mut tx = self.pool.begin().await.map_err(err)?;
+                let row = sqlx::query(concat!(
+                    "UPDATE service_apps SET previous_key_hash = key_hash, \
+                     previous_key_expires_at = $4, key_hash = $2, key_prefix = $3, \
+                     key_rotated_at = $5, updated_at = $5 WHERE id = $1 RETURNING ",
+                    service_app_columns!()
+                ))
+                .bind(id)
+                .bind(key_hash)
+                .bind(key_prefix)
+                .bind(previous_until)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?;
+                let Some(row) = row else { return Ok(None) };
+                let app = app_from_row(&row)?;
+                insert_audit_query!(audit).execute(&mut *tx).await.map_err(err)?;
+                tx.commit().await.map_err(err)?;
+                Ok(Some(app))
+            }
+
+            async fn delete_service_app(&self, id: Uuid, audit: &AuditRow) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await.map_err(err)?;
+                let done = sqlx::query("DELETE FROM service_apps WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                insert_audit_query!(audit).execute(&mut *tx).await.map_err(err)?;
+                tx.commit().await.map_err(err)?;
+                Ok(true)
             }
 
             async fn set_service_app_active(&self, id: Uuid, active: bool) -> StoreResult<()> {
@@ -143,17 +376,138 @@ macro_rules! impl_app_store {
                 hash: &[u8],
                 now: DateTime<Utc>,
             ) -> StoreResult<Option<ServiceAppRow>> {
-                let row = sqlx::query(
-                    "SELECT id, name, service_name, key_hash, key_prefix, allowed_origins, \
-                     is_active, created_at, updated_at FROM service_apps \
-                     WHERE key_hash = $1 OR (previous_key_hash = $1 AND previous_key_expires_at > $2)",
-                )
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    service_app_columns!(),
+                    " FROM service_apps WHERE key_hash = $1 \
+                     OR (previous_key_hash = $1 AND previous_key_expires_at > $2)"
+                ))
                 .bind(hash)
                 .bind(now)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(err)?;
                 row.as_ref().map(app_from_row).transpose()
+            }
+
+            async fn touch_service_apps(&self, uses: &[(Uuid, DateTime<Utc>)]) -> StoreResult<()> {
+                for (id, at) in uses {
+                    sqlx::query(
+                        "UPDATE service_apps SET last_used_at = $2 \
+                         WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
+                    )
+                    .bind(id)
+                    .bind(at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(err)?;
+                }
+                Ok(())
+            }
+
+            async fn insert_client_app(
+                &self,
+                app: &ClientAppRow,
+                audit: &AuditRow,
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await.map_err(client_err)?;
+                sqlx::query(concat!(
+                    "INSERT INTO client_apps (",
+                    client_app_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                ))
+                .bind(app.id)
+                .bind(&app.name)
+                .bind(&app.redirect_uris)
+                .bind(&app.services)
+                .bind(app.is_active)
+                .bind(app.created_at)
+                .bind(app.updated_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(client_err)?;
+                insert_audit_query!(audit).execute(&mut *tx).await.map_err(client_err)?;
+                tx.commit().await.map_err(client_err)
+            }
+
+            async fn client_app_by_id(&self, id: Uuid) -> StoreResult<Option<ClientAppRow>> {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    client_app_columns!(),
+                    " FROM client_apps WHERE id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(client_err)?;
+                row.as_ref().map(client_from_row).transpose()
+            }
+
+            async fn list_client_apps(
+                &self,
+                query: Option<&str>,
+                after: Option<Uuid>,
+                limit: i64,
+            ) -> StoreResult<Vec<ClientAppRow>> {
+                let pattern = query.map(|q| format!("%{}%", q.to_lowercase()));
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    client_app_columns!(),
+                    " FROM client_apps WHERE ($1 IS NULL OR id > $1) \
+                     AND ($2 IS NULL OR LOWER(name) LIKE $2) ORDER BY id LIMIT $3"
+                ))
+                .bind(after)
+                .bind(pattern)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(client_err)?;
+                rows.iter().map(client_from_row).collect()
+            }
+
+            async fn update_client_app(
+                &self,
+                id: Uuid,
+                change: &ClientAppChange,
+                audit: &AuditRow,
+            ) -> StoreResult<Option<ClientAppRow>> {
+                let mut tx = self.pool.begin().await.map_err(client_err)?;
+                let row = sqlx::query(concat!(
+                    "UPDATE client_apps SET name = COALESCE($2, name), \
+                     redirect_uris = COALESCE($3, redirect_uris), \
+                     services = COALESCE($4, services), is_active = COALESCE($5, is_active), \
+                     updated_at = $6 WHERE id = $1 RETURNING ",
+                    client_app_columns!()
+                ))
+                .bind(id)
+                .bind(&change.name)
+                .bind(&change.redirect_uris)
+                .bind(&change.services)
+                .bind(change.is_active)
+                .bind(Utc::now())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(client_err)?;
+                let Some(row) = row else { return Ok(None) };
+                let app = client_from_row(&row)?;
+                insert_audit_query!(audit).execute(&mut *tx).await.map_err(client_err)?;
+                tx.commit().await.map_err(client_err)?;
+                Ok(Some(app))
+            }
+
+            async fn delete_client_app(&self, id: Uuid, audit: &AuditRow) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await.map_err(client_err)?;
+                let done = sqlx::query("DELETE FROM client_apps WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(client_err)?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                insert_audit_query!(audit).execute(&mut *tx).await.map_err(client_err)?;
+                tx.commit().await.map_err(client_err)?;
+                Ok(true)
             }
         }
     };

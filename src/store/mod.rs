@@ -2,6 +2,29 @@
 //! (clustered). SQL is written once where the dialects agree (`$N` placeholders, `RETURNING`,
 //! `ON CONFLICT`); each aggregate's queries live in one file and are compiled for both pools.
 
+/// Binds an [`AuditRow`] into its INSERT, for use inside a caller's transaction.
+macro_rules! insert_audit_query {
+    ($event:expr) => {
+        sqlx::query(
+            "INSERT INTO audit_events (id, occurred_at, action, actor_user_id, actor_service, \
+             target_type, target_id, workspace_id, client_address, request_id, outcome, details) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind($event.id)
+        .bind($event.occurred_at)
+        .bind(&$event.action)
+        .bind($event.actor_user_id)
+        .bind(&$event.actor_service)
+        .bind(&$event.target_type)
+        .bind(&$event.target_id)
+        .bind($event.workspace_id)
+        .bind(&$event.client_address)
+        .bind(&$event.request_id)
+        .bind(&$event.outcome)
+        .bind(&$event.details)
+    };
+}
+
 mod apps;
 mod identity;
 mod keys;
@@ -16,7 +39,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::{Config, DatabaseKind};
 
-pub use apps::{AppStore, ServiceAppRow};
+pub use apps::{AppStore, ClientAppChange, ClientAppRow, ServiceAppChange, ServiceAppRow};
 pub use identity::{IdentityStore, UserRow, WorkspaceRow};
 pub use keys::{KeyStatus, NewSigningKey, SigningKeyRow};
 pub use sessions::{

@@ -128,6 +128,8 @@ pub enum RevokeScope {
     Session(Uuid),
     /// Every session of a user, plus a user-wide entry for tokens without a session.
     User(Uuid),
+    /// Every session signed in through a client app.
+    ClientApp(Uuid),
 }
 
 /// Sessions, refresh tokens, revocations and audit.
@@ -197,28 +199,6 @@ macro_rules! revocation_columns {
 
 fn err(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |e| StoreError::from_sqlx(e, what)
-}
-
-macro_rules! insert_audit_query {
-    ($event:expr) => {
-        sqlx::query(
-            "INSERT INTO audit_events (id, occurred_at, action, actor_user_id, actor_service, \
-             target_type, target_id, workspace_id, client_address, request_id, outcome, details) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind($event.id)
-        .bind($event.occurred_at)
-        .bind(&$event.action)
-        .bind($event.actor_user_id)
-        .bind(&$event.actor_service)
-        .bind(&$event.target_type)
-        .bind(&$event.target_id)
-        .bind($event.workspace_id)
-        .bind(&$event.client_address)
-        .bind(&$event.request_id)
-        .bind(&$event.outcome)
-        .bind(&$event.details)
-    };
 }
 
 macro_rules! impl_session_store {
@@ -465,6 +445,20 @@ macro_rules! impl_session_store {
                              WHERE id = $1 AND revoked_at IS NULL RETURNING id, user_id",
                         )
                         .bind(id)
+                        .bind(now)
+                        .bind(reason)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(err("session"))?,
+                    ),
+                    RevokeScope::ClientApp(app) => (
+                        None,
+                        sqlx::query(
+                            "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
+                             WHERE client_app_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+                             RETURNING id, user_id",
+                        )
+                        .bind(app)
                         .bind(now)
                         .bind(reason)
                         .fetch_all(&mut *tx)

@@ -1,0 +1,257 @@
+//! `sentinel.v1.ServiceAppService` (platform admins).
+
+use std::time::Duration;
+
+use tonic::{Request, Response, Status};
+
+use super::convert::{self, page_cursor, page_size, page_token, uuid};
+use super::credentials;
+use crate::app::AppState;
+use crate::apps::client::ClientAppUpdate;
+use crate::error::Error;
+use crate::proto::v1 as pb;
+use crate::proto::v1::service_app_service_server::ServiceAppService;
+
+/// Handlers of `sentinel.v1.ServiceAppService`.
+pub struct ServiceAppApi {
+    state: AppState,
+}
+
+impl ServiceAppApi {
+    /// Handlers over the shared application state.
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+fn query(q: &str) -> Option<&str> {
+    let q = q.trim();
+    (!q.is_empty()).then_some(q)
+}
+
+#[tonic::async_trait]
+impl ServiceAppService for ServiceAppApi {
+    async fn create_service_app(
+        &self,
+        request: Request<pb::CreateServiceAppRequest>,
+    ) -> Result<Response<pb::CreateServiceAppResponse>, Status> {
+        credentials::admin(&request)?;
+        let actor = credentials::actor(&request);
+        let r = request.into_inner();
+        let (app, key) = self
+            .state
+            .apps
+            .create_as(&actor, &r.name, &r.service_name, &r.allowed_origins)
+            .await?;
+        Ok(Response::new(pb::CreateServiceAppResponse {
+            app: Some(convert::service_app(&app)),
+            api_key: key,
+        }))
+    }
+
+    async fn list_service_apps(
+        &self,
+        request: Request<pb::ListServiceAppsRequest>,
+    ) -> Result<Response<pb::ListServiceAppsResponse>, Status> {
+        credentials::admin(&request)?;
+        let r = request.into_inner();
+        let limit = page_size(r.page_size)?;
+        let after = page_cursor(&r.page_token)?;
+        let mut rows = self
+            .state
+            .store
+            .list_service_apps(query(&r.query), after.as_deref(), limit + 1)
+            .await
+            .map_err(Error::from)?;
+        let next_page_token = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last()
+                .map(|a| page_token(&a.service_name))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListServiceAppsResponse {
+            apps: rows.iter().map(convert::service_app).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_service_app(
+        &self,
+        request: Request<pb::GetServiceAppRequest>,
+    ) -> Result<Response<pb::GetServiceAppResponse>, Status> {
+        credentials::admin(&request)?;
+        let id = uuid("id", &request.get_ref().id)?;
+        let app = self.state.apps.get(id).await?;
+        Ok(Response::new(pb::GetServiceAppResponse {
+            app: Some(convert::service_app(&app)),
+        }))
+    }
+
+    async fn update_service_app(
+        &self,
+        request: Request<pb::UpdateServiceAppRequest>,
+    ) -> Result<Response<pb::UpdateServiceAppResponse>, Status> {
+        credentials::admin(&request)?;
+        let actor = credentials::actor(&request);
+        let r = request.into_inner();
+        let id = uuid("id", &r.id)?;
+        let origins = r.allowed_origins.map(|l| l.values);
+        let app = self
+            .state
+            .apps
+            .update(
+                &actor,
+                id,
+                r.name.as_deref(),
+                origins.as_deref(),
+                r.is_active,
+            )
+            .await?;
+        Ok(Response::new(pb::UpdateServiceAppResponse {
+            app: Some(convert::service_app(&app)),
+        }))
+    }
+
+    async fn rotate_service_app_key(
+        &self,
+        request: Request<pb::RotateServiceAppKeyRequest>,
+    ) -> Result<Response<pb::RotateServiceAppKeyResponse>, Status> {
+        credentials::admin(&request)?;
+        let actor = credentials::actor(&request);
+        let r = request.into_inner();
+        let id = uuid("id", &r.id)?;
+        let grace = convert::duration("grace_period", r.grace_period)?
+            .unwrap_or(Duration::from_secs(24 * 3600));
+        let (app, key) = self.state.apps.rotate_key(&actor, id, grace).await?;
+        Ok(Response::new(pb::RotateServiceAppKeyResponse {
+            old_key_expires_at: app.previous_key_expires_at.map(convert::timestamp),
+            app: Some(convert::service_app(&app)),
+            api_key: key,
+        }))
+    }
+
+    async fn delete_service_app(
+        &self,
+        request: Request<pb::DeleteServiceAppRequest>,
+    ) -> Result<Response<pb::DeleteServiceAppResponse>, Status> {
+        credentials::admin(&request)?;
+        let actor = credentials::actor(&request);
+        let id = uuid("id", &request.get_ref().id)?;
+        self.state.apps.delete(&actor, id).await?;
+        // The service's resources, actions and grants go with the permission engine.
+        Ok(Response::new(pb::DeleteServiceAppResponse {
+            deleted_resource_count: 0,
+            consistency_token: String::new(),
+        }))
+    }
+
+    async fn create_client_app(
+        &self,
+        request: Request<pb::CreateClientAppRequest>,
+    ) -> Result<Response<pb::CreateClientAppResponse>, Status> {
+        credentials::admin(&request)?;
+        let actor = credentials::actor(&request);
+        let r = request.into_inner();
+        let app = self
+            .state
+            .client_apps
+            .create(&actor, &r.name, &r.redirect_uris, &r.services)
+            .await?;
+        Ok(Response::new(pb::CreateClientAppResponse {
+            app: Some(convert::client_app(&app)),
+        }))
+    }
+
+    async fn list_client_apps(
+        &self,
+        request: Request<pb::ListClientAppsRequest>,
+    ) -> Result<Response<pb::ListClientAppsResponse>, Status> {
+        credentials::admin(&request)?;
+        let r = request.into_inner();
+        let limit = page_size(r.page_size)?;
+        let after = page_cursor(&r.page_token)?
+            .map(|c| uuid("page_token", &c))
+            .transpose()?;
+        let mut rows = self
+            .state
+            .store
+            .list_client_apps(query(&r.query), after, limit + 1)
+            .await
+            .map_err(Error::from)?;
+        let next_page_token = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last()
+                .map(|a| page_token(&a.id.to_string()))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListClientAppsResponse {
+            apps: rows.iter().map(convert::client_app).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_client_app(
+        &self,
+        request: Request<pb::GetClientAppRequest>,
+    ) -> Result<Response<pb::GetClientAppResponse>, Status> {
+        credentials::admin(&request)?;
+        let id = uuid("id", &request.get_ref().id)?;
+        let app = self.state.client_apps.get(id).await?;
+        Ok(Response::new(pb::GetClientAppResponse {
+            app: Some(convert::client_app(&app)),
+        }))
+    }
+
+    async fn update_client_app(
+        &self,
+        request: Request<pb::UpdateClientAppRequest>,
+    ) -> Result<Response<pb::UpdateClientAppResponse>, Status> {
+        credentials::admin(&request)?;
+        let actor = credentials::actor(&request);
+        let r = request.into_inner();
+        let id = uuid("id", &r.id)?;
+        let uris = r.redirect_uris.map(|l| l.values);
+        let services = r.services.map(|l| l.values);
+        let (app, revoked) = self
+            .state
+            .client_apps
+            .update(
+                &actor,
+                id,
+                ClientAppUpdate {
+                    name: r.name.as_deref(),
+                    redirect_uris: uris.as_deref(),
+                    services: services.as_deref(),
+                    is_active: r.is_active,
+                    revoke_sessions: r.revoke_sessions,
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::UpdateClientAppResponse {
+            app: Some(convert::client_app(&app)),
+            revoked_session_count: i32::try_from(revoked).unwrap_or(i32::MAX),
+        }))
+    }
+
+    async fn delete_client_app(
+        &self,
+        request: Request<pb::DeleteClientAppRequest>,
+    ) -> Result<Response<pb::DeleteClientAppResponse>, Status> {
+        credentials::admin(&request)?;
+        let actor = credentials::actor(&request);
+        let r = request.into_inner();
+        let id = uuid("id", &r.id)?;
+        let revoked = self
+            .state
+            .client_apps
+            .delete(&actor, id, r.revoke_sessions)
+            .await?;
+        Ok(Response::new(pb::DeleteClientAppResponse {
+            revoked_session_count: i32::try_from(revoked).unwrap_or(i32::MAX),
+        }))
+    }
+}

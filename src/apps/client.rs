@@ -1,0 +1,201 @@
+//! Client apps: browser front ends that sign users in. Redirect URIs match exactly.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::{validate_name, validate_service_name};
+use crate::audit::{self, Actor};
+use crate::error::Error;
+use crate::store::{ClientAppChange, ClientAppRow, RevokeScope, Store};
+use crate::tokens::service::TokenService;
+
+/// Checks redirect URIs: absolute `http`/`https`, no fragment, at most 20 of 2000 characters.
+pub fn validate_redirect_uris(uris: &[String]) -> Result<Vec<String>, Error> {
+    if uris.is_empty() || uris.len() > 20 {
+        return Err(Error::invalid("redirect_uris", "give 1-20 redirect URIs"));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for uri in uris {
+        let rest = uri
+            .strip_prefix("https://")
+            .or_else(|| uri.strip_prefix("http://"));
+        let host = rest.map(|r| r.split(['/', '?']).next().unwrap_or_default());
+        let valid = uri.len() <= 2000
+            && host.is_some_and(|h| !h.is_empty() && !h.contains(['@', ' ']))
+            && !uri.contains('#');
+        if !valid {
+            return Err(Error::invalid(
+                "redirect_uris",
+                format!("`{uri}` must be an absolute http(s) URL without a fragment"),
+            ));
+        }
+        if !out.contains(uri) {
+            out.push(uri.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn validate_services(services: &[String]) -> Result<Vec<String>, Error> {
+    let mut out: Vec<String> = Vec::new();
+    for service in services {
+        validate_service_name(service).map_err(|_| {
+            Error::invalid("services", format!("`{service}` is not a service name"))
+        })?;
+        if !out.contains(service) {
+            out.push(service.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn json(values: &[String]) -> String {
+    serde_json::to_string(values).unwrap_or_else(|_| "[]".into())
+}
+
+/// What an update of a client app changes (`None` keeps a value).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientAppUpdate<'a> {
+    /// New name.
+    pub name: Option<&'a str>,
+    /// New redirect URIs.
+    pub redirect_uris: Option<&'a [String]>,
+    /// New services.
+    pub services: Option<&'a [String]>,
+    /// New activity.
+    pub is_active: Option<bool>,
+    /// End every session signed in through the app.
+    pub revoke_sessions: bool,
+}
+
+/// Client app management.
+pub struct ClientApps {
+    store: Arc<dyn Store>,
+    tokens: Arc<TokenService>,
+}
+
+impl ClientApps {
+    /// Over `store`; `tokens` revokes sessions when an app is disabled.
+    pub fn new(store: Arc<dyn Store>, tokens: Arc<TokenService>) -> Self {
+        Self { store, tokens }
+    }
+
+    /// Registers a client app.
+    pub async fn create(
+        &self,
+        actor: &Actor,
+        name: &str,
+        redirect_uris: &[String],
+        services: &[String],
+    ) -> Result<ClientAppRow, Error> {
+        let now = Utc::now();
+        let app = ClientAppRow {
+            id: Uuid::new_v4(),
+            name: validate_name(name)?,
+            redirect_uris: json(&validate_redirect_uris(redirect_uris)?),
+            services: json(&validate_services(services)?),
+            is_active: true,
+            created_at: now,
+            updated_at: now,
+        };
+        let audit = audit::event(
+            "client_app.created",
+            actor,
+            "client_app",
+            app.id,
+            serde_json::json!({ "redirect_uris": redirect_uris }),
+        );
+        self.store.insert_client_app(&app, &audit).await?;
+        Ok(app)
+    }
+
+    /// A client app by id.
+    pub async fn get(&self, id: Uuid) -> Result<ClientAppRow, Error> {
+        self.store
+            .client_app_by_id(id)
+            .await?
+            .ok_or_else(|| Error::NotFound("client app".into()))
+    }
+
+    /// Changes a client app; with `revoke_sessions`, ends every session signed in through it.
+    /// Returns the app and the number of sessions revoked.
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        update: ClientAppUpdate<'_>,
+    ) -> Result<(ClientAppRow, usize), Error> {
+        let ClientAppUpdate {
+            name,
+            redirect_uris,
+            services,
+            is_active,
+            revoke_sessions,
+        } = update;
+        let change = ClientAppChange {
+            name: name.map(validate_name).transpose()?,
+            redirect_uris: redirect_uris
+                .map(validate_redirect_uris)
+                .transpose()?
+                .map(|u| json(&u)),
+            services: services
+                .map(validate_services)
+                .transpose()?
+                .map(|s| json(&s)),
+            is_active,
+        };
+        let audit = audit::event(
+            "client_app.updated",
+            actor,
+            "client_app",
+            id,
+            serde_json::json!({ "is_active": is_active, "revoke_sessions": revoke_sessions }),
+        );
+        let app = self
+            .store
+            .update_client_app(id, &change, &audit)
+            .await?
+            .ok_or_else(|| Error::NotFound("client app".into()))?;
+        let revoked = if revoke_sessions {
+            self.revoke_sessions(id).await?
+        } else {
+            0
+        };
+        Ok((app, revoked))
+    }
+
+    /// Deletes a client app, optionally ending its sessions.
+    pub async fn delete(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        revoke_sessions: bool,
+    ) -> Result<usize, Error> {
+        let revoked = if revoke_sessions {
+            self.revoke_sessions(id).await?
+        } else {
+            0
+        };
+        let audit = audit::event(
+            "client_app.deleted",
+            actor,
+            "client_app",
+            id,
+            serde_json::json!({ "revoke_sessions": revoke_sessions }),
+        );
+        if !self.store.delete_client_app(id, &audit).await? {
+            return Err(Error::NotFound("client app".into()));
+        }
+        Ok(revoked)
+    }
+
+    async fn revoke_sessions(&self, id: Uuid) -> Result<usize, Error> {
+        let rows = self
+            .tokens
+            .revoke(RevokeScope::ClientApp(id), "client_app_disabled", None)
+            .await?;
+        Ok(rows.len())
+    }
+}

@@ -1,0 +1,421 @@
+//! Service apps and client apps over the wire, on both backends: key lifecycle (create once,
+//! rotate with grace, deactivate, delete), validation, pagination and audit.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Backend, TestApp, TestDatabase, sign_in, with_bearer, with_service_key};
+use sentinel::proto::v1::auth_service_client::AuthServiceClient;
+use sentinel::proto::v1::service_app_service_client::ServiceAppServiceClient;
+use sentinel::proto::v1::{
+    CreateClientAppRequest, CreateServiceAppRequest, DeleteServiceAppRequest, GetServiceAppRequest,
+    IntrospectRequest, ListClientAppsRequest, ListServiceAppsRequest, RotateServiceAppKeyRequest,
+    StringList, UpdateClientAppRequest, UpdateServiceAppRequest,
+};
+use tonic::Code;
+
+both_backends!(
+    service_app_keys_are_shown_once_and_rotate_with_grace,
+    deactivation_and_deletion_stop_a_key_everywhere_within_a_second,
+    bad_input_names_the_field_and_changes_nothing,
+    client_apps_are_managed_and_paginated,
+);
+
+async fn admin(app: &TestApp) -> String {
+    let issued = sign_in(app, "root@example.com", "ops", "owner").await;
+    app.app
+        .state()
+        .store
+        .set_user_flags(issued.user.id, true, true)
+        .await
+        .unwrap();
+    issued.access_token
+}
+
+fn apps(app: &TestApp) -> ServiceAppServiceClient<tonic::transport::Channel> {
+    ServiceAppServiceClient::new(app.channel.clone())
+}
+
+/// Whether `key` is accepted (Introspect of a garbage token answers inactive, not an error).
+async fn key_works(app: &TestApp, key: &str) -> bool {
+    let result = AuthServiceClient::new(app.channel.clone())
+        .introspect(with_service_key(
+            IntrospectRequest {
+                token: "x.y.z".into(),
+            },
+            key,
+        ))
+        .await;
+    match result {
+        Ok(_) => true,
+        Err(status) => {
+            assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+            assert_eq!(status.message(), "invalid service key");
+            false
+        }
+    }
+}
+
+async fn audit_count(db: &TestDatabase, action: &str) -> i64 {
+    use sqlx::Connection;
+    let sql = "SELECT count(*) FROM audit_events WHERE action = $1";
+    match db.backend {
+        Backend::Embedded => {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(sql)
+                .bind(action)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+        }
+        Backend::Clustered => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(sql)
+                .bind(action)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+        }
+    }
+}
+
+async fn service_app_keys_are_shown_once_and_rotate_with_grace(backend: Backend) {
+    let (app, db) = TestApp::spawn(backend).await;
+    let token = admin(&app).await;
+    let created = apps(&app)
+        .create_service_app(with_bearer(
+            CreateServiceAppRequest {
+                name: "Docs API".into(),
+                service_name: "docs".into(),
+                allowed_origins: vec!["https://docs.example.com".into()],
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let first_key = created.api_key.clone();
+    let info = created.app.unwrap();
+    assert!(first_key.starts_with("sk_") && first_key.starts_with(&info.key_prefix));
+    assert!(key_works(&app, &first_key).await);
+
+    // Reading the app never shows the key again.
+    let fetched = apps(&app)
+        .get_service_app(with_bearer(
+            GetServiceAppRequest {
+                id: info.id.clone(),
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .app
+        .unwrap();
+    assert_eq!(fetched.key_prefix, info.key_prefix);
+    assert_eq!(
+        fetched.allowed_origins,
+        vec!["https://docs.example.com".to_string()]
+    );
+
+    // Rotation with a grace: both keys work during it, only the new one after.
+    let rotated = apps(&app)
+        .rotate_service_app_key(with_bearer(
+            RotateServiceAppKeyRequest {
+                id: info.id.clone(),
+                grace_period: Some(prost_types::Duration {
+                    seconds: 1,
+                    nanos: 0,
+                }),
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let second_key = rotated.api_key;
+    assert_ne!(second_key, first_key);
+    assert!(rotated.old_key_expires_at.is_some());
+    assert!(
+        key_works(&app, &first_key).await,
+        "old key inside the grace"
+    );
+    assert!(key_works(&app, &second_key).await);
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    assert!(
+        !key_works(&app, &first_key).await,
+        "old key after the grace"
+    );
+    assert!(key_works(&app, &second_key).await);
+
+    // A zero grace ends the old key at once.
+    let third = apps(&app)
+        .rotate_service_app_key(with_bearer(
+            RotateServiceAppKeyRequest {
+                id: info.id.clone(),
+                grace_period: Some(prost_types::Duration {
+                    seconds: 0,
+                    nanos: 0,
+                }),
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .api_key;
+    assert!(!key_works(&app, &second_key).await);
+    assert!(key_works(&app, &third).await);
+
+    // The duplicate service name is refused as such.
+    let err = apps(&app)
+        .create_service_app(with_bearer(
+            CreateServiceAppRequest {
+                name: "Again".into(),
+                service_name: "docs".into(),
+                allowed_origins: vec![],
+            },
+            &token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    assert_eq!(audit_count(&db, "service_app.created").await, 1);
+    assert_eq!(audit_count(&db, "service_app.key_rotated").await, 2);
+    app.stop().await;
+}
+
+async fn deactivation_and_deletion_stop_a_key_everywhere_within_a_second(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let app = TestApp::start(db.config()).await;
+    let other = match backend {
+        Backend::Clustered => Some(TestApp::start(db.config()).await),
+        Backend::Embedded => None,
+    };
+    let elsewhere = other.as_ref().unwrap_or(&app);
+    let token = admin(&app).await;
+    let created = apps(&app)
+        .create_service_app(with_bearer(
+            CreateServiceAppRequest {
+                name: "Billing".into(),
+                service_name: "billing".into(),
+                allowed_origins: vec![],
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let key = created.api_key;
+    let id = created.app.unwrap().id;
+    assert!(key_works(elsewhere, &key).await);
+
+    apps(&app)
+        .update_service_app(with_bearer(
+            UpdateServiceAppRequest {
+                id: id.clone(),
+                is_active: Some(false),
+                ..UpdateServiceAppRequest::default()
+            },
+            &token,
+        ))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    while key_works(elsewhere, &key).await {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "still accepted after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    apps(&app)
+        .update_service_app(with_bearer(
+            UpdateServiceAppRequest {
+                id: id.clone(),
+                is_active: Some(true),
+                ..UpdateServiceAppRequest::default()
+            },
+            &token,
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(key_works(elsewhere, &key).await, "reactivated");
+
+    apps(&app)
+        .delete_service_app(with_bearer(
+            DeleteServiceAppRequest { id: id.clone() },
+            &token,
+        ))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    while key_works(elsewhere, &key).await {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "deleted key still accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let err = apps(&app)
+        .get_service_app(with_bearer(GetServiceAppRequest { id }, &token))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    if let Some(other) = other {
+        other.stop().await;
+    }
+    app.stop().await;
+}
+
+async fn bad_input_names_the_field_and_changes_nothing(backend: Backend) {
+    let (app, _db) = TestApp::spawn(backend).await;
+    let token = admin(&app).await;
+    let cases = [
+        ("", "docs", vec![], "name"),
+        ("Docs", "Docs!", vec![], "service_name"),
+        (
+            "Docs",
+            "docs",
+            vec!["ftp://x".to_string()],
+            "allowed_origins",
+        ),
+        (
+            "Docs",
+            "docs",
+            vec!["https://a.example/path".to_string()],
+            "allowed_origins",
+        ),
+    ];
+    for (name, service, origins, field) in cases {
+        let err = apps(&app)
+            .create_service_app(with_bearer(
+                CreateServiceAppRequest {
+                    name: name.into(),
+                    service_name: service.into(),
+                    allowed_origins: origins,
+                },
+                &token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{field}");
+        assert!(err.message().starts_with(field), "{}", err.message());
+    }
+    let listed = apps(&app)
+        .list_service_apps(with_bearer(ListServiceAppsRequest::default(), &token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.apps.is_empty(), "nothing was created");
+    let err = apps(&app).client_app_bad_uri(&token).await;
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("redirect_uris"));
+    let err = apps(&app)
+        .get_service_app(with_bearer(
+            GetServiceAppRequest { id: "42".into() },
+            &token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("id"));
+    app.stop().await;
+}
+
+trait BadClientApp {
+    async fn client_app_bad_uri(&mut self, token: &str) -> tonic::Status;
+}
+
+impl BadClientApp for ServiceAppServiceClient<tonic::transport::Channel> {
+    async fn client_app_bad_uri(&mut self, token: &str) -> tonic::Status {
+        self.create_client_app(with_bearer(
+            CreateClientAppRequest {
+                name: "Web".into(),
+                redirect_uris: vec!["javascript:alert(1)".into()],
+                services: vec![],
+            },
+            token,
+        ))
+        .await
+        .unwrap_err()
+    }
+}
+
+async fn client_apps_are_managed_and_paginated(backend: Backend) {
+    let (app, db) = TestApp::spawn(backend).await;
+    let token = admin(&app).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let created = apps(&app)
+            .create_client_app(with_bearer(
+                CreateClientAppRequest {
+                    name: format!("Web {i}"),
+                    redirect_uris: vec![format!("https://app{i}.example.com/callback")],
+                    services: vec!["docs".into()],
+                },
+                &token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .app
+            .unwrap();
+        assert!(created.is_active);
+        ids.push(created.id);
+    }
+    let mut seen = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = apps(&app)
+            .list_client_apps(with_bearer(
+                ListClientAppsRequest {
+                    page_size: 2,
+                    page_token: page_token.clone(),
+                    ..ListClientAppsRequest::default()
+                },
+                &token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.apps.len() <= 2);
+        seen.extend(page.apps.into_iter().map(|a| a.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    seen.sort();
+    ids.sort();
+    assert_eq!(seen, ids, "every app exactly once");
+
+    let updated = apps(&app)
+        .update_client_app(with_bearer(
+            UpdateClientAppRequest {
+                id: ids[0].clone(),
+                redirect_uris: Some(StringList {
+                    values: vec!["https://new.example.com/cb".into()],
+                }),
+                is_active: Some(false),
+                revoke_sessions: true,
+                ..UpdateClientAppRequest::default()
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let updated_app = updated.app.unwrap();
+    assert!(!updated_app.is_active);
+    assert_eq!(
+        updated_app.redirect_uris,
+        vec!["https://new.example.com/cb".to_string()]
+    );
+    assert_eq!(updated.revoked_session_count, 0);
+    assert_eq!(audit_count(&db, "client_app.created").await, 5);
+    assert_eq!(audit_count(&db, "client_app.updated").await, 1);
+    app.stop().await;
+}
