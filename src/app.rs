@@ -322,8 +322,9 @@ fn spawn_origin_refresh(state: AppState, mut stop: watch::Receiver<bool>) -> Joi
     })
 }
 
-/// Deletes revocation-log entries and refresh tokens that expired over an hour ago, every ten
-/// minutes (any replica may do it; the deletes are idempotent).
+/// Every ten minutes: deletes revocation-log entries and refresh tokens that expired over an
+/// hour ago, and audit events older than `audit_retention` (any replica may do it; the deletes
+/// are idempotent).
 fn spawn_janitor(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -334,6 +335,13 @@ fn spawn_janitor(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle
                         Ok(rows) if rows > 0 => tracing::info!(rows, "pruned expired token state"),
                         Ok(_) => {}
                         Err(err) => tracing::warn!(error = %err, "pruning failed"),
+                    }
+                    let retention = chrono::Duration::from_std(state.config.audit_retention)
+                        .unwrap_or(chrono::Duration::days(365));
+                    match state.store.purge_audit(chrono::Utc::now() - retention).await {
+                        Ok(rows) if rows > 0 => tracing::info!(rows, "purged old audit events"),
+                        Ok(_) => {}
+                        Err(err) => tracing::warn!(error = %err, "audit purge failed"),
                     }
                 }
                 () = stopped(&mut stop) => break,

@@ -117,6 +117,9 @@ pub struct Config {
     /// How long an already-rotated refresh token is still accepted (concurrent tabs, retries).
     #[serde(with = "humantime_serde")]
     pub refresh_reuse_grace: Duration,
+    /// How long audit events are kept.
+    #[serde(with = "humantime_serde")]
+    pub audit_retention: Duration,
     /// Algorithm of new signing keys: `RS256`, `ES256` or `EdDSA`.
     pub signing_algorithm: crate::tokens::keys::SigningAlgorithm,
     /// How long a rotated-in key is published before it signs, so verifiers that cache the
@@ -149,6 +152,7 @@ impl Default for Config {
             authz_token_ttl: Duration::from_secs(5 * 60),
             refresh_token_ttl: Duration::from_secs(7 * 24 * 3600),
             refresh_reuse_grace: Duration::from_secs(5),
+            audit_retention: Duration::from_secs(365 * 24 * 3600),
             signing_algorithm: crate::tokens::keys::SigningAlgorithm::RS256,
             key_publish_delay: Duration::from_secs(300),
         }
@@ -312,6 +316,9 @@ impl Config {
         }
         if self.refresh_reuse_grace > Duration::from_secs(60) {
             return Err(invalid("refresh_reuse_grace", "must be at most 60s"));
+        }
+        if self.audit_retention < Duration::from_secs(24 * 3600) {
+            return Err(invalid("audit_retention", "must be at least 1d"));
         }
         if self.key_publish_delay > Duration::from_secs(24 * 3600) {
             return Err(invalid("key_publish_delay", "must be at most 24h"));

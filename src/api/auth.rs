@@ -120,12 +120,32 @@ impl AuthService for AuthApi {
         request: Request<pb::LogoutRequest>,
     ) -> Result<Response<pb::LogoutResponse>, Status> {
         let claims = credentials::user(&request)?;
-        let scope = if request.get_ref().all_sessions {
-            RevokeScope::User(uuid("sub", &claims.sub)?)
+        let all = request.get_ref().all_sessions;
+        let (scope, target_type, target) = if all {
+            (
+                RevokeScope::User(uuid("sub", &claims.sub)?),
+                "user",
+                &claims.sub,
+            )
         } else {
-            RevokeScope::Session(uuid("sid", &claims.sid)?)
+            (
+                RevokeScope::Session(uuid("sid", &claims.sid)?),
+                "session",
+                &claims.sid,
+            )
         };
-        let rows = self.state.tokens.revoke(scope, "logout", None).await?;
+        let audit = crate::audit::event(
+            "session.logout",
+            &credentials::actor(&request),
+            target_type,
+            target,
+            serde_json::json!({ "all_sessions": all }),
+        );
+        let rows = self
+            .state
+            .tokens
+            .revoke(scope, "logout", Some(&audit))
+            .await?;
         let count = rows.iter().filter(|r| r.session_id.is_some()).count();
         Ok(Response::new(pb::LogoutResponse {
             revoked_session_count: i32::try_from(count).unwrap_or(i32::MAX),
@@ -197,9 +217,16 @@ impl AuthService for AuthApi {
         } else {
             "admin"
         };
+        let audit = crate::audit::event(
+            "session.revoked",
+            &credentials::actor(&request),
+            "session",
+            id,
+            serde_json::json!({ "user_id": session.user_id }),
+        );
         self.state
             .tokens
-            .revoke(RevokeScope::Session(id), reason, None)
+            .revoke(RevokeScope::Session(id), reason, Some(&audit))
             .await?;
         let session = self
             .state

@@ -195,3 +195,73 @@ pub fn duration(
         Some(_) => Err(Error::invalid(field, "must be a non-negative duration")),
     }
 }
+
+/// A user message.
+pub fn user(row: &crate::store::UserRow) -> pb::User {
+    pb::User {
+        id: row.id.to_string(),
+        email: row.email.clone(),
+        name: row.name.clone(),
+        avatar_url: row.avatar_url.clone(),
+        is_active: row.is_active,
+        is_admin: row.is_admin,
+        created_at: Some(timestamp(row.created_at)),
+        updated_at: Some(timestamp(row.updated_at)),
+        last_login_at: None,
+    }
+}
+
+/// An instant from a request field.
+pub fn instant(value: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+    value.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
+}
+
+/// The JSON details of an audit event as a protobuf Struct.
+pub fn details(json: &str) -> Option<prost_types::Struct> {
+    fn value(v: serde_json::Value) -> prost_types::Value {
+        use prost_types::value::Kind;
+        let kind = match v {
+            serde_json::Value::Null => Kind::NullValue(0),
+            serde_json::Value::Bool(b) => Kind::BoolValue(b),
+            serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+            serde_json::Value::String(s) => Kind::StringValue(s),
+            serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+                values: items.into_iter().map(value).collect(),
+            }),
+            serde_json::Value::Object(map) => Kind::StructValue(prost_types::Struct {
+                fields: map.into_iter().map(|(k, v)| (k, value(v))).collect(),
+            }),
+        };
+        prost_types::Value { kind: Some(kind) }
+    }
+    match serde_json::from_str(json).ok()? {
+        serde_json::Value::Object(map) => Some(prost_types::Struct {
+            fields: map.into_iter().map(|(k, v)| (k, value(v))).collect(),
+        }),
+        _ => None,
+    }
+}
+
+/// An audit event message.
+pub fn audit_event(row: &crate::store::AuditRow) -> pb::AuditEvent {
+    let outcome = match row.outcome.as_str() {
+        "success" => pb::AuditOutcome::Success,
+        "denied" => pb::AuditOutcome::Denied,
+        "failure" => pb::AuditOutcome::Failure,
+        _ => pb::AuditOutcome::Unspecified,
+    };
+    pb::AuditEvent {
+        id: row.id.to_string(),
+        occurred_at: Some(timestamp(row.occurred_at)),
+        action: row.action.clone(),
+        actor_user_id: row.actor_user_id.map(|u| u.to_string()).unwrap_or_default(),
+        actor_service: row.actor_service.clone().unwrap_or_default(),
+        target_type: row.target_type.clone().unwrap_or_default(),
+        target_id: row.target_id.clone().unwrap_or_default(),
+        workspace_id: row.workspace_id.map(|w| w.to_string()).unwrap_or_default(),
+        client_address: row.client_address.clone().unwrap_or_default(),
+        request_id: row.request_id.clone().unwrap_or_default(),
+        outcome: outcome as i32,
+        details: details(&row.details),
+    }
+}

@@ -1,6 +1,7 @@
 //! gRPC handlers: parse and validate the request, call the domain, map errors. One file per
 //! service; services of capabilities not built yet answer UNIMPLEMENTED.
 
+mod admin;
 mod auth;
 mod convert;
 pub mod credentials;
@@ -47,5 +48,7 @@ pub fn routes(state: &AppState) -> Routes {
         ServiceAppServiceServer::new(service_app::ServiceAppApi::new(state.clone()))
             .max_decoding_message_size(max),
     )
-    .add_service(AdminServiceServer::new(pending::AdminApi).max_decoding_message_size(max))
+    .add_service(
+        AdminServiceServer::new(admin::AdminApi::new(state.clone())).max_decoding_message_size(max),
+    )
 }

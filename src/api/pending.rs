@@ -1,7 +1,6 @@
 //! Services whose capabilities are not built yet: every RPC answers UNIMPLEMENTED through the
 //! generated default stubs. Each moves to its own file when its capability lands.
 
-use crate::proto::v1::admin_service_server::AdminService;
 use crate::proto::v1::permission_service_server::PermissionService;
 use crate::proto::v1::workspace_service_server::WorkspaceService;
 
@@ -12,7 +11,3 @@ impl WorkspaceService for WorkspaceApi {}
 /// `sentinel.v1.PermissionService` (permission engine capability).
 pub struct PermissionApi;
 impl PermissionService for PermissionApi {}
-
-/// `sentinel.v1.AdminService` (admin capability).
-pub struct AdminApi;
-impl AdminService for AdminApi {}

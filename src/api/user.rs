@@ -1,17 +1,15 @@
 //! `sentinel.v1.UserService`. Profile and user administration arrive with the tenancy
 //! capability; token revocation is here already.
 
-use chrono::Utc;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
-use super::convert::uuid;
+use super::convert::{self, uuid};
 use super::credentials;
 use crate::app::AppState;
 use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::proto::v1::user_service_server::UserService;
-use crate::store::{AuditRow, RevokeScope};
+use crate::store::RevokeScope;
 
 /// Handlers of `sentinel.v1.UserService`.
 pub struct UserApi {
@@ -27,11 +25,108 @@ impl UserApi {
 
 #[tonic::async_trait]
 impl UserService for UserApi {
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        credentials::admin(&request)?;
+        let r = request.into_inner();
+        let limit = convert::page_size(r.page_size)?;
+        let after = convert::page_cursor(&r.page_token)?;
+        let query = Some(r.query.trim()).filter(|q| !q.is_empty());
+        if query.is_some_and(|q| q.len() > 200) {
+            return Err(Error::invalid("query", "at most 200 characters").into());
+        }
+        let mut rows = self
+            .state
+            .store
+            .list_users(query, r.is_active, r.is_admin, after.as_deref(), limit + 1)
+            .await
+            .map_err(Error::from)?;
+        let next_page_token = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last()
+                .map(|u| convert::page_token(&u.email))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListUsersResponse {
+            users: rows.iter().map(convert::user).collect(),
+            next_page_token,
+            total_size: 0,
+        }))
+    }
+
+    async fn get_user(
+        &self,
+        request: Request<pb::GetUserRequest>,
+    ) -> Result<Response<pb::GetUserResponse>, Status> {
+        credentials::admin(&request)?;
+        let id = uuid("id", &request.get_ref().id)?;
+        let user = self
+            .state
+            .store
+            .user_by_id(id)
+            .await
+            .map_err(Error::from)?
+            .ok_or_else(|| Error::NotFound("user".into()))?;
+        Ok(Response::new(pb::GetUserResponse {
+            user: Some(convert::user(&user)),
+            identities: Vec::new(),
+        }))
+    }
+
+    async fn update_user(
+        &self,
+        request: Request<pb::UpdateUserRequest>,
+    ) -> Result<Response<pb::UpdateUserResponse>, Status> {
+        credentials::admin(&request)?;
+        let actor = credentials::actor(&request);
+        let r = request.into_inner();
+        let id = uuid("id", &r.id)?;
+        let name = r
+            .name
+            .as_deref()
+            .map(crate::apps::validate_name)
+            .transpose()?;
+        let audit = crate::audit::event(
+            "user.updated",
+            &actor,
+            "user",
+            id,
+            serde_json::json!({ "name": name, "is_active": r.is_active, "is_admin": r.is_admin }),
+        );
+        let user = self
+            .state
+            .store
+            .update_user(id, name.as_deref(), r.is_active, r.is_admin, &audit)
+            .await
+            .map_err(Error::from)?
+            .ok_or_else(|| Error::NotFound("user".into()))?;
+        // Deactivation ends every session and live token of the user, cluster-wide within 1 s.
+        let revoked = if r.is_active == Some(false) {
+            let rows = self
+                .state
+                .tokens
+                .revoke(RevokeScope::User(id), "user_deactivated", None)
+                .await?;
+            rows.iter().filter(|r| r.session_id.is_some()).count()
+        } else {
+            0
+        };
+        Ok(Response::new(pb::UpdateUserResponse {
+            user: Some(convert::user(&user)),
+            revoked_session_count: i32::try_from(revoked).unwrap_or(i32::MAX),
+        }))
+    }
+
     async fn revoke_user_tokens(
         &self,
         request: Request<pb::RevokeUserTokensRequest>,
     ) -> Result<Response<pb::RevokeUserTokensResponse>, Status> {
-        let admin = credentials::admin(&request)?;
+        credentials::admin(&request)?;
+        let actor = credentials::actor(&request);
         let id = uuid("id", &request.get_ref().id)?;
         if self
             .state
@@ -43,18 +138,13 @@ impl UserService for UserApi {
         {
             return Err(Error::NotFound("user".into()).into());
         }
-        let audit = AuditRow {
-            id: Uuid::new_v4(),
-            occurred_at: Utc::now(),
-            action: "user.tokens_revoked".into(),
-            actor_user_id: Uuid::parse_str(&admin.sub).ok(),
-            target_type: Some("user".into()),
-            target_id: Some(id.to_string()),
-            client_address: request.remote_addr().map(|a| a.ip().to_string()),
-            outcome: "success".into(),
-            details: "{}".into(),
-            ..AuditRow::default()
-        };
+        let audit = crate::audit::event(
+            "user.tokens_revoked",
+            &actor,
+            "user",
+            id,
+            serde_json::json!({}),
+        );
         let rows = self
             .state
             .tokens

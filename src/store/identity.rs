@@ -313,7 +313,7 @@ macro_rules! impl_identity_store {
     };
 }
 
-fn user_from_row<R: Row>(row: &R) -> StoreResult<UserRow>
+pub(super) fn user_from_row<R: Row>(row: &R) -> StoreResult<UserRow>
 where
     for<'a> &'a str: sqlx::ColumnIndex<R>,
     for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,

@@ -25,6 +25,7 @@ macro_rules! insert_audit_query {
     };
 }
 
+mod admin;
 mod apps;
 mod identity;
 mod keys;
@@ -39,6 +40,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::{Config, DatabaseKind};
 
+pub use admin::{AdminStore, AuditFilter, Stats};
 pub use apps::{AppStore, ClientAppChange, ClientAppRow, ServiceAppChange, ServiceAppRow};
 pub use identity::{IdentityStore, UserRow, WorkspaceRow};
 pub use keys::{KeyStatus, NewSigningKey, SigningKeyRow};
@@ -139,7 +141,9 @@ pub trait KeyStore: Send + Sync {
 
 /// The whole durable store: every aggregate trait plus health.
 #[async_trait]
-pub trait Store: KeyStore + IdentityStore + SessionStore + AppStore + Send + Sync {
+pub trait Store:
+    KeyStore + IdentityStore + SessionStore + AppStore + AdminStore + Send + Sync
+{
     /// `sqlite` or `postgres`, for logs.
     fn backend(&self) -> &'static str;
     /// Cheap round trip proving the database answers.

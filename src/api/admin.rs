@@ -1,0 +1,116 @@
+//! `sentinel.v1.AdminService` (platform admins): dashboard counts and the audit trail.
+
+use chrono::{DateTime, Utc};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::convert::{self, optional_uuid, page_size, timestamp};
+use super::credentials;
+use crate::app::AppState;
+use crate::error::Error;
+use crate::proto::v1 as pb;
+use crate::proto::v1::admin_service_server::AdminService;
+use crate::store::AuditFilter;
+
+/// Handlers of `sentinel.v1.AdminService`.
+pub struct AdminApi {
+    state: AppState,
+}
+
+impl AdminApi {
+    /// Handlers over the shared application state.
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+fn audit_cursor(token: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, Error> {
+    let Some(cursor) = convert::page_cursor(token)? else {
+        return Ok(None);
+    };
+    let bad = || Error::invalid("page_token", "is not a token from a previous page");
+    let (at, id) = cursor.split_once('|').ok_or_else(bad)?;
+    let at = DateTime::parse_from_rfc3339(at).map_err(|_| bad())?;
+    let id = Uuid::parse_str(id).map_err(|_| bad())?;
+    Ok(Some((at.with_timezone(&Utc), id)))
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    async fn get_stats(
+        &self,
+        request: Request<pb::GetStatsRequest>,
+    ) -> Result<Response<pb::GetStatsResponse>, Status> {
+        credentials::admin(&request)?;
+        let now = Utc::now();
+        let stats = self.state.store.stats(now).await.map_err(Error::from)?;
+        Ok(Response::new(pb::GetStatsResponse {
+            user_count: stats.users,
+            active_user_count: stats.active_users,
+            recently_active_user_count: stats.recently_active_users,
+            admin_count: stats.admins,
+            workspace_count: stats.workspaces,
+            group_count: stats.groups,
+            service_app_count: stats.service_apps,
+            client_app_count: stats.client_apps,
+            active_session_count: stats.active_sessions,
+            computed_at: Some(timestamp(now)),
+            ..pb::GetStatsResponse::default()
+        }))
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        credentials::admin(&request)?;
+        let r = request.into_inner();
+        let limit = page_size(r.page_size)?;
+        let text = |field: &str, value: String| -> Result<Option<String>, Error> {
+            if value.len() > 200 {
+                return Err(Error::invalid(field, "at most 200 characters"));
+            }
+            Ok(Some(value).filter(|v| !v.is_empty()))
+        };
+        let outcome = match pb::AuditOutcome::try_from(r.outcome) {
+            Ok(pb::AuditOutcome::Unspecified) => None,
+            Ok(pb::AuditOutcome::Success) => Some("success".to_string()),
+            Ok(pb::AuditOutcome::Denied) => Some("denied".to_string()),
+            Ok(pb::AuditOutcome::Failure) => Some("failure".to_string()),
+            Err(_) => return Err(Error::invalid("outcome", "unknown value").into()),
+        };
+        let filter = AuditFilter {
+            action: text("action", r.action)?,
+            actor_user_id: optional_uuid("actor_id", &r.actor_id)?,
+            target_id: text("target_id", r.target_id)?,
+            workspace_id: optional_uuid("workspace_id", &r.workspace_id)?,
+            start: convert::instant(r.start_time),
+            end: convert::instant(r.end_time),
+            outcome,
+        };
+        if let (Some(start), Some(end)) = (filter.start, filter.end)
+            && start > end
+        {
+            return Err(Error::invalid("end_time", "must not be before start_time").into());
+        }
+        let before = audit_cursor(&r.page_token)?;
+        let mut rows = self
+            .state
+            .store
+            .list_audit(&filter, before, limit + 1)
+            .await
+            .map_err(Error::from)?;
+        let next_page_token = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last()
+                .map(|e| convert::page_token(&format!("{}|{}", e.occurred_at.to_rfc3339(), e.id)))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListAuditEventsResponse {
+            events: rows.iter().map(convert::audit_event).collect(),
+            next_page_token,
+        }))
+    }
+}

@@ -1,0 +1,265 @@
+//! Admin reads and user administration: user search, audit trail queries, dashboard counts.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::postgres::PostgresStore;
+use super::sqlite::SqliteStore;
+use super::{AuditRow, StoreError, StoreResult, UserRow};
+
+/// Filters of an audit query (all optional, combined with AND).
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Exact action, or a prefix ending in `.` (`token.`).
+    pub action: Option<String>,
+    /// Acting user.
+    pub actor_user_id: Option<Uuid>,
+    /// Target id.
+    pub target_id: Option<String>,
+    /// Workspace.
+    pub workspace_id: Option<Uuid>,
+    /// From (inclusive).
+    pub start: Option<DateTime<Utc>>,
+    /// Until (exclusive).
+    pub end: Option<DateTime<Utc>>,
+    /// `success`, `denied` or `failure`.
+    pub outcome: Option<String>,
+}
+
+/// Dashboard counts.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Users.
+    pub users: i64,
+    /// Active users.
+    pub active_users: i64,
+    /// Users with a session used in the last 30 days.
+    pub recently_active_users: i64,
+    /// Platform admins.
+    pub admins: i64,
+    /// Workspaces.
+    pub workspaces: i64,
+    /// Groups.
+    pub groups: i64,
+    /// Service apps.
+    pub service_apps: i64,
+    /// Client apps.
+    pub client_apps: i64,
+    /// Live sessions.
+    pub active_sessions: i64,
+}
+
+/// Admin queries.
+#[async_trait]
+pub trait AdminStore: Send + Sync {
+    /// Users by email after `after`, filtered by a substring of email or name and by flags.
+    async fn list_users(
+        &self,
+        query: Option<&str>,
+        is_active: Option<bool>,
+        is_admin: Option<bool>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<UserRow>>;
+    /// Changes name and flags of a user, audited in the same transaction.
+    async fn update_user(
+        &self,
+        id: Uuid,
+        name: Option<&str>,
+        is_active: Option<bool>,
+        is_admin: Option<bool>,
+        audit: &AuditRow,
+    ) -> StoreResult<Option<UserRow>>;
+    /// Audit events, newest first, before the keyset cursor.
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRow>>;
+    /// Deletes audit events older than `before`.
+    async fn purge_audit(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+    /// Dashboard counts at `now`.
+    async fn stats(&self, now: DateTime<Utc>) -> StoreResult<Stats>;
+}
+
+fn err(e: sqlx::Error) -> StoreError {
+    StoreError::from_sqlx(e, "admin query")
+}
+
+fn audit_from_row<R: Row>(row: &R) -> StoreResult<AuditRow>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<Uuid>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(AuditRow {
+        id: row.try_get("id").map_err(err)?,
+        occurred_at: row.try_get("occurred_at").map_err(err)?,
+        action: row.try_get("action").map_err(err)?,
+        actor_user_id: row.try_get("actor_user_id").map_err(err)?,
+        actor_service: row.try_get("actor_service").map_err(err)?,
+        target_type: row.try_get("target_type").map_err(err)?,
+        target_id: row.try_get("target_id").map_err(err)?,
+        workspace_id: row.try_get("workspace_id").map_err(err)?,
+        client_address: row.try_get("client_address").map_err(err)?,
+        request_id: row.try_get("request_id").map_err(err)?,
+        outcome: row.try_get("outcome").map_err(err)?,
+        details: row.try_get("details").map_err(err)?,
+    })
+}
+
+macro_rules! impl_admin_store {
+    ($store:ty) => {
+        #[async_trait]
+        impl AdminStore for $store {
+            async fn list_users(
+                &self,
+                query: Option<&str>,
+                is_active: Option<bool>,
+                is_admin: Option<bool>,
+                after: Option<&str>,
+                limit: i64,
+            ) -> StoreResult<Vec<UserRow>> {
+                let pattern = query.map(|q| format!("%{}%", q.to_lowercase()));
+                let rows = sqlx::query(
+                    "SELECT id, email, name, avatar_url, is_active, is_admin, created_at, \
+                     updated_at FROM users WHERE ($1 IS NULL OR email > $1) \
+                     AND ($2 IS NULL OR email LIKE $2 OR LOWER(name) LIKE $2) \
+                     AND ($3 IS NULL OR is_active = $3) AND ($4 IS NULL OR is_admin = $4) \
+                     ORDER BY email LIMIT $5",
+                )
+                .bind(after)
+                .bind(pattern)
+                .bind(is_active)
+                .bind(is_admin)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
+                rows.iter().map(super::identity::user_from_row).collect()
+            }
+
+            async fn update_user(
+                &self,
+                id: Uuid,
+                name: Option<&str>,
+                is_active: Option<bool>,
+                is_admin: Option<bool>,
+                audit: &AuditRow,
+            ) -> StoreResult<Option<UserRow>> {
+                let mut tx = self.pool.begin().await.map_err(err)?;
+                let row = sqlx::query(
+                    "UPDATE users SET name = COALESCE($2, name), \
+                     is_active = COALESCE($3, is_active), is_admin = COALESCE($4, is_admin), \
+                     updated_at = $5 WHERE id = $1 RETURNING id, email, name, avatar_url, \
+                     is_active, is_admin, created_at, updated_at",
+                )
+                .bind(id)
+                .bind(name)
+                .bind(is_active)
+                .bind(is_admin)
+                .bind(Utc::now())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?;
+                let Some(row) = row else { return Ok(None) };
+                let user = super::identity::user_from_row(&row)?;
+                insert_audit_query!(audit).execute(&mut *tx).await.map_err(err)?;
+                tx.commit().await.map_err(err)?;
+                Ok(Some(user))
+            }
+
+            async fn list_audit(
+                &self,
+                filter: &AuditFilter,
+                before: Option<(DateTime<Utc>, Uuid)>,
+                limit: i64,
+            ) -> StoreResult<Vec<AuditRow>> {
+                let (action_exact, action_prefix) = match filter.action.as_deref() {
+                    Some(a) if a.ends_with('.') => (None, Some(format!("{a}%"))),
+                    Some(a) => (Some(a.to_string()), None),
+                    None => (None, None),
+                };
+                let (at, id) = before.unzip();
+                let rows = sqlx::query(
+                    "SELECT id, occurred_at, action, actor_user_id, actor_service, target_type, \
+                     target_id, workspace_id, client_address, request_id, outcome, details \
+                     FROM audit_events WHERE ($1 IS NULL OR action = $1) \
+                     AND ($2 IS NULL OR action LIKE $2) AND ($3 IS NULL OR actor_user_id = $3) \
+                     AND ($4 IS NULL OR target_id = $4) AND ($5 IS NULL OR workspace_id = $5) \
+                     AND ($6 IS NULL OR occurred_at >= $6) AND ($7 IS NULL OR occurred_at < $7) \
+                     AND ($8 IS NULL OR outcome = $8) \
+                     AND ($9 IS NULL OR occurred_at < $9 OR (occurred_at = $9 AND id < $10)) \
+                     ORDER BY occurred_at DESC, id DESC LIMIT $11",
+                )
+                .bind(action_exact)
+                .bind(action_prefix)
+                .bind(filter.actor_user_id)
+                .bind(&filter.target_id)
+                .bind(filter.workspace_id)
+                .bind(filter.start)
+                .bind(filter.end)
+                .bind(&filter.outcome)
+                .bind(at)
+                .bind(id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
+                rows.iter().map(audit_from_row).collect()
+            }
+
+            async fn purge_audit(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM audit_events WHERE occurred_at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(err)?;
+                Ok(done.rows_affected())
+            }
+
+            async fn stats(&self, now: DateTime<Utc>) -> StoreResult<Stats> {
+                let month_ago = now - chrono::Duration::days(30);
+                let row = sqlx::query(
+                    "SELECT \
+                     (SELECT COUNT(*) FROM users) AS users, \
+                     (SELECT COUNT(*) FROM users WHERE is_active) AS active_users, \
+                     (SELECT COUNT(DISTINCT user_id) FROM sessions WHERE last_used_at > $2) \
+                        AS recently_active_users, \
+                     (SELECT COUNT(*) FROM users WHERE is_admin) AS admins, \
+                     (SELECT COUNT(*) FROM workspaces) AS workspaces, \
+                     (SELECT COUNT(*) FROM groups) AS groups, \
+                     (SELECT COUNT(*) FROM service_apps) AS service_apps, \
+                     (SELECT COUNT(*) FROM client_apps) AS client_apps, \
+                     (SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1) \
+                        AS active_sessions",
+                )
+                .bind(now)
+                .bind(month_ago)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(err)?;
+                Ok(Stats {
+                    users: row.try_get("users").map_err(err)?,
+                    active_users: row.try_get("active_users").map_err(err)?,
+                    recently_active_users: row.try_get("recently_active_users").map_err(err)?,
+                    admins: row.try_get("admins").map_err(err)?,
+                    workspaces: row.try_get("workspaces").map_err(err)?,
+                    groups: row.try_get("groups").map_err(err)?,
+                    service_apps: row.try_get("service_apps").map_err(err)?,
+                    client_apps: row.try_get("client_apps").map_err(err)?,
+                    active_sessions: row.try_get("active_sessions").map_err(err)?,
+                })
+            }
+        }
+    };
+}
+
+impl_admin_store!(SqliteStore);
+impl_admin_store!(PostgresStore);
