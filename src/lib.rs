@@ -9,6 +9,7 @@ pub mod apps;
 pub mod audit;
 pub mod cache;
 pub mod config;
+pub mod csv_io;
 pub mod error;
 pub mod http;
 pub mod metrics;

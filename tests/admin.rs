@@ -11,8 +11,8 @@ use sentinel::proto::v1::admin_service_client::AdminServiceClient;
 use sentinel::proto::v1::auth_service_client::AuthServiceClient;
 use sentinel::proto::v1::user_service_client::UserServiceClient;
 use sentinel::proto::v1::{
-    GetStatsRequest, IntrospectRequest, ListAuditEventsRequest, ListUsersRequest, LogoutRequest,
-    RefreshRequest, UpdateUserRequest,
+    ExportCsvRequest, ExportKind, GetStatsRequest, ImportCsvRequest, IntrospectRequest,
+    ListAuditEventsRequest, ListUsersRequest, LogoutRequest, RefreshRequest, UpdateUserRequest,
 };
 use tonic::Code;
 
@@ -20,6 +20,7 @@ both_backends!(
     deactivating_a_user_ends_their_tokens_everywhere,
     users_are_searched_and_paged,
     audit_trail_is_filtered_and_paged,
+    csv_import_applies_valid_rows_reports_bad_ones_and_export_round_trips,
 );
 
 async fn make_admin(app: &TestApp) -> String {
@@ -288,5 +289,158 @@ async fn audit_trail_is_filtered_and_paged(backend: Backend) {
     .await
     .unwrap_err();
     assert!(err.message().starts_with("actor_id"));
+    app.stop().await;
+}
+
+async fn csv_import_applies_valid_rows_reports_bad_ones_and_export_round_trips(backend: Backend) {
+    let (app, db) = TestApp::spawn(backend).await;
+    let admin = make_admin(&app).await;
+    sign_in(&app, "existing@example.com", "acme", "editor").await;
+    let csv = "\u{feff}Email,Name,workspace_slug,Role,ignored\n\
+               new1@example.com,New One,acme,admin,x\n\
+               not-an-email,Bad,acme,viewer,x\n\
+               new2@example.com,,acme,,x\n\
+               existing@example.com,Existing,acme,viewer,x\n\
+               new3@example.com,Three,nowhere,viewer,x\n\
+               new4@example.com,Four,acme,boss,x\n\
+               new5@example.com,Five,,,x\n";
+    let import = |dry_run: bool| {
+        let mut client = AdminServiceClient::new(app.channel.clone());
+        let admin = admin.clone();
+        async move {
+            client
+                .import_csv(with_bearer(
+                    ImportCsvRequest {
+                        csv: csv.as_bytes().to_vec(),
+                        dry_run,
+                    },
+                    &admin,
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let dry = import(true).await;
+    assert!(!dry.applied);
+    assert_eq!(
+        (dry.users_created, dry.memberships_added, dry.rows_skipped),
+        (3, 2, 1)
+    );
+    let rows: Vec<i32> = dry.errors.iter().map(|e| e.row).collect();
+    assert_eq!(rows, vec![3, 6, 7]);
+    assert!(dry.errors[0].reason.starts_with("email"));
+    assert!(dry.errors[1].reason.starts_with("workspace"));
+    assert!(
+        dry.errors[2].reason.starts_with("role"),
+        "{}",
+        dry.errors[2].reason
+    );
+    let stats = AdminServiceClient::new(app.channel.clone())
+        .get_stats(with_bearer(GetStatsRequest {}, &admin))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stats.user_count, 2, "a dry run writes nothing");
+
+    let real = import(false).await;
+    assert!(real.applied);
+    assert_eq!(
+        (
+            real.users_created,
+            real.memberships_added,
+            real.rows_skipped
+        ),
+        (3, 2, 1)
+    );
+    assert_eq!(real.errors.len(), 3);
+    // Importing the same file again changes nothing.
+    let again = import(false).await;
+    assert_eq!((again.users_created, again.memberships_added), (0, 0));
+    assert_eq!(again.rows_skipped, 4);
+
+    let export = AdminServiceClient::new(app.channel.clone())
+        .export_csv(with_bearer(
+            ExportCsvRequest {
+                kind: ExportKind::Memberships as i32,
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let text = String::from_utf8(export.csv.clone()).unwrap();
+    assert!(
+        text.starts_with("email,name,workspace,role,joined_at\n"),
+        "{text}"
+    );
+    assert!(text.contains("new1@example.com,New One,acme,admin,"));
+    assert!(text.contains("new2@example.com,new2,acme,viewer,"));
+    assert!(
+        !text.contains("new5@example.com"),
+        "no workspace, no membership"
+    );
+    assert_eq!(export.row_count, 4);
+    assert_eq!(export.content_type, "text/csv; charset=utf-8");
+
+    // The export imports into a fresh installation as-is.
+    let (fresh, _fresh_db) = TestApp::spawn(backend).await;
+    let fresh_admin = make_admin(&fresh).await;
+    sign_in(&fresh, "seed@example.com", "acme", "owner").await;
+    let imported = AdminServiceClient::new(fresh.channel.clone())
+        .import_csv(with_bearer(
+            ImportCsvRequest {
+                csv: export.csv,
+                dry_run: false,
+            },
+            &fresh_admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(imported.errors.is_empty(), "{:?}", imported.errors);
+    assert_eq!(
+        imported.memberships_added, 3,
+        "root@ops exists there already"
+    );
+    let exported_again = AdminServiceClient::new(fresh.channel.clone())
+        .export_csv(with_bearer(
+            ExportCsvRequest {
+                kind: ExportKind::Memberships as i32,
+            },
+            &fresh_admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let again_text = String::from_utf8(exported_again.csv).unwrap();
+    for line in text.lines().skip(1).filter(|l| l.contains(",acme,")) {
+        let without_time = line.rsplit_once(',').unwrap().0;
+        assert!(
+            again_text.contains(without_time),
+            "{without_time} round-trips"
+        );
+    }
+
+    // File-level problems are a status naming the field.
+    let err = AdminServiceClient::new(app.channel.clone())
+        .import_csv(with_bearer(
+            ImportCsvRequest {
+                csv: b"name,role\nx,viewer\n".to_vec(),
+                dry_run: true,
+            },
+            &admin,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("csv"));
+    let err = AdminServiceClient::new(app.channel.clone())
+        .export_csv(with_bearer(ExportCsvRequest { kind: 0 }, &admin))
+        .await
+        .unwrap_err();
+    assert!(err.message().starts_with("kind"));
+    let _ = db;
+    fresh.stop().await;
     app.stop().await;
 }

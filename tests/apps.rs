@@ -20,6 +20,7 @@ both_backends!(
     deactivation_and_deletion_stop_a_key_everywhere_within_a_second,
     bad_input_names_the_field_and_changes_nothing,
     client_apps_are_managed_and_paginated,
+    grpc_web_cors_allows_exactly_the_registered_origins,
 );
 
 async fn admin(app: &TestApp) -> String {
@@ -230,6 +231,10 @@ async fn deactivation_and_deletion_stop_a_key_everywhere_within_a_second(backend
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert!(
+        audit_count(&db, "service_app.key_used_while_inactive").await >= 1,
+        "use of a deactivated key is audited"
+    );
     apps(&app)
         .update_service_app(with_bearer(
             UpdateServiceAppRequest {
@@ -417,5 +422,70 @@ async fn client_apps_are_managed_and_paginated(backend: Backend) {
     assert_eq!(updated.revoked_session_count, 0);
     assert_eq!(audit_count(&db, "client_app.created").await, 5);
     assert_eq!(audit_count(&db, "client_app.updated").await, 1);
+    app.stop().await;
+}
+
+async fn grpc_web_cors_allows_exactly_the_registered_origins(backend: Backend) {
+    let (app, _db) = TestApp::spawn(backend).await;
+    let token = admin(&app).await;
+    let created = apps(&app)
+        .create_service_app(with_bearer(
+            CreateServiceAppRequest {
+                name: "Docs web".into(),
+                service_name: "docs".into(),
+                allowed_origins: vec!["https://docs.example.com".into()],
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(
+                reqwest::Method::OPTIONS,
+                app.url("/sentinel.v1.AuthService/ResolveIdpToken"),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+    };
+    let allowed = preflight("https://docs.example.com").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://docs.example.com"
+    );
+    for foreign in [
+        "https://docs.example.com.evil.io",
+        "http://docs.example.com",
+    ] {
+        let refused = preflight(foreign).await.unwrap();
+        assert!(
+            refused
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none(),
+            "{foreign}"
+        );
+    }
+    // Removing the origin from the app closes it within a second.
+    apps(&app)
+        .update_service_app(with_bearer(
+            UpdateServiceAppRequest {
+                id: created.app.unwrap().id,
+                allowed_origins: Some(StringList { values: vec![] }),
+                ..UpdateServiceAppRequest::default()
+            },
+            &token,
+        ))
+        .await
+        .unwrap();
+    let closed = preflight("https://docs.example.com").await.unwrap();
+    assert!(
+        closed
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
     app.stop().await;
 }

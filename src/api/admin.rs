@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::convert::{self, optional_uuid, page_size, timestamp};
 use super::credentials;
 use crate::app::AppState;
+use crate::csv_io::ExportKind;
 use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::proto::v1::admin_service_server::AdminService;
@@ -37,6 +38,69 @@ fn audit_cursor(token: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, Error> {
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
+    async fn import_csv(
+        &self,
+        request: Request<pb::ImportCsvRequest>,
+    ) -> Result<Response<pb::ImportCsvResponse>, Status> {
+        credentials::admin(&request)?;
+        let actor = credentials::actor(&request);
+        let r = request.into_inner();
+        let report =
+            crate::csv_io::import(self.state.store.as_ref(), &actor, &r.csv, r.dry_run).await?;
+        let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+        Ok(Response::new(pb::ImportCsvResponse {
+            users_created: count(report.users_created),
+            memberships_added: count(report.memberships_added),
+            rows_skipped: count(report.rows_skipped),
+            errors: report
+                .errors
+                .into_iter()
+                .map(|e| pb::ImportCsvError {
+                    row: count(e.row),
+                    reason: e.reason,
+                })
+                .collect(),
+            applied: report.applied,
+        }))
+    }
+
+    async fn export_csv(
+        &self,
+        request: Request<pb::ExportCsvRequest>,
+    ) -> Result<Response<pb::ExportCsvResponse>, Status> {
+        credentials::admin(&request)?;
+        let actor = credentials::actor(&request);
+        let (kind, name) = match pb::ExportKind::try_from(request.get_ref().kind) {
+            Ok(pb::ExportKind::Users) => (ExportKind::Users, "users"),
+            Ok(pb::ExportKind::Workspaces) => (ExportKind::Workspaces, "workspaces"),
+            Ok(pb::ExportKind::Memberships) => (ExportKind::Memberships, "memberships"),
+            _ => {
+                return Err(
+                    Error::invalid("kind", "must be users, workspaces or memberships").into(),
+                );
+            }
+        };
+        let (csv, rows) = crate::csv_io::export(self.state.store.as_ref(), kind).await?;
+        let event = crate::audit::event(
+            "admin.csv_exported",
+            &actor,
+            "csv",
+            name,
+            serde_json::json!({ "rows": rows }),
+        );
+        self.state
+            .store
+            .insert_audit(&event)
+            .await
+            .map_err(Error::from)?;
+        Ok(Response::new(pb::ExportCsvResponse {
+            csv,
+            content_type: "text/csv; charset=utf-8".into(),
+            filename: format!("sentinel-{name}-{}.csv", Utc::now().format("%Y%m%d")),
+            row_count: i32::try_from(rows).unwrap_or(i32::MAX),
+        }))
+    }
+
     async fn get_stats(
         &self,
         request: Request<pb::GetStatsRequest>,

@@ -128,6 +128,8 @@ pub struct ServiceApps {
     origins: RwLock<HashMap<String, Arc<ServiceAppRow>>>,
     /// Uses since the last flush, for `last_used_at` without a write per request.
     uses: std::sync::Mutex<HashMap<Uuid, chrono::DateTime<Utc>>>,
+    /// Last audit of a use of an inactive app's key, per app.
+    inactive_alerts: std::sync::Mutex<HashMap<Uuid, chrono::DateTime<Utc>>>,
 }
 
 impl ServiceApps {
@@ -138,6 +140,7 @@ impl ServiceApps {
             cache: RwLock::new(HashMap::new()),
             origins: RwLock::new(HashMap::new()),
             uses: std::sync::Mutex::new(HashMap::new()),
+            inactive_alerts: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -297,6 +300,39 @@ impl ServiceApps {
             .clear();
     }
 
+    /// Audits an attempt to use a deactivated app's key, at most once a minute per app (the
+    /// caller gets the same UNAUTHENTICATED as for an unknown key).
+    async fn audit_inactive_use(&self, app: &ServiceAppRow) {
+        let now = Utc::now();
+        {
+            let mut last = self
+                .inactive_alerts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if last
+                .get(&app.id)
+                .is_some_and(|at| now - *at < chrono::Duration::minutes(1))
+            {
+                return;
+            }
+            last.insert(app.id, now);
+        }
+        let mut event = audit::event(
+            "service_app.key_used_while_inactive",
+            &Actor {
+                service: Some(app.service_name.clone()),
+                ..Actor::default()
+            },
+            "service_app",
+            app.id,
+            serde_json::json!({ "key_prefix": app.key_prefix }),
+        );
+        event.outcome = "denied".into();
+        if let Err(err) = self.store.insert_audit(&event).await {
+            tracing::warn!(error = %err, "audit of an inactive key use failed");
+        }
+    }
+
     /// Records a use of `app` for `last_used_at` (written in batches by [`ServiceApps::flush_uses`]).
     fn record_use(&self, app: Uuid) {
         self.uses
@@ -393,9 +429,11 @@ impl ServiceApps {
                 app
             }
         };
-        let app = app
-            .filter(|a| a.is_active)
-            .ok_or(Error::Unauthenticated(INVALID_KEY))?;
+        let app = app.ok_or(Error::Unauthenticated(INVALID_KEY))?;
+        if !app.is_active {
+            self.audit_inactive_use(&app).await;
+            return Err(Error::Unauthenticated(INVALID_KEY));
+        }
         self.record_use(app.id);
         Ok(app)
     }

@@ -80,6 +80,19 @@ pub trait IdentityStore: Send + Sync {
     ) -> StoreResult<Option<String>>;
     /// Ids of the workspace's groups the user belongs to, sorted.
     async fn group_ids(&self, workspace_id: Uuid, user_id: Uuid) -> StoreResult<Vec<Uuid>>;
+    /// Imports one CSV row in one transaction: creates the user unless the email exists, then
+    /// adds the membership unless it exists. Returns (user created, membership added).
+    async fn import_member(
+        &self,
+        user: &UserRow,
+        membership: Option<(Uuid, &str)>,
+    ) -> StoreResult<(bool, bool)>;
+    /// Every workspace, by slug.
+    async fn all_workspaces(&self) -> StoreResult<Vec<WorkspaceRow>>;
+    /// Every membership as (email, name, workspace slug, role, joined), by email then slug.
+    async fn all_memberships(
+        &self,
+    ) -> StoreResult<Vec<(String, String, String, String, DateTime<Utc>)>>;
     /// In one query: the user's role in the workspace, the workspace, and the user's groups in
     /// it (sorted); `None` when not a member.
     async fn workspace_scope(
@@ -257,6 +270,94 @@ macro_rules! impl_identity_store {
                 .map_err(err("membership"))?;
                 row.map(|r| r.try_get::<String, _>("role").map_err(err("membership")))
                     .transpose()
+            }
+
+            async fn import_member(
+                &self,
+                user: &UserRow,
+                membership: Option<(Uuid, &str)>,
+            ) -> StoreResult<(bool, bool)> {
+                let mut tx = self.pool.begin().await.map_err(err("user"))?;
+                let created = sqlx::query(concat!(
+                    "INSERT INTO users (",
+                    user_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (email) DO NOTHING"
+                ))
+                .bind(user.id)
+                .bind(&user.email)
+                .bind(&user.name)
+                .bind(&user.avatar_url)
+                .bind(user.is_active)
+                .bind(user.is_admin)
+                .bind(user.created_at)
+                .bind(user.updated_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("user"))?
+                .rows_affected()
+                    == 1;
+                let mut added = false;
+                if let Some((workspace_id, role)) = membership {
+                    let id: Uuid = sqlx::query("SELECT id FROM users WHERE email = $1")
+                        .bind(&user.email)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(err("user"))?
+                        .try_get("id")
+                        .map_err(err("user"))?;
+                    added = sqlx::query(
+                        "INSERT INTO memberships (workspace_id, user_id, role, created_at) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (workspace_id, user_id) DO NOTHING",
+                    )
+                    .bind(workspace_id)
+                    .bind(id)
+                    .bind(role)
+                    .bind(user.created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err("membership"))?
+                    .rows_affected()
+                        == 1;
+                }
+                tx.commit().await.map_err(err("user"))?;
+                Ok((created, added))
+            }
+
+            async fn all_workspaces(&self) -> StoreResult<Vec<WorkspaceRow>> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    workspace_columns!(),
+                    " FROM workspaces ORDER BY slug"
+                ))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err("workspace"))?;
+                rows.iter().map(workspace_from_row).collect()
+            }
+
+            async fn all_memberships(
+                &self,
+            ) -> StoreResult<Vec<(String, String, String, String, DateTime<Utc>)>> {
+                let rows = sqlx::query(
+                    "SELECT u.email, u.name, w.slug, m.role, m.created_at FROM memberships m \
+                     JOIN users u ON u.id = m.user_id JOIN workspaces w ON w.id = m.workspace_id \
+                     ORDER BY u.email, w.slug",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err("membership"))?;
+                let e = err("membership");
+                rows.iter()
+                    .map(|r| {
+                        Ok((
+                            r.try_get("email").map_err(&e)?,
+                            r.try_get("name").map_err(&e)?,
+                            r.try_get("slug").map_err(&e)?,
+                            r.try_get("role").map_err(&e)?,
+                            r.try_get("created_at").map_err(&e)?,
+                        ))
+                    })
+                    .collect()
             }
 
             async fn workspace_scope(
