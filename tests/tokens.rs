@@ -34,6 +34,7 @@ both_backends!(
     role_and_group_changes_show_in_the_next_refresh,
     a_stale_refresh_token_reveals_no_membership,
     revocation_watch_resets_a_foreign_cursor_and_ends_on_deactivation,
+    switching_workspace_and_profile,
 );
 
 fn auth(app: &TestApp) -> AuthServiceClient<tonic::transport::Channel> {
@@ -1097,5 +1098,107 @@ async fn revocation_watch_resets_a_foreign_cursor_and_ends_on_deactivation(backe
     .await
     .expect("the stream ends within 3 s of the deactivation");
     assert_eq!(end.unwrap_err().code(), Code::Unauthenticated);
+    app.stop().await;
+}
+
+async fn switching_workspace_and_profile(backend: Backend) {
+    use sentinel::proto::v1::user_service_client::UserServiceClient;
+    use sentinel::proto::v1::{GetMeRequest, SwitchWorkspaceRequest, UpdateMeRequest};
+    let (app, _db) = TestApp::spawn(backend).await;
+    let key = service_key(&app, "docs").await;
+    let first = sign_in(&app, "max@example.com", "acme", "viewer").await;
+    let second = sign_in(&app, "max@example.com", "globex", "admin").await;
+    let stranger = sign_in(&app, "zed@example.com", "initech", "owner").await;
+    let globex = second.scope.unwrap().workspace.id.to_string();
+    let switched = auth(&app)
+        .switch_workspace(with_bearer(
+            SwitchWorkspaceRequest {
+                workspace_id: globex.clone(),
+            },
+            &first.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens
+        .unwrap();
+    assert_eq!(
+        switched.session_id,
+        first.session.id.to_string(),
+        "same session"
+    );
+    let claims = introspect(&app, &key, &switched.access_token).await;
+    assert_eq!(claims.wslug, "globex");
+    assert_eq!(
+        claims.wrole,
+        sentinel::proto::v1::WorkspaceRole::Admin as i32
+    );
+    // The new refresh token stays in globex.
+    let refreshed = refresh(&app, &switched.refresh_token).await.unwrap();
+    assert_eq!(
+        introspect(&app, &key, &refreshed.access_token).await.wslug,
+        "globex"
+    );
+    // Not a member: refused without saying whether the workspace exists.
+    for target in [
+        stranger.scope.unwrap().workspace.id.to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    ] {
+        let err = auth(&app)
+            .switch_workspace(with_bearer(
+                SwitchWorkspaceRequest {
+                    workspace_id: target,
+                },
+                &first.access_token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied);
+    }
+
+    let mut users = UserServiceClient::new(app.channel.clone());
+    let me = users
+        .get_me(with_bearer(GetMeRequest {}, &first.access_token))
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap();
+    assert_eq!(me.email, "max@example.com");
+    let updated = users
+        .update_me(with_bearer(
+            UpdateMeRequest {
+                name: Some("Max Mustermann".into()),
+                avatar_url: Some("https://cdn.example.com/max.png".into()),
+            },
+            &first.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap();
+    assert_eq!(updated.name, "Max Mustermann");
+    assert_eq!(updated.avatar_url, "https://cdn.example.com/max.png");
+    for bad in ["javascript:alert(1)", "ftp://x", "https://"] {
+        let err = users
+            .update_me(with_bearer(
+                UpdateMeRequest {
+                    name: None,
+                    avatar_url: Some(bad.into()),
+                },
+                &first.access_token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().starts_with("avatar_url"));
+    }
+    // The new name is in the next refreshed token.
+    let refreshed = refresh(&app, &refreshed.refresh_token).await.unwrap();
+    assert_eq!(
+        introspect(&app, &key, &refreshed.access_token).await.name,
+        "Max Mustermann"
+    );
     app.stop().await;
 }

@@ -115,6 +115,22 @@ impl AuthService for AuthApi {
         }))
     }
 
+    async fn switch_workspace(
+        &self,
+        request: Request<pb::SwitchWorkspaceRequest>,
+    ) -> Result<Response<pb::SwitchWorkspaceResponse>, Status> {
+        let claims = credentials::user(&request)?;
+        let workspace_id = uuid("workspace_id", &request.get_ref().workspace_id)?;
+        let issued = self
+            .state
+            .tokens
+            .switch_workspace(&claims, workspace_id)
+            .await?;
+        Ok(Response::new(pb::SwitchWorkspaceResponse {
+            tokens: Some(token_pair(&issued)),
+        }))
+    }
+
     async fn logout(
         &self,
         request: Request<pb::LogoutRequest>,

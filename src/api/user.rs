@@ -23,8 +23,75 @@ impl UserApi {
     }
 }
 
+/// Checks an avatar URL: empty (none), or an absolute http(s) URL of at most 2000 characters.
+fn validate_avatar(url: &str) -> Result<&str, Error> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    let ok = url.is_empty()
+        || (url.len() <= 2000
+            && rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace)));
+    if ok {
+        Ok(url)
+    } else {
+        Err(Error::invalid("avatar_url", "must be an http or https URL"))
+    }
+}
+
 #[tonic::async_trait]
 impl UserService for UserApi {
+    async fn get_me(
+        &self,
+        request: Request<pb::GetMeRequest>,
+    ) -> Result<Response<pb::GetMeResponse>, Status> {
+        let claims = credentials::user(&request)?;
+        let id = uuid("sub", &claims.sub)?;
+        let user = self
+            .state
+            .store
+            .user_by_id(id)
+            .await
+            .map_err(Error::from)?
+            .ok_or_else(|| Error::NotFound("user".into()))?;
+        Ok(Response::new(pb::GetMeResponse {
+            user: Some(convert::user(&user)),
+            identities: Vec::new(),
+        }))
+    }
+
+    async fn update_me(
+        &self,
+        request: Request<pb::UpdateMeRequest>,
+    ) -> Result<Response<pb::UpdateMeResponse>, Status> {
+        let claims = credentials::user(&request)?;
+        let actor = credentials::actor(&request);
+        let id = uuid("sub", &claims.sub)?;
+        let r = request.into_inner();
+        let name = r
+            .name
+            .as_deref()
+            .map(crate::apps::validate_name)
+            .transpose()?;
+        let avatar = r.avatar_url.as_deref().map(validate_avatar).transpose()?;
+        let audit = crate::audit::event(
+            "user.profile_updated",
+            &actor,
+            "user",
+            id,
+            serde_json::json!({ "name": name, "avatar_url": avatar }),
+        );
+        let user = self
+            .state
+            .store
+            .update_profile(id, name.as_deref(), avatar, &audit)
+            .await
+            .map_err(Error::from)?
+            .ok_or_else(|| Error::NotFound("user".into()))?;
+        Ok(Response::new(pb::UpdateMeResponse {
+            user: Some(convert::user(&user)),
+        }))
+    }
+
     async fn list_users(
         &self,
         request: Request<pb::ListUsersRequest>,

@@ -80,6 +80,14 @@ pub trait IdentityStore: Send + Sync {
     ) -> StoreResult<Option<String>>;
     /// Ids of the workspace's groups the user belongs to, sorted.
     async fn group_ids(&self, workspace_id: Uuid, user_id: Uuid) -> StoreResult<Vec<Uuid>>;
+    /// Changes a user's own profile (name, avatar), audited in the same transaction.
+    async fn update_profile(
+        &self,
+        id: Uuid,
+        name: Option<&str>,
+        avatar_url: Option<&str>,
+        audit: &super::AuditRow,
+    ) -> StoreResult<Option<UserRow>>;
     /// Imports one CSV row in one transaction: creates the user unless the email exists, then
     /// adds the membership unless it exists. Returns (user created, membership added).
     async fn import_member(
@@ -270,6 +278,37 @@ macro_rules! impl_identity_store {
                 .map_err(err("membership"))?;
                 row.map(|r| r.try_get::<String, _>("role").map_err(err("membership")))
                     .transpose()
+            }
+
+            async fn update_profile(
+                &self,
+                id: Uuid,
+                name: Option<&str>,
+                avatar_url: Option<&str>,
+                audit: &super::AuditRow,
+            ) -> StoreResult<Option<UserRow>> {
+                let mut tx = self.pool.begin().await.map_err(err("user"))?;
+                let row = sqlx::query(concat!(
+                    "UPDATE users SET name = COALESCE($2, name), \
+                     avatar_url = COALESCE($3, avatar_url), updated_at = $4 WHERE id = $1 \
+                     RETURNING ",
+                    user_columns!()
+                ))
+                .bind(id)
+                .bind(name)
+                .bind(avatar_url)
+                .bind(Utc::now())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err("user"))?;
+                let Some(row) = row else { return Ok(None) };
+                let user = user_from_row(&row)?;
+                insert_audit_query!(audit)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err("audit event"))?;
+                tx.commit().await.map_err(err("user"))?;
+                Ok(Some(user))
             }
 
             async fn import_member(

@@ -343,6 +343,48 @@ impl TokenService {
         }
     }
 
+    /// Re-scopes the caller's session to another workspace they belong to and issues a new pair
+    /// in the same session (the session's other refresh tokens keep working).
+    pub async fn switch_workspace(
+        &self,
+        claims: &AccessClaims,
+        workspace_id: Uuid,
+    ) -> Result<IssuedTokens, Error> {
+        let user_id = Uuid::parse_str(&claims.sub).map_err(|_| Error::Internal)?;
+        let session_id = Uuid::parse_str(&claims.sid).map_err(|_| Error::Internal)?;
+        let user = self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .filter(|u| u.is_active)
+            .ok_or(Error::Unauthenticated(INVALID_CREDENTIAL))?;
+        // Not a member and no such workspace look the same.
+        let scope = self
+            .scope_for(user_id, workspace_id)
+            .await?
+            .ok_or_else(|| {
+                Error::PermissionDenied("workspace_id: not a member of the workspace".into())
+            })?;
+        let refresh_token = self.new_refresh_token()?;
+        let now = Utc::now();
+        let session = self
+            .store
+            .switch_session_workspace(session_id, workspace_id, &hash_token(&refresh_token), now)
+            .await?
+            .ok_or(Error::Unauthenticated(INVALID_CREDENTIAL))?;
+        let (access_token, access_expires_at) =
+            self.sign_access(&user, &session, Some(&scope), now)?;
+        Ok(IssuedTokens {
+            access_token,
+            refresh_token,
+            access_expires_at,
+            expires_in: self.policy.access_ttl.as_secs() as i64,
+            session,
+            scope: Some(scope),
+            user,
+        })
+    }
+
     /// Revokes sessions in `scope`, applies the revocation locally at once and nudges every
     /// other replica. Returns the log entries written.
     pub async fn revoke(
