@@ -94,8 +94,16 @@ pub async fn import(
     };
     let mut workspaces: HashMap<String, Option<Uuid>> = HashMap::new();
     let mut seen_in_file: HashMap<String, ()> = HashMap::new();
+    let mut would_create: std::collections::HashSet<String> = std::collections::HashSet::new();
     for (index, record) in reader.records().enumerate() {
-        let row = index + 2;
+        // The line the record starts on (quoted fields may span lines).
+        let row = record
+            .as_ref()
+            .ok()
+            .and_then(|r| r.position())
+            .map_or(index + 2, |p| {
+                usize::try_from(p.line()).unwrap_or(index + 2)
+            });
         let fail = |report: &mut ImportReport, reason: String| {
             if report.errors.len() < MAX_ERRORS {
                 report.errors.push(RowError { row, reason });
@@ -105,7 +113,11 @@ pub async fn import(
             fail(&mut report, "row: not valid CSV".into());
             continue;
         };
-        let field = |i: Option<usize>| i.and_then(|i| record.get(i)).map(str::trim).unwrap_or("");
+        let field = |i: Option<usize>| {
+            i.and_then(|i| record.get(i))
+                .map(|v| unguard(v.trim()))
+                .unwrap_or("")
+        };
         let email = match normalize_email(field(Some(cols.email))) {
             Ok(email) => email,
             Err(_) => {
@@ -176,18 +188,21 @@ pub async fn import(
             created_at: now,
             updated_at: now,
         };
-        let (created, added) = if dry_run {
-            let existing = store.user_by_email(&email).await?;
-            let added = match (workspace_id, &existing) {
-                (Some(ws), Some(user)) => store.membership_role(ws, user.id).await?.is_none(),
-                (Some(_), None) => true,
-                (None, _) => false,
-            };
-            (existing.is_none(), added)
+        let outcome = if dry_run {
+            dry_run_row(store, &email, workspace_id, &mut would_create).await
         } else {
             store
                 .import_member(&user, workspace_id.map(|ws| (ws, role)))
-                .await?
+                .await
+                .map_err(Error::from)
+        };
+        let (created, added) = match outcome {
+            Ok(counts) => counts,
+            // The row's transaction rolled back: report it and go on with the others.
+            Err(err) => {
+                fail(&mut report, format!("row: not imported ({err})"));
+                continue;
+            }
         };
         report.users_created += usize::from(created);
         report.memberships_added += usize::from(added);
@@ -208,9 +223,49 @@ pub async fn import(
                 "errors": report.errors.len(),
             }),
         );
-        store.insert_audit(&event).await?;
+        if let Err(err) = store.insert_audit(&event).await {
+            tracing::warn!(error = %err, "audit of a CSV import failed");
+        }
     }
     Ok(report)
+}
+
+/// What importing one row would do, without writing.
+async fn dry_run_row(
+    store: &dyn Store,
+    email: &str,
+    workspace_id: Option<Uuid>,
+    would_create: &mut std::collections::HashSet<String>,
+) -> Result<(bool, bool), Error> {
+    let existing = store.user_by_email(email).await?;
+    let created = existing.is_none() && would_create.insert(email.to_string());
+    let added = match (workspace_id, &existing) {
+        (Some(ws), Some(user)) => store.membership_role(ws, user.id).await?.is_none(),
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    Ok((created, added))
+}
+
+/// Spreadsheets run cells that start with these as formulas.
+fn is_formula_start(c: char) -> bool {
+    matches!(c, '=' | '+' | '-' | '@' | '\t' | '\r')
+}
+
+/// Makes a cell inert for spreadsheets: a leading `'` before a formula start.
+fn guard(value: &str) -> String {
+    match value.chars().next() {
+        Some(c) if is_formula_start(c) => format!("'{value}"),
+        _ => value.to_string(),
+    }
+}
+
+/// Undoes [`guard`], so exports import as-is.
+fn unguard(value: &str) -> &str {
+    match value.strip_prefix('\'') {
+        Some(rest) if rest.chars().next().is_some_and(is_formula_start) => rest,
+        _ => value,
+    }
 }
 
 /// What to export.
@@ -255,9 +310,9 @@ pub async fn export(store: &dyn Store, kind: ExportKind) -> Result<(Vec<u8>, usi
                     writer
                         .write_record([
                             user.id.to_string(),
-                            user.email.clone(),
-                            user.name.clone(),
-                            user.avatar_url.clone(),
+                            guard(&user.email),
+                            guard(&user.name),
+                            guard(&user.avatar_url),
                             user.is_active.to_string(),
                             user.is_admin.to_string(),
                             time(user.created_at),
@@ -280,8 +335,8 @@ pub async fn export(store: &dyn Store, kind: ExportKind) -> Result<(Vec<u8>, usi
                     .write_record([
                         workspace.id.to_string(),
                         workspace.slug,
-                        workspace.name,
-                        workspace.description,
+                        guard(&workspace.name),
+                        guard(&workspace.description),
                         time(workspace.created_at),
                     ])
                     .map_err(write_err)?;
@@ -294,7 +349,7 @@ pub async fn export(store: &dyn Store, kind: ExportKind) -> Result<(Vec<u8>, usi
                 .map_err(write_err)?;
             for (email, name, slug, role, joined) in store.all_memberships().await? {
                 writer
-                    .write_record([email, name, slug, role, time(joined)])
+                    .write_record([guard(&email), guard(&name), slug, role, time(joined)])
                     .map_err(write_err)?;
                 rows += 1;
             }
@@ -302,4 +357,20 @@ pub async fn export(store: &dyn Store, kind: ExportKind) -> Result<(Vec<u8>, usi
     }
     let bytes = writer.into_inner().map_err(|_| Error::Internal)?;
     Ok((bytes, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_are_neutralised_and_restored() {
+        for value in ["=HYPERLINK(\"x\")", "+1", "-2", "@SUM(A1)", "\tx"] {
+            let guarded = guard(value);
+            assert!(guarded.starts_with('\''), "{value}");
+            assert_eq!(unguard(&guarded), value);
+        }
+        assert_eq!(guard("Ada"), "Ada");
+        assert_eq!(unguard("'quoted name"), "'quoted name");
+    }
 }

@@ -64,24 +64,27 @@ impl RateLimiter {
         }
         Ok(())
     }
+}
 
-    fn client_address(&self, request: &Request) -> Option<IpAddr> {
-        if self.config.trust_forwarded_for
-            && let Some(forwarded) = request
-                .headers()
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| v.trim().parse().ok())
-        {
-            return Some(forwarded);
-        }
-        request
-            .extensions()
-            .get::<TcpConnectInfo>()
-            .and_then(TcpConnectInfo::remote_addr)
-            .map(|addr| addr.ip())
+/// The client's address: with `trust_forwarded_for`, the last `x-forwarded-for` entry (the one
+/// the trusted proxy in front of Sentinel appended; earlier entries are the client's own
+/// claims), otherwise the TCP peer.
+pub fn client_address(request: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
+    if trust_forwarded_for
+        && let Some(forwarded) = request
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|v| v.trim().parse().ok())
+    {
+        return Some(forwarded);
     }
+    request
+        .extensions()
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .map(|addr| addr.ip())
 }
 
 /// Whether `request` speaks gRPC (native or gRPC-web), so errors must be gRPC statuses.
@@ -119,7 +122,7 @@ pub async fn limit_by_address(
     let exempt = EXEMPT_PATHS.contains(&path) || path.starts_with(EXEMPT_PREFIX);
     if limiter.config.enabled
         && !exempt
-        && let Some(address) = limiter.client_address(&request)
+        && let Some(address) = client_address(&request, limiter.config.trust_forwarded_for)
         && let Err(error) = limiter
             .check(
                 "address",

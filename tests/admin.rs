@@ -253,6 +253,7 @@ async fn audit_trail_is_filtered_and_paged(backend: Backend) {
         .chain(&second.events)
         .map(|e| e.id.clone())
         .collect();
+    ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 3);
     assert!(

@@ -142,6 +142,21 @@ async fn service_app_keys_are_shown_once_and_rotate_with_grace(backend: Backend)
         key_works(&app, &first_key).await,
         "old key inside the grace"
     );
+    // A second rotation during the grace would cut it short: refused unless it ends it on purpose.
+    let err = apps(&app)
+        .rotate_service_app_key(with_bearer(
+            RotateServiceAppKeyRequest {
+                id: info.id.clone(),
+                grace_period: Some(prost_types::Duration {
+                    seconds: 60,
+                    nanos: 0,
+                }),
+            },
+            &token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(key_works(&app, &second_key).await);
     tokio::time::sleep(Duration::from_millis(1700)).await;
     assert!(

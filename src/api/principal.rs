@@ -8,7 +8,6 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use tonic::transport::server::TcpConnectInfo;
 
 use super::tiers::{Tier, tiers_of};
 use crate::app::AppState;
@@ -65,11 +64,8 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         // Health and reflection: not part of the contract's tiers.
         return next.run(request).await;
     };
-    let client_address = request
-        .extensions()
-        .get::<TcpConnectInfo>()
-        .and_then(TcpConnectInfo::remote_addr)
-        .map(|a| a.ip());
+    let client_address =
+        crate::ratelimit::client_address(&request, state.config.rate_limit.trust_forwarded_for);
     match authorize(&state, &path, tiers, request.headers(), client_address).await {
         Ok(principal) => {
             request.extensions_mut().insert(principal);

@@ -151,7 +151,13 @@ impl ClientApps {
             actor,
             "client_app",
             id,
-            serde_json::json!({ "is_active": is_active, "revoke_sessions": revoke_sessions }),
+            serde_json::json!({
+                "name": change.name,
+                "redirect_uris": redirect_uris,
+                "services": services,
+                "is_active": is_active,
+                "revoke_sessions": revoke_sessions,
+            }),
         );
         let app = self
             .store

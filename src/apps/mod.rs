@@ -198,8 +198,16 @@ impl ServiceApps {
                 }
                 other => other.into(),
             })?;
-        self.refresh_origins().await?;
+        self.refresh_origins_after_change().await;
         Ok((app, key))
+    }
+
+    /// Refreshes the origins after a committed change; a failure is only logged (the change is
+    /// done, and the once-a-second refresh catches up).
+    async fn refresh_origins_after_change(&self) {
+        if let Err(err) = self.refresh_origins().await {
+            tracing::warn!(error = %err, "origins not refreshed after a change; retrying shortly");
+        }
     }
 
     /// An app by id.
@@ -242,7 +250,7 @@ impl ServiceApps {
             .await?
             .ok_or_else(|| Error::NotFound("service app".into()))?;
         self.forget_cached();
-        self.refresh_origins().await?;
+        self.refresh_origins_after_change().await;
         Ok(app)
     }
 
@@ -255,6 +263,19 @@ impl ServiceApps {
     ) -> Result<(ServiceAppRow, String), Error> {
         if grace > std::time::Duration::from_secs(30 * 24 * 3600) {
             return Err(Error::invalid("grace_period", "must be at most 30 days"));
+        }
+        let current = self.get(id).await?;
+        if grace > std::time::Duration::ZERO
+            && let Some(until) = current
+                .previous_key_expires_at
+                .filter(|at| *at > Utc::now())
+        {
+            // Rotating now would cut that grace short (only one previous key is kept).
+            return Err(Error::FailedPrecondition(format!(
+                "the previous key's grace period runs until {}; rotate again after it, or with \
+                 grace_period 0 to end both old keys now",
+                until.to_rfc3339()
+            )));
         }
         let key = generate_key()?;
         let prefix: String = key.chars().take(DISPLAY_PREFIX_LEN).collect();
@@ -288,7 +309,7 @@ impl ServiceApps {
             return Err(Error::NotFound("service app".into()));
         }
         self.forget_cached();
-        self.refresh_origins().await?;
+        self.refresh_origins_after_change().await;
         Ok(())
     }
 
@@ -328,9 +349,13 @@ impl ServiceApps {
             serde_json::json!({ "key_prefix": app.key_prefix }),
         );
         event.outcome = "denied".into();
-        if let Err(err) = self.store.insert_audit(&event).await {
-            tracing::warn!(error = %err, "audit of an inactive key use failed");
-        }
+        // Written in the background: the refusal must take as long as for an unknown key.
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(err) = store.insert_audit(&event).await {
+                tracing::warn!(error = %err, "audit of an inactive key use failed");
+            }
+        });
     }
 
     /// Records a use of `app` for `last_used_at` (written in batches by [`ServiceApps::flush_uses`]).

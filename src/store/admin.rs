@@ -126,11 +126,11 @@ macro_rules! impl_admin_store {
                 after: Option<&str>,
                 limit: i64,
             ) -> StoreResult<Vec<UserRow>> {
-                let pattern = query.map(|q| format!("%{}%", q.to_lowercase()));
+                let pattern = query.map(super::contains_pattern);
                 let rows = sqlx::query(
                     "SELECT id, email, name, avatar_url, is_active, is_admin, created_at, \
                      updated_at FROM users WHERE ($1 IS NULL OR email > $1) \
-                     AND ($2 IS NULL OR email LIKE $2 OR LOWER(name) LIKE $2) \
+                     AND ($2 IS NULL OR email LIKE $2 ESCAPE '\\' OR LOWER(name) LIKE $2 ESCAPE '\\') \
                      AND ($3 IS NULL OR is_active = $3) AND ($4 IS NULL OR is_admin = $4) \
                      ORDER BY email LIMIT $5",
                 )

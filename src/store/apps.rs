@@ -263,12 +263,13 @@ macro_rules! impl_app_store {
                 after: Option<&str>,
                 limit: i64,
             ) -> StoreResult<Vec<ServiceAppRow>> {
-                let pattern = query.map(|q| format!("%{}%", q.to_lowercase()));
+                let pattern = query.map(super::contains_pattern);
                 let rows = sqlx::query(concat!(
                     "SELECT ",
                     service_app_columns!(),
                     " FROM service_apps WHERE ($1 IS NULL OR service_name > $1) \
-                     AND ($2 IS NULL OR LOWER(name) LIKE $2 OR service_name LIKE $2) \
+                     AND ($2 IS NULL OR LOWER(name) LIKE $2 ESCAPE '\\' \
+                     OR service_name LIKE $2 ESCAPE '\\') \
                      ORDER BY service_name LIMIT $3"
                 ))
                 .bind(after)
@@ -449,12 +450,12 @@ macro_rules! impl_app_store {
                 after: Option<Uuid>,
                 limit: i64,
             ) -> StoreResult<Vec<ClientAppRow>> {
-                let pattern = query.map(|q| format!("%{}%", q.to_lowercase()));
+                let pattern = query.map(super::contains_pattern);
                 let rows = sqlx::query(concat!(
                     "SELECT ",
                     client_app_columns!(),
                     " FROM client_apps WHERE ($1 IS NULL OR id > $1) \
-                     AND ($2 IS NULL OR LOWER(name) LIKE $2) ORDER BY id LIMIT $3"
+                     AND ($2 IS NULL OR LOWER(name) LIKE $2 ESCAPE '\\') ORDER BY id LIMIT $3"
                 ))
                 .bind(after)
                 .bind(pattern)

@@ -111,6 +111,21 @@ pub(crate) enum WriteLock {
     SigningKeys = 0x5e_0002,
 }
 
+/// A `LIKE` pattern matching `text` anywhere, with `%`, `_` and `\` in it taken literally
+/// (queries say `ESCAPE '\'`).
+pub(crate) fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 /// Result alias for store calls.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -161,4 +176,13 @@ pub async fn connect(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         DatabaseKind::Sqlite => Arc::new(sqlite::SqliteStore::connect(&url, config).await?),
         DatabaseKind::Postgres => Arc::new(postgres::PostgresStore::connect(&url, config).await?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_patterns_take_wildcards_literally() {
+        assert_eq!(super::contains_pattern("A_b%"), "%a\\_b\\%%");
+        assert_eq!(super::contains_pattern("x\\y"), "%x\\\\y%");
+    }
 }
