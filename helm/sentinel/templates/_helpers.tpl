@@ -120,6 +120,7 @@ SENTINEL_ISSUER: {{ . | quote }}
 {{- with .Values.config.corsOrigins }}
 SENTINEL_CORS_ORIGINS: {{ join "," . | quote }}
 {{- end }}
+SENTINEL_RATE_LIMIT__TRUST_FORWARDED_FOR: {{ .Values.config.trustForwardedFor | toString | quote }}
 {{- end }}
 
 {{/*
