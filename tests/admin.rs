@@ -6,7 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backend, TestApp, TestDatabase, service_key, sign_in, with_bearer, with_service_key};
+use common::{
+    Backend, TestApp, TestDatabase, platform_admin, service_key, sign_in, with_bearer,
+    with_service_key,
+};
 use sentinel::proto::v1::admin_service_client::AdminServiceClient;
 use sentinel::proto::v1::auth_service_client::AuthServiceClient;
 use sentinel::proto::v1::user_service_client::UserServiceClient;
@@ -23,17 +26,6 @@ both_backends!(
     csv_import_applies_valid_rows_reports_bad_ones_and_export_round_trips,
 );
 
-async fn make_admin(app: &TestApp) -> String {
-    let issued = sign_in(app, "root@example.com", "ops", "owner").await;
-    app.app
-        .state()
-        .store
-        .set_user_flags(issued.user.id, true, true)
-        .await
-        .unwrap();
-    issued.access_token
-}
-
 async fn deactivating_a_user_ends_their_tokens_everywhere(backend: Backend) {
     let db = TestDatabase::create(backend).await;
     let app = TestApp::start(db.config()).await;
@@ -42,7 +34,7 @@ async fn deactivating_a_user_ends_their_tokens_everywhere(backend: Backend) {
         Backend::Embedded => None,
     };
     let elsewhere = other.as_ref().unwrap_or(&app);
-    let admin = make_admin(&app).await;
+    let admin = platform_admin(&app).await;
     let key = service_key(&app, "docs").await;
     let victim = sign_in(&app, "eve@example.com", "acme", "editor").await;
     let active = |token: String| {
@@ -125,7 +117,7 @@ async fn deactivating_a_user_ends_their_tokens_everywhere(backend: Backend) {
 
 async fn users_are_searched_and_paged(backend: Backend) {
     let (app, _db) = TestApp::spawn(backend).await;
-    let admin = make_admin(&app).await;
+    let admin = platform_admin(&app).await;
     for i in 0..7 {
         sign_in(&app, &format!("user{i}@corp.example.com"), "acme", "viewer").await;
     }
@@ -197,7 +189,7 @@ async fn users_are_searched_and_paged(backend: Backend) {
 
 async fn audit_trail_is_filtered_and_paged(backend: Backend) {
     let (app, _db) = TestApp::spawn(backend).await;
-    let admin = make_admin(&app).await;
+    let admin = platform_admin(&app).await;
     let user = sign_in(&app, "ivan@example.com", "acme", "viewer").await;
     for _ in 0..3 {
         let session = sign_in(&app, "ivan@example.com", "acme", "viewer").await;
@@ -295,7 +287,7 @@ async fn audit_trail_is_filtered_and_paged(backend: Backend) {
 
 async fn csv_import_applies_valid_rows_reports_bad_ones_and_export_round_trips(backend: Backend) {
     let (app, db) = TestApp::spawn(backend).await;
-    let admin = make_admin(&app).await;
+    let admin = platform_admin(&app).await;
     sign_in(&app, "existing@example.com", "acme", "editor").await;
     let csv = "\u{feff}Email,Name,workspace_slug,Role,ignored\n\
                new1@example.com,New One,acme,admin,x\n\
@@ -386,7 +378,7 @@ async fn csv_import_applies_valid_rows_reports_bad_ones_and_export_round_trips(b
 
     // The export imports into a fresh installation as-is.
     let (fresh, _fresh_db) = TestApp::spawn(backend).await;
-    let fresh_admin = make_admin(&fresh).await;
+    let fresh_admin = platform_admin(&fresh).await;
     sign_in(&fresh, "seed@example.com", "acme", "owner").await;
     let imported = AdminServiceClient::new(fresh.channel.clone())
         .import_csv(with_bearer(

@@ -5,7 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backend, TestApp, TestDatabase, sign_in, with_bearer, with_service_key};
+use common::{
+    Backend, TestApp, TestDatabase, audit_count, platform_admin, with_bearer, with_service_key,
+};
 use sentinel::proto::v1::auth_service_client::AuthServiceClient;
 use sentinel::proto::v1::service_app_service_client::ServiceAppServiceClient;
 use sentinel::proto::v1::{
@@ -22,17 +24,6 @@ both_backends!(
     client_apps_are_managed_and_paginated,
     grpc_web_cors_allows_exactly_the_registered_origins,
 );
-
-async fn admin(app: &TestApp) -> String {
-    let issued = sign_in(app, "root@example.com", "ops", "owner").await;
-    app.app
-        .state()
-        .store
-        .set_user_flags(issued.user.id, true, true)
-        .await
-        .unwrap();
-    issued.access_token
-}
 
 fn apps(app: &TestApp) -> ServiceAppServiceClient<tonic::transport::Channel> {
     ServiceAppServiceClient::new(app.channel.clone())
@@ -58,32 +49,9 @@ async fn key_works(app: &TestApp, key: &str) -> bool {
     }
 }
 
-async fn audit_count(db: &TestDatabase, action: &str) -> i64 {
-    use sqlx::Connection;
-    let sql = "SELECT count(*) FROM audit_events WHERE action = $1";
-    match db.backend {
-        Backend::Embedded => {
-            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-            sqlx::query_scalar(sql)
-                .bind(action)
-                .fetch_one(&mut conn)
-                .await
-                .unwrap()
-        }
-        Backend::Clustered => {
-            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            sqlx::query_scalar(sql)
-                .bind(action)
-                .fetch_one(&mut conn)
-                .await
-                .unwrap()
-        }
-    }
-}
-
 async fn service_app_keys_are_shown_once_and_rotate_with_grace(backend: Backend) {
     let (app, db) = TestApp::spawn(backend).await;
-    let token = admin(&app).await;
+    let token = platform_admin(&app).await;
     let created = apps(&app)
         .create_service_app(with_bearer(
             CreateServiceAppRequest {
@@ -210,7 +178,7 @@ async fn deactivation_and_deletion_stop_a_key_everywhere_within_a_second(backend
         Backend::Embedded => None,
     };
     let elsewhere = other.as_ref().unwrap_or(&app);
-    let token = admin(&app).await;
+    let token = platform_admin(&app).await;
     let created = apps(&app)
         .create_service_app(with_bearer(
             CreateServiceAppRequest {
@@ -292,7 +260,7 @@ async fn deactivation_and_deletion_stop_a_key_everywhere_within_a_second(backend
 
 async fn bad_input_names_the_field_and_changes_nothing(backend: Backend) {
     let (app, _db) = TestApp::spawn(backend).await;
-    let token = admin(&app).await;
+    let token = platform_admin(&app).await;
     let cases = [
         ("", "docs", vec![], "name"),
         ("Docs", "Docs!", vec![], "service_name"),
@@ -366,7 +334,7 @@ impl BadClientApp for ServiceAppServiceClient<tonic::transport::Channel> {
 
 async fn client_apps_are_managed_and_paginated(backend: Backend) {
     let (app, db) = TestApp::spawn(backend).await;
-    let token = admin(&app).await;
+    let token = platform_admin(&app).await;
     let mut ids = Vec::new();
     for i in 0..5 {
         let created = apps(&app)
@@ -442,7 +410,7 @@ async fn client_apps_are_managed_and_paginated(backend: Backend) {
 
 async fn grpc_web_cors_allows_exactly_the_registered_origins(backend: Backend) {
     let (app, _db) = TestApp::spawn(backend).await;
-    let token = admin(&app).await;
+    let token = platform_admin(&app).await;
     let created = apps(&app)
         .create_service_app(with_bearer(
             CreateServiceAppRequest {

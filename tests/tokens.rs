@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{Backend, TestApp, TestDatabase, service_key, sign_in, with_bearer, with_service_key};
+use common::{
+    Backend, TestApp, TestDatabase, audit_count, service_key, sign_in, with_bearer,
+    with_service_key,
+};
 use sentinel::proto::v1::auth_service_client::AuthServiceClient;
 use sentinel::proto::v1::{
     GetJwksRequest, IntrospectRequest, ListSessionsRequest, LogoutRequest, RefreshRequest,
@@ -230,29 +233,6 @@ async fn reuse_after_the_grace_revokes_the_family_and_its_access_tokens(backend:
         other.stop().await;
     }
     app.stop().await;
-}
-
-async fn audit_count(db: &TestDatabase, action: &str) -> i64 {
-    use sqlx::Connection;
-    let sql = "SELECT count(*) FROM audit_events WHERE action = $1";
-    match db.backend {
-        Backend::Embedded => {
-            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-            sqlx::query_scalar(sql)
-                .bind(action)
-                .fetch_one(&mut conn)
-                .await
-                .unwrap()
-        }
-        Backend::Clustered => {
-            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            sqlx::query_scalar(sql)
-                .bind(action)
-                .fetch_one(&mut conn)
-                .await
-                .unwrap()
-        }
-    }
 }
 
 async fn logout_revokes_live_access_tokens(backend: Backend) {

@@ -319,3 +319,38 @@ pub fn with_service_key<T>(message: T, key: &str) -> tonic::Request<T> {
         .insert("x-service-key", key.parse().expect("header value"));
     request
 }
+
+/// How many audit events with `action` the database holds.
+pub async fn audit_count(db: &TestDatabase, action: &str) -> i64 {
+    let sql = "SELECT count(*) FROM audit_events WHERE action = $1";
+    match db.backend {
+        Backend::Embedded => {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(sql)
+                .bind(action)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+        }
+        Backend::Clustered => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(sql)
+                .bind(action)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+        }
+    }
+}
+
+/// Signs in root@example.com (owner of "ops"), makes them a platform admin, returns the token.
+pub async fn platform_admin(app: &TestApp) -> String {
+    let issued = sign_in(app, "root@example.com", "ops", "owner").await;
+    app.app
+        .state()
+        .store
+        .set_user_flags(issued.user.id, true, true)
+        .await
+        .unwrap();
+    issued.access_token
+}
