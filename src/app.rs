@@ -51,6 +51,8 @@ pub struct AppState {
     pub apps: Arc<ServiceApps>,
     /// Client apps (browser front ends that sign users in).
     pub client_apps: Arc<crate::apps::client::ClientApps>,
+    /// Workspaces.
+    pub workspaces: Arc<crate::tenancy::Workspaces>,
 }
 
 impl AppState {
@@ -133,6 +135,10 @@ impl AppState {
             origins,
             apps,
             client_apps: Arc::new(crate::apps::client::ClientApps::new(
+                store.clone(),
+                tokens.clone(),
+            )),
+            workspaces: Arc::new(crate::tenancy::Workspaces::new(
                 store.clone(),
                 tokens.clone(),
             )),

@@ -19,6 +19,7 @@ pub mod ratelimit;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod tenancy;
 pub mod tokens;
 
 pub use app::{AppState, Application};

@@ -184,20 +184,20 @@ async fn cors_preflight_allows_only_configured_origins(backend: Backend) {
 }
 
 async fn rpcs_of_later_capabilities_are_unimplemented(backend: Backend) {
-    use sentinel::proto::v1::CreateWorkspaceRequest;
+    use sentinel::proto::v1::ListMembersRequest;
     use sentinel::proto::v1::workspace_service_client::WorkspaceServiceClient;
     let (app, _db) = TestApp::spawn(backend).await;
     // The tier is enforced first…
     let err = WorkspaceServiceClient::new(app.channel.clone())
-        .create_workspace(CreateWorkspaceRequest::default())
+        .list_members(ListMembersRequest::default())
         .await
         .expect_err("no credential");
     assert_eq!(err.code(), Code::Unauthenticated);
     // …then the handler answers that it is not built yet.
     let issued = common::sign_in(&app, "ann@example.com", "acme", "viewer").await;
     let err = WorkspaceServiceClient::new(app.channel.clone())
-        .create_workspace(common::with_bearer(
-            CreateWorkspaceRequest::default(),
+        .list_members(common::with_bearer(
+            ListMembersRequest::default(),
             &issued.access_token,
         ))
         .await

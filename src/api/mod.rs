@@ -10,6 +10,7 @@ pub mod principal;
 mod service_app;
 pub mod tiers;
 mod user;
+mod workspace;
 
 use tonic::service::Routes;
 
@@ -40,7 +41,10 @@ pub fn routes(state: &AppState) -> Routes {
     .add_service(
         UserServiceServer::new(user::UserApi::new(state.clone())).max_decoding_message_size(max),
     )
-    .add_service(WorkspaceServiceServer::new(pending::WorkspaceApi).max_decoding_message_size(max))
+    .add_service(
+        WorkspaceServiceServer::new(workspace::WorkspaceApi::new(state.clone()))
+            .max_decoding_message_size(max),
+    )
     .add_service(
         PermissionServiceServer::new(pending::PermissionApi).max_decoding_message_size(max),
     )

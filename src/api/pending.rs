@@ -2,11 +2,6 @@
 //! generated default stubs. Each moves to its own file when its capability lands.
 
 use crate::proto::v1::permission_service_server::PermissionService;
-use crate::proto::v1::workspace_service_server::WorkspaceService;
-
-/// `sentinel.v1.WorkspaceService` (tenancy capability).
-pub struct WorkspaceApi;
-impl WorkspaceService for WorkspaceApi {}
 
 /// `sentinel.v1.PermissionService` (permission engine capability).
 pub struct PermissionApi;

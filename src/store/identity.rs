@@ -80,6 +80,33 @@ pub trait IdentityStore: Send + Sync {
     ) -> StoreResult<Option<String>>;
     /// Ids of the workspace's groups the user belongs to, sorted.
     async fn group_ids(&self, workspace_id: Uuid, user_id: Uuid) -> StoreResult<Vec<Uuid>>;
+    /// Creates a workspace with `owner` as its owner, audited, in one transaction.
+    async fn create_workspace(
+        &self,
+        workspace: &WorkspaceRow,
+        owner: Uuid,
+        audit: &super::AuditRow,
+    ) -> StoreResult<()>;
+    /// Workspaces ordered by (name, id) after the cursor, filtered by a substring of name or
+    /// slug; with `member`, only that user's, with their role and join time.
+    async fn list_workspaces(
+        &self,
+        member: Option<Uuid>,
+        query: Option<&str>,
+        after: Option<(String, Uuid)>,
+        limit: i64,
+    ) -> StoreResult<Vec<(WorkspaceRow, Option<String>, Option<DateTime<Utc>>)>>;
+    /// Changes name, slug or description; `Conflict` when the slug is taken.
+    async fn update_workspace(
+        &self,
+        id: Uuid,
+        name: Option<&str>,
+        slug: Option<&str>,
+        description: Option<&str>,
+        audit: &super::AuditRow,
+    ) -> StoreResult<Option<WorkspaceRow>>;
+    /// Deletes a workspace and everything in it; says whether it existed.
+    async fn delete_workspace(&self, id: Uuid, audit: &super::AuditRow) -> StoreResult<bool>;
     /// Changes a user's own profile (name, avatar), audited in the same transaction.
     async fn update_profile(
         &self,
@@ -278,6 +305,138 @@ macro_rules! impl_identity_store {
                 .map_err(err("membership"))?;
                 row.map(|r| r.try_get::<String, _>("role").map_err(err("membership")))
                     .transpose()
+            }
+
+            async fn create_workspace(
+                &self,
+                workspace: &WorkspaceRow,
+                owner: Uuid,
+                audit: &super::AuditRow,
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await.map_err(err("workspace"))?;
+                sqlx::query(concat!(
+                    "INSERT INTO workspaces (",
+                    workspace_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6)"
+                ))
+                .bind(workspace.id)
+                .bind(&workspace.name)
+                .bind(&workspace.slug)
+                .bind(&workspace.description)
+                .bind(workspace.created_at)
+                .bind(workspace.updated_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("workspace slug"))?;
+                sqlx::query(
+                    "INSERT INTO memberships (workspace_id, user_id, role, created_at) \
+                     VALUES ($1, $2, 'owner', $3)",
+                )
+                .bind(workspace.id)
+                .bind(owner)
+                .bind(workspace.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("membership"))?;
+                insert_audit_query!(audit)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err("audit event"))?;
+                tx.commit().await.map_err(err("workspace"))
+            }
+
+            async fn list_workspaces(
+                &self,
+                member: Option<Uuid>,
+                query: Option<&str>,
+                after: Option<(String, Uuid)>,
+                limit: i64,
+            ) -> StoreResult<Vec<(WorkspaceRow, Option<String>, Option<DateTime<Utc>>)>> {
+                let pattern = query.map(super::contains_pattern);
+                let (after_name, after_id) = after.unzip();
+                let rows = sqlx::query(
+                    "SELECT w.id, w.name, w.slug, w.description, w.created_at, w.updated_at, \
+                     m.role, m.created_at AS joined_at FROM workspaces w \
+                     LEFT JOIN memberships m ON m.workspace_id = w.id AND m.user_id = $1 \
+                     WHERE ($1 IS NULL OR m.user_id IS NOT NULL) \
+                     AND ($2 IS NULL OR LOWER(w.name) LIKE $2 ESCAPE '\\' \
+                     OR w.slug LIKE $2 ESCAPE '\\') \
+                     AND ($3 IS NULL OR w.name > $3 OR (w.name = $3 AND w.id > $4)) \
+                     ORDER BY w.name, w.id LIMIT $5",
+                )
+                .bind(member)
+                .bind(pattern)
+                .bind(after_name)
+                .bind(after_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err("workspace"))?;
+                let e = err("workspace");
+                rows.iter()
+                    .map(|r| {
+                        Ok((
+                            workspace_from_row(r)?,
+                            r.try_get("role").map_err(&e)?,
+                            r.try_get("joined_at").map_err(&e)?,
+                        ))
+                    })
+                    .collect()
+            }
+
+            async fn update_workspace(
+                &self,
+                id: Uuid,
+                name: Option<&str>,
+                slug: Option<&str>,
+                description: Option<&str>,
+                audit: &super::AuditRow,
+            ) -> StoreResult<Option<WorkspaceRow>> {
+                let mut tx = self.pool.begin().await.map_err(err("workspace"))?;
+                let row = sqlx::query(concat!(
+                    "UPDATE workspaces SET name = COALESCE($2, name), slug = COALESCE($3, slug), \
+                     description = COALESCE($4, description), updated_at = $5 WHERE id = $1 \
+                     RETURNING ",
+                    workspace_columns!()
+                ))
+                .bind(id)
+                .bind(name)
+                .bind(slug)
+                .bind(description)
+                .bind(Utc::now())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err("workspace slug"))?;
+                let Some(row) = row else { return Ok(None) };
+                let workspace = workspace_from_row(&row)?;
+                insert_audit_query!(audit)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err("audit event"))?;
+                tx.commit().await.map_err(err("workspace"))?;
+                Ok(Some(workspace))
+            }
+
+            async fn delete_workspace(
+                &self,
+                id: Uuid,
+                audit: &super::AuditRow,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await.map_err(err("workspace"))?;
+                let done = sqlx::query("DELETE FROM workspaces WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err("workspace"))?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                insert_audit_query!(audit)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err("audit event"))?;
+                tx.commit().await.map_err(err("workspace"))?;
+                Ok(true)
             }
 
             async fn update_profile(

@@ -130,6 +130,8 @@ pub enum RevokeScope {
     User(Uuid),
     /// Every session signed in through a client app.
     ClientApp(Uuid),
+    /// Every session scoped to a workspace.
+    Workspace(Uuid),
 }
 
 /// Sessions, refresh tokens, revocations and audit.
@@ -478,6 +480,20 @@ macro_rules! impl_session_store {
                              WHERE id = $1 AND revoked_at IS NULL RETURNING id, user_id",
                         )
                         .bind(id)
+                        .bind(now)
+                        .bind(reason)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(err("session"))?,
+                    ),
+                    RevokeScope::Workspace(workspace) => (
+                        None,
+                        sqlx::query(
+                            "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
+                             WHERE workspace_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+                             RETURNING id, user_id",
+                        )
+                        .bind(workspace)
                         .bind(now)
                         .bind(reason)
                         .fetch_all(&mut *tx)

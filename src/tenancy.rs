@@ -1,0 +1,211 @@
+//! Workspaces: create (the creator becomes owner), read, list, update (admin+), delete (owner).
+//! Memberships, groups and custom roles follow with the rest of the tenancy capability.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::apps::validate_name;
+use crate::audit::{self, Actor};
+use crate::error::Error;
+use crate::operator::validate_slug;
+use crate::store::{RevokeScope, Store, WorkspaceRow};
+use crate::tokens::service::TokenService;
+
+/// Rank of a workspace role: owner 4 > admin 3 > editor 2 > viewer 1.
+pub fn rank(role: &str) -> u8 {
+    match role {
+        "owner" => 4,
+        "admin" => 3,
+        "editor" => 2,
+        "viewer" => 1,
+        _ => 0,
+    }
+}
+
+/// A workspace with the caller's relation to it.
+#[derive(Debug, Clone)]
+pub struct WorkspaceView {
+    /// The workspace.
+    pub workspace: WorkspaceRow,
+    /// The caller's role (`None` for a platform admin who is not a member).
+    pub role: Option<String>,
+    /// When the caller joined.
+    pub joined_at: Option<DateTime<Utc>>,
+}
+
+fn validate_description(text: &str) -> Result<String, Error> {
+    if text.chars().count() > 2000 {
+        return Err(Error::invalid("description", "at most 2000 characters"));
+    }
+    Ok(text.trim().to_string())
+}
+
+/// Workspace operations.
+pub struct Workspaces {
+    store: Arc<dyn Store>,
+    tokens: Arc<TokenService>,
+}
+
+impl Workspaces {
+    /// Over `store`; `tokens` revokes sessions of deleted workspaces.
+    pub fn new(store: Arc<dyn Store>, tokens: Arc<TokenService>) -> Self {
+        Self { store, tokens }
+    }
+
+    /// The caller's role in `id`; platform admins count as owners. A workspace the caller
+    /// cannot see is NOT_FOUND, whether or not it exists.
+    async fn role_of(&self, user: Uuid, id: Uuid) -> Result<(WorkspaceView, u8), Error> {
+        let not_found = || Error::NotFound("workspace".into());
+        if let Some((role, workspace, _)) = self.store.workspace_scope(id, user).await? {
+            let rank = rank(&role);
+            return Ok((
+                WorkspaceView {
+                    workspace,
+                    role: Some(role),
+                    joined_at: None,
+                },
+                rank,
+            ));
+        }
+        let admin = self
+            .store
+            .user_by_id(user)
+            .await?
+            .is_some_and(|u| u.is_admin && u.is_active);
+        if !admin {
+            return Err(not_found());
+        }
+        let workspace = self
+            .store
+            .workspace_by_id(id)
+            .await?
+            .ok_or_else(not_found)?;
+        Ok((
+            WorkspaceView {
+                workspace,
+                role: None,
+                joined_at: None,
+            },
+            rank("owner"),
+        ))
+    }
+
+    /// Creates a workspace owned by `user`.
+    pub async fn create(
+        &self,
+        actor: &Actor,
+        user: Uuid,
+        name: &str,
+        slug: &str,
+        description: &str,
+    ) -> Result<WorkspaceRow, Error> {
+        let name = validate_name(name)?;
+        validate_slug(slug)?;
+        let now = Utc::now();
+        let workspace = WorkspaceRow {
+            id: Uuid::new_v4(),
+            name,
+            slug: slug.to_string(),
+            description: validate_description(description)?,
+            created_at: now,
+            updated_at: now,
+        };
+        let event = audit::event(
+            "workspace.created",
+            actor,
+            "workspace",
+            workspace.id,
+            serde_json::json!({ "slug": workspace.slug }),
+        );
+        self.store
+            .create_workspace(&workspace, user, &event)
+            .await?;
+        Ok(workspace)
+    }
+
+    /// A workspace the caller belongs to (or any, for a platform admin).
+    pub async fn get(&self, user: Uuid, id: Uuid) -> Result<WorkspaceView, Error> {
+        Ok(self.role_of(user, id).await?.0)
+    }
+
+    /// The caller's workspaces (or all of them / another user's, `of` decides), by name.
+    pub async fn list(
+        &self,
+        of: Option<Uuid>,
+        query: Option<&str>,
+        after: Option<(String, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<WorkspaceView>, Error> {
+        Ok(self
+            .store
+            .list_workspaces(of, query, after, limit)
+            .await?
+            .into_iter()
+            .map(|(workspace, role, joined_at)| WorkspaceView {
+                workspace,
+                role,
+                joined_at,
+            })
+            .collect())
+    }
+
+    /// Changes name, slug or description (admin+).
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        user: Uuid,
+        id: Uuid,
+        name: Option<&str>,
+        slug: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<WorkspaceRow, Error> {
+        let (_, rank_of_caller) = self.role_of(user, id).await?;
+        if rank_of_caller < rank("admin") {
+            return Err(Error::PermissionDenied(
+                "updating a workspace needs the admin or owner role".into(),
+            ));
+        }
+        let name = name.map(validate_name).transpose()?;
+        if let Some(slug) = slug {
+            validate_slug(slug)?;
+        }
+        let description = description.map(validate_description).transpose()?;
+        let event = audit::event(
+            "workspace.updated",
+            actor,
+            "workspace",
+            id,
+            serde_json::json!({ "name": name, "slug": slug, "description": description }),
+        );
+        self.store
+            .update_workspace(id, name.as_deref(), slug, description.as_deref(), &event)
+            .await?
+            .ok_or_else(|| Error::NotFound("workspace".into()))
+    }
+
+    /// Deletes a workspace and everything in it (owner), ending sessions scoped to it.
+    pub async fn delete(&self, actor: &Actor, user: Uuid, id: Uuid) -> Result<(), Error> {
+        let (_, rank_of_caller) = self.role_of(user, id).await?;
+        if rank_of_caller < rank("owner") {
+            return Err(Error::PermissionDenied(
+                "deleting a workspace needs the owner role".into(),
+            ));
+        }
+        self.tokens
+            .revoke(RevokeScope::Workspace(id), "workspace_deleted", None)
+            .await?;
+        let event = audit::event(
+            "workspace.deleted",
+            actor,
+            "workspace",
+            id,
+            serde_json::json!({}),
+        );
+        if !self.store.delete_workspace(id, &event).await? {
+            return Err(Error::NotFound("workspace".into()));
+        }
+        Ok(())
+    }
+}
