@@ -144,7 +144,10 @@ pub const TIERS: &[(&str, &[Tier])] = &[
 /// The tiers of a `sentinel.v1` method path; `None` for paths outside the table (health,
 /// reflection, or an RPC missing from it — which the tests forbid).
 pub fn tiers_of(path: &str) -> Option<&'static [Tier]> {
-    TIERS.iter().find(|(p, _)| *p == path).map(|(_, t)| *t)
+    // Built once: every gRPC request looks its path up here.
+    static INDEX: std::sync::LazyLock<std::collections::HashMap<&'static str, &'static [Tier]>> =
+        std::sync::LazyLock::new(|| TIERS.iter().copied().collect());
+    INDEX.get(path).copied()
 }
 
 /// The table as Markdown, for `docs/tiers.md`.
