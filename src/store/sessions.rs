@@ -200,6 +200,18 @@ macro_rules! session_columns {
          created_at, last_used_at, expires_at, revoked_at, revoked_reason"
     };
 }
+/// The revocation UPDATE of one scope of `revoke_sessions`: the scopes differ only in the
+/// condition selecting sessions (a single session is revoked even past its expiry).
+macro_rules! revoke_where {
+    ($filter:literal) => {
+        concat!(
+            "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE ",
+            $filter,
+            " AND revoked_at IS NULL RETURNING id, user_id"
+        )
+    };
+}
+
 macro_rules! revocation_columns {
     () => {
         "revision, session_id, jti, user_id, reason, revoked_at, expires_at"
@@ -472,63 +484,33 @@ macro_rules! impl_session_store {
                 audit: Option<&AuditRow>,
             ) -> StoreResult<Vec<RevocationRow>> {
                 let mut tx = self.begin_write(WriteLock::Revocations).await?;
-                let (user_wide, rows) = match scope {
-                    RevokeScope::Session(id) => (
+                // One statement per scope; they differ only in the column that selects sessions
+                // (a single session is revoked even if past its expiry, for the record).
+                let (sql, id, user_wide) = match scope {
+                    RevokeScope::Session(id) => (revoke_where!("id = $1"), id, None),
+                    RevokeScope::Workspace(id) => (
+                        revoke_where!("workspace_id = $1 AND expires_at > $2"),
+                        id,
                         None,
-                        sqlx::query(
-                            "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
-                             WHERE id = $1 AND revoked_at IS NULL RETURNING id, user_id",
-                        )
-                        .bind(id)
-                        .bind(now)
-                        .bind(reason)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(err("session"))?,
                     ),
-                    RevokeScope::Workspace(workspace) => (
+                    RevokeScope::ClientApp(id) => (
+                        revoke_where!("client_app_id = $1 AND expires_at > $2"),
+                        id,
                         None,
-                        sqlx::query(
-                            "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
-                             WHERE workspace_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
-                             RETURNING id, user_id",
-                        )
-                        .bind(workspace)
-                        .bind(now)
-                        .bind(reason)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(err("session"))?,
                     ),
-                    RevokeScope::ClientApp(app) => (
-                        None,
-                        sqlx::query(
-                            "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
-                             WHERE client_app_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
-                             RETURNING id, user_id",
-                        )
-                        .bind(app)
-                        .bind(now)
-                        .bind(reason)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(err("session"))?,
-                    ),
-                    RevokeScope::User(user) => (
-                        Some(user),
-                        sqlx::query(
-                            "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
-                             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
-                             RETURNING id, user_id",
-                        )
-                        .bind(user)
-                        .bind(now)
-                        .bind(reason)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(err("session"))?,
+                    RevokeScope::User(id) => (
+                        revoke_where!("user_id = $1 AND expires_at > $2"),
+                        id,
+                        Some(id),
                     ),
                 };
+                let rows = sqlx::query(sql)
+                    .bind(id)
+                    .bind(now)
+                    .bind(reason)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(err("session"))?;
                 let mut targets: Vec<(Option<Uuid>, Uuid)> = Vec::with_capacity(rows.len() + 1);
                 for row in &rows {
                     targets.push((
