@@ -137,6 +137,7 @@ impl From<StoreError> for Error {
             StoreError::Conflict(what) => Error::AlreadyExists(what.to_string()),
             StoreError::NotFound(what) => Error::NotFound(what.to_string()),
             StoreError::Internal => Error::Internal,
+            StoreError::Refused(err) => *err,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod api;
 pub mod app;
 pub mod apps;
 pub mod audit;
+pub mod authz;
 pub mod cache;
 pub mod config;
 pub mod csv_io;

@@ -184,21 +184,21 @@ async fn cors_preflight_allows_only_configured_origins(backend: Backend) {
 }
 
 async fn rpcs_of_later_capabilities_are_unimplemented(backend: Backend) {
-    use sentinel::proto::v1::ListMembersRequest;
-    use sentinel::proto::v1::workspace_service_client::WorkspaceServiceClient;
+    use sentinel::proto::v1::GetResourceRequest;
+    use sentinel::proto::v1::permission_service_client::PermissionServiceClient;
     let (app, _db) = TestApp::spawn(backend).await;
     // The tier is enforced first…
-    let err = WorkspaceServiceClient::new(app.channel.clone())
-        .list_members(ListMembersRequest::default())
+    let err = PermissionServiceClient::new(app.channel.clone())
+        .get_resource(GetResourceRequest::default())
         .await
         .expect_err("no credential");
     assert_eq!(err.code(), Code::Unauthenticated);
     // …then the handler answers that it is not built yet.
-    let issued = common::sign_in(&app, "ann@example.com", "acme", "viewer").await;
-    let err = WorkspaceServiceClient::new(app.channel.clone())
-        .list_members(common::with_bearer(
-            ListMembersRequest::default(),
-            &issued.access_token,
+    let key = common::service_key(&app, "docs").await;
+    let err = PermissionServiceClient::new(app.channel.clone())
+        .get_resource(common::with_service_key(
+            GetResourceRequest::default(),
+            &key,
         ))
         .await
         .expect_err("not built yet");

@@ -265,3 +265,110 @@ pub fn audit_event(row: &crate::store::AuditRow) -> pb::AuditEvent {
         details: details(&row.details),
     }
 }
+
+/// The stored name of a workspace role enum (`None` for unspecified or unknown values).
+pub fn role_name(value: i32) -> Option<&'static str> {
+    match pb::WorkspaceRole::try_from(value).ok()? {
+        pb::WorkspaceRole::Owner => Some("owner"),
+        pb::WorkspaceRole::Admin => Some("admin"),
+        pb::WorkspaceRole::Editor => Some("editor"),
+        pb::WorkspaceRole::Viewer => Some("viewer"),
+        pb::WorkspaceRole::Unspecified => None,
+    }
+}
+
+/// A user's public profile.
+pub fn user_summary(row: &crate::store::UserRow) -> pb::UserSummary {
+    pb::UserSummary {
+        id: row.id.to_string(),
+        email: row.email.clone(),
+        name: row.name.clone(),
+        avatar_url: row.avatar_url.clone(),
+    }
+}
+
+/// A membership message.
+pub fn member(row: &crate::store::MemberRow) -> pb::Member {
+    pb::Member {
+        workspace_id: row.workspace_id.to_string(),
+        user: Some(user_summary(&row.user)),
+        role: role(&row.role) as i32,
+        joined_at: Some(timestamp(row.joined_at)),
+        updated_at: Some(timestamp(row.updated_at)),
+    }
+}
+
+/// An invitation message.
+pub fn invitation(row: &crate::store::InvitationRow) -> pb::Invitation {
+    pb::Invitation {
+        id: row.id.to_string(),
+        workspace_id: row.workspace_id.to_string(),
+        email: row.email.clone(),
+        role: role(&row.role) as i32,
+        invited_by: row.invited_by.map(|u| u.to_string()).unwrap_or_default(),
+        created_at: Some(timestamp(row.created_at)),
+        expires_at: Some(timestamp(row.expires_at)),
+    }
+}
+
+/// A group message.
+pub fn group(row: &crate::store::GroupRow) -> pb::Group {
+    pb::Group {
+        id: row.id.to_string(),
+        workspace_id: row.workspace_id.to_string(),
+        name: row.name.clone(),
+        description: row.description.clone(),
+        member_count: i32::try_from(row.member_count).unwrap_or(i32::MAX),
+        created_at: Some(timestamp(row.created_at)),
+        updated_at: Some(timestamp(row.updated_at)),
+    }
+}
+
+/// A custom role message.
+pub fn custom_role(row: &crate::store::RoleRow) -> pb::CustomRole {
+    pb::CustomRole {
+        id: row.id.to_string(),
+        workspace_id: row.workspace_id.to_string(),
+        service_name: row.service_name.clone(),
+        name: row.name.clone(),
+        description: row.description.clone(),
+        actions: row.actions.clone(),
+        assigned_user_count: i32::try_from(row.assigned).unwrap_or(i32::MAX),
+        created_at: Some(timestamp(row.created_at)),
+        updated_at: Some(timestamp(row.updated_at)),
+    }
+}
+
+/// A page token around a serializable keyset cursor.
+pub fn cursor_token<K: serde::Serialize>(key: &K) -> String {
+    page_token(&serde_json::to_string(key).unwrap_or_default())
+}
+
+/// The keyset cursor inside a page token from [`cursor_token`] (empty = first page).
+pub fn token_cursor<K: serde::de::DeserializeOwned>(token: &str) -> Result<Option<K>, Error> {
+    let Some(text) = page_cursor(token)? else {
+        return Ok(None);
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|_| Error::invalid("page_token", "is not a token from a previous page"))
+}
+
+/// Cuts a page fetched with `limit + 1` rows to `limit`, with the next page's token.
+pub fn page<T, K: serde::Serialize>(
+    mut rows: Vec<T>,
+    limit: i64,
+    key: impl Fn(&T) -> K,
+) -> (Vec<T>, String) {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    if rows.len() > limit {
+        rows.truncate(limit);
+        let token = rows
+            .last()
+            .map(|r| cursor_token(&key(r)))
+            .unwrap_or_default();
+        (rows, token)
+    } else {
+        (rows, String::new())
+    }
+}

@@ -71,3 +71,42 @@ pub fn actor<T>(request: &Request<T>) -> crate::audit::Actor {
             .map(String::from),
     }
 }
+
+/// The signed-in user behind an access token or an authz token of the calling service.
+pub fn user_id<T>(request: &Request<T>) -> Result<Option<uuid::Uuid>, Error> {
+    let principal = principal(request)?;
+    let sub = match (&principal.user, &principal.authz) {
+        (Some(user), _) => &user.sub,
+        (None, Some(authz)) => &authz.sub,
+        (None, None) => return Ok(None),
+    };
+    uuid::Uuid::parse_str(sub)
+        .map(Some)
+        .map_err(|_| Error::Unauthenticated(INVALID_CREDENTIAL))
+}
+
+/// The workspace named in the caller's token (`wid`), if any.
+pub fn token_workspace<T>(request: &Request<T>) -> Result<Option<uuid::Uuid>, Error> {
+    let principal = principal(request)?;
+    let wid = match (&principal.user, &principal.authz) {
+        (Some(user), _) => user.wid.clone(),
+        (None, Some(authz)) => Some(authz.wid.clone()),
+        (None, None) => None,
+    };
+    wid.map(|w| uuid::Uuid::parse_str(&w).map_err(|_| Error::Unauthenticated(INVALID_CREDENTIAL)))
+        .transpose()
+}
+
+/// The caller of a tenancy operation: user (if any), service by key (if any), audit actor.
+pub fn caller<T>(request: &Request<T>) -> Result<crate::tenancy::Caller, Error> {
+    let principal = principal(request)?;
+    Ok(crate::tenancy::Caller {
+        user: user_id(request)?,
+        service: principal
+            .service
+            .as_ref()
+            .filter(|_| !principal.via_origin)
+            .map(|s| s.service_name.clone()),
+        actor: actor(request),
+    })
+}

@@ -5,7 +5,7 @@ mod admin;
 mod auth;
 mod convert;
 pub mod credentials;
-mod pending;
+mod permission;
 pub mod principal;
 mod service_app;
 pub mod tiers;
@@ -46,7 +46,8 @@ pub fn routes(state: &AppState) -> Routes {
             .max_decoding_message_size(max),
     )
     .add_service(
-        PermissionServiceServer::new(pending::PermissionApi).max_decoding_message_size(max),
+        PermissionServiceServer::new(permission::PermissionApi::new(state.clone()))
+            .max_decoding_message_size(max),
     )
     .add_service(
         ServiceAppServiceServer::new(service_app::ServiceAppApi::new(state.clone()))

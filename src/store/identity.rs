@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
-use super::{StoreError, StoreResult};
+use super::{StoreError, StoreResult, WriteLock};
+use crate::authz::Change;
 
 /// A user row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +107,8 @@ pub trait IdentityStore: Send + Sync {
         audit: &super::AuditRow,
     ) -> StoreResult<Option<WorkspaceRow>>;
     /// Deletes a workspace and everything in it; says whether it existed.
-    async fn delete_workspace(&self, id: Uuid, audit: &super::AuditRow) -> StoreResult<bool>;
+    async fn delete_workspace(&self, id: Uuid, audit: &super::AuditRow)
+    -> StoreResult<Option<i64>>;
     /// Changes a user's own profile (name, avatar), audited in the same transaction.
     async fn update_profile(
         &self,
@@ -157,6 +159,7 @@ macro_rules! impl_identity_store {
         #[async_trait]
         impl IdentityStore for $store {
             async fn insert_user(&self, user: &UserRow) -> StoreResult<()> {
+                let mut tx = self.begin_write(WriteLock::Changelog).await?;
                 sqlx::query(concat!(
                     "INSERT INTO users (",
                     user_columns!(),
@@ -170,10 +173,63 @@ macro_rules! impl_identity_store {
                 .bind(user.is_admin)
                 .bind(user.created_at)
                 .bind(user.updated_at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(err("user"))?;
-                Ok(())
+                // Pending invitations of this email become memberships.
+                let invitations = sqlx::query(
+                    "DELETE FROM invitations WHERE email = $1 \
+                     RETURNING id, workspace_id, role, expires_at",
+                )
+                .bind(&user.email)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(err("invitation"))?;
+                for row in &invitations {
+                    let e = err("invitation");
+                    let expires_at: DateTime<Utc> = row.try_get("expires_at").map_err(&e)?;
+                    if expires_at <= user.created_at {
+                        continue;
+                    }
+                    let id: Uuid = row.try_get("id").map_err(&e)?;
+                    let workspace_id: Uuid = row.try_get("workspace_id").map_err(&e)?;
+                    let role: String = row.try_get("role").map_err(&e)?;
+                    sqlx::query(
+                        "INSERT INTO memberships (workspace_id, user_id, role, created_at, \
+                         updated_at) VALUES ($1, $2, $3, $4, $4)",
+                    )
+                    .bind(workspace_id)
+                    .bind(user.id)
+                    .bind(&role)
+                    .bind(user.created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err("membership"))?;
+                    let change = Change::MemberSet {
+                        workspace_id,
+                        user_id: user.id,
+                        role: role.clone(),
+                    };
+                    append_change!(tx, change)
+                        .await
+                        .map_err(err("changelog"))?;
+                    let mut event = crate::audit::event(
+                        "invitation.accepted",
+                        &crate::audit::Actor {
+                            user_id: Some(user.id),
+                            ..Default::default()
+                        },
+                        "invitation",
+                        id,
+                        serde_json::json!({ "role": role }),
+                    );
+                    event.workspace_id = Some(workspace_id);
+                    insert_audit_query!(event)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err("audit event"))?;
+                }
+                tx.commit().await.map_err(err("user"))
             }
 
             async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<UserRow>> {
@@ -275,19 +331,28 @@ macro_rules! impl_identity_store {
                 role: &str,
                 now: DateTime<Utc>,
             ) -> StoreResult<()> {
+                let mut tx = self.begin_write(WriteLock::Changelog).await?;
                 sqlx::query(
-                    "INSERT INTO memberships (workspace_id, user_id, role, created_at) \
-                     VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role",
+                    "INSERT INTO memberships (workspace_id, user_id, role, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $4) ON CONFLICT (workspace_id, user_id) \
+                     DO UPDATE SET role = excluded.role, updated_at = excluded.updated_at",
                 )
                 .bind(workspace_id)
                 .bind(user_id)
                 .bind(role)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(err("membership"))?;
-                Ok(())
+                let change = Change::MemberSet {
+                    workspace_id,
+                    user_id,
+                    role: role.to_string(),
+                };
+                append_change!(tx, change)
+                    .await
+                    .map_err(err("changelog"))?;
+                tx.commit().await.map_err(err("membership"))
             }
 
             async fn membership_role(
@@ -313,7 +378,7 @@ macro_rules! impl_identity_store {
                 owner: Uuid,
                 audit: &super::AuditRow,
             ) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await.map_err(err("workspace"))?;
+                let mut tx = self.begin_write(WriteLock::Changelog).await?;
                 sqlx::query(concat!(
                     "INSERT INTO workspaces (",
                     workspace_columns!(),
@@ -329,8 +394,8 @@ macro_rules! impl_identity_store {
                 .await
                 .map_err(err("workspace slug"))?;
                 sqlx::query(
-                    "INSERT INTO memberships (workspace_id, user_id, role, created_at) \
-                     VALUES ($1, $2, 'owner', $3)",
+                    "INSERT INTO memberships (workspace_id, user_id, role, created_at, updated_at) \
+                     VALUES ($1, $2, 'owner', $3, $3)",
                 )
                 .bind(workspace.id)
                 .bind(owner)
@@ -338,6 +403,14 @@ macro_rules! impl_identity_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(err("membership"))?;
+                let change = Change::MemberSet {
+                    workspace_id: workspace.id,
+                    user_id: owner,
+                    role: "owner".into(),
+                };
+                append_change!(tx, change)
+                    .await
+                    .map_err(err("changelog"))?;
                 insert_audit_query!(audit)
                     .execute(&mut *tx)
                     .await
@@ -421,22 +494,26 @@ macro_rules! impl_identity_store {
                 &self,
                 id: Uuid,
                 audit: &super::AuditRow,
-            ) -> StoreResult<bool> {
-                let mut tx = self.pool.begin().await.map_err(err("workspace"))?;
+            ) -> StoreResult<Option<i64>> {
+                let mut tx = self.begin_write(WriteLock::Changelog).await?;
                 let done = sqlx::query("DELETE FROM workspaces WHERE id = $1")
                     .bind(id)
                     .execute(&mut *tx)
                     .await
                     .map_err(err("workspace"))?;
                 if done.rows_affected() == 0 {
-                    return Ok(false);
+                    return Ok(None);
                 }
+                let change = Change::WorkspaceDeleted { workspace_id: id };
+                let revision = append_change!(tx, change)
+                    .await
+                    .map_err(err("changelog"))?;
                 insert_audit_query!(audit)
                     .execute(&mut *tx)
                     .await
                     .map_err(err("audit event"))?;
                 tx.commit().await.map_err(err("workspace"))?;
-                Ok(true)
+                Ok(Some(revision))
             }
 
             async fn update_profile(
@@ -475,7 +552,7 @@ macro_rules! impl_identity_store {
                 user: &UserRow,
                 membership: Option<(Uuid, &str)>,
             ) -> StoreResult<(bool, bool)> {
-                let mut tx = self.pool.begin().await.map_err(err("user"))?;
+                let mut tx = self.begin_write(WriteLock::Changelog).await?;
                 let created = sqlx::query(concat!(
                     "INSERT INTO users (",
                     user_columns!(),
@@ -504,8 +581,9 @@ macro_rules! impl_identity_store {
                         .try_get("id")
                         .map_err(err("user"))?;
                     added = sqlx::query(
-                        "INSERT INTO memberships (workspace_id, user_id, role, created_at) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT (workspace_id, user_id) DO NOTHING",
+                        "INSERT INTO memberships (workspace_id, user_id, role, created_at, \
+                         updated_at) VALUES ($1, $2, $3, $4, $4) \
+                         ON CONFLICT (workspace_id, user_id) DO NOTHING",
                     )
                     .bind(workspace_id)
                     .bind(id)
@@ -516,6 +594,16 @@ macro_rules! impl_identity_store {
                     .map_err(err("membership"))?
                     .rows_affected()
                         == 1;
+                    if added {
+                        let change = Change::MemberSet {
+                            workspace_id,
+                            user_id: id,
+                            role: role.to_string(),
+                        };
+                        append_change!(tx, change)
+                            .await
+                            .map_err(err("changelog"))?;
+                    }
                 }
                 tx.commit().await.map_err(err("user"))?;
                 Ok((created, added))

@@ -25,6 +25,30 @@ macro_rules! insert_audit_query {
     };
 }
 
+/// Appends a [`crate::authz::Change`] to the changelog inside a caller's transaction (which must
+/// hold [`WriteLock::Changelog`]); evaluates to the revision.
+macro_rules! append_change {
+    ($tx:expr, $change:expr) => {
+        sqlx::query_scalar::<_, i64>(
+            "INSERT INTO changelog (workspace_id, service_name, kind, payload, occurred_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING revision",
+        )
+        .bind($change.workspace_id())
+        .bind($change.service_name())
+        .bind($change.kind())
+        .bind($change.payload())
+        .bind(chrono::Utc::now())
+        .fetch_one(&mut *$tx)
+    };
+}
+
+/// The newest changelog revision, inside a caller's transaction or on a pool.
+macro_rules! current_revision_query {
+    () => {
+        sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(revision), 0) FROM changelog")
+    };
+}
+
 mod admin;
 mod apps;
 mod identity;
@@ -32,6 +56,7 @@ mod keys;
 pub mod postgres;
 mod sessions;
 pub mod sqlite;
+mod tenancy;
 
 use std::sync::Arc;
 
@@ -46,6 +71,10 @@ pub use identity::{IdentityStore, UserRow, WorkspaceRow};
 pub use keys::{KeyStatus, NewSigningKey, SigningKeyRow};
 pub use sessions::{
     AuditRow, RefreshOutcome, RevocationRow, RevokeScope, SessionRow, SessionStore,
+};
+pub use tenancy::{
+    GroupRow, InvitationRow, LinkOutcome, MemberFacts, MemberRow, MembershipOp, RoleRow,
+    TenancyStore,
 };
 
 /// Errors of the storage layer. Never carries SQL text or driver details to callers: those are
@@ -64,6 +93,9 @@ pub enum StoreError {
     /// Anything else; details were logged.
     #[error("database error")]
     Internal,
+    /// A rule checked inside the transaction refused the write; nothing changed.
+    #[error("refused: {0}")]
+    Refused(Box<crate::error::Error>),
 }
 
 impl StoreError {
@@ -109,6 +141,9 @@ pub(crate) enum WriteLock {
     Revocations = 0x5e_0001,
     /// Signing-key rotation and activation.
     SigningKeys = 0x5e_0002,
+    /// The authorization changelog: revisions commit in order, and membership rules (the last
+    /// owner) are decided with no other authorization write in between.
+    Changelog = 0x5e_0003,
 }
 
 /// A `LIKE` pattern matching `text` anywhere, with `%`, `_` and `\` in it taken literally
@@ -157,7 +192,7 @@ pub trait KeyStore: Send + Sync {
 /// The whole durable store: every aggregate trait plus health.
 #[async_trait]
 pub trait Store:
-    KeyStore + IdentityStore + SessionStore + AppStore + AdminStore + Send + Sync
+    KeyStore + IdentityStore + SessionStore + AppStore + AdminStore + TenancyStore + Send + Sync
 {
     /// `sqlite` or `postgres`, for logs.
     fn backend(&self) -> &'static str;

@@ -132,6 +132,13 @@ pub enum RevokeScope {
     ClientApp(Uuid),
     /// Every session scoped to a workspace.
     Workspace(Uuid),
+    /// Every session of a user scoped to a workspace (role change, removal).
+    Member {
+        /// The workspace.
+        workspace_id: Uuid,
+        /// The member.
+        user_id: Uuid,
+    },
 }
 
 /// Sessions, refresh tokens, revocations and audit.
@@ -486,6 +493,7 @@ macro_rules! impl_session_store {
                 let mut tx = self.begin_write(WriteLock::Revocations).await?;
                 // One statement per scope; they differ only in the column that selects sessions
                 // (a single session is revoked even if past its expiry, for the record).
+                let mut member = None;
                 let (sql, id, user_wide) = match scope {
                     RevokeScope::Session(id) => (revoke_where!("id = $1"), id, None),
                     RevokeScope::Workspace(id) => (
@@ -498,16 +506,28 @@ macro_rules! impl_session_store {
                         id,
                         None,
                     ),
+                    RevokeScope::Member {
+                        workspace_id,
+                        user_id,
+                    } => {
+                        member = Some(user_id);
+                        (
+                            revoke_where!("workspace_id = $1 AND expires_at > $2 AND user_id = $4"),
+                            workspace_id,
+                            None,
+                        )
+                    }
                     RevokeScope::User(id) => (
                         revoke_where!("user_id = $1 AND expires_at > $2"),
                         id,
                         Some(id),
                     ),
                 };
-                let rows = sqlx::query(sql)
-                    .bind(id)
-                    .bind(now)
-                    .bind(reason)
+                let mut query = sqlx::query(sql).bind(id).bind(now).bind(reason);
+                if let Some(user) = member {
+                    query = query.bind(user);
+                }
+                let rows = query
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(err("session"))?;

@@ -1,5 +1,15 @@
-//! Workspaces: create (the creator becomes owner), read, list, update (admin+), delete (owner).
-//! Memberships, groups and custom roles follow with the rest of the tenancy capability.
+//! Tenancy: workspaces (create — the creator becomes owner —, read, list, update by admin+,
+//! delete by owner), memberships and invitations (`members.rs`), groups (`groups.rs`) and custom
+//! roles with service actions (`roles.rs`).
+//!
+//! Visibility rule shared by every operation: a workspace, or anything in it, that the calling
+//! user cannot see (not a member, not a platform admin) is NOT_FOUND, whether or not it exists.
+
+mod groups;
+pub mod members;
+mod roles;
+
+pub use members::Invitee;
 
 use std::sync::Arc;
 
@@ -35,7 +45,42 @@ pub struct WorkspaceView {
     pub joined_at: Option<DateTime<Utc>>,
 }
 
-fn validate_description(text: &str) -> Result<String, Error> {
+/// Who is calling a tenancy operation.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The signed-in user (access or authz token), if any.
+    pub user: Option<Uuid>,
+    /// The calling service (by key), if any.
+    pub service: Option<String>,
+    /// For the audit trail.
+    pub actor: Actor,
+}
+
+/// The caller's standing in one workspace.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Standing {
+    /// Role rank (owner 4 … viewer 1); platform admins rank as owners; 0 for a service alone.
+    pub rank: u8,
+    /// Whether the user is a platform admin (and not judged by membership).
+    pub admin: bool,
+    /// Whether a service acts with no user (trusted with its own data; no rank applies).
+    pub service_alone: bool,
+}
+
+impl Standing {
+    /// PERMISSION_DENIED unless the caller ranks at least `role` (a service alone passes).
+    pub fn require(&self, role: &str, what: &str) -> Result<(), Error> {
+        if self.service_alone || self.rank >= rank(role) {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied(format!(
+                "{what} needs the {role} role or higher"
+            )))
+        }
+    }
+}
+
+pub(crate) fn validate_description(text: &str) -> Result<String, Error> {
     if text.chars().count() > 2000 {
         return Err(Error::invalid("description", "at most 2000 characters"));
     }
@@ -52,6 +97,33 @@ impl Workspaces {
     /// Over `store`; `tokens` revokes sessions of deleted workspaces.
     pub fn new(store: Arc<dyn Store>, tokens: Arc<TokenService>) -> Self {
         Self { store, tokens }
+    }
+
+    /// The caller's standing in workspace `id`: a user by membership (platform admins rank as
+    /// owners); a service acting alone needs only the workspace to exist. NOT_FOUND for a
+    /// workspace the caller cannot see.
+    pub(crate) async fn standing(&self, caller: &Caller, id: Uuid) -> Result<Standing, Error> {
+        match caller.user {
+            Some(user) => {
+                let (view, rank) = self.role_of(user, id).await?;
+                Ok(Standing {
+                    rank,
+                    admin: view.role.is_none(),
+                    service_alone: false,
+                })
+            }
+            None => {
+                self.store
+                    .workspace_by_id(id)
+                    .await?
+                    .ok_or_else(|| Error::NotFound("workspace".into()))?;
+                Ok(Standing {
+                    rank: 0,
+                    admin: false,
+                    service_alone: true,
+                })
+            }
+        }
     }
 
     /// The caller's role in `id`; platform admins count as owners. A workspace the caller
@@ -186,7 +258,8 @@ impl Workspaces {
     }
 
     /// Deletes a workspace and everything in it (owner), ending sessions scoped to it.
-    pub async fn delete(&self, actor: &Actor, user: Uuid, id: Uuid) -> Result<(), Error> {
+    /// Returns the changelog revision of the deletion.
+    pub async fn delete(&self, actor: &Actor, user: Uuid, id: Uuid) -> Result<i64, Error> {
         let (_, rank_of_caller) = self.role_of(user, id).await?;
         if rank_of_caller < rank("owner") {
             return Err(Error::PermissionDenied(
@@ -196,16 +269,17 @@ impl Workspaces {
         self.tokens
             .revoke(RevokeScope::Workspace(id), "workspace_deleted", None)
             .await?;
-        let event = audit::event(
+        let mut event = audit::event(
             "workspace.deleted",
             actor,
             "workspace",
             id,
             serde_json::json!({}),
         );
-        if !self.store.delete_workspace(id, &event).await? {
-            return Err(Error::NotFound("workspace".into()));
-        }
-        Ok(())
+        event.workspace_id = Some(id);
+        self.store
+            .delete_workspace(id, &event)
+            .await?
+            .ok_or_else(|| Error::NotFound("workspace".into()))
     }
 }

@@ -1,0 +1,8 @@
+//! Authorization state changes and consistency tokens. Every write that changes who may do what
+//! appends a [`Change`] to the changelog in the transaction of the change itself; its revision,
+//! encoded as a consistency token, is what callers pass back to read their own writes.
+
+pub mod change;
+pub mod consistency;
+
+pub use change::Change;

@@ -1,0 +1,181 @@
+//! Groups: named sets of workspace members, grantees of resource permissions.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Caller, Standing, Workspaces, validate_description};
+use crate::apps::validate_name;
+use crate::audit;
+use crate::error::Error;
+use crate::store::{GroupRow, LinkOutcome, UserRow};
+
+impl Workspaces {
+    /// A group and the caller's standing in its workspace; NOT_FOUND for a group the caller
+    /// cannot see, whether or not it exists.
+    pub(crate) async fn group_in_scope(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+    ) -> Result<(GroupRow, Standing), Error> {
+        let not_found = || Error::NotFound("group".into());
+        let group = self.store.group(id).await?.ok_or_else(not_found)?;
+        let standing =
+            self.standing(caller, group.workspace_id)
+                .await
+                .map_err(|err| match err {
+                    Error::NotFound(_) => not_found(),
+                    other => other,
+                })?;
+        Ok((group, standing))
+    }
+
+    /// Creates a group (admin+).
+    pub async fn create_group(
+        &self,
+        caller: &Caller,
+        workspace_id: Uuid,
+        name: &str,
+        description: &str,
+    ) -> Result<GroupRow, Error> {
+        let name = validate_name(name)?;
+        let description = validate_description(description)?;
+        self.standing(caller, workspace_id)
+            .await?
+            .require("admin", "creating groups")?;
+        let now = Utc::now();
+        let group = GroupRow {
+            id: Uuid::new_v4(),
+            workspace_id,
+            name,
+            description,
+            member_count: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut event = audit::event(
+            "group.created",
+            &caller.actor,
+            "group",
+            group.id,
+            serde_json::json!({ "name": group.name }),
+        );
+        event.workspace_id = Some(workspace_id);
+        self.store.create_group(&group, &event).await?;
+        Ok(group)
+    }
+
+    /// Groups of a workspace (any member).
+    pub async fn list_groups(
+        &self,
+        caller: &Caller,
+        workspace_id: Uuid,
+        member: Option<Uuid>,
+        query: Option<&str>,
+        after: Option<(String, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<GroupRow>, Error> {
+        self.standing(caller, workspace_id).await?;
+        Ok(self
+            .store
+            .list_groups(workspace_id, member, query, after, limit)
+            .await?)
+    }
+
+    /// Renames or re-describes a group (admin+).
+    pub async fn update_group(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<GroupRow, Error> {
+        let name = name.map(validate_name).transpose()?;
+        let description = description.map(validate_description).transpose()?;
+        let (group, standing) = self.group_in_scope(caller, id).await?;
+        standing.require("admin", "changing groups")?;
+        let mut event = audit::event(
+            "group.updated",
+            &caller.actor,
+            "group",
+            id,
+            serde_json::json!({ "name": name, "description": description }),
+        );
+        event.workspace_id = Some(group.workspace_id);
+        self.store
+            .update_group(id, name.as_deref(), description.as_deref(), &event)
+            .await?
+            .ok_or_else(|| Error::NotFound("group".into()))
+    }
+
+    /// Deletes a group with its memberships and grants (admin+); the revision.
+    pub async fn delete_group(&self, caller: &Caller, id: Uuid) -> Result<i64, Error> {
+        let (group, standing) = self.group_in_scope(caller, id).await?;
+        standing.require("admin", "deleting groups")?;
+        let mut event = audit::event(
+            "group.deleted",
+            &caller.actor,
+            "group",
+            id,
+            serde_json::json!({ "name": group.name }),
+        );
+        event.workspace_id = Some(group.workspace_id);
+        self.store
+            .delete_group(id, &event)
+            .await?
+            .ok_or_else(|| Error::NotFound("group".into()))
+    }
+
+    /// Adds (`add`) or removes a user to or from a group (admin+). Idempotent; returns whether
+    /// anything changed and the revision.
+    pub async fn set_group_member(
+        &self,
+        caller: &Caller,
+        group_id: Uuid,
+        user_id: Uuid,
+        add: bool,
+    ) -> Result<(bool, i64), Error> {
+        let (group, standing) = self.group_in_scope(caller, group_id).await?;
+        standing.require("admin", "changing group members")?;
+        if add && self.store.user_by_id(user_id).await?.is_none() {
+            return Err(Error::NotFound("user".into()));
+        }
+        let mut event = audit::event(
+            if add {
+                "group.member_added"
+            } else {
+                "group.member_removed"
+            },
+            &caller.actor,
+            "group",
+            group_id,
+            serde_json::json!({ "user_id": user_id }),
+        );
+        event.workspace_id = Some(group.workspace_id);
+        match self
+            .store
+            .set_group_member(group.workspace_id, group_id, user_id, add, &event)
+            .await?
+        {
+            LinkOutcome::Changed(revision) => Ok((true, revision)),
+            LinkOutcome::Unchanged(revision) => Ok((false, revision)),
+            LinkOutcome::NotWorkspaceMember => Err(Error::FailedPrecondition(
+                "the user is not a member of the group's workspace".into(),
+            )),
+        }
+    }
+
+    /// Members of a group (any member of its workspace).
+    pub async fn list_group_members(
+        &self,
+        caller: &Caller,
+        group_id: Uuid,
+        after: Option<(String, String, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<(UserRow, DateTime<Utc>)>, Error> {
+        self.group_in_scope(caller, group_id).await?;
+        Ok(self
+            .store
+            .list_group_members(group_id, after, limit)
+            .await?)
+    }
+}

@@ -1,0 +1,351 @@
+//! Memberships and invitations. Who may change whom is decided inside the write's transaction
+//! (under the changelog lock), so concurrent demotions and removals can never leave a workspace
+//! without an owner.
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::{Caller, Workspaces, rank};
+use crate::audit;
+use crate::error::Error;
+use crate::operator::normalize_email;
+use crate::store::{InvitationRow, MemberFacts, MemberRow, MembershipOp, RevokeScope};
+
+/// How long an invitation waits for its invitee's first sign-in.
+const INVITATION_TTL_DAYS: i64 = 30;
+
+/// Who `AddMember` adds.
+#[derive(Debug, Clone)]
+pub enum Invitee {
+    /// An email: the user with it, or an invitation when there is none.
+    Email(String),
+    /// An existing user.
+    UserId(Uuid),
+}
+
+/// What `AddMember` created.
+#[derive(Debug, Clone)]
+pub enum Added {
+    /// A membership of an existing user.
+    Member(MemberRow),
+    /// A pending invitation.
+    Invitation(InvitationRow),
+}
+
+/// Checks a role name from the API: one of the four workspace roles.
+pub fn validate_role(field: &str, role: &str) -> Result<(), Error> {
+    if rank(role) == 0 {
+        return Err(Error::invalid(
+            field,
+            "must be one of owner, admin, editor, viewer",
+        ));
+    }
+    Ok(())
+}
+
+/// The caller's rank from facts read under the lock (platform admins rank as owners).
+fn caller_rank(facts: &MemberFacts, admin: bool) -> u8 {
+    if admin {
+        rank("owner")
+    } else {
+        facts.caller_role.as_deref().map_or(0, rank)
+    }
+}
+
+fn last_owner(facts: &MemberFacts, what: &str) -> Result<(), Error> {
+    if facts.target_role.as_deref() == Some("owner") && facts.owners <= 1 {
+        return Err(Error::FailedPrecondition(format!(
+            "the last owner of a workspace cannot be {what}; make another member owner first"
+        )));
+    }
+    Ok(())
+}
+
+impl Workspaces {
+    /// Members of a workspace by name and email (any member may list).
+    pub async fn list_members(
+        &self,
+        caller: &Caller,
+        workspace_id: Uuid,
+        query: Option<&str>,
+        role: Option<&str>,
+        after: Option<(String, String, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<MemberRow>, Error> {
+        self.standing(caller, workspace_id).await?;
+        Ok(self
+            .store
+            .list_members(workspace_id, query, role, after, limit)
+            .await?)
+    }
+
+    /// Adds a user (by id or email) or invites an email without a user (admin+; owner to add
+    /// an owner). Returns what was created and the revision.
+    pub async fn add_member(
+        &self,
+        caller: &Caller,
+        workspace_id: Uuid,
+        invitee: Invitee,
+        role: &str,
+    ) -> Result<(Added, i64), Error> {
+        validate_role("role", role)?;
+        let standing = self.standing(caller, workspace_id).await?;
+        standing.require("admin", "adding members")?;
+        if role == "owner" {
+            standing.require("owner", "adding an owner")?;
+        }
+        let user = match invitee {
+            Invitee::UserId(id) => Some(
+                self.store
+                    .user_by_id(id)
+                    .await?
+                    .ok_or_else(|| Error::NotFound("user".into()))?,
+            ),
+            Invitee::Email(email) => {
+                let email = normalize_email(&email)?;
+                match self.store.user_by_email(&email).await? {
+                    Some(user) => Some(user),
+                    None => {
+                        let invitation = self.invite(caller, workspace_id, email, role).await?;
+                        let revision = self.store.current_revision().await?;
+                        return Ok((Added::Invitation(invitation), revision));
+                    }
+                }
+            }
+        };
+        let user = user.ok_or(Error::Internal)?;
+        if !user.is_active {
+            return Err(Error::FailedPrecondition("the user is deactivated".into()));
+        }
+        let mut event = audit::event(
+            "member.added",
+            &caller.actor,
+            "user",
+            user.id,
+            serde_json::json!({ "role": role }),
+        );
+        event.workspace_id = Some(workspace_id);
+        let admin = standing.admin;
+        let rule = move |facts: &MemberFacts| {
+            if facts.target_role.is_some() {
+                return Err(Error::AlreadyExists(
+                    "the user is already a member of the workspace".into(),
+                ));
+            }
+            let caller_rank = caller_rank(facts, admin);
+            if caller_rank < rank("admin") || (role == "owner" && caller_rank < rank("owner")) {
+                return Err(Error::PermissionDenied(
+                    "adding members needs the admin role (owner to add an owner)".into(),
+                ));
+            }
+            Ok(())
+        };
+        let revision = self
+            .store
+            .change_membership(
+                workspace_id,
+                user.id,
+                MembershipOp::Add(role),
+                caller.user,
+                &rule,
+                &event,
+            )
+            .await?
+            .ok_or(Error::Internal)?;
+        let member = self
+            .store
+            .member(workspace_id, user.id)
+            .await?
+            .ok_or(Error::Internal)?;
+        Ok((Added::Member(member), revision))
+    }
+
+    async fn invite(
+        &self,
+        caller: &Caller,
+        workspace_id: Uuid,
+        email: String,
+        role: &str,
+    ) -> Result<InvitationRow, Error> {
+        let now = Utc::now();
+        let invitation = InvitationRow {
+            id: Uuid::new_v4(),
+            workspace_id,
+            email,
+            role: role.to_string(),
+            invited_by: caller.user,
+            created_at: now,
+            expires_at: now + chrono::Duration::days(INVITATION_TTL_DAYS),
+        };
+        let mut event = audit::event(
+            "invitation.created",
+            &caller.actor,
+            "invitation",
+            invitation.id,
+            serde_json::json!({ "email": invitation.email, "role": role }),
+        );
+        event.workspace_id = Some(workspace_id);
+        self.store
+            .create_invitation(&invitation, &event)
+            .await
+            .map_err(|err| match err {
+                crate::store::StoreError::Conflict(_) => Error::AlreadyExists(
+                    "the email already has a pending invitation to this workspace".into(),
+                ),
+                other => other.into(),
+            })?;
+        Ok(invitation)
+    }
+
+    /// Changes a member's role (admin+; owner to grant or take the owner role; never the last
+    /// owner) and revokes the member's sessions in the workspace. Returns the member, the
+    /// number of revoked sessions and the revision (`None`: the role was already set).
+    pub async fn update_member_role(
+        &self,
+        caller: &Caller,
+        workspace_id: Uuid,
+        target: Uuid,
+        role: &str,
+    ) -> Result<(MemberRow, usize, Option<i64>), Error> {
+        validate_role("role", role)?;
+        let standing = self.standing(caller, workspace_id).await?;
+        standing.require("admin", "changing member roles")?;
+        let mut event = audit::event(
+            "member.role_changed",
+            &caller.actor,
+            "user",
+            target,
+            serde_json::json!({ "role": role }),
+        );
+        event.workspace_id = Some(workspace_id);
+        let admin = standing.admin;
+        let rule = move |facts: &MemberFacts| {
+            let Some(current) = facts.target_role.as_deref() else {
+                return Err(Error::NotFound("member".into()));
+            };
+            let caller_rank = caller_rank(facts, admin);
+            if caller_rank < rank("admin") {
+                return Err(Error::PermissionDenied(
+                    "changing member roles needs the admin role or higher".into(),
+                ));
+            }
+            if current == role {
+                return Ok(());
+            }
+            if (role == "owner" || current == "owner") && caller_rank < rank("owner") {
+                return Err(Error::PermissionDenied(
+                    "only an owner grants or removes the owner role".into(),
+                ));
+            }
+            last_owner(facts, "demoted")
+        };
+        let revision = self
+            .store
+            .change_membership(
+                workspace_id,
+                target,
+                MembershipOp::SetRole(role),
+                caller.user,
+                &rule,
+                &event,
+            )
+            .await?;
+        let revoked = match revision {
+            Some(_) => {
+                self.revoke_member(workspace_id, target, "membership_changed")
+                    .await?
+            }
+            None => 0,
+        };
+        let member = self
+            .store
+            .member(workspace_id, target)
+            .await?
+            .ok_or_else(|| Error::NotFound("member".into()))?;
+        Ok((member, revoked, revision))
+    }
+
+    /// Removes a member (admin+, or the member themself; owner to remove an owner; never the
+    /// last owner), with their groups and custom roles in the workspace, and revokes their
+    /// sessions there. Returns the number of revoked sessions and the revision.
+    pub async fn remove_member(
+        &self,
+        caller: &Caller,
+        workspace_id: Uuid,
+        target: Uuid,
+    ) -> Result<(usize, i64), Error> {
+        let standing = self.standing(caller, workspace_id).await?;
+        let leaving = caller.user == Some(target);
+        if !leaving {
+            standing.require("admin", "removing members")?;
+        }
+        let mut event = audit::event(
+            if leaving {
+                "member.left"
+            } else {
+                "member.removed"
+            },
+            &caller.actor,
+            "user",
+            target,
+            serde_json::json!({}),
+        );
+        event.workspace_id = Some(workspace_id);
+        let admin = standing.admin;
+        let rule = move |facts: &MemberFacts| {
+            if facts.target_role.is_none() {
+                return Err(Error::NotFound("member".into()));
+            }
+            if !leaving {
+                let caller_rank = caller_rank(facts, admin);
+                if caller_rank < rank("admin") {
+                    return Err(Error::PermissionDenied(
+                        "removing members needs the admin role or higher".into(),
+                    ));
+                }
+                if facts.target_role.as_deref() == Some("owner") && caller_rank < rank("owner") {
+                    return Err(Error::PermissionDenied(
+                        "only an owner removes an owner".into(),
+                    ));
+                }
+            }
+            last_owner(facts, "removed")
+        };
+        let revision = self
+            .store
+            .change_membership(
+                workspace_id,
+                target,
+                MembershipOp::Remove,
+                caller.user,
+                &rule,
+                &event,
+            )
+            .await?
+            .ok_or(Error::Internal)?;
+        let revoked = self
+            .revoke_member(workspace_id, target, "membership_changed")
+            .await?;
+        Ok((revoked, revision))
+    }
+
+    async fn revoke_member(
+        &self,
+        workspace_id: Uuid,
+        user_id: Uuid,
+        reason: &str,
+    ) -> Result<usize, Error> {
+        let rows = self
+            .tokens
+            .revoke(
+                RevokeScope::Member {
+                    workspace_id,
+                    user_id,
+                },
+                reason,
+                None,
+            )
+            .await?;
+        Ok(rows.len())
+    }
+}
