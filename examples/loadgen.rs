@@ -12,7 +12,12 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use sentinel::proto::v1::auth_service_client::AuthServiceClient;
-use sentinel::proto::v1::{GetJwksRequest, IntrospectRequest, RefreshRequest};
+use sentinel::proto::v1::permission_service_client::PermissionServiceClient;
+use sentinel::proto::v1::{
+    CheckBulkItem, CheckBulkRequest, CheckRequest, GetJwksRequest, Grantee, IntrospectRequest,
+    LookupResourcesRequest, Permission, RefreshRequest, RegisterResourceRequest, ResourceRef,
+    ShareRequest, Visibility, grantee,
+};
 use sentinel::{Application, Config};
 use tonic::transport::Channel;
 
@@ -36,9 +41,16 @@ struct Args {
     /// Signing algorithm: RS256, ES256 or EdDSA.
     #[arg(long, default_value = "RS256")]
     algorithm: String,
-    /// Scenarios to run.
-    #[arg(long, value_delimiter = ',', default_value = "jwks,introspect,refresh")]
+    /// Scenarios to run: jwks, introspect, refresh, check, checkbulk, lookup.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "jwks,introspect,refresh,check"
+    )]
     scenarios: Vec<String>,
+    /// Resources registered for the permission scenarios (half shared with the users' group).
+    #[arg(long, default_value_t = 2000)]
+    resources: usize,
 }
 
 struct Report {
@@ -65,15 +77,12 @@ async fn drive<F, Fut>(
     make: F,
 ) -> Report
 where
-    F: Fn(usize, AuthServiceClient<Channel>) -> Fut,
+    F: Fn(usize, Channel) -> Fut,
     Fut: std::future::Future<Output = (usize, usize, Vec<Duration>)> + Send + 'static,
 {
     let started = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
-        .map(|i| {
-            let client = AuthServiceClient::new(channels[i % channels.len()].clone());
-            tokio::spawn(make(i, client))
-        })
+        .map(|i| tokio::spawn(make(i, channels[i % channels.len()].clone())))
         .collect();
     let mut report = Report {
         calls: 0,
@@ -91,6 +100,16 @@ where
     report.latencies.sort_unstable();
     let _ = duration;
     report
+}
+
+/// Adds the dual-tier credentials: service key and user token.
+fn authorize<T>(request: &mut tonic::Request<T>, key: &str, token: &str) {
+    let metadata = request.metadata_mut();
+    metadata.insert("x-service-key", key.parse().expect("ascii"));
+    metadata.insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii"),
+    );
 }
 
 fn print(name: &str, report: &Report) {
@@ -147,6 +166,71 @@ async fn main() -> anyhow::Result<()> {
         .await?;
         chains.push(issued);
     }
+    // Permission fixtures: resources in the users' workspace, private, half of them shared
+    // with a group every load user belongs to.
+    let workspace = chains[0].scope.as_ref().expect("scoped").workspace.id;
+    let needs_resources = args
+        .scenarios
+        .iter()
+        .any(|s| matches!(s.as_str(), "check" | "checkbulk" | "lookup"));
+    if needs_resources {
+        let caller = sentinel::tenancy::Caller {
+            user: Some(chains[0].user.id),
+            service: None,
+            actor: sentinel::audit::Actor::default(),
+        };
+        let group = state
+            .workspaces
+            .create_group(&caller, workspace, "load", "")
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for chain in &chains {
+            state
+                .workspaces
+                .set_group_member(&caller, group.id, chain.user.id, true)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        let started = Instant::now();
+        let mut client = PermissionServiceClient::new(channels[0].clone());
+        for i in 0..args.resources {
+            let id = format!("doc-{i:06}");
+            let mut request = tonic::Request::new(RegisterResourceRequest {
+                resource_type: "doc".into(),
+                resource_id: id.clone(),
+                workspace_id: workspace.to_string(),
+                visibility: Visibility::Private as i32,
+                ..Default::default()
+            });
+            request
+                .metadata_mut()
+                .insert("x-service-key", service_key.parse()?);
+            client.register_resource(request).await?;
+            if i % 2 == 0 {
+                let mut request = tonic::Request::new(ShareRequest {
+                    resource: Some(ResourceRef {
+                        resource_type: "doc".into(),
+                        resource_id: id,
+                    }),
+                    grantee: Some(Grantee {
+                        grantee: Some(grantee::Grantee::GroupId(group.id.to_string())),
+                    }),
+                    permission: Permission::View as i32,
+                    expires_at: None,
+                });
+                request
+                    .metadata_mut()
+                    .insert("x-service-key", service_key.parse()?);
+                client.share(request).await?;
+            }
+        }
+        println!(
+            "fixtures: {} resources registered ({} shared) in {:.1} s",
+            args.resources,
+            args.resources.div_ceil(2),
+            started.elapsed().as_secs_f64()
+        );
+    }
     let duration = Duration::from_secs(args.seconds);
     println!(
         "backend: {} + {}; {}; {} clients over {} connections; {} s per scenario",
@@ -166,7 +250,8 @@ async fn main() -> anyhow::Result<()> {
                     &channels,
                     args.concurrency,
                     duration,
-                    |_, mut client| async move {
+                    |_, channel| async move {
+                        let mut client = AuthServiceClient::new(channel);
                         let (mut calls, mut errors, mut latencies) = (0, 0, Vec::new());
                         let end = Instant::now() + duration;
                         while Instant::now() < end {
@@ -185,70 +270,131 @@ async fn main() -> anyhow::Result<()> {
             "introspect" => {
                 let token = chains[0].access_token.clone();
                 let key = service_key.clone();
-                drive(
-                    &channels,
-                    args.concurrency,
-                    duration,
-                    move |_, mut client| {
-                        let token = token.clone();
-                        let key = key.clone();
-                        async move {
-                            let (mut calls, mut errors, mut latencies) = (0, 0, Vec::new());
-                            let end = Instant::now() + duration;
-                            while Instant::now() < end {
-                                let mut request = tonic::Request::new(IntrospectRequest {
-                                    token: token.clone(),
-                                });
-                                request
-                                    .metadata_mut()
-                                    .insert("x-service-key", key.parse().expect("ascii"));
-                                let t = Instant::now();
-                                match client.introspect(request).await {
-                                    Ok(r) if r.get_ref().active => latencies.push(t.elapsed()),
-                                    _ => errors += 1,
-                                }
-                                calls += 1;
+                drive(&channels, args.concurrency, duration, move |_, channel| {
+                    let token = token.clone();
+                    let key = key.clone();
+                    async move {
+                        let mut client = AuthServiceClient::new(channel);
+                        let (mut calls, mut errors, mut latencies) = (0, 0, Vec::new());
+                        let end = Instant::now() + duration;
+                        while Instant::now() < end {
+                            let mut request = tonic::Request::new(IntrospectRequest {
+                                token: token.clone(),
+                            });
+                            request
+                                .metadata_mut()
+                                .insert("x-service-key", key.parse().expect("ascii"));
+                            let t = Instant::now();
+                            match client.introspect(request).await {
+                                Ok(r) if r.get_ref().active => latencies.push(t.elapsed()),
+                                _ => errors += 1,
                             }
-                            (calls, errors, latencies)
+                            calls += 1;
                         }
-                    },
-                )
+                        (calls, errors, latencies)
+                    }
+                })
                 .await
             }
             "refresh" => {
                 let tokens: Vec<String> = chains.iter().map(|c| c.refresh_token.clone()).collect();
-                drive(
-                    &channels,
-                    args.concurrency,
-                    duration,
-                    move |i, mut client| {
-                        let mut token = tokens[i].clone();
-                        async move {
-                            let (mut calls, mut errors, mut latencies) = (0, 0, Vec::new());
-                            let end = Instant::now() + duration;
-                            while Instant::now() < end {
-                                let t = Instant::now();
-                                match client
-                                    .refresh(RefreshRequest {
-                                        refresh_token: token.clone(),
-                                        workspace_id: String::new(),
-                                    })
-                                    .await
-                                {
-                                    Ok(r) => {
-                                        latencies.push(t.elapsed());
-                                        if let Some(pair) = r.into_inner().tokens {
-                                            token = pair.refresh_token;
-                                        }
+                drive(&channels, args.concurrency, duration, move |i, channel| {
+                    let mut token = tokens[i].clone();
+                    async move {
+                        let mut client = AuthServiceClient::new(channel);
+                        let (mut calls, mut errors, mut latencies) = (0, 0, Vec::new());
+                        let end = Instant::now() + duration;
+                        while Instant::now() < end {
+                            let t = Instant::now();
+                            match client
+                                .refresh(RefreshRequest {
+                                    refresh_token: token.clone(),
+                                    workspace_id: String::new(),
+                                })
+                                .await
+                            {
+                                Ok(r) => {
+                                    latencies.push(t.elapsed());
+                                    if let Some(pair) = r.into_inner().tokens {
+                                        token = pair.refresh_token;
                                     }
-                                    Err(_) => errors += 1,
                                 }
-                                calls += 1;
+                                Err(_) => errors += 1,
                             }
-                            (calls, errors, latencies)
+                            calls += 1;
                         }
-                    },
-                )
+                        (calls, errors, latencies)
+                    }
+                })
+                .await
+            }
+            "check" | "checkbulk" | "lookup" => {
+                let tokens: Vec<String> = chains.iter().map(|c| c.access_token.clone()).collect();
+                let key = service_key.clone();
+                let resources = args.resources.max(1);
+                let kind = scenario.clone();
+                drive(&channels, args.concurrency, duration, move |i, channel| {
+                    let token = tokens[i].clone();
+                    let key = key.clone();
+                    let kind = kind.clone();
+                    async move {
+                        let mut client = PermissionServiceClient::new(channel);
+                        let mut rng = fastrand::Rng::with_seed(i as u64);
+                        let (mut calls, mut errors, mut latencies) = (0, 0, Vec::new());
+                        let end = Instant::now() + duration;
+                        let doc = |n: usize| {
+                            Some(ResourceRef {
+                                resource_type: "doc".into(),
+                                resource_id: format!("doc-{n:06}"),
+                            })
+                        };
+                        while Instant::now() < end {
+                            let t = Instant::now();
+                            let ok = match kind.as_str() {
+                                "check" => {
+                                    let mut request = tonic::Request::new(CheckRequest {
+                                        resource: doc(rng.usize(..resources)),
+                                        action: "view".into(),
+                                        consistency: None,
+                                    });
+                                    authorize(&mut request, &key, &token);
+                                    client.check(request).await.is_ok()
+                                }
+                                "checkbulk" => {
+                                    let items = (0..100)
+                                        .map(|_| CheckBulkItem {
+                                            resource: doc(rng.usize(..resources)),
+                                            action: "view".into(),
+                                        })
+                                        .collect();
+                                    let mut request = tonic::Request::new(CheckBulkRequest {
+                                        items,
+                                        consistency: None,
+                                    });
+                                    authorize(&mut request, &key, &token);
+                                    client.check_bulk(request).await.is_ok()
+                                }
+                                _ => {
+                                    let mut request = tonic::Request::new(LookupResourcesRequest {
+                                        resource_type: "doc".into(),
+                                        action: "view".into(),
+                                        page_size: 500,
+                                        ..Default::default()
+                                    });
+                                    authorize(&mut request, &key, &token);
+                                    client.lookup_resources(request).await.is_ok()
+                                }
+                            };
+                            if ok {
+                                latencies.push(t.elapsed());
+                            } else {
+                                errors += 1;
+                            }
+                            calls += 1;
+                        }
+                        (calls, errors, latencies)
+                    }
+                })
                 .await
             }
             other => anyhow::bail!("unknown scenario {other}"),

@@ -53,6 +53,8 @@ pub struct AppState {
     pub client_apps: Arc<crate::apps::client::ClientApps>,
     /// Workspaces.
     pub workspaces: Arc<crate::tenancy::Workspaces>,
+    /// The permission engine (in-memory index over the changelog).
+    pub engine: Arc<crate::authz::engine::Engine>,
 }
 
 impl AppState {
@@ -126,7 +128,13 @@ impl AppState {
             .await
             .map_err(|e| anyhow::anyhow!("cannot read service apps: {e}"))?;
         let origins = AllowedOrigins::new(config.cors_origins.iter().cloned(), apps.clone());
+        let engine = Arc::new(
+            crate::authz::engine::Engine::load(store.clone(), cache.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot build the permission index: {e}"))?,
+        );
         Ok(Self {
+            engine,
             config: Arc::new(config),
             cache,
             keys,
@@ -214,6 +222,7 @@ impl Application {
             spawn_key_reload(state.clone(), shutdown.subscribe()),
             spawn_janitor(state.clone(), shutdown.subscribe()),
             spawn_origin_refresh(state.clone(), shutdown.subscribe()),
+            crate::authz::engine::follow(state.engine.clone(), shutdown.subscribe()),
             revocation::follow(
                 state.tokens.revocations(),
                 state.store.clone(),

@@ -184,20 +184,19 @@ async fn cors_preflight_allows_only_configured_origins(backend: Backend) {
 }
 
 async fn rpcs_of_later_capabilities_are_unimplemented(backend: Backend) {
-    use sentinel::proto::v1::GetResourceRequest;
-    use sentinel::proto::v1::permission_service_client::PermissionServiceClient;
+    use sentinel::proto::v1::ResolveIdpTokenRequest;
     let (app, _db) = TestApp::spawn(backend).await;
     // The tier is enforced first…
-    let err = PermissionServiceClient::new(app.channel.clone())
-        .get_resource(GetResourceRequest::default())
+    let err = AuthServiceClient::new(app.channel.clone())
+        .resolve_idp_token(ResolveIdpTokenRequest::default())
         .await
         .expect_err("no credential");
     assert_eq!(err.code(), Code::Unauthenticated);
     // …then the handler answers that it is not built yet.
     let key = common::service_key(&app, "docs").await;
-    let err = PermissionServiceClient::new(app.channel.clone())
-        .get_resource(common::with_service_key(
-            GetResourceRequest::default(),
+    let err = AuthServiceClient::new(app.channel.clone())
+        .resolve_idp_token(common::with_service_key(
+            ResolveIdpTokenRequest::default(),
             &key,
         ))
         .await

@@ -4,7 +4,7 @@
 mod common;
 
 use base64::Engine;
-use common::{Backend, TestApp, audit_count, service_key, sign_in, with_bearer};
+use common::{Backend, TestApp, audit_count, dual, service_key, sign_in, with_bearer};
 use sentinel::proto::v1::auth_service_client::AuthServiceClient;
 use sentinel::proto::v1::permission_service_client::PermissionServiceClient;
 use sentinel::proto::v1::user_service_client::UserServiceClient;
@@ -30,14 +30,6 @@ both_backends!(
 
 fn ws(app: &TestApp) -> WorkspaceServiceClient<tonic::transport::Channel> {
     WorkspaceServiceClient::new(app.channel.clone())
-}
-
-fn dual<T>(message: T, key: &str, token: &str) -> tonic::Request<T> {
-    let mut request = with_bearer(message, token);
-    request
-        .metadata_mut()
-        .insert("x-service-key", key.parse().unwrap());
-    request
 }
 
 fn claims(token: &str) -> serde_json::Value {
@@ -1241,6 +1233,62 @@ async fn workspaces_are_isolated_from_each_other(backend: Backend) {
             .into_inner()
             .members;
         assert_eq!(groups.len(), 1, "seed {seed}");
+    }
+    // Resources: another workspace's resource is a deny for Check and off limits for Share.
+    for t in &tenants {
+        let mut request = tonic::Request::new(pb::RegisterResourceRequest {
+            resource_type: "invoice".into(),
+            resource_id: format!("inv-{}", t.workspace),
+            workspace_id: t.workspace.clone(),
+            visibility: pb::Visibility::Workspace as i32,
+            ..Default::default()
+        });
+        request
+            .metadata_mut()
+            .insert("x-service-key", billing.parse().unwrap());
+        PermissionServiceClient::new(app.channel.clone())
+            .register_resource(request)
+            .await
+            .unwrap();
+    }
+    for (attacker, victim) in [(0, 1), (1, 2), (2, 0)] {
+        let resource = Some(pb::ResourceRef {
+            resource_type: "invoice".into(),
+            resource_id: format!("inv-{}", tenants[victim].workspace),
+        });
+        let token = &tenants[attacker].owner.access_token;
+        let answer = PermissionServiceClient::new(app.channel.clone())
+            .check(dual(
+                pb::CheckRequest {
+                    resource: resource.clone(),
+                    action: "view".into(),
+                    consistency: None,
+                },
+                &billing,
+                token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!answer.allowed, "seed {seed}: a foreign resource is a deny");
+        let err = PermissionServiceClient::new(app.channel.clone())
+            .share(dual(
+                pb::ShareRequest {
+                    resource,
+                    grantee: Some(pb::Grantee {
+                        grantee: Some(pb::grantee::Grantee::UserId(
+                            tenants[attacker].owner.user.id.to_string(),
+                        )),
+                    }),
+                    permission: pb::Permission::Edit as i32,
+                    expires_at: None,
+                },
+                &billing,
+                token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "seed {seed}");
     }
     // RBAC reads of another workspace answer "no", not an error.
     let member_token = sign_in(&app, "member@alpha.example.com", "alpha", "viewer").await;

@@ -139,11 +139,11 @@ impl ServiceAppService for ServiceAppApi {
         credentials::admin(&request)?;
         let actor = credentials::actor(&request);
         let id = uuid("id", &request.get_ref().id)?;
-        self.state.apps.delete(&actor, id).await?;
-        // The service's resources, actions and grants go with the permission engine.
+        let (resources, revision) = self.state.apps.delete(&actor, id).await?;
+        self.state.engine.written(revision).await?;
         Ok(Response::new(pb::DeleteServiceAppResponse {
-            deleted_resource_count: 0,
-            consistency_token: String::new(),
+            deleted_resource_count: i64::try_from(resources).unwrap_or(i64::MAX),
+            consistency_token: crate::authz::consistency::encode(revision),
         }))
     }
 

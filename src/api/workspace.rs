@@ -26,6 +26,13 @@ impl WorkspaceApi {
         Self { state }
     }
 
+    /// Applies a local write to this process's permission index, nudges the replicas, and
+    /// encodes the write's token.
+    async fn written(&self, revision: i64) -> Result<String, Error> {
+        self.state.engine.written(revision).await?;
+        Ok(consistency::encode(revision))
+    }
+
     async fn is_admin(&self, user: Uuid) -> Result<bool, Error> {
         Ok(self
             .state
@@ -173,7 +180,7 @@ impl WorkspaceService for WorkspaceApi {
         let id = uuid("id", &request.get_ref().id)?;
         let revision = self.state.workspaces.delete(&actor, user, id).await?;
         Ok(Response::new(pb::DeleteWorkspaceResponse {
-            consistency_token: consistency::encode(revision),
+            consistency_token: self.written(revision).await?,
         }))
     }
 
@@ -245,7 +252,7 @@ impl WorkspaceService for WorkspaceApi {
         });
         Ok(Response::new(pb::AddMemberResponse {
             member_or_invitation,
-            consistency_token: consistency::encode(revision),
+            consistency_token: self.written(revision).await?,
         }))
     }
 
@@ -276,7 +283,7 @@ impl WorkspaceService for WorkspaceApi {
         Ok(Response::new(pb::UpdateMemberRoleResponse {
             member: Some(convert::member(&member)),
             revoked_session_count: i32::try_from(revoked).unwrap_or(i32::MAX),
-            consistency_token: consistency::encode(revision),
+            consistency_token: self.written(revision).await?,
         }))
     }
 
@@ -295,7 +302,7 @@ impl WorkspaceService for WorkspaceApi {
             .await?;
         Ok(Response::new(pb::RemoveMemberResponse {
             revoked_session_count: i32::try_from(revoked).unwrap_or(i32::MAX),
-            consistency_token: consistency::encode(revision),
+            consistency_token: self.written(revision).await?,
         }))
     }
 
@@ -370,7 +377,7 @@ impl WorkspaceService for WorkspaceApi {
         let id = uuid("id", &request.get_ref().id)?;
         let revision = self.state.workspaces.delete_group(&caller, id).await?;
         Ok(Response::new(pb::DeleteGroupResponse {
-            consistency_token: consistency::encode(revision),
+            consistency_token: self.written(revision).await?,
         }))
     }
 
@@ -389,7 +396,7 @@ impl WorkspaceService for WorkspaceApi {
             .await?;
         Ok(Response::new(pb::AddGroupMemberResponse {
             added,
-            consistency_token: consistency::encode(revision),
+            consistency_token: self.written(revision).await?,
         }))
     }
 
@@ -408,7 +415,7 @@ impl WorkspaceService for WorkspaceApi {
             .await?;
         Ok(Response::new(pb::RemoveGroupMemberResponse {
             removed,
-            consistency_token: consistency::encode(revision),
+            consistency_token: self.written(revision).await?,
         }))
     }
 
@@ -504,7 +511,7 @@ impl WorkspaceService for WorkspaceApi {
         let id = uuid("id", &request.get_ref().id)?;
         let revision = self.state.workspaces.delete_role(&caller, id).await?;
         Ok(Response::new(pb::DeleteRoleResponse {
-            consistency_token: consistency::encode(revision),
+            consistency_token: self.written(revision).await?,
         }))
     }
 
@@ -522,7 +529,7 @@ impl WorkspaceService for WorkspaceApi {
             .await?;
         Ok(Response::new(pb::SetRoleActionsResponse {
             role: Some(convert::custom_role(&role)),
-            consistency_token: consistency::encode(revision),
+            consistency_token: self.written(revision).await?,
         }))
     }
 
@@ -541,7 +548,7 @@ impl WorkspaceService for WorkspaceApi {
             .await?;
         Ok(Response::new(pb::AssignRoleResponse {
             assigned,
-            consistency_token: consistency::encode(revision),
+            consistency_token: self.written(revision).await?,
         }))
     }
 
@@ -560,7 +567,7 @@ impl WorkspaceService for WorkspaceApi {
             .await?;
         Ok(Response::new(pb::UnassignRoleResponse {
             removed,
-            consistency_token: consistency::encode(revision),
+            consistency_token: self.written(revision).await?,
         }))
     }
 }

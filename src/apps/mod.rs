@@ -296,8 +296,10 @@ impl ServiceApps {
         Ok((app, key))
     }
 
-    /// Deletes an app (its key stops working within a second).
-    pub async fn delete(&self, actor: &Actor, id: Uuid) -> Result<(), Error> {
+    /// Deletes an app (its key stops working within a second) with its service's resources,
+    /// grants, actions and custom roles. Returns the number of resources deleted and the
+    /// changelog revision.
+    pub async fn delete(&self, actor: &Actor, id: Uuid) -> Result<(u64, i64), Error> {
         let audit = audit::event(
             "service_app.deleted",
             actor,
@@ -305,12 +307,14 @@ impl ServiceApps {
             id,
             serde_json::json!({}),
         );
-        if !self.store.delete_service_app(id, &audit).await? {
-            return Err(Error::NotFound("service app".into()));
-        }
+        let deleted = self
+            .store
+            .delete_service_app(id, &audit)
+            .await?
+            .ok_or_else(|| Error::NotFound("service app".into()))?;
         self.forget_cached();
         self.refresh_origins_after_change().await;
-        Ok(())
+        Ok(deleted)
     }
 
     /// Drops remembered key lookups (after a change made by this process).

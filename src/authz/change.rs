@@ -1,13 +1,71 @@
 //! The entries of the authorization changelog.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+/// A resource's state after a change, as the index and Watch need it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceState {
+    /// Owning service.
+    pub service_name: String,
+    /// Type within the service.
+    pub resource_type: String,
+    /// Id within the type.
+    pub resource_id: String,
+    /// Workspace.
+    pub workspace_id: Uuid,
+    /// Owning user, if any.
+    pub owner_id: Option<Uuid>,
+    /// `private` or `workspace`.
+    pub visibility: String,
+    /// Parent (type, id) of the same service, if any.
+    pub parent: Option<(String, String)>,
+}
+
+/// Who a grant is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", content = "id", rename_all = "snake_case")]
+pub enum GranteeRef {
+    /// A user.
+    User(Uuid),
+    /// A group.
+    Group(Uuid),
+}
+
+impl GranteeRef {
+    /// The stored `grantee_type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GranteeRef::User(_) => "user",
+            GranteeRef::Group(_) => "group",
+        }
+    }
+
+    /// The user or group id.
+    pub fn id(&self) -> Uuid {
+        match self {
+            GranteeRef::User(id) | GranteeRef::Group(id) => *id,
+        }
+    }
+}
+
+/// A resource key: (service, type, id).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ResourceKey {
+    /// Owning service.
+    pub service_name: String,
+    /// Type within the service.
+    pub resource_type: String,
+    /// Id within the type.
+    pub resource_id: String,
+}
 
 /// One authorization change, as stored in the changelog (`kind` column = the tag).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Change {
-    /// A user joined a workspace or changed role there.
+    /// A user joined a workspace (`added`) or changed role there.
     MemberSet {
         /// The workspace.
         workspace_id: Uuid,
@@ -15,6 +73,8 @@ pub enum Change {
         user_id: Uuid,
         /// The new role.
         role: String,
+        /// True when the user joined with this change.
+        added: bool,
     },
     /// A user left a workspace (and with it its groups and custom roles there).
     MemberRemoved {
@@ -53,7 +113,7 @@ pub enum Change {
         /// The user.
         user_id: Uuid,
     },
-    /// A custom role of a service was created, deleted, changed, assigned or unassigned.
+    /// A custom role of a service was created or its actions replaced.
     RoleChanged {
         /// The role's workspace.
         workspace_id: Uuid,
@@ -61,6 +121,74 @@ pub enum Change {
         service_name: String,
         /// The role.
         role_id: Uuid,
+        /// Its full set of actions.
+        actions: Vec<String>,
+    },
+    /// A custom role was deleted with its assignments.
+    RoleDeleted {
+        /// The role's workspace.
+        workspace_id: Uuid,
+        /// The role's service.
+        service_name: String,
+        /// The role.
+        role_id: Uuid,
+    },
+    /// A custom role was assigned to (`assigned`) or unassigned from a user.
+    RoleAssignment {
+        /// The role's workspace.
+        workspace_id: Uuid,
+        /// The role's service.
+        service_name: String,
+        /// The role.
+        role_id: Uuid,
+        /// The user.
+        user_id: Uuid,
+        /// True for an assignment, false for its removal.
+        assigned: bool,
+    },
+    /// A resource was registered (`created`) or its owner, visibility, parent or workspace
+    /// changed.
+    ResourceSet {
+        /// The resource's new state.
+        resource: ResourceState,
+        /// True when registered by this change.
+        created: bool,
+    },
+    /// A resource was deleted with its grants; its children were detached.
+    ResourceDeleted {
+        /// The resource's workspace.
+        workspace_id: Uuid,
+        /// The resource.
+        key: ResourceKey,
+    },
+    /// A grant was created (`created`) or its level or expiry changed.
+    GrantSet {
+        /// The resource's workspace.
+        workspace_id: Uuid,
+        /// The resource.
+        key: ResourceKey,
+        /// The grantee.
+        grantee: GranteeRef,
+        /// `view` or `edit`.
+        permission: String,
+        /// Expiry, if any.
+        expires_at: Option<DateTime<Utc>>,
+        /// True when created by this change.
+        created: bool,
+    },
+    /// A grant was removed.
+    GrantRemoved {
+        /// The resource's workspace.
+        workspace_id: Uuid,
+        /// The resource.
+        key: ResourceKey,
+        /// The grantee.
+        grantee: GranteeRef,
+    },
+    /// A service app was deleted with its resources, grants, actions and roles.
+    ServiceDeleted {
+        /// The service.
+        service_name: String,
     },
     /// A service registered or re-described actions.
     ActionsRegistered {
@@ -80,7 +208,14 @@ impl Change {
             Change::GroupMemberAdded { .. } => "group_member_added",
             Change::GroupMemberRemoved { .. } => "group_member_removed",
             Change::RoleChanged { .. } => "role_changed",
+            Change::RoleDeleted { .. } => "role_deleted",
+            Change::RoleAssignment { .. } => "role_assignment",
             Change::ActionsRegistered { .. } => "actions_registered",
+            Change::ResourceSet { .. } => "resource_set",
+            Change::ResourceDeleted { .. } => "resource_deleted",
+            Change::GrantSet { .. } => "grant_set",
+            Change::GrantRemoved { .. } => "grant_removed",
+            Change::ServiceDeleted { .. } => "service_deleted",
         }
     }
 
@@ -93,8 +228,14 @@ impl Change {
             | Change::GroupDeleted { workspace_id, .. }
             | Change::GroupMemberAdded { workspace_id, .. }
             | Change::GroupMemberRemoved { workspace_id, .. }
-            | Change::RoleChanged { workspace_id, .. } => Some(*workspace_id),
-            Change::ActionsRegistered { .. } => None,
+            | Change::RoleChanged { workspace_id, .. }
+            | Change::RoleDeleted { workspace_id, .. }
+            | Change::RoleAssignment { workspace_id, .. }
+            | Change::ResourceDeleted { workspace_id, .. }
+            | Change::GrantSet { workspace_id, .. }
+            | Change::GrantRemoved { workspace_id, .. } => Some(*workspace_id),
+            Change::ResourceSet { resource, .. } => Some(resource.workspace_id),
+            Change::ActionsRegistered { .. } | Change::ServiceDeleted { .. } => None,
         }
     }
 
@@ -102,7 +243,14 @@ impl Change {
     pub fn service_name(&self) -> Option<&str> {
         match self {
             Change::RoleChanged { service_name, .. }
-            | Change::ActionsRegistered { service_name } => Some(service_name),
+            | Change::RoleDeleted { service_name, .. }
+            | Change::RoleAssignment { service_name, .. }
+            | Change::ActionsRegistered { service_name }
+            | Change::ServiceDeleted { service_name } => Some(service_name),
+            Change::ResourceSet { resource, .. } => Some(&resource.service_name),
+            Change::ResourceDeleted { key, .. }
+            | Change::GrantSet { key, .. }
+            | Change::GrantRemoved { key, .. } => Some(&key.service_name),
             _ => None,
         }
     }
@@ -123,6 +271,7 @@ mod tests {
             workspace_id: Uuid::new_v4(),
             user_id: Uuid::new_v4(),
             role: "editor".into(),
+            added: true,
         };
         let json: serde_json::Value = serde_json::from_str(&change.payload()).unwrap();
         assert_eq!(json["kind"], change.kind());

@@ -4,5 +4,7 @@
 
 pub mod change;
 pub mod consistency;
+pub mod engine;
+pub mod index;
 
 pub use change::Change;

@@ -114,7 +114,13 @@ pub trait AppStore: Send + Sync {
         audit: &AuditRow,
     ) -> StoreResult<Option<ServiceAppRow>>;
     /// Deletes an app; says whether it existed.
-    async fn delete_service_app(&self, id: Uuid, audit: &AuditRow) -> StoreResult<bool>;
+    /// Deletes a service app with its service's resources, actions and roles: the number of
+    /// resources deleted and the changelog revision, or `None` when it did not exist.
+    async fn delete_service_app(
+        &self,
+        id: Uuid,
+        audit: &AuditRow,
+    ) -> StoreResult<Option<(u64, i64)>>;
     /// Activates or deactivates an app; `NotFound` when it does not exist.
     async fn set_service_app_active(&self, id: Uuid, active: bool) -> StoreResult<()>;
     /// The app holding the key with `hash` (current key, or previous key inside its grace).
@@ -341,19 +347,47 @@ macro_rules! impl_app_store {
                 Ok(Some(app))
             }
 
-            async fn delete_service_app(&self, id: Uuid, audit: &AuditRow) -> StoreResult<bool> {
-                let mut tx = self.pool.begin().await.map_err(err)?;
-                let done = sqlx::query("DELETE FROM service_apps WHERE id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err)?;
-                if done.rows_affected() == 0 {
-                    return Ok(false);
+            async fn delete_service_app(
+                &self,
+                id: Uuid,
+                audit: &AuditRow,
+            ) -> StoreResult<Option<(u64, i64)>> {
+                let mut tx = self.begin_write(super::WriteLock::Changelog).await?;
+                let service = sqlx::query_scalar::<_, String>(
+                    "DELETE FROM service_apps WHERE id = $1 RETURNING service_name",
+                )
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?;
+                let Some(service_name) = service else {
+                    return Ok(None);
+                };
+                let resources = sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM resources WHERE service_name = $1",
+                )
+                .bind(&service_name)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(err)?;
+                // The service's resources (with their grants), actions and custom roles go too.
+                for sql in [
+                    "UPDATE resources SET parent_id = NULL WHERE service_name = $1",
+                    "DELETE FROM resources WHERE service_name = $1",
+                    "DELETE FROM service_actions WHERE service_name = $1",
+                    "DELETE FROM roles WHERE service_name = $1",
+                ] {
+                    sqlx::query(sql)
+                        .bind(&service_name)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err)?;
                 }
+                let change = crate::authz::Change::ServiceDeleted { service_name };
+                let revision = append_change!(tx, change).await.map_err(err)?;
                 insert_audit_query!(audit).execute(&mut *tx).await.map_err(err)?;
                 tx.commit().await.map_err(err)?;
-                Ok(true)
+                Ok(Some((u64::try_from(resources).unwrap_or(0), revision)))
             }
 
             async fn set_service_app_active(&self, id: Uuid, active: bool) -> StoreResult<()> {

@@ -209,6 +209,7 @@ macro_rules! impl_identity_store {
                         workspace_id,
                         user_id: user.id,
                         role: role.clone(),
+                        added: true,
                     };
                     append_change!(tx, change)
                         .await
@@ -332,6 +333,14 @@ macro_rules! impl_identity_store {
                 now: DateTime<Utc>,
             ) -> StoreResult<()> {
                 let mut tx = self.begin_write(WriteLock::Changelog).await?;
+                let before = sqlx::query_scalar::<_, String>(
+                    "SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2",
+                )
+                .bind(workspace_id)
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err("membership"))?;
                 sqlx::query(
                     "INSERT INTO memberships (workspace_id, user_id, role, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $4) ON CONFLICT (workspace_id, user_id) \
@@ -348,6 +357,7 @@ macro_rules! impl_identity_store {
                     workspace_id,
                     user_id,
                     role: role.to_string(),
+                    added: before.is_none(),
                 };
                 append_change!(tx, change)
                     .await
@@ -407,6 +417,7 @@ macro_rules! impl_identity_store {
                     workspace_id: workspace.id,
                     user_id: owner,
                     role: "owner".into(),
+                    added: true,
                 };
                 append_change!(tx, change)
                     .await
@@ -599,6 +610,7 @@ macro_rules! impl_identity_store {
                             workspace_id,
                             user_id: id,
                             role: role.to_string(),
+                            added: true,
                         };
                         append_change!(tx, change)
                             .await

@@ -51,6 +51,7 @@ macro_rules! current_revision_query {
 
 mod admin;
 mod apps;
+mod authz;
 mod identity;
 mod keys;
 pub mod postgres;
@@ -67,6 +68,7 @@ use crate::config::{Config, DatabaseKind};
 
 pub use admin::{AdminStore, AuditFilter, Stats};
 pub use apps::{AppStore, ClientAppChange, ClientAppRow, ServiceAppChange, ServiceAppRow};
+pub use authz::{AuthzStore, ChangeRow, GrantRow, ResourceRow, ResourceUpdate};
 pub use identity::{IdentityStore, UserRow, WorkspaceRow};
 pub use keys::{KeyStatus, NewSigningKey, SigningKeyRow};
 pub use sessions::{
@@ -192,7 +194,15 @@ pub trait KeyStore: Send + Sync {
 /// The whole durable store: every aggregate trait plus health.
 #[async_trait]
 pub trait Store:
-    KeyStore + IdentityStore + SessionStore + AppStore + AdminStore + TenancyStore + Send + Sync
+    KeyStore
+    + IdentityStore
+    + SessionStore
+    + AppStore
+    + AdminStore
+    + TenancyStore
+    + AuthzStore
+    + Send
+    + Sync
 {
     /// `sqlite` or `postgres`, for logs.
     fn backend(&self) -> &'static str;

@@ -483,6 +483,7 @@ macro_rules! impl_tenancy_store {
                             workspace_id,
                             user_id: target,
                             role: role.to_string(),
+                            added: matches!(op, MembershipOp::Add(_)),
                         }
                     }
                     MembershipOp::SetRole(role) => {
@@ -504,6 +505,7 @@ macro_rules! impl_tenancy_store {
                             workspace_id,
                             user_id: target,
                             role: role.to_string(),
+                            added: matches!(op, MembershipOp::Add(_)),
                         }
                     }
                     MembershipOp::Remove => {
@@ -678,6 +680,36 @@ macro_rules! impl_tenancy_store {
                 let Some(workspace_id) = workspace_id else {
                     return Ok(None);
                 };
+                // The group's grants go with it, each reported as removed.
+                let grants = sqlx::query(
+                    "SELECT r.service_name, r.resource_type, r.resource_id FROM grants g \
+                     JOIN resources r ON r.id = g.resource_id \
+                     WHERE g.grantee_type = 'group' AND g.grantee_id = $1",
+                )
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(err("grant"))?;
+                for row in &grants {
+                    let e = err("grant");
+                    let change = Change::GrantRemoved {
+                        workspace_id,
+                        key: crate::authz::change::ResourceKey {
+                            service_name: row.try_get("service_name").map_err(&e)?,
+                            resource_type: row.try_get("resource_type").map_err(&e)?,
+                            resource_id: row.try_get("resource_id").map_err(&e)?,
+                        },
+                        grantee: crate::authz::change::GranteeRef::Group(id),
+                    };
+                    append_change!(tx, change)
+                        .await
+                        .map_err(err("changelog"))?;
+                }
+                sqlx::query("DELETE FROM grants WHERE grantee_type = 'group' AND grantee_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err("grant"))?;
                 let change = Change::GroupDeleted {
                     workspace_id,
                     group_id: id,
@@ -883,6 +915,7 @@ macro_rules! impl_tenancy_store {
                     workspace_id: role.workspace_id,
                     service_name: role.service_name.clone(),
                     role_id: role.id,
+                    actions: role.actions.clone(),
                 };
                 let revision = append_change!(tx, change)
                     .await
@@ -957,7 +990,7 @@ macro_rules! impl_tenancy_store {
                 .await
                 .map_err(err("role"))?;
                 let Some(row) = row else { return Ok(None) };
-                let change = Change::RoleChanged {
+                let change = Change::RoleDeleted {
                     workspace_id: row.try_get("workspace_id").map_err(err("role"))?,
                     service_name: row.try_get("service_name").map_err(err("role"))?,
                     role_id: id,
@@ -1007,6 +1040,7 @@ macro_rules! impl_tenancy_store {
                     workspace_id: row.try_get("workspace_id").map_err(err("role"))?,
                     service_name: row.try_get("service_name").map_err(err("role"))?,
                     role_id: id,
+                    actions: actions.to_vec(),
                 };
                 let revision = append_change!(tx, change)
                     .await
@@ -1026,10 +1060,12 @@ macro_rules! impl_tenancy_store {
                 assign: bool,
                 audit: &AuditRow,
             ) -> StoreResult<LinkOutcome> {
-                let change = Change::RoleChanged {
+                let change = Change::RoleAssignment {
                     workspace_id: role.workspace_id,
                     service_name: role.service_name.clone(),
                     role_id: role.id,
+                    user_id,
+                    assigned: assign,
                 };
                 let sql = if assign {
                     "INSERT INTO role_assignments (role_id, user_id, created_at) \

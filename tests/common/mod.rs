@@ -12,6 +12,7 @@
 
 #![allow(dead_code)]
 
+pub mod model;
 pub mod proxy;
 
 use std::net::SocketAddr;
@@ -314,6 +315,15 @@ pub fn with_bearer<T>(message: T, token: &str) -> tonic::Request<T> {
 /// Adds `x-service-key` to a request.
 pub fn with_service_key<T>(message: T, key: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("x-service-key", key.parse().expect("header value"));
+    request
+}
+
+/// Adds both dual-tier credentials: `x-service-key` and `authorization: Bearer`.
+pub fn dual<T>(message: T, key: &str, token: &str) -> tonic::Request<T> {
+    let mut request = with_bearer(message, token);
     request
         .metadata_mut()
         .insert("x-service-key", key.parse().expect("header value"));

@@ -1,0 +1,179 @@
+//! The permission engine of one process: the in-memory [`Index`] behind a lock, kept current
+//! from the changelog. Writes on this process apply their own entry before answering; other
+//! replicas are nudged over the cache's pub/sub and poll every 500 ms as a fallback. A read that
+//! names a revision newer than the index catches up from the database before answering, so it
+//! never answers from state older than that write.
+
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
+
+use super::index::Index;
+use crate::cache::Cache;
+use crate::error::Error;
+use crate::store::Store;
+
+/// Pub/sub channel announcing new changelog revisions.
+pub const CHANNEL: &str = "authz";
+/// Poll interval of the follower (the default read staleness is at most twice this).
+const POLL: Duration = Duration::from_millis(500);
+/// Changelog entries read per round trip.
+const BATCH: i64 = 2000;
+
+/// How fresh a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Whatever the index holds (at most about a second behind).
+    MinimizeLatency,
+    /// At least this revision.
+    AtLeast(i64),
+    /// The latest committed revision.
+    Full,
+}
+
+/// The engine: index, follower state and revision announcements.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    cache: Arc<dyn Cache>,
+    index: RwLock<Index>,
+    catching_up: Mutex<()>,
+    applied: watch::Sender<i64>,
+}
+
+impl Engine {
+    /// Builds the index from the database and catches up with the changelog.
+    pub async fn load(store: Arc<dyn Store>, cache: Arc<dyn Cache>) -> Result<Self, Error> {
+        let started = std::time::Instant::now();
+        let snapshot = store.authz_snapshot().await?;
+        let index = Index::load(snapshot);
+        let (resources, grants) = index.counts();
+        let (applied, _) = watch::channel(index.revision());
+        let engine = Self {
+            store,
+            cache,
+            index: RwLock::new(index),
+            catching_up: Mutex::new(()),
+            applied,
+        };
+        engine.catch_up().await?;
+        tracing::info!(
+            resources,
+            grants,
+            revision = engine.revision(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "permission index built"
+        );
+        Ok(engine)
+    }
+
+    /// Read access to the index.
+    pub fn read(&self) -> RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The revision the index has applied.
+    pub fn revision(&self) -> i64 {
+        self.read().revision()
+    }
+
+    /// Announcements of applied revisions (for Watch streams).
+    pub fn revisions(&self) -> watch::Receiver<i64> {
+        self.applied.subscribe()
+    }
+
+    /// Applies every committed changelog entry the index has not seen.
+    pub async fn catch_up(&self) -> Result<(), Error> {
+        let _one_at_a_time = self.catching_up.lock().await;
+        loop {
+            let from = self.revision();
+            let rows = self.store.changes_since(from, None, BATCH).await?;
+            if rows.is_empty() {
+                break;
+            }
+            {
+                let mut index = self.write();
+                for row in &rows {
+                    index.apply(row.revision, &row.change);
+                }
+            }
+            if (rows.len() as i64) < BATCH {
+                break;
+            }
+        }
+        self.applied.send_replace(self.revision());
+        Ok(())
+    }
+
+    /// Waits until the index is at least as fresh as `freshness` asks, reading the changelog
+    /// from the database when it is behind.
+    pub async fn ensure(&self, freshness: Freshness) -> Result<(), Error> {
+        match freshness {
+            Freshness::MinimizeLatency => Ok(()),
+            Freshness::Full => self.catch_up().await,
+            Freshness::AtLeast(revision) => {
+                if self.revision() >= revision {
+                    return Ok(());
+                }
+                self.catch_up().await?;
+                if self.revision() >= revision {
+                    return Ok(());
+                }
+                // Nothing committed is that new: not a token of this deployment.
+                let latest = self.store.current_revision().await?;
+                if latest < revision {
+                    return Err(Error::invalid(
+                        "consistency.at_least_as_fresh",
+                        "names a revision newer than any write",
+                    ));
+                }
+                self.catch_up().await
+            }
+        }
+    }
+
+    /// After a local write committed at `revision`: apply it here before answering, and nudge
+    /// the other replicas.
+    pub async fn written(&self, revision: i64) -> Result<(), Error> {
+        if self.revision() < revision {
+            self.catch_up().await?;
+        }
+        if let Err(err) = self.cache.publish(CHANNEL, b"1").await {
+            tracing::warn!(error = %err, "permission nudge not published; replicas poll");
+        }
+        Ok(())
+    }
+}
+
+/// Follows the changelog: on nudges from other replicas and every 500 ms.
+pub fn follow(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut nudges = engine.cache.subscribe(CHANNEL).await.ok();
+        let mut tick = tokio::time::interval(POLL);
+        let mut rounds: u64 = 0;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                Some(_) = async {
+                    match nudges.as_mut() {
+                        Some(sub) => sub.next().await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
+                _ = stop.changed() => break,
+            }
+            if let Err(err) = engine.catch_up().await {
+                tracing::debug!(error = %err, "changelog not readable; retrying");
+            }
+            rounds += 1;
+            if nudges.is_none() && rounds.is_multiple_of(20) {
+                nudges = engine.cache.subscribe(CHANNEL).await.ok();
+            }
+        }
+    })
+}

@@ -1,0 +1,706 @@
+//! The in-memory permission index: resources, grants, group memberships and workspace roles,
+//! built from SQL at start and kept current by applying the changelog. `check` and `lookup`
+//! implement API.md §7 from memory.
+//!
+//! Layout: users, groups and workspaces are interned to `u32`; resources live in a slot vector
+//! addressed per (service, type) namespace by their id, with reverse indexes (owner, grantee,
+//! children, workspace-visible) so that a lookup starts from what can allow and walks down to
+//! children instead of scanning a workspace.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::change::{Change, GranteeRef, ResourceKey, ResourceState};
+use crate::error::Error;
+
+const NONE: u32 = u32::MAX;
+const GROUP_BIT: u32 = 1 << 31;
+/// Inheritance chains longer than this answer deny (writes reject cycles; this bounds a walk
+/// over state that was never meant to exist).
+const MAX_DEPTH: usize = 4096;
+
+/// The two resource actions; `edit` implies `view`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Read access.
+    View,
+    /// Write access (implies view).
+    Edit,
+}
+
+impl Action {
+    /// Parses `view` or `edit`; INVALID_ARGUMENT naming `field` otherwise.
+    pub fn parse(field: &str, text: &str) -> Result<Action, Error> {
+        match text {
+            "view" => Ok(Action::View),
+            "edit" => Ok(Action::Edit),
+            _ => Err(Error::invalid(field, "must be \"view\" or \"edit\"")),
+        }
+    }
+}
+
+/// Rank of a workspace role (owner 4 … viewer 1, 0 unknown).
+fn rank(role: &str) -> u8 {
+    crate::tenancy::rank(role)
+}
+
+/// A lookup's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// Rule 3: the user is workspace admin or owner.
+    FullAccess,
+    /// The allowed resource ids, sorted.
+    Ids(Vec<Arc<str>>),
+}
+
+/// One resource as loaded from SQL.
+#[derive(Debug, Clone)]
+pub struct ResourceRecord {
+    /// Row id (parents reference it).
+    pub id: Uuid,
+    /// Its state (the `parent` key is ignored; `parent_id` is used).
+    pub state: ResourceState,
+    /// Parent row id.
+    pub parent_id: Option<Uuid>,
+}
+
+/// One grant as loaded from SQL.
+#[derive(Debug, Clone)]
+pub struct GrantRecord {
+    /// The resource's row id.
+    pub resource: Uuid,
+    /// The grantee.
+    pub grantee: GranteeRef,
+    /// `view` or `edit`.
+    pub permission: String,
+    /// Expiry, if any.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Everything the index is built from.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Changelog revision the snapshot is at least as new as.
+    pub revision: i64,
+    /// (workspace, user, role).
+    pub memberships: Vec<(Uuid, Uuid, String)>,
+    /// (workspace, group, user).
+    pub group_members: Vec<(Uuid, Uuid, Uuid)>,
+    /// Resources.
+    pub resources: Vec<ResourceRecord>,
+    /// Grants.
+    pub grants: Vec<GrantRecord>,
+}
+
+#[derive(Default)]
+struct Interner {
+    map: HashMap<Uuid, u32>,
+}
+
+impl Interner {
+    fn get(&self, id: &Uuid) -> Option<u32> {
+        self.map.get(id).copied()
+    }
+
+    fn intern(&mut self, id: Uuid) -> u32 {
+        let next = self.map.len() as u32;
+        *self.map.entry(id).or_insert(next)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct GrantEntry {
+    /// A user index, or a group index with [`GROUP_BIT`].
+    grantee: u32,
+    edit: bool,
+    /// Unix milliseconds; `i64::MAX` = never.
+    expires: i64,
+}
+
+struct Slot {
+    ns: u32,
+    id: Arc<str>,
+    workspace: u32,
+    owner: u32,
+    visible: bool,
+    parent: u32,
+    grants: Vec<GrantEntry>,
+}
+
+/// The index. Not synchronized: the engine wraps it in a lock.
+#[derive(Default)]
+pub struct Index {
+    revision: i64,
+    users: Interner,
+    groups: Interner,
+    workspaces: Interner,
+    /// service → type → namespace.
+    namespaces: HashMap<Arc<str>, HashMap<Arc<str>, u32>>,
+    /// Per namespace: resource id → slot.
+    ns_keys: Vec<HashMap<Arc<str>, u32>>,
+    slots: Vec<Option<Slot>>,
+    free: Vec<u32>,
+    children: HashMap<u32, Vec<u32>>,
+    by_owner: HashMap<u32, Vec<u32>>,
+    by_grantee: HashMap<u32, Vec<u32>>,
+    visible: HashMap<u32, Vec<u32>>,
+    /// (workspace, user) → role rank.
+    roles: HashMap<(u32, u32), u8>,
+    user_groups: HashMap<u32, Vec<u32>>,
+    group_members: HashMap<u32, Vec<u32>>,
+    group_workspace: HashMap<u32, u32>,
+    grant_count: usize,
+    resource_count: usize,
+}
+
+fn remove_from(map: &mut HashMap<u32, Vec<u32>>, key: u32, value: u32) {
+    if let Some(list) = map.get_mut(&key) {
+        if let Some(at) = list.iter().position(|v| *v == value) {
+            list.swap_remove(at);
+        }
+        if list.is_empty() {
+            map.remove(&key);
+        }
+    }
+}
+
+fn add_to(map: &mut HashMap<u32, Vec<u32>>, key: u32, value: u32) {
+    let list = map.entry(key).or_default();
+    if !list.contains(&value) {
+        list.push(value);
+    }
+}
+
+fn millis(at: Option<DateTime<Utc>>) -> i64 {
+    at.map_or(i64::MAX, |t| t.timestamp_millis())
+}
+
+impl Index {
+    /// An empty index at revision 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds the index from a snapshot.
+    pub fn load(snapshot: Snapshot) -> Self {
+        let mut index = Index::new();
+        for (workspace, user, role) in &snapshot.memberships {
+            let key = (
+                index.workspaces.intern(*workspace),
+                index.users.intern(*user),
+            );
+            index.roles.insert(key, rank(role));
+        }
+        for (workspace, group, user) in &snapshot.group_members {
+            index.join_group(*workspace, *group, *user);
+        }
+        let mut by_row: HashMap<Uuid, u32> = HashMap::with_capacity(snapshot.resources.len());
+        for record in &snapshot.resources {
+            let mut state = record.state.clone();
+            state.parent = None;
+            let slot = index.set_resource(&state);
+            by_row.insert(record.id, slot);
+        }
+        for record in &snapshot.resources {
+            if let Some(parent) = record.parent_id.and_then(|p| by_row.get(&p).copied()) {
+                let slot = by_row[&record.id];
+                index.set_parent(slot, parent);
+            }
+        }
+        for grant in &snapshot.grants {
+            if let Some(slot) = by_row.get(&grant.resource).copied() {
+                index.set_grant(
+                    slot,
+                    grant.grantee,
+                    grant.permission == "edit",
+                    grant.expires_at,
+                );
+            }
+        }
+        index.revision = snapshot.revision;
+        index
+    }
+
+    /// The changelog revision applied last.
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    /// Number of resources and of grants held.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.resource_count, self.grant_count)
+    }
+
+    fn slot(&self, at: u32) -> Option<&Slot> {
+        self.slots.get(at as usize).and_then(Option::as_ref)
+    }
+
+    fn slot_mut(&mut self, at: u32) -> Option<&mut Slot> {
+        self.slots.get_mut(at as usize).and_then(Option::as_mut)
+    }
+
+    fn namespace(&self, service: &str, resource_type: &str) -> Option<u32> {
+        self.namespaces.get(service)?.get(resource_type).copied()
+    }
+
+    fn namespace_or_new(&mut self, service: &str, resource_type: &str) -> u32 {
+        if let Some(ns) = self.namespace(service, resource_type) {
+            return ns;
+        }
+        let ns = self.ns_keys.len() as u32;
+        let service: Arc<str> = Arc::from(service);
+        let resource_type: Arc<str> = Arc::from(resource_type);
+        self.ns_keys.push(HashMap::new());
+        self.namespaces
+            .entry(service)
+            .or_default()
+            .insert(resource_type, ns);
+        ns
+    }
+
+    fn find(&self, service: &str, resource_type: &str, id: &str) -> Option<u32> {
+        let ns = self.namespace(service, resource_type)?;
+        self.ns_keys[ns as usize].get(id).copied()
+    }
+
+    fn find_key(&self, key: &ResourceKey) -> Option<u32> {
+        self.find(&key.service_name, &key.resource_type, &key.resource_id)
+    }
+
+    fn join_group(&mut self, workspace: Uuid, group: Uuid, user: Uuid) {
+        let (w, g, u) = (
+            self.workspaces.intern(workspace),
+            self.groups.intern(group),
+            self.users.intern(user),
+        );
+        self.group_workspace.insert(g, w);
+        add_to(&mut self.user_groups, u, g);
+        add_to(&mut self.group_members, g, u);
+    }
+
+    fn set_parent(&mut self, slot: u32, parent: u32) {
+        let Some(old) = self.slot(slot).map(|s| s.parent) else {
+            return;
+        };
+        if old == parent {
+            return;
+        }
+        if old != NONE {
+            remove_from(&mut self.children, old, slot);
+        }
+        if parent != NONE {
+            add_to(&mut self.children, parent, slot);
+        }
+        if let Some(s) = self.slot_mut(slot) {
+            s.parent = parent;
+        }
+    }
+
+    /// Creates or updates a resource from its state; returns its slot.
+    fn set_resource(&mut self, state: &ResourceState) -> u32 {
+        let ns = self.namespace_or_new(&state.service_name, &state.resource_type);
+        let workspace = self.workspaces.intern(state.workspace_id);
+        let owner = state.owner_id.map_or(NONE, |o| self.users.intern(o));
+        let visible = state.visibility == "workspace";
+        let slot = match self.ns_keys[ns as usize].get(state.resource_id.as_str()) {
+            Some(slot) => *slot,
+            None => {
+                let id: Arc<str> = Arc::from(state.resource_id.as_str());
+                let fresh = Slot {
+                    ns,
+                    id: id.clone(),
+                    workspace,
+                    owner: NONE,
+                    visible: false,
+                    parent: NONE,
+                    grants: Vec::new(),
+                };
+                let slot = match self.free.pop() {
+                    Some(at) => {
+                        self.slots[at as usize] = Some(fresh);
+                        at
+                    }
+                    None => {
+                        self.slots.push(Some(fresh));
+                        (self.slots.len() - 1) as u32
+                    }
+                };
+                self.ns_keys[ns as usize].insert(id, slot);
+                self.resource_count += 1;
+                slot
+            }
+        };
+        let (old_owner, old_visible, old_workspace) = match self.slot(slot) {
+            Some(s) => (s.owner, s.visible, s.workspace),
+            None => return slot,
+        };
+        if old_owner != owner {
+            if old_owner != NONE {
+                remove_from(&mut self.by_owner, old_owner, slot);
+            }
+            if owner != NONE {
+                add_to(&mut self.by_owner, owner, slot);
+            }
+        }
+        if old_visible && (!visible || old_workspace != workspace) {
+            remove_from(&mut self.visible, old_workspace, slot);
+        }
+        if visible && (!old_visible || old_workspace != workspace) {
+            add_to(&mut self.visible, workspace, slot);
+        }
+        if let Some(s) = self.slot_mut(slot) {
+            s.owner = owner;
+            s.visible = visible;
+            s.workspace = workspace;
+        }
+        let parent = state.parent.as_ref().map_or(NONE, |(t, id)| {
+            self.find(&state.service_name, t, id).unwrap_or(NONE)
+        });
+        self.set_parent(slot, parent);
+        slot
+    }
+
+    fn remove_resource(&mut self, slot: u32) {
+        let Some(s) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
+            return;
+        };
+        self.ns_keys[s.ns as usize].remove(&*s.id);
+        if s.owner != NONE {
+            remove_from(&mut self.by_owner, s.owner, slot);
+        }
+        if s.visible {
+            remove_from(&mut self.visible, s.workspace, slot);
+        }
+        for grant in &s.grants {
+            remove_from(&mut self.by_grantee, grant.grantee, slot);
+        }
+        self.grant_count -= s.grants.len();
+        if s.parent != NONE {
+            remove_from(&mut self.children, s.parent, slot);
+        }
+        // Children are detached: they lose inherited access, never gain any.
+        for child in self.children.remove(&slot).unwrap_or_default() {
+            if let Some(c) = self.slot_mut(child) {
+                c.parent = NONE;
+            }
+        }
+        self.resource_count -= 1;
+        self.free.push(slot);
+    }
+
+    fn grantee_code(&mut self, grantee: GranteeRef) -> u32 {
+        match grantee {
+            GranteeRef::User(id) => self.users.intern(id),
+            GranteeRef::Group(id) => self.groups.intern(id) | GROUP_BIT,
+        }
+    }
+
+    fn set_grant(
+        &mut self,
+        slot: u32,
+        grantee: GranteeRef,
+        edit: bool,
+        expires: Option<DateTime<Utc>>,
+    ) {
+        let code = self.grantee_code(grantee);
+        let entry = GrantEntry {
+            grantee: code,
+            edit,
+            expires: millis(expires),
+        };
+        let Some(s) = self.slot_mut(slot) else {
+            return;
+        };
+        match s.grants.iter_mut().find(|g| g.grantee == code) {
+            Some(existing) => *existing = entry,
+            None => {
+                s.grants.push(entry);
+                self.grant_count += 1;
+                add_to(&mut self.by_grantee, code, slot);
+            }
+        }
+    }
+
+    fn remove_grant(&mut self, slot: u32, code: u32) {
+        let Some(s) = self.slot_mut(slot) else {
+            return;
+        };
+        let before = s.grants.len();
+        s.grants.retain(|g| g.grantee != code);
+        if s.grants.len() < before {
+            self.grant_count -= 1;
+            remove_from(&mut self.by_grantee, code, slot);
+        }
+    }
+
+    fn remove_group(&mut self, g: u32) {
+        for user in self.group_members.remove(&g).unwrap_or_default() {
+            remove_from(&mut self.user_groups, user, g);
+        }
+        let code = g | GROUP_BIT;
+        for slot in self.by_grantee.get(&code).cloned().unwrap_or_default() {
+            self.remove_grant(slot, code);
+        }
+        self.group_workspace.remove(&g);
+    }
+
+    /// Applies one changelog entry. Entries carry the state after the change, so applying an
+    /// entry the snapshot already reflects changes nothing.
+    pub fn apply(&mut self, revision: i64, change: &Change) {
+        match change {
+            Change::MemberSet {
+                workspace_id,
+                user_id,
+                role,
+                ..
+            } => {
+                let key = (
+                    self.workspaces.intern(*workspace_id),
+                    self.users.intern(*user_id),
+                );
+                self.roles.insert(key, rank(role));
+            }
+            Change::MemberRemoved {
+                workspace_id,
+                user_id,
+            } => {
+                if let (Some(w), Some(u)) =
+                    (self.workspaces.get(workspace_id), self.users.get(user_id))
+                {
+                    self.roles.remove(&(w, u));
+                    let groups: Vec<u32> = self
+                        .user_groups
+                        .get(&u)
+                        .map(|gs| {
+                            gs.iter()
+                                .copied()
+                                .filter(|g| self.group_workspace.get(g) == Some(&w))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    for g in groups {
+                        remove_from(&mut self.user_groups, u, g);
+                        remove_from(&mut self.group_members, g, u);
+                    }
+                }
+            }
+            Change::WorkspaceDeleted { workspace_id } => {
+                if let Some(w) = self.workspaces.get(workspace_id) {
+                    self.roles.retain(|(ws, _), _| *ws != w);
+                    let groups: Vec<u32> = self
+                        .group_workspace
+                        .iter()
+                        .filter(|(_, ws)| **ws == w)
+                        .map(|(g, _)| *g)
+                        .collect();
+                    for g in groups {
+                        self.remove_group(g);
+                    }
+                    let doomed: Vec<u32> = self.slots_where(|s| s.workspace == w);
+                    for slot in doomed {
+                        self.remove_resource(slot);
+                    }
+                }
+            }
+            Change::GroupDeleted { group_id, .. } => {
+                if let Some(g) = self.groups.get(group_id) {
+                    self.remove_group(g);
+                }
+            }
+            Change::GroupMemberAdded {
+                workspace_id,
+                group_id,
+                user_id,
+            } => self.join_group(*workspace_id, *group_id, *user_id),
+            Change::GroupMemberRemoved {
+                group_id, user_id, ..
+            } => {
+                if let (Some(g), Some(u)) = (self.groups.get(group_id), self.users.get(user_id)) {
+                    remove_from(&mut self.user_groups, u, g);
+                    remove_from(&mut self.group_members, g, u);
+                }
+            }
+            Change::ResourceSet { resource, .. } => {
+                self.set_resource(resource);
+            }
+            Change::ResourceDeleted { key, .. } => {
+                if let Some(slot) = self.find_key(key) {
+                    self.remove_resource(slot);
+                }
+            }
+            Change::GrantSet {
+                key,
+                grantee,
+                permission,
+                expires_at,
+                ..
+            } => {
+                if let Some(slot) = self.find_key(key) {
+                    self.set_grant(slot, *grantee, permission == "edit", *expires_at);
+                }
+            }
+            Change::GrantRemoved { key, grantee, .. } => {
+                if let Some(slot) = self.find_key(key) {
+                    let code = self.grantee_code(*grantee);
+                    self.remove_grant(slot, code);
+                }
+            }
+            Change::ServiceDeleted { service_name } => {
+                let namespaces: Vec<u32> = self
+                    .namespaces
+                    .get(service_name.as_str())
+                    .map(|types| types.values().copied().collect())
+                    .unwrap_or_default();
+                let doomed = self.slots_where(|s| namespaces.contains(&s.ns));
+                for slot in doomed {
+                    self.remove_resource(slot);
+                }
+            }
+            Change::RoleChanged { .. }
+            | Change::RoleDeleted { .. }
+            | Change::RoleAssignment { .. }
+            | Change::ActionsRegistered { .. } => {}
+        }
+        self.revision = self.revision.max(revision);
+    }
+
+    fn slots_where(&self, keep: impl Fn(&Slot) -> bool) -> Vec<u32> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(at, s)| s.as_ref().filter(|s| keep(s)).map(|_| at as u32))
+            .collect()
+    }
+
+    /// Whether `grants` hold a live grant for `action` to user `u` or one of `groups`.
+    fn granted(grants: &[GrantEntry], u: u32, groups: &[u32], action: Action, now: i64) -> bool {
+        grants.iter().any(|g| {
+            g.expires > now
+                && (g.edit || action == Action::View)
+                && (g.grantee == u
+                    || (g.grantee & GROUP_BIT != 0 && groups.contains(&(g.grantee & !GROUP_BIT))))
+        })
+    }
+
+    /// Rules 2, 4 and 5 for one slot (rule 3 is decided once per query).
+    fn direct(s: &Slot, u: u32, role: u8, groups: &[u32], action: Action, now: i64) -> bool {
+        s.owner == u
+            || (s.visible && (action == Action::View || role == rank("editor")))
+            || Self::granted(&s.grants, u, groups, action, now)
+    }
+
+    /// API.md §7 for one (user, resource, action) in workspace `workspace`, at `now` (unix ms).
+    #[allow(clippy::too_many_arguments)]
+    pub fn check(
+        &self,
+        service: &str,
+        resource_type: &str,
+        resource_id: &str,
+        user: Uuid,
+        workspace: Uuid,
+        action: Action,
+        now: i64,
+    ) -> bool {
+        let Some(mut at) = self.find(service, resource_type, resource_id) else {
+            return false; // rule 1: unknown
+        };
+        let (Some(w), Some(u)) = (self.workspaces.get(&workspace), self.users.get(&user)) else {
+            return false;
+        };
+        let Some(role) = self.roles.get(&(w, u)).copied() else {
+            return false; // not a member of the token's workspace
+        };
+        let groups = self.user_groups.get(&u).map_or(&[][..], Vec::as_slice);
+        for _ in 0..MAX_DEPTH {
+            let Some(s) = self.slot(at) else {
+                return false;
+            };
+            if s.workspace != w {
+                return false; // rule 1: another workspace
+            }
+            if role >= rank("admin") || Self::direct(s, u, role, groups, action, now) {
+                return true; // rules 2–5
+            }
+            if s.parent == NONE {
+                return false; // rule 7
+            }
+            at = s.parent; // rule 6
+        }
+        false
+    }
+
+    /// Every resource of (service, type) in `workspace` on which `user` may perform `action`:
+    /// exactly the set `check` allows, sorted by id.
+    pub fn lookup(
+        &self,
+        service: &str,
+        resource_type: &str,
+        user: Uuid,
+        workspace: Uuid,
+        action: Action,
+        now: i64,
+    ) -> Lookup {
+        let empty = Lookup::Ids(Vec::new());
+        let (Some(w), Some(u)) = (self.workspaces.get(&workspace), self.users.get(&user)) else {
+            return empty;
+        };
+        let Some(role) = self.roles.get(&(w, u)).copied() else {
+            return empty;
+        };
+        if role >= rank("admin") {
+            return Lookup::FullAccess;
+        }
+        let Some(target) = self.namespace(service, resource_type) else {
+            return empty;
+        };
+        let service_namespaces = &self.namespaces[service];
+        let groups = self.user_groups.get(&u).map_or(&[][..], Vec::as_slice);
+        // Seeds: everything that can allow directly (rules 2, 4, 5), in this workspace and
+        // service; then every descendant that stays in the workspace (rule 6).
+        let mut seen: HashMap<u32, ()> = HashMap::new();
+        let mut queue: VecDeque<u32> = VecDeque::new();
+        let seed = |slot: u32, seen: &mut HashMap<u32, ()>, queue: &mut VecDeque<u32>| {
+            if let Some(s) = self.slot(slot)
+                && s.workspace == w
+                && service_namespaces.values().any(|ns| *ns == s.ns)
+                && Self::direct(s, u, role, groups, action, now)
+                && seen.insert(slot, ()).is_none()
+            {
+                queue.push_back(slot);
+            }
+        };
+        for slot in self.by_owner.get(&u).into_iter().flatten() {
+            seed(*slot, &mut seen, &mut queue);
+        }
+        let codes = std::iter::once(u).chain(groups.iter().map(|g| g | GROUP_BIT));
+        for code in codes {
+            for slot in self.by_grantee.get(&code).into_iter().flatten() {
+                seed(*slot, &mut seen, &mut queue);
+            }
+        }
+        if action == Action::View || role == rank("editor") {
+            for slot in self.visible.get(&w).into_iter().flatten() {
+                seed(*slot, &mut seen, &mut queue);
+            }
+        }
+        let mut ids: Vec<Arc<str>> = Vec::new();
+        while let Some(slot) = queue.pop_front() {
+            let Some(s) = self.slot(slot) else { continue };
+            if s.ns == target {
+                ids.push(s.id.clone());
+            }
+            for child in self.children.get(&slot).into_iter().flatten() {
+                if self.slot(*child).is_some_and(|c| c.workspace == w)
+                    && seen.insert(*child, ()).is_none()
+                {
+                    queue.push_back(*child);
+                }
+            }
+        }
+        ids.sort_unstable();
+        Lookup::Ids(ids)
+    }
+}
