@@ -25,8 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         descriptors.encode_to_vec(),
     )?;
     tonic_prost_build::configure()
-        // RPCs of capabilities not built yet answer UNIMPLEMENTED through the default stubs.
-        .generate_default_stubs(true)
+        // No default stubs: every RPC of the contract must have a handler to compile.
         .build_client(true)
         .build_server(true)
         .compile_fds(descriptors)?;

@@ -41,6 +41,13 @@ export SENTINEL_TEST_DATABASE_URL="$pg_url" SENTINEL_TEST_REDIS_URL="$redis_url"
 
 bash helm/tests/run.sh
 
+# The login tests start a real OpenID provider (the npm package oidc-provider, pinned by
+# tests/support/oidc/package-lock.json).
+if [[ ! -d tests/support/oidc/node_modules/oidc-provider ]]; then
+  echo "installing the test OpenID provider"
+  npm ci --silent --no-audit --no-fund --prefix tests/support/oidc
+fi
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e

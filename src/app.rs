@@ -55,6 +55,8 @@ pub struct AppState {
     pub workspaces: Arc<crate::tenancy::Workspaces>,
     /// The permission engine (in-memory index over the changelog).
     pub engine: Arc<crate::authz::engine::Engine>,
+    /// Sign-in through identity providers.
+    pub login: Arc<crate::login::Login>,
 }
 
 impl AppState {
@@ -133,7 +135,12 @@ impl AppState {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot build the permission index: {e}"))?,
         );
+        let login = Arc::new(
+            crate::login::Login::new(&config, store.clone(), cache.clone(), tokens.clone())
+                .map_err(|e| anyhow::anyhow!("cannot set up sign-in: {e}"))?,
+        );
         Ok(Self {
+            login,
             engine,
             config: Arc::new(config),
             cache,

@@ -60,6 +60,61 @@ impl Default for RateLimitConfig {
     }
 }
 
+/// Kind of an identity provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Any OpenID Connect issuer, by discovery (`issuer` required).
+    Oidc,
+    /// Google (OIDC preset: issuer `https://accounts.google.com`).
+    Google,
+    /// Microsoft Entra ID (OIDC preset: issuer `https://login.microsoftonline.com/{tenant}/v2.0`).
+    Entra,
+    /// GitHub OAuth2 and its user API.
+    Github,
+}
+
+/// One identity provider users sign in through.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// `oidc`, `google`, `entra` or `github`.
+    pub kind: ProviderKind,
+    /// Name on the sign-in button; default: derived from the kind.
+    #[serde(default)]
+    pub display_name: String,
+    /// OAuth client id registered at the provider.
+    pub client_id: String,
+    /// OAuth client secret. Prefer `client_secret_file`, which keeps it out of the file.
+    #[serde(default)]
+    pub client_secret: String,
+    /// A file holding the client secret (e.g. a mounted Kubernetes Secret); read at start.
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// Issuer URL (required for `oidc`; overrides the preset of `google` and `entra`).
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Entra tenant id or domain (default `common`).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Scopes requested (default `openid email profile`; GitHub `read:user user:email`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Audiences accepted in ID tokens presented to ResolveIdpToken (client apps that sign users
+    /// in with their own client id at this provider); `client_id` is always accepted.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// GitHub: authorization endpoint (default `https://github.com/login/oauth/authorize`).
+    #[serde(default)]
+    pub authorize_url: Option<String>,
+    /// GitHub: token endpoint (default `https://github.com/login/oauth/access_token`).
+    #[serde(default)]
+    pub token_url: Option<String>,
+    /// GitHub: API base (default `https://api.github.com`).
+    #[serde(default)]
+    pub api_url: Option<String>,
+}
+
 /// The whole configuration of one `sentinel` process.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -126,6 +181,19 @@ pub struct Config {
     /// JWKS know it first. Defaults to the JWKS max-age.
     #[serde(with = "humantime_serde")]
     pub key_publish_delay: Duration,
+    /// Identity providers by id (the `{provider}` of `/oauth/{provider}/login`), e.g.
+    /// `[providers.google] kind = "google"`.
+    pub providers: std::collections::BTreeMap<String, ProviderConfig>,
+    /// Emails made platform admins when they sign in (bootstrap); comma-separated in the
+    /// environment.
+    #[serde(deserialize_with = "string_or_list")]
+    pub admin_emails: Vec<String>,
+    /// How long a started login waits for the provider's callback.
+    #[serde(with = "humantime_serde")]
+    pub login_timeout: Duration,
+    /// Lifetime of the one-time code handed to the client app after the callback.
+    #[serde(with = "humantime_serde")]
+    pub login_code_ttl: Duration,
 }
 
 impl Default for Config {
@@ -155,6 +223,10 @@ impl Default for Config {
             audit_retention: Duration::from_secs(365 * 24 * 3600),
             signing_algorithm: crate::tokens::keys::SigningAlgorithm::RS256,
             key_publish_delay: Duration::from_secs(300),
+            providers: std::collections::BTreeMap::new(),
+            admin_emails: Vec::new(),
+            login_timeout: Duration::from_secs(600),
+            login_code_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -215,9 +287,22 @@ impl Config {
                 .ignore(&["CONFIG", "TEST_DATABASE_URL", "TEST_REDIS_URL"])
                 .split("__"),
         );
-        let config: Config = figment
+        let mut config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Load(e.to_string()))?;
+        for provider in config.providers.values_mut() {
+            if let Some(path) = &provider.client_secret_file {
+                provider.client_secret = std::fs::read_to_string(path)
+                    .map_err(|_| {
+                        invalid(
+                            "providers.client_secret_file",
+                            format!("{} cannot be read", path.display()),
+                        )
+                    })?
+                    .trim()
+                    .to_string();
+            }
+        }
         config.validate()?;
         Ok(config)
     }
@@ -326,6 +411,44 @@ impl Config {
         if self.rate_limit.window.is_zero() {
             return Err(invalid("rate_limit.window", "must be greater than zero"));
         }
+        for (id, provider) in &self.providers {
+            let ok_id = !id.is_empty()
+                && id.len() <= 40
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !ok_id {
+                return Err(invalid(
+                    "providers",
+                    "ids must be 1-40 lowercase letters, digits or dashes",
+                ));
+            }
+            if provider.client_id.trim().is_empty() {
+                return Err(invalid("providers.client_id", "is required"));
+            }
+            if provider.kind == ProviderKind::Oidc && provider.issuer.is_none() {
+                return Err(invalid("providers.issuer", "is required for kind oidc"));
+            }
+            for url in [
+                &provider.issuer,
+                &provider.authorize_url,
+                &provider.token_url,
+                &provider.api_url,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(invalid("providers", "URLs must be http(s)"));
+                }
+            }
+        }
+        if !(Duration::from_secs(60)..=Duration::from_secs(3600)).contains(&self.login_timeout) {
+            return Err(invalid("login_timeout", "must be between 1m and 1h"));
+        }
+        if !(Duration::from_secs(10)..=Duration::from_secs(600)).contains(&self.login_code_ttl) {
+            return Err(invalid("login_code_ttl", "must be between 10s and 10m"));
+        }
         Ok(())
     }
 
@@ -366,6 +489,11 @@ impl Config {
         shown.database_url = Some(redact_url(&self.effective_database_url()));
         shown.redis_url = self.redis_url.as_deref().map(redact_url);
         shown.kek = self.kek.as_ref().map(|_| "<redacted>".to_string());
+        for provider in shown.providers.values_mut() {
+            if !provider.client_secret.is_empty() {
+                provider.client_secret = "<redacted>".into();
+            }
+        }
         shown.issuer = Some(self.effective_issuer());
         toml_string(&shown)
     }
@@ -542,6 +670,37 @@ mod tests {
             assert_eq!(config.log, "debug");
             assert_eq!(config.cors_origins.len(), 2);
             assert_eq!(config.rate_limit.per_address, 5);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own large error type
+    fn providers_come_from_the_file_with_secrets_from_files() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("google-secret", "s3cret\n")?;
+            jail.create_file(
+                "providers.toml",
+                "admin_emails = [\"root@example.com\"]\n\
+                 [providers.google]\nkind = \"google\"\nclient_id = \"abc\"\n\
+                 client_secret_file = \"google-secret\"\n\
+                 [providers.corp]\nkind = \"entra\"\nclient_id = \"def\"\ntenant = \"contoso.com\"\n",
+            )?;
+            let config = Config::load(Some(Path::new("providers.toml"))).expect("valid");
+            assert_eq!(config.providers["google"].client_secret, "s3cret");
+            assert_eq!(
+                config.providers["corp"].tenant.as_deref(),
+                Some("contoso.com")
+            );
+            assert!(!config.redacted_toml().contains("s3cret"));
+            jail.create_file(
+                "bad.toml",
+                "[providers.x]\nkind = \"oidc\"\nclient_id = \"abc\"\n",
+            )?;
+            let err = Config::load(Some(Path::new("bad.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("providers.issuer"), "{err}");
             Ok(())
         });
     }

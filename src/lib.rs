@@ -13,6 +13,7 @@ pub mod config;
 pub mod csv_io;
 pub mod error;
 pub mod http;
+pub mod login;
 pub mod metrics;
 pub mod operator;
 pub mod proto;

@@ -17,7 +17,6 @@ both_backends!(
     reflection_lists_every_service,
     grpc_web_over_http1_returns_the_jwks,
     cors_preflight_allows_only_configured_origins,
-    rpcs_of_later_capabilities_are_unimplemented,
     metrics_count_rpcs_by_method_and_code,
     request_ids_are_set_and_propagated,
     oversized_http_bodies_are_refused,
@@ -180,28 +179,6 @@ async fn cors_preflight_allows_only_configured_origins(backend: Backend) {
             .get("access-control-allow-origin")
             .is_none()
     );
-    app.stop().await;
-}
-
-async fn rpcs_of_later_capabilities_are_unimplemented(backend: Backend) {
-    use sentinel::proto::v1::ResolveIdpTokenRequest;
-    let (app, _db) = TestApp::spawn(backend).await;
-    // The tier is enforced first…
-    let err = AuthServiceClient::new(app.channel.clone())
-        .resolve_idp_token(ResolveIdpTokenRequest::default())
-        .await
-        .expect_err("no credential");
-    assert_eq!(err.code(), Code::Unauthenticated);
-    // …then the handler answers that it is not built yet.
-    let key = common::service_key(&app, "docs").await;
-    let err = AuthServiceClient::new(app.channel.clone())
-        .resolve_idp_token(common::with_service_key(
-            ResolveIdpTokenRequest::default(),
-            &key,
-        ))
-        .await
-        .expect_err("not built yet");
-    assert_eq!(err.code(), Code::Unimplemented);
     app.stop().await;
 }
 

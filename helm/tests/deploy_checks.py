@@ -111,6 +111,12 @@ class Render:
         expect(len(found) == 1, f"expected one ClusterIP Service, found {len(found)}")
         return found[0]
 
+    def env_config(self) -> dict:
+        """The ConfigMap of environment variables (not the sentinel.toml one)."""
+        found = [m for m in self.all("ConfigMap") if not m["metadata"]["name"].endswith("-file")]
+        expect(len(found) == 1, f"expected one environment ConfigMap, found {len(found)}")
+        return found[0]
+
     def one(self, kind: str) -> dict:
         found = self.all(kind)
         expect(len(found) == 1, f"expected one {kind}, found {len(found)}")
@@ -174,7 +180,7 @@ def assert_server(r: Render) -> dict:
         expect("service" not in c[probe]["grpc"], f"{probe} checks the overall service")
     ready = c["readinessProbe"].get("httpGet") or {}
     expect(ready.get("path") == "/readyz", "readiness uses /readyz")
-    cm = r.one("ConfigMap")
+    cm = r.env_config()
     refs = [e["configMapRef"]["name"] for e in c.get("envFrom") or [] if "configMapRef" in e]
     expect(cm["metadata"]["name"] in refs, "server env comes from the ConfigMap")
     data = cm["data"]
@@ -204,7 +210,7 @@ def assert_default(r: Render) -> None:
     dep = assert_server(r)
     expect(dep["spec"]["replicas"] == 1, "one replica")
     expect(dep["spec"]["strategy"]["type"] == "Recreate", "Recreate: one SQLite writer")
-    expect(r.one("ConfigMap")["data"]["SENTINEL_MIGRATE_ON_START"] == "true", "migrates on start")
+    expect(r.env_config()["data"]["SENTINEL_MIGRATE_ON_START"] == "true", "migrates on start")
     c = container(dep)
     for key in SECRET_ENV:
         expect(key not in env_map(c), f"embedded default sets no {key}")
@@ -222,7 +228,7 @@ def assert_clustered_common(r: Render, expected_refs: dict) -> dict:
     expect(not r.all("PersistentVolumeClaim"), "clustered mode has no PVC")
     volumes = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
     expect("emptyDir" in volumes["data"], "clustered data dir is scratch")
-    cm = r.one("ConfigMap")
+    cm = r.env_config()
     expect(cm["data"]["SENTINEL_MIGRATE_ON_START"] == "false", "the Job migrates, not the server")
     c = container(dep)
     for key, ref in expected_refs.items():
@@ -295,6 +301,18 @@ def assert_full(r: Render) -> None:
 
     c = container(dep)
     expect(c["image"].startswith("registry.example.com/sentinel@sha256:"), "image by digest")
+    # Identity providers: a sentinel.toml without secrets, the Secret mounted as files.
+    files = [m for m in r.all("ConfigMap") if m["metadata"]["name"].endswith("-file")]
+    expect(len(files) == 1, "one ConfigMap with sentinel.toml")
+    toml = files[0]["data"]["sentinel.toml"]
+    expect("[providers.google]" in toml and "[providers.github]" in toml, f"providers rendered: {toml}")
+    expect('client_secret_file = "/etc/sentinel/secrets/google-client-secret"' in toml, "secret as a file")
+    expect("client_secret =" not in toml, "no secret in the ConfigMap")
+    expect(env_map(c).get("SENTINEL_CONFIG", {}).get("value") == "/etc/sentinel/sentinel.toml",
+           "SENTINEL_CONFIG points at the mounted file")
+    mounts = {m["mountPath"] for m in c.get("volumeMounts", [])}
+    expect({"/etc/sentinel/sentinel.toml", "/etc/sentinel/secrets"} <= mounts, f"mounts: {mounts}")
+    expect("SENTINEL_CONFIG" not in env_map(container(job)), "the migration Job needs no provider file")
     expect("GITHUB_CLIENT_SECRET" in env_map(c), "extraEnv reaches the server")
     expect("GITHUB_CLIENT_SECRET" in env_map(container(job)), "extraEnv reaches the Job")
 
@@ -336,7 +354,7 @@ def assert_full(r: Render) -> None:
 def assert_clustered_no_job(r: Render) -> None:
     assert_server(r)
     expect(not r.all("Job"), "migrations.job.enabled=false renders no Job")
-    expect(r.one("ConfigMap")["data"]["SENTINEL_MIGRATE_ON_START"] == "true", "replicas migrate on start")
+    expect(r.env_config()["data"]["SENTINEL_MIGRATE_ON_START"] == "true", "replicas migrate on start")
 
 
 PROFILES = {

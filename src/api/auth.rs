@@ -95,6 +95,253 @@ const WATCH_HEARTBEAT: Duration = Duration::from_secs(15);
 
 #[tonic::async_trait]
 impl AuthService for AuthApi {
+    type WatchRevocationsStream = RevocationStream;
+
+    async fn list_providers(
+        &self,
+        request: Request<pb::ListProvidersRequest>,
+    ) -> Result<Response<pb::ListProvidersResponse>, Status> {
+        convert::page_size(request.get_ref().page_size)?;
+        let providers = self
+            .state
+            .login
+            .providers()
+            .map(|p| pb::Provider {
+                id: p.id.clone(),
+                display_name: p.display_name.clone(),
+                kind: if p.is_github {
+                    pb::ProviderKind::Github
+                } else {
+                    pb::ProviderKind::Oidc
+                } as i32,
+                icon_url: String::new(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListProvidersResponse {
+            providers,
+            next_page_token: String::new(),
+        }))
+    }
+
+    async fn start_login(
+        &self,
+        request: Request<pb::StartLoginRequest>,
+    ) -> Result<Response<pb::StartLoginResponse>, Status> {
+        let actor = credentials::actor(&request);
+        let r = request.into_inner();
+        let started = self
+            .state
+            .login
+            .start(
+                &r.provider,
+                &r.redirect_uri,
+                &r.code_challenge,
+                &r.code_challenge_method,
+                &r.state,
+                &r.login_hint,
+            )
+            .await;
+        match started {
+            Ok((authorization_url, expires)) => Ok(Response::new(pb::StartLoginResponse {
+                authorization_url,
+                expires_at: Some(timestamp(expires)),
+            })),
+            Err(err) => {
+                self.state
+                    .login
+                    .audit_failure(&r.provider, &err, &actor)
+                    .await;
+                Err(Error::from(err).into())
+            }
+        }
+    }
+
+    async fn exchange_code(
+        &self,
+        request: Request<pb::ExchangeCodeRequest>,
+    ) -> Result<Response<pb::ExchangeCodeResponse>, Status> {
+        let actor = credentials::actor(&request);
+        let user_agent = request
+            .metadata()
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let r = request.into_inner();
+        if r.code.is_empty() {
+            return Err(Error::invalid("code", "is required").into());
+        }
+        if r.code_verifier.is_empty() {
+            return Err(Error::invalid("code_verifier", "is required").into());
+        }
+        let workspace = optional_uuid("workspace_id", &r.workspace_id)?;
+        let exchanged = self
+            .state
+            .login
+            .exchange(
+                &r.code,
+                &r.code_verifier,
+                workspace,
+                &user_agent,
+                actor.client_address.as_deref().unwrap_or_default(),
+            )
+            .await;
+        let (issued, user) = match exchanged {
+            Ok(done) => done,
+            Err(err) => {
+                let status = Status::from(err);
+                let mut event = crate::audit::event(
+                    "login.code_refused",
+                    &actor,
+                    "login_code",
+                    "-",
+                    serde_json::json!({ "status": format!("{:?}", status.code()) }),
+                );
+                event.outcome = "failure".into();
+                if let Err(e) = self.state.store.insert_audit(&event).await {
+                    tracing::warn!(error = %e, "refused code exchange not audited");
+                }
+                return Err(status);
+            }
+        };
+        Ok(Response::new(pb::ExchangeCodeResponse {
+            tokens: Some(token_pair(&issued)),
+            user: Some(convert::user(&user)),
+        }))
+    }
+
+    async fn list_my_workspaces(
+        &self,
+        request: Request<pb::ListMyWorkspacesRequest>,
+    ) -> Result<Response<pb::ListMyWorkspacesResponse>, Status> {
+        // Public tier: the credential is either a bearer token or the one-time code.
+        let bearer = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::to_string);
+        let r = request.into_inner();
+        let user = match bearer {
+            Some(token) => uuid("sub", &self.state.tokens.authenticate(&token).await?.sub)?,
+            None if !r.code.is_empty() => {
+                self.state
+                    .login
+                    .code_user(&r.code, &r.code_verifier)
+                    .await?
+                    .id
+            }
+            None => {
+                return Err(Error::invalid(
+                    "code",
+                    "a login code (with its code_verifier) or an access token is required",
+                )
+                .into());
+            }
+        };
+        let limit = convert::page_size(r.page_size)?;
+        let views = self
+            .state
+            .workspaces
+            .list(
+                Some(user),
+                None,
+                convert::token_cursor(&r.page_token)?,
+                limit + 1,
+            )
+            .await?;
+        let (views, next_page_token) =
+            convert::page(views, limit, |v| (v.workspace.name.clone(), v.workspace.id));
+        Ok(Response::new(pb::ListMyWorkspacesResponse {
+            workspaces: views.iter().map(super::workspace::access).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn resolve_idp_token(
+        &self,
+        request: Request<pb::ResolveIdpTokenRequest>,
+    ) -> Result<Response<pb::ResolveIdpTokenResponse>, Status> {
+        let service = credentials::service(&request)?;
+        let actor = credentials::actor(&request);
+        let r = request.into_inner();
+        let workspace = optional_uuid("workspace_id", &r.workspace_id)?;
+        let user = match self
+            .state
+            .login
+            .resolve(&r.provider, &r.idp_token, &actor)
+            .await
+        {
+            Ok(user) => user,
+            Err(err) => {
+                self.state
+                    .login
+                    .audit_failure(&r.provider, &err, &actor)
+                    .await;
+                return Err(Error::from(err).into());
+            }
+        };
+        let Some(workspace) = workspace else {
+            let views = self
+                .state
+                .workspaces
+                .list(Some(user.id), None, None, 500)
+                .await?;
+            return Ok(Response::new(pb::ResolveIdpTokenResponse {
+                resolution: Some(pb::resolve_idp_token_response::Resolution::Identity(
+                    pb::ResolvedIdentity {
+                        user: Some(convert::user(&user)),
+                        workspaces: views.iter().map(super::workspace::access).collect(),
+                    },
+                )),
+            }));
+        };
+        let (role, workspace_row, groups) = self
+            .state
+            .store
+            .workspace_scope(workspace, user.id)
+            .await
+            .map_err(Error::from)?
+            .ok_or_else(|| Error::PermissionDenied("not a member of the workspace".into()))?;
+        let actions = self
+            .state
+            .store
+            .user_actions(workspace, &service.service_name, user.id, None, 10_000)
+            .await
+            .map_err(Error::from)?;
+        let scope = crate::tokens::service::WorkspaceScope {
+            workspace: workspace_row.clone(),
+            role: role.clone(),
+            groups,
+        };
+        let (token, expires) = self.state.tokens.issue_authz(
+            &user,
+            &r.provider,
+            &service.service_name,
+            &scope,
+            actions.clone(),
+        )?;
+        Ok(Response::new(pb::ResolveIdpTokenResponse {
+            resolution: Some(pb::resolve_idp_token_response::Resolution::AuthzToken(
+                pb::AuthzToken {
+                    token,
+                    token_type: "Bearer".into(),
+                    expires_at: Some(timestamp(expires)),
+                    service_name: service.service_name.clone(),
+                    workspace: Some(pb::WorkspaceAccess {
+                        workspace: Some(convert::workspace(&workspace_row)),
+                        role: convert::role(&role) as i32,
+                        joined_at: None,
+                    }),
+                    actions,
+                    user: Some(convert::user(&user)),
+                },
+            )),
+        }))
+    }
     async fn refresh(
         &self,
         request: Request<pb::RefreshRequest>,

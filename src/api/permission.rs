@@ -295,6 +295,8 @@ impl PermissionApi {
 
 #[tonic::async_trait]
 impl PermissionService for PermissionApi {
+    type WatchStream = WatchStream;
+
     async fn register_resource(
         &self,
         request: Request<pb::RegisterResourceRequest>,

@@ -43,7 +43,7 @@ impl WorkspaceApi {
     }
 }
 
-fn access(view: &WorkspaceView) -> pb::WorkspaceAccess {
+pub(super) fn access(view: &WorkspaceView) -> pb::WorkspaceAccess {
     pb::WorkspaceAccess {
         workspace: Some(convert::workspace(&view.workspace)),
         role: view

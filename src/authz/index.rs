@@ -16,6 +16,11 @@ use uuid::Uuid;
 use super::change::{Change, GranteeRef, ResourceKey, ResourceState};
 use crate::error::Error;
 
+/// Hash maps of the index: foldhash is several times faster than SipHash on these small keys,
+/// and the keys (interned ids, resource ids of registered resources) are not attacker-chosen
+/// in a way that matters for a per-process, randomly seeded table.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 const NONE: u32 = u32::MAX;
 const GROUP_BIT: u32 = 1 << 31;
 /// Inheritance chains longer than this answer deny (writes reject cycles; this bounds a walk
@@ -97,7 +102,7 @@ pub struct Snapshot {
 
 #[derive(Default)]
 struct Interner {
-    map: HashMap<Uuid, u32>,
+    map: Map<Uuid, u32>,
 }
 
 impl Interner {
@@ -138,25 +143,25 @@ pub struct Index {
     groups: Interner,
     workspaces: Interner,
     /// service → type → namespace.
-    namespaces: HashMap<Arc<str>, HashMap<Arc<str>, u32>>,
+    namespaces: Map<Arc<str>, Map<Arc<str>, u32>>,
     /// Per namespace: resource id → slot.
-    ns_keys: Vec<HashMap<Arc<str>, u32>>,
+    ns_keys: Vec<Map<Arc<str>, u32>>,
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
-    children: HashMap<u32, Vec<u32>>,
-    by_owner: HashMap<u32, Vec<u32>>,
-    by_grantee: HashMap<u32, Vec<u32>>,
-    visible: HashMap<u32, Vec<u32>>,
+    children: Map<u32, Vec<u32>>,
+    by_owner: Map<u32, Vec<u32>>,
+    by_grantee: Map<u32, Vec<u32>>,
+    visible: Map<u32, Vec<u32>>,
     /// (workspace, user) → role rank.
-    roles: HashMap<(u32, u32), u8>,
-    user_groups: HashMap<u32, Vec<u32>>,
-    group_members: HashMap<u32, Vec<u32>>,
-    group_workspace: HashMap<u32, u32>,
+    roles: Map<(u32, u32), u8>,
+    user_groups: Map<u32, Vec<u32>>,
+    group_members: Map<u32, Vec<u32>>,
+    group_workspace: Map<u32, u32>,
     grant_count: usize,
     resource_count: usize,
 }
 
-fn remove_from(map: &mut HashMap<u32, Vec<u32>>, key: u32, value: u32) {
+fn remove_from(map: &mut Map<u32, Vec<u32>>, key: u32, value: u32) {
     if let Some(list) = map.get_mut(&key) {
         if let Some(at) = list.iter().position(|v| *v == value) {
             list.swap_remove(at);
@@ -167,7 +172,7 @@ fn remove_from(map: &mut HashMap<u32, Vec<u32>>, key: u32, value: u32) {
     }
 }
 
-fn add_to(map: &mut HashMap<u32, Vec<u32>>, key: u32, value: u32) {
+fn add_to(map: &mut Map<u32, Vec<u32>>, key: u32, value: u32) {
     let list = map.entry(key).or_default();
     if !list.contains(&value) {
         list.push(value);
@@ -197,7 +202,8 @@ impl Index {
         for (workspace, group, user) in &snapshot.group_members {
             index.join_group(*workspace, *group, *user);
         }
-        let mut by_row: HashMap<Uuid, u32> = HashMap::with_capacity(snapshot.resources.len());
+        let mut by_row: Map<Uuid, u32> = Map::default();
+        by_row.reserve(snapshot.resources.len());
         for record in &snapshot.resources {
             let mut state = record.state.clone();
             state.parent = None;
@@ -253,7 +259,7 @@ impl Index {
         let ns = self.ns_keys.len() as u32;
         let service: Arc<str> = Arc::from(service);
         let resource_type: Arc<str> = Arc::from(resource_type);
-        self.ns_keys.push(HashMap::new());
+        self.ns_keys.push(Map::default());
         self.namespaces
             .entry(service)
             .or_default()
@@ -660,9 +666,9 @@ impl Index {
         let groups = self.user_groups.get(&u).map_or(&[][..], Vec::as_slice);
         // Seeds: everything that can allow directly (rules 2, 4, 5), in this workspace and
         // service; then every descendant that stays in the workspace (rule 6).
-        let mut seen: HashMap<u32, ()> = HashMap::new();
+        let mut seen: Map<u32, ()> = Map::default();
         let mut queue: VecDeque<u32> = VecDeque::new();
-        let seed = |slot: u32, seen: &mut HashMap<u32, ()>, queue: &mut VecDeque<u32>| {
+        let seed = |slot: u32, seen: &mut Map<u32, ()>, queue: &mut VecDeque<u32>| {
             if let Some(s) = self.slot(slot)
                 && s.workspace == w
                 && service_namespaces.values().any(|ns| *ns == s.ns)

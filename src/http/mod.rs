@@ -1,4 +1,6 @@
-//! The HTTP side of the single port: probes, metrics, JWKS.
+//! The HTTP side of the single port: probes, metrics, JWKS, and the browser steps of sign-in.
+
+mod oauth;
 
 use std::time::Duration;
 
@@ -21,6 +23,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/oauth/{provider}/login", get(oauth::login))
+        .route("/oauth/{provider}/callback", get(oauth::callback))
         .with_state(state)
 }
 

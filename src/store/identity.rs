@@ -130,6 +130,18 @@ pub trait IdentityStore: Send + Sync {
     async fn all_memberships(
         &self,
     ) -> StoreResult<Vec<(String, String, String, String, DateTime<Utc>)>>;
+    /// The user an external identity (provider, subject) is linked to.
+    async fn identity_user(&self, provider: &str, subject: &str) -> StoreResult<Option<Uuid>>;
+    /// Links an identity to a user, or records a new sign-in of a linked one; `audit` (the
+    /// link event) is recorded only when the link is new.
+    async fn link_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+        user_id: Uuid,
+        email: &str,
+        audit: &super::AuditRow,
+    ) -> StoreResult<bool>;
     /// In one query: the user's role in the workspace, the workspace, and the user's groups in
     /// it (sorted); `None` when not a member.
     async fn workspace_scope(
@@ -692,6 +704,68 @@ macro_rules! impl_identity_store {
                     }
                 }
                 Ok(Some((role, workspace, groups)))
+            }
+
+            async fn identity_user(
+                &self,
+                provider: &str,
+                subject: &str,
+            ) -> StoreResult<Option<Uuid>> {
+                sqlx::query_scalar::<_, Uuid>(
+                    "SELECT user_id FROM identities WHERE provider = $1 AND subject = $2",
+                )
+                .bind(provider)
+                .bind(subject)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err("identity"))
+            }
+
+            async fn link_identity(
+                &self,
+                provider: &str,
+                subject: &str,
+                user_id: Uuid,
+                email: &str,
+                audit: &super::AuditRow,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await.map_err(err("identity"))?;
+                let now = Utc::now();
+                let created = sqlx::query(
+                    "INSERT INTO identities (provider, subject, user_id, email, created_at, \
+                     last_login_at) VALUES ($1, $2, $3, $4, $5, $5) \
+                     ON CONFLICT (provider, subject) DO NOTHING",
+                )
+                .bind(provider)
+                .bind(subject)
+                .bind(user_id)
+                .bind(email)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("identity"))?
+                .rows_affected()
+                    == 1;
+                if created {
+                    insert_audit_query!(audit)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err("audit event"))?;
+                } else {
+                    sqlx::query(
+                        "UPDATE identities SET last_login_at = $3, email = $4 \
+                         WHERE provider = $1 AND subject = $2",
+                    )
+                    .bind(provider)
+                    .bind(subject)
+                    .bind(now)
+                    .bind(email)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err("identity"))?;
+                }
+                tx.commit().await.map_err(err("identity"))?;
+                Ok(created)
             }
 
             async fn group_ids(&self, workspace_id: Uuid, user_id: Uuid) -> StoreResult<Vec<Uuid>> {

@@ -81,6 +81,8 @@ pub struct SignIn {
     pub user_agent: String,
     /// Client address.
     pub client_address: String,
+    /// The client app the user signed in through, if any.
+    pub client_app_id: Option<Uuid>,
 }
 
 /// Issues, rotates, verifies and revokes tokens.
@@ -215,7 +217,7 @@ impl TokenService {
             id: Uuid::new_v4(),
             user_id: user.id,
             workspace_id: scope.as_ref().map(|s| s.workspace.id),
-            client_app_id: None,
+            client_app_id: sign_in.client_app_id,
             provider: sign_in.provider,
             amr: sign_in.amr.join(" "),
             user_agent: sign_in.user_agent.chars().take(512).collect(),

@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod model;
+pub mod oidc;
 pub mod proxy;
 
 use std::net::SocketAddr;

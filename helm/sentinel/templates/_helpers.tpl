@@ -121,6 +121,48 @@ SENTINEL_ISSUER: {{ . | quote }}
 SENTINEL_CORS_ORIGINS: {{ join "," . | quote }}
 {{- end }}
 SENTINEL_RATE_LIMIT__TRUST_FORWARDED_FOR: {{ .Values.config.trustForwardedFor | toString | quote }}
+{{- with .Values.login.adminEmails }}
+SENTINEL_ADMIN_EMAILS: {{ join "," . | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+sentinel.toml with the identity providers (no secrets: client_secret_file points at the
+mounted Secret).
+*/}}
+{{- define "sentinel.providersToml" -}}
+{{- range $id, $p := .Values.login.providers }}
+[providers.{{ $id }}]
+kind = {{ $p.kind | quote }}
+client_id = {{ $p.clientId | quote }}
+{{- with $p.clientSecretKey }}
+client_secret_file = {{ printf "/etc/sentinel/secrets/%s" . | quote }}
+{{- end }}
+{{- with $p.displayName }}
+display_name = {{ . | quote }}
+{{- end }}
+{{- with $p.issuer }}
+issuer = {{ . | quote }}
+{{- end }}
+{{- with $p.tenant }}
+tenant = {{ . | quote }}
+{{- end }}
+{{- with $p.scopes }}
+scopes = {{ toJson . }}
+{{- end }}
+{{- with $p.audiences }}
+audiences = {{ toJson . }}
+{{- end }}
+{{- with $p.authorizeUrl }}
+authorize_url = {{ . | quote }}
+{{- end }}
+{{- with $p.tokenUrl }}
+token_url = {{ . | quote }}
+{{- end }}
+{{- with $p.apiUrl }}
+api_url = {{ . | quote }}
+{{- end }}
+{{ end }}
 {{- end }}
 
 {{/*

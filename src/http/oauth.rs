@@ -1,0 +1,148 @@
+//! The browser steps of sign-in: `GET /oauth/{provider}/login` (302 to the provider) and
+//! `GET /oauth/{provider}/callback` (302 to the client app with a one-time code). Failures are
+//! audited and shown as a friendly page, or as JSON `{code, message}` to API clients.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::app::AppState;
+use crate::audit::Actor;
+use crate::login::LoginError;
+
+fn actor(state: &AppState, headers: &HeaderMap) -> Actor {
+    let _ = state;
+    Actor {
+        request_id: headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from),
+        ..Actor::default()
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A failure as a page (browsers) or JSON (clients asking for it).
+fn failure(headers: &HeaderMap, err: LoginError) -> Response {
+    if let LoginError::Provider(why) | LoginError::InvalidToken(why) = &err {
+        tracing::warn!(%why, "sign-in refused by or for the identity provider");
+    }
+    let (status, title) = match &err {
+        LoginError::UnknownProvider => (StatusCode::NOT_FOUND, "Unknown sign-in provider"),
+        LoginError::RedirectNotAllowed => {
+            (StatusCode::BAD_REQUEST, "This application is not allowed")
+        }
+        LoginError::BadRequest(..) => (StatusCode::BAD_REQUEST, "Invalid sign-in request"),
+        LoginError::SessionExpired => (
+            StatusCode::PRECONDITION_FAILED,
+            "Your sign-in session expired",
+        ),
+        LoginError::EmailNotVerified => (StatusCode::FORBIDDEN, "Email address not verified"),
+        LoginError::Deactivated => (StatusCode::FORBIDDEN, "Account deactivated"),
+        LoginError::Provider(_) | LoginError::InvalidToken(_) => (
+            StatusCode::UNAUTHORIZED,
+            "The sign-in provider refused the sign-in",
+        ),
+        LoginError::Other(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong"),
+    };
+    let message = match &err {
+        LoginError::Provider(_) | LoginError::InvalidToken(_) => {
+            "The identity provider did not complete the sign-in. Please try again.".to_string()
+        }
+        LoginError::Other(e) => e.to_string(),
+        other => other.to_string(),
+    };
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"));
+    if wants_json {
+        return (
+            status,
+            axum::Json(serde_json::json!({ "code": err.reason(), "message": message })),
+        )
+            .into_response();
+    }
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title><style>body{{font-family:system-ui,sans-serif;max-width:32rem;\
+         margin:4rem auto;padding:0 1rem;color:#222}}h1{{font-size:1.4rem}}p{{line-height:1.5}}\
+         </style></head><body><h1>{title}</h1><p>{}</p><p>Return to the application and \
+         start signing in again.</p></body></html>",
+        escape(&message)
+    );
+    (status, Html(page)).into_response()
+}
+
+/// `GET /oauth/{provider}/login?redirect_uri&code_challenge&code_challenge_method=S256[&state]`.
+pub async fn login(
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let get = |k: &str| query.get(k).map(String::as_str).unwrap_or_default();
+    let started = state
+        .login
+        .start(
+            &provider,
+            get("redirect_uri"),
+            get("code_challenge"),
+            get("code_challenge_method"),
+            get("state"),
+            get("login_hint"),
+        )
+        .await;
+    match started {
+        Ok((url, _)) => (StatusCode::FOUND, [(header::LOCATION, url)]).into_response(),
+        Err(err) => {
+            state
+                .login
+                .audit_failure(&provider, &err, &actor(&state, &headers))
+                .await;
+            failure(&headers, err)
+        }
+    }
+}
+
+/// `GET /oauth/{provider}/callback?code&state` (or `?error=…` from the provider).
+pub async fn callback(
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let get = |k: &str| query.get(k).map(String::as_str).unwrap_or_default();
+    let actor = actor(&state, &headers);
+    let result = if !get("error").is_empty() {
+        // Consume the state so it cannot be replayed, then report the provider's refusal.
+        let _ = state
+            .cache
+            .take(&format!("login-state:{}", get("state")))
+            .await;
+        Err(LoginError::Provider(
+            get("error").chars().take(100).collect(),
+        ))
+    } else {
+        state
+            .login
+            .callback(&provider, get("code"), get("state"), &actor)
+            .await
+    };
+    match result {
+        Ok(url) => (StatusCode::FOUND, [(header::LOCATION, url)]).into_response(),
+        Err(err) => {
+            state.login.audit_failure(&provider, &err, &actor).await;
+            failure(&headers, err)
+        }
+    }
+}

@@ -1,0 +1,851 @@
+//! Sign-in through external identity providers: OIDC issuers (any, with presets for Google and
+//! Microsoft Entra ID) and GitHub. Sentinel runs the authorization-code flow with state, nonce
+//! and PKCE of its own (kept server-side in the cache), then hands the client app a one-time
+//! code bound to the client's PKCE challenge. Accounts are provisioned at first sign-in, linked
+//! to an existing user only by a verified email, and pending invitations are honoured.
+
+pub mod oidc;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::digest;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::audit::{self, Actor};
+use crate::cache::Cache;
+use crate::config::{Config, ProviderConfig, ProviderKind};
+use crate::error::Error;
+use crate::store::{Store, UserRow};
+use crate::tokens::service::{IssuedTokens, SignIn, TokenService};
+
+/// Why a login step failed; rendered as a page (browser) or JSON, and audited.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// No provider with that id.
+    #[error("unknown identity provider")]
+    UnknownProvider,
+    /// The redirect URI is not one of an active client app.
+    #[error("redirect_uri is not registered for an active client app")]
+    RedirectNotAllowed,
+    /// A request parameter is malformed: (field, reason).
+    #[error("{0} {1}")]
+    BadRequest(&'static str, String),
+    /// The login state is unknown, used or expired.
+    #[error("the sign-in session expired or was already used; start again")]
+    SessionExpired,
+    /// The provider reported no verified email.
+    #[error("the identity provider did not confirm a verified email address")]
+    EmailNotVerified,
+    /// The user is deactivated.
+    #[error("this account is deactivated")]
+    Deactivated,
+    /// The provider refused or failed.
+    #[error("the identity provider refused the sign-in: {0}")]
+    Provider(String),
+    /// A presented provider token is invalid.
+    #[error("{0}")]
+    InvalidToken(String),
+    /// Anything else (already logged).
+    #[error(transparent)]
+    Other(#[from] Error),
+}
+
+impl LoginError {
+    fn provider(why: String) -> Self {
+        LoginError::Provider(why)
+    }
+
+    fn invalid_token(why: String) -> Self {
+        LoginError::InvalidToken(why)
+    }
+
+    /// A short stable reason for the audit trail.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            LoginError::UnknownProvider => "unknown_provider",
+            LoginError::RedirectNotAllowed => "redirect_not_allowed",
+            LoginError::BadRequest(..) => "bad_request",
+            LoginError::SessionExpired => "session_expired",
+            LoginError::EmailNotVerified => "email_not_verified",
+            LoginError::Deactivated => "deactivated",
+            LoginError::Provider(_) => "provider_error",
+            LoginError::InvalidToken(_) => "invalid_token",
+            LoginError::Other(_) => "internal",
+        }
+    }
+}
+
+impl From<LoginError> for Error {
+    fn from(err: LoginError) -> Self {
+        match err {
+            LoginError::UnknownProvider => Error::NotFound("identity provider".into()),
+            LoginError::RedirectNotAllowed => Error::invalid(
+                "redirect_uri",
+                "does not exactly match a redirect URI of an active client app",
+            ),
+            LoginError::BadRequest(field, why) => Error::invalid(field, why),
+            LoginError::SessionExpired => {
+                Error::FailedPrecondition("the login session expired; start again".into())
+            }
+            LoginError::EmailNotVerified => Error::PermissionDenied(
+                "the identity provider did not confirm a verified email".into(),
+            ),
+            LoginError::Deactivated => Error::PermissionDenied("user is deactivated".into()),
+            LoginError::Provider(why) => {
+                tracing::warn!(%why, "identity provider failure");
+                Error::Unauthenticated("the identity provider refused the sign-in")
+            }
+            LoginError::InvalidToken(why) => {
+                tracing::debug!(%why, "provider token refused");
+                Error::Unauthenticated("the identity provider token is not valid")
+            }
+            LoginError::Other(err) => err,
+        }
+    }
+}
+
+/// An identity the provider vouched for, with a verified email.
+#[derive(Debug, Clone)]
+pub struct VerifiedIdentity {
+    /// Provider id.
+    pub provider: String,
+    /// Subject at the provider.
+    pub subject: String,
+    /// Verified email.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Picture URL.
+    pub avatar_url: String,
+}
+
+enum Backend {
+    Oidc(oidc::Issuer),
+    Github {
+        authorize_url: String,
+        token_url: String,
+        api_url: String,
+    },
+}
+
+/// One configured provider.
+pub struct Provider {
+    /// Id (path segment).
+    pub id: String,
+    /// Button label.
+    pub display_name: String,
+    /// `oidc` or `github` (proto kind).
+    pub is_github: bool,
+    client_id: String,
+    client_secret: String,
+    scopes: String,
+    audiences: Vec<String>,
+    backend: Backend,
+}
+
+impl Provider {
+    fn from_config(id: &str, c: &ProviderConfig) -> Self {
+        let default_name = match c.kind {
+            ProviderKind::Google => "Google",
+            ProviderKind::Entra => "Microsoft",
+            ProviderKind::Github => "GitHub",
+            ProviderKind::Oidc => id,
+        };
+        let backend = match c.kind {
+            ProviderKind::Github => Backend::Github {
+                authorize_url: c
+                    .authorize_url
+                    .clone()
+                    .unwrap_or_else(|| "https://github.com/login/oauth/authorize".into()),
+                token_url: c
+                    .token_url
+                    .clone()
+                    .unwrap_or_else(|| "https://github.com/login/oauth/access_token".into()),
+                api_url: c
+                    .api_url
+                    .clone()
+                    .unwrap_or_else(|| "https://api.github.com".into())
+                    .trim_end_matches('/')
+                    .to_string(),
+            },
+            ProviderKind::Google => Backend::Oidc(oidc::Issuer::new(
+                c.issuer.as_deref().unwrap_or("https://accounts.google.com"),
+            )),
+            ProviderKind::Entra => {
+                Backend::Oidc(oidc::Issuer::new(&c.issuer.clone().unwrap_or_else(|| {
+                    format!(
+                        "https://login.microsoftonline.com/{}/v2.0",
+                        c.tenant.as_deref().unwrap_or("common")
+                    )
+                })))
+            }
+            ProviderKind::Oidc => {
+                Backend::Oidc(oidc::Issuer::new(c.issuer.as_deref().unwrap_or("")))
+            }
+        };
+        let scopes = if !c.scopes.is_empty() {
+            c.scopes.join(" ")
+        } else if c.kind == ProviderKind::Github {
+            "read:user user:email".into()
+        } else {
+            "openid email profile".into()
+        };
+        let mut audiences = vec![c.client_id.clone()];
+        audiences.extend(c.audiences.iter().cloned());
+        Self {
+            id: id.to_string(),
+            display_name: if c.display_name.is_empty() {
+                default_name.to_string()
+            } else {
+                c.display_name.clone()
+            },
+            is_github: c.kind == ProviderKind::Github,
+            client_id: c.client_id.clone(),
+            client_secret: c.client_secret.clone(),
+            scopes,
+            audiences,
+            backend,
+        }
+    }
+}
+
+/// What the cache keeps between `/login` and `/callback`.
+#[derive(Serialize, Deserialize)]
+struct LoginState {
+    provider: String,
+    redirect_uri: String,
+    client_app_id: Uuid,
+    client_challenge: String,
+    client_state: String,
+    nonce: String,
+    verifier: String,
+}
+
+/// What the cache keeps between the callback and ExchangeCode.
+#[derive(Serialize, Deserialize)]
+struct CodeGrant {
+    user_id: Uuid,
+    provider: String,
+    client_challenge: String,
+    client_app_id: Uuid,
+}
+
+fn random_token() -> Result<String, Error> {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| Error::Internal)?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// `BASE64URL(SHA-256(verifier))`, the S256 PKCE challenge.
+pub fn s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()).as_ref())
+}
+
+fn code_key(code: &str) -> String {
+    format!("login-code:{}", s256(code))
+}
+
+/// Checks a PKCE value (challenge or verifier): 43–128 characters of `[A-Za-z0-9-._~]`.
+fn valid_pkce(value: &str) -> bool {
+    (43..=128).contains(&value.len())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~'))
+}
+
+/// Sends a token-endpoint request and returns one string field of its JSON answer.
+async fn token_field(request: reqwest::RequestBuilder, field: &str) -> Result<String, LoginError> {
+    let response: serde_json::Value = request
+        .send()
+        .await
+        .map_err(|e| LoginError::provider(format!("token endpoint: {e}")))?
+        .json()
+        .await
+        .map_err(|e| LoginError::provider(format!("token response: {e}")))?;
+    response
+        .get(field)
+        .and_then(|t| t.as_str())
+        .map(String::from)
+        .ok_or_else(|| LoginError::provider(format!("no {field} in the token response")))
+}
+
+/// The login service.
+pub struct Login {
+    providers: BTreeMap<String, Provider>,
+    http: reqwest::Client,
+    store: Arc<dyn Store>,
+    cache: Arc<dyn Cache>,
+    tokens: Arc<TokenService>,
+    callback_base: String,
+    admin_emails: Vec<String>,
+    state_ttl: Duration,
+    code_ttl: Duration,
+}
+
+impl Login {
+    /// Providers from `config`.
+    pub fn new(
+        config: &Config,
+        store: Arc<dyn Store>,
+        cache: Arc<dyn Cache>,
+        tokens: Arc<TokenService>,
+    ) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| {
+                tracing::error!(error = %e, "HTTP client for identity providers");
+                Error::Internal
+            })?;
+        Ok(Self {
+            providers: config
+                .providers
+                .iter()
+                .map(|(id, c)| (id.clone(), Provider::from_config(id, c)))
+                .collect(),
+            http,
+            store,
+            cache,
+            tokens,
+            callback_base: config.effective_issuer().trim_end_matches('/').to_string(),
+            admin_emails: config
+                .admin_emails
+                .iter()
+                .map(|e| e.trim().to_ascii_lowercase())
+                .collect(),
+            state_ttl: config.login_timeout,
+            code_ttl: config.login_code_ttl,
+        })
+    }
+
+    /// The configured providers, by id.
+    pub fn providers(&self) -> impl Iterator<Item = &Provider> {
+        self.providers.values()
+    }
+
+    fn provider(&self, id: &str) -> Result<&Provider, LoginError> {
+        self.providers.get(id).ok_or(LoginError::UnknownProvider)
+    }
+
+    fn callback_url(&self, provider: &str) -> String {
+        format!("{}/oauth/{provider}/callback", self.callback_base)
+    }
+
+    /// The active client app owning `redirect_uri` (exact match).
+    async fn client_app_for(&self, redirect_uri: &str) -> Result<Uuid, LoginError> {
+        let apps = self
+            .store
+            .list_client_apps(None, None, 1000)
+            .await
+            .map_err(Error::from)?;
+        apps.iter()
+            .find(|app| {
+                app.is_active
+                    && serde_json::from_str::<Vec<String>>(&app.redirect_uris)
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|u| u == redirect_uri)
+            })
+            .map(|app| app.id)
+            .ok_or(LoginError::RedirectNotAllowed)
+    }
+
+    /// Starts a login: the provider's authorization URL and when the login state lapses.
+    pub async fn start(
+        &self,
+        provider: &str,
+        redirect_uri: &str,
+        code_challenge: &str,
+        method: &str,
+        client_state: &str,
+        login_hint: &str,
+    ) -> Result<(String, chrono::DateTime<Utc>), LoginError> {
+        let p = self.provider(provider)?;
+        if method != "S256" {
+            return Err(LoginError::BadRequest(
+                "code_challenge_method",
+                "must be S256".into(),
+            ));
+        }
+        if !valid_pkce(code_challenge) {
+            return Err(LoginError::BadRequest(
+                "code_challenge",
+                "must be 43-128 characters of [A-Za-z0-9-._~]".into(),
+            ));
+        }
+        if client_state.len() > 512 || login_hint.len() > 320 {
+            return Err(LoginError::BadRequest(
+                "state",
+                "state (512) or login_hint (320 bytes) is too long".into(),
+            ));
+        }
+        let client_app_id = self.client_app_for(redirect_uri).await?;
+        let state = random_token()?;
+        let login = LoginState {
+            provider: provider.to_string(),
+            redirect_uri: redirect_uri.to_string(),
+            client_app_id,
+            client_challenge: code_challenge.to_string(),
+            client_state: client_state.to_string(),
+            nonce: random_token()?,
+            verifier: random_token()?,
+        };
+        let mut url = match &p.backend {
+            Backend::Oidc(issuer) => {
+                let discovery = issuer.discovery(&self.http).await?;
+                reqwest::Url::parse(&discovery.authorization_endpoint)
+                    .map_err(|_| LoginError::provider("bad authorization endpoint".into()))?
+            }
+            Backend::Github { authorize_url, .. } => reqwest::Url::parse(authorize_url)
+                .map_err(|_| LoginError::provider("bad authorization endpoint".into()))?,
+        };
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("response_type", "code")
+                .append_pair("client_id", &p.client_id)
+                .append_pair("redirect_uri", &self.callback_url(provider))
+                .append_pair("scope", &p.scopes)
+                .append_pair("state", &state)
+                .append_pair("code_challenge", &s256(&login.verifier))
+                .append_pair("code_challenge_method", "S256");
+            if !p.is_github {
+                query.append_pair("nonce", &login.nonce);
+            }
+            if !login_hint.is_empty() {
+                query.append_pair(if p.is_github { "login" } else { "login_hint" }, login_hint);
+            }
+        }
+        let stored = serde_json::to_vec(&login).map_err(|_| Error::Internal)?;
+        self.cache
+            .set(&format!("login-state:{state}"), &stored, self.state_ttl)
+            .await
+            .map_err(|_| Error::Unavailable)?;
+        let expires =
+            Utc::now() + chrono::Duration::from_std(self.state_ttl).map_err(|_| Error::Internal)?;
+        Ok((url.to_string(), expires))
+    }
+
+    /// Finishes the provider's side: validates state and the provider's answer, provisions or
+    /// links the user, and returns the client app's redirect with a one-time code.
+    pub async fn callback(
+        &self,
+        provider: &str,
+        code: &str,
+        state: &str,
+        actor: &Actor,
+    ) -> Result<String, LoginError> {
+        let p = self.provider(provider)?;
+        if state.is_empty() || state.len() > 128 {
+            return Err(LoginError::SessionExpired);
+        }
+        let stored = self
+            .cache
+            .take(&format!("login-state:{state}"))
+            .await
+            .map_err(|_| Error::Unavailable)?
+            .ok_or(LoginError::SessionExpired)?;
+        let login: LoginState =
+            serde_json::from_slice(&stored).map_err(|_| LoginError::SessionExpired)?;
+        if login.provider != provider {
+            return Err(LoginError::SessionExpired);
+        }
+        if code.is_empty() {
+            return Err(LoginError::provider("no authorization code".into()));
+        }
+        let identity = match &p.backend {
+            Backend::Oidc(issuer) => {
+                let discovery = issuer.discovery(&self.http).await?;
+                let request = self
+                    .http
+                    .post(&discovery.token_endpoint)
+                    .basic_auth(&p.client_id, Some(&p.client_secret))
+                    .form(&[
+                        ("grant_type", "authorization_code"),
+                        ("code", code),
+                        ("redirect_uri", &self.callback_url(provider)),
+                        ("code_verifier", &login.verifier),
+                    ]);
+                let id_token = token_field(request, "id_token").await?;
+                let id_token = id_token.as_str();
+                issuer
+                    .validate(
+                        &self.http,
+                        provider,
+                        id_token,
+                        std::slice::from_ref(&p.client_id),
+                        Some(&login.nonce),
+                    )
+                    .await?
+            }
+            Backend::Github {
+                token_url, api_url, ..
+            } => {
+                let request = self
+                    .http
+                    .post(token_url)
+                    .header("accept", "application/json")
+                    .form(&[
+                        ("client_id", p.client_id.as_str()),
+                        ("client_secret", p.client_secret.as_str()),
+                        ("code", code),
+                        ("redirect_uri", &self.callback_url(provider)),
+                        ("code_verifier", &login.verifier),
+                    ]);
+                let token = token_field(request, "access_token").await?;
+                self.github_identity(provider, api_url, &token).await?
+            }
+        };
+        let user = self.account_for(&identity, actor).await?;
+        let one_time = random_token()?;
+        let grant = CodeGrant {
+            user_id: user.id,
+            provider: provider.to_string(),
+            client_challenge: login.client_challenge,
+            client_app_id: login.client_app_id,
+        };
+        let stored = serde_json::to_vec(&grant).map_err(|_| Error::Internal)?;
+        self.cache
+            .set(&code_key(&one_time), &stored, self.code_ttl)
+            .await
+            .map_err(|_| Error::Unavailable)?;
+        let mut redirect =
+            reqwest::Url::parse(&login.redirect_uri).map_err(|_| LoginError::RedirectNotAllowed)?;
+        redirect.query_pairs_mut().append_pair("code", &one_time);
+        if !login.client_state.is_empty() {
+            redirect
+                .query_pairs_mut()
+                .append_pair("state", &login.client_state);
+        }
+        let mut event = audit::event(
+            "login.succeeded",
+            actor,
+            "user",
+            user.id,
+            serde_json::json!({ "provider": provider }),
+        );
+        event.actor_user_id = Some(user.id);
+        self.store.insert_audit(&event).await.map_err(Error::from)?;
+        Ok(redirect.to_string())
+    }
+
+    async fn github_identity(
+        &self,
+        provider: &str,
+        api_url: &str,
+        token: &str,
+    ) -> Result<VerifiedIdentity, LoginError> {
+        let get = |path: &str| {
+            self.http
+                .get(format!("{api_url}{path}"))
+                .bearer_auth(token)
+                .header("accept", "application/vnd.github+json")
+                .header("user-agent", "sentinel")
+                .send()
+        };
+        let user: serde_json::Value = get("/user")
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| LoginError::invalid_token(format!("GitHub user: {e}")))?
+            .json()
+            .await
+            .map_err(|e| LoginError::provider(format!("GitHub user: {e}")))?;
+        let emails: Vec<serde_json::Value> = get("/user/emails")
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| LoginError::invalid_token(format!("GitHub emails: {e}")))?
+            .json()
+            .await
+            .map_err(|e| LoginError::provider(format!("GitHub emails: {e}")))?;
+        let subject = user
+            .get("id")
+            .map(|id| id.to_string().trim_matches('"').to_string())
+            .filter(|id| !id.is_empty() && id != "null")
+            .ok_or_else(|| LoginError::provider("GitHub user without id".into()))?;
+        let email = emails
+            .iter()
+            .find(|e| {
+                e.get("primary").and_then(|v| v.as_bool()) == Some(true)
+                    && e.get("verified").and_then(|v| v.as_bool()) == Some(true)
+            })
+            .and_then(|e| e.get("email").and_then(|v| v.as_str()))
+            .ok_or(LoginError::EmailNotVerified)?;
+        let text = |key: &str| {
+            user.get(key)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        Ok(VerifiedIdentity {
+            provider: provider.to_string(),
+            subject,
+            email: email.to_string(),
+            name: {
+                let name = text("name");
+                if name.is_empty() { text("login") } else { name }
+            },
+            avatar_url: text("avatar_url"),
+        })
+    }
+
+    /// The user of a verified identity: the linked one, else the user with that verified email
+    /// (linking it, audited), else a new user (pending invitations become memberships).
+    /// Deactivated users are refused; configured admin emails become platform admins.
+    async fn account_for(
+        &self,
+        identity: &VerifiedIdentity,
+        actor: &Actor,
+    ) -> Result<UserRow, LoginError> {
+        let email = identity.email.trim().to_ascii_lowercase();
+        let linked = self
+            .store
+            .identity_user(&identity.provider, &identity.subject)
+            .await
+            .map_err(Error::from)?;
+        let user = match linked {
+            Some(id) => self.store.user_by_id(id).await.map_err(Error::from)?,
+            None => None,
+        };
+        let user = match user {
+            Some(user) => user,
+            None => match self
+                .store
+                .user_by_email(&email)
+                .await
+                .map_err(Error::from)?
+            {
+                Some(user) => user,
+                None => {
+                    let now = Utc::now();
+                    let user = UserRow {
+                        id: Uuid::new_v4(),
+                        email: email.clone(),
+                        name: identity.name.chars().take(200).collect(),
+                        avatar_url: if identity.avatar_url.starts_with("https://") {
+                            identity.avatar_url.clone()
+                        } else {
+                            String::new()
+                        },
+                        is_active: true,
+                        is_admin: false,
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    match self.store.insert_user(&user).await {
+                        Ok(()) => user,
+                        Err(crate::store::StoreError::Conflict(_)) => self
+                            .store
+                            .user_by_email(&email)
+                            .await
+                            .map_err(Error::from)?
+                            .ok_or(Error::Internal)?,
+                        Err(err) => return Err(Error::from(err).into()),
+                    }
+                }
+            },
+        };
+        if !user.is_active {
+            return Err(LoginError::Deactivated);
+        }
+        let mut event = audit::event(
+            "identity.linked",
+            actor,
+            "user",
+            user.id,
+            serde_json::json!({ "provider": identity.provider, "email": email }),
+        );
+        event.actor_user_id = Some(user.id);
+        self.store
+            .link_identity(
+                &identity.provider,
+                &identity.subject,
+                user.id,
+                &email,
+                &event,
+            )
+            .await
+            .map_err(Error::from)?;
+        if self.admin_emails.contains(&email) && !user.is_admin {
+            self.store
+                .set_user_flags(user.id, true, true)
+                .await
+                .map_err(Error::from)?;
+            return Ok(self
+                .store
+                .user_by_id(user.id)
+                .await
+                .map_err(Error::from)?
+                .ok_or(Error::Internal)?);
+        }
+        Ok(user)
+    }
+
+    /// The user behind a one-time code, after checking the client's PKCE verifier. With
+    /// `consume`, the code is then used up (single use); a wrong verifier never consumes it.
+    async fn redeem(
+        &self,
+        code: &str,
+        verifier: &str,
+        consume: bool,
+    ) -> Result<(CodeGrant, UserRow), Error> {
+        let refused = || {
+            Error::Unauthenticated(
+                "the code is unknown, expired or already used, or the verifier does not match",
+            )
+        };
+        if code.is_empty() || code.len() > 128 || !valid_pkce(verifier) {
+            return Err(refused());
+        }
+        let key = code_key(code);
+        let stored = self
+            .cache
+            .get(&key)
+            .await
+            .map_err(|_| Error::Unavailable)?
+            .ok_or_else(refused)?;
+        let grant: CodeGrant = serde_json::from_slice(&stored).map_err(|_| refused())?;
+        if s256(verifier) != grant.client_challenge {
+            return Err(refused());
+        }
+        if consume {
+            // The atomic take decides between concurrent redemptions.
+            self.cache
+                .take(&key)
+                .await
+                .map_err(|_| Error::Unavailable)?
+                .ok_or_else(refused)?;
+        }
+        let user = self
+            .store
+            .user_by_id(grant.user_id)
+            .await?
+            .ok_or_else(refused)?;
+        if !user.is_active {
+            return Err(Error::PermissionDenied("user is deactivated".into()));
+        }
+        Ok((grant, user))
+    }
+
+    /// ExchangeCode: tokens for the code's user, in `workspace` (which must be theirs), or in
+    /// their only workspace, or unscoped.
+    pub async fn exchange(
+        &self,
+        code: &str,
+        verifier: &str,
+        workspace: Option<Uuid>,
+        user_agent: &str,
+        client_address: &str,
+    ) -> Result<(IssuedTokens, UserRow), Error> {
+        let (grant, user) = self.redeem(code, verifier, false).await?;
+        let workspace = match workspace {
+            Some(w) => {
+                if self.store.membership_role(w, user.id).await?.is_none() {
+                    return Err(Error::PermissionDenied(
+                        "not a member of the requested workspace".into(),
+                    ));
+                }
+                Some(w)
+            }
+            None => {
+                let mine = self
+                    .store
+                    .list_workspaces(Some(user.id), None, None, 2)
+                    .await?;
+                (mine.len() == 1).then(|| mine[0].0.id)
+            }
+        };
+        // Consumed only now: a wrong verifier or workspace leaves the code usable.
+        self.redeem(code, verifier, true).await?;
+        let amr = match self.providers.get(&grant.provider) {
+            Some(p) if p.is_github => "oauth",
+            _ => "oidc",
+        };
+        let issued = self
+            .tokens
+            .start_session(
+                &user,
+                workspace,
+                SignIn {
+                    provider: grant.provider.clone(),
+                    amr: vec![amr.into()],
+                    user_agent: user_agent.to_string(),
+                    client_address: client_address.to_string(),
+                    client_app_id: Some(grant.client_app_id),
+                },
+            )
+            .await?;
+        Ok((issued, user))
+    }
+
+    /// The user behind a code (ListMyWorkspaces before ExchangeCode); the code stays usable.
+    pub async fn code_user(&self, code: &str, verifier: &str) -> Result<UserRow, Error> {
+        Ok(self.redeem(code, verifier, false).await?.1)
+    }
+
+    /// Authz mode: the user behind a provider's ID token (OIDC) or access token (GitHub),
+    /// provisioned or linked like a sign-in.
+    pub async fn resolve(
+        &self,
+        provider: &str,
+        idp_token: &str,
+        actor: &Actor,
+    ) -> Result<UserRow, LoginError> {
+        let p = self.provider(provider)?;
+        if idp_token.is_empty() {
+            return Err(LoginError::BadRequest("idp_token", "is required".into()));
+        }
+        let identity = match &p.backend {
+            Backend::Oidc(issuer) => {
+                issuer
+                    .validate(&self.http, provider, idp_token, &p.audiences, None)
+                    .await?
+            }
+            Backend::Github { api_url, .. } => {
+                self.github_identity(provider, api_url, idp_token).await?
+            }
+        };
+        self.account_for(&identity, actor).await
+    }
+
+    /// Records a failed login step.
+    pub async fn audit_failure(&self, provider: &str, err: &LoginError, actor: &Actor) {
+        let mut event = audit::event(
+            "login.failed",
+            actor,
+            "provider",
+            provider,
+            serde_json::json!({ "reason": err.reason() }),
+        );
+        event.outcome = "failure".into();
+        if let Err(e) = self.store.insert_audit(&event).await {
+            tracing::warn!(error = %e, "login failure not audited");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s256_matches_rfc_7636_appendix_b() {
+        assert_eq!(
+            s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+
+    #[test]
+    fn pkce_values_are_checked() {
+        assert!(valid_pkce(&"a".repeat(43)));
+        assert!(!valid_pkce(&"a".repeat(42)));
+        assert!(!valid_pkce(&format!("{}+", "a".repeat(43))));
+    }
+}

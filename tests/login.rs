@@ -1,0 +1,614 @@
+//! Sign-in end to end, on both backends, against a REAL OpenID provider process
+//! (`oidc-provider`, configured as the "google" and "entra" presets) and a local stand-in of
+//! GitHub's OAuth and API endpoints: login → callback → ExchangeCode → tokens → GetMe, PKCE,
+//! single-use codes, state and nonce checks, verified emails, redirect URIs, account linking,
+//! invitations, deactivated users, admin bootstrap, and authz mode (ResolveIdpToken).
+
+mod common;
+
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect};
+use common::oidc::{OidcProvider, free_port};
+use common::{Backend, TestApp, TestDatabase, audit_count, service_key, sign_in, with_bearer};
+use sentinel::config::{ProviderConfig, ProviderKind};
+use sentinel::proto::v1::auth_service_client::AuthServiceClient;
+use sentinel::proto::v1::user_service_client::UserServiceClient;
+use sentinel::proto::v1::workspace_service_client::WorkspaceServiceClient;
+use sentinel::proto::v1::{
+    AddMemberRequest, ExchangeCodeRequest, GetMeRequest, ListMyWorkspacesRequest,
+    ListProvidersRequest, ResolveIdpTokenRequest, StartLoginRequest, WorkspaceRole,
+    add_member_request::Invitee, resolve_idp_token_response::Resolution,
+};
+use tonic::Code;
+
+both_backends!(oidc_login_end_to_end, github_login_and_authz_mode);
+
+const APP_REDIRECT: &str = "http://127.0.0.1:9/app/callback";
+const VERIFIER: &str = "verifier-0123456789-0123456789-0123456789-abcdef";
+
+fn provider(kind: ProviderKind, issuer: Option<String>) -> ProviderConfig {
+    ProviderConfig {
+        kind,
+        display_name: String::new(),
+        client_id: "sentinel".into(),
+        client_secret: "s3cret".into(),
+        client_secret_file: None,
+        issuer,
+        tenant: None,
+        scopes: Vec::new(),
+        audiences: vec!["webapp".into()],
+        authorize_url: None,
+        token_url: None,
+        api_url: None,
+    }
+}
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Follows redirects from `url` until one leaves for the client app (returns that URL) or a
+/// page answers (returns its status and body).
+async fn drive(browser: &reqwest::Client, url: &str) -> Result<String, (StatusCode, String)> {
+    let mut url = url.to_string();
+    for _ in 0..12 {
+        if url.starts_with(APP_REDIRECT) {
+            return Ok(url);
+        }
+        let response = browser.get(&url).send().await.unwrap();
+        let status = response.status();
+        if status.is_redirection() {
+            let location = response.headers()["location"].to_str().unwrap().to_string();
+            url = if location.starts_with('/') {
+                let base = reqwest::Url::parse(&url).unwrap();
+                base.join(&location).unwrap().to_string()
+            } else {
+                location
+            };
+            continue;
+        }
+        return Err((status, response.text().await.unwrap_or_default()));
+    }
+    panic!("too many redirects from {url}");
+}
+
+fn login_url(app: &TestApp, provider: &str, hint: &str, redirect: &str) -> String {
+    let challenge = sentinel::login::s256(VERIFIER);
+    format!(
+        "{}/oauth/{provider}/login?redirect_uri={}&code_challenge={challenge}&\
+         code_challenge_method=S256&state=client-state&login_hint={hint}",
+        app.base_url,
+        urlencode(redirect)
+    )
+}
+
+fn urlencode(text: &str) -> String {
+    reqwest::Url::parse_with_params("http://x/", &[("v", text)])
+        .unwrap()
+        .query()
+        .unwrap()
+        .trim_start_matches("v=")
+        .to_string()
+}
+
+fn query(url: &str, key: &str) -> String {
+    reqwest::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default()
+}
+
+async fn exchange(
+    app: &TestApp,
+    code: &str,
+    verifier: &str,
+) -> Result<sentinel::proto::v1::ExchangeCodeResponse, tonic::Status> {
+    AuthServiceClient::new(app.channel.clone())
+        .exchange_code(ExchangeCodeRequest {
+            code: code.into(),
+            code_verifier: verifier.into(),
+            workspace_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// An ID token the provider issued to the client `client` (a direct code flow with PKCE).
+async fn id_token_for(
+    issuer: &str,
+    client: &str,
+    secret: &str,
+    account: &str,
+    nonce: &str,
+) -> String {
+    let browser = browser();
+    let challenge = sentinel::login::s256(VERIFIER);
+    let mut url = format!(
+        "{issuer}/auth?response_type=code&client_id={client}&redirect_uri={}&scope=openid%20email&\
+         nonce={nonce}&state=s&code_challenge={challenge}&code_challenge_method=S256&login_hint={account}",
+        urlencode("http://127.0.0.1:9/cb")
+    );
+    let code = loop {
+        let response = browser.get(&url).send().await.unwrap();
+        assert!(
+            response.status().is_redirection(),
+            "{:?}",
+            response.text().await
+        );
+        let location = response.headers()["location"].to_str().unwrap().to_string();
+        if location.starts_with("http://127.0.0.1:9/cb") {
+            break query(&location, "code");
+        }
+        url = if location.starts_with('/') {
+            format!("{issuer}{location}")
+        } else {
+            location
+        };
+    };
+    let tokens: serde_json::Value = reqwest::Client::new()
+        .post(format!("{issuer}/token"))
+        .basic_auth(client, Some(secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "http://127.0.0.1:9/cb"),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tokens["id_token"]
+        .as_str()
+        .expect("an id_token")
+        .to_string()
+}
+
+async fn oidc_login_end_to_end(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let (sentinel_port, provider_port) = (free_port(), free_port());
+    let callback = |p: &str| format!("http://127.0.0.1:{sentinel_port}/oauth/{p}/callback");
+    let client = |id: &str, secret: &str, uris: Vec<String>| {
+        serde_json::json!({
+            "client_id": id, "client_secret": secret, "redirect_uris": uris,
+            "grant_types": ["authorization_code"], "response_types": ["code"],
+        })
+    };
+    let idp = OidcProvider::start(
+        provider_port,
+        serde_json::json!([
+            client(
+                "sentinel",
+                "s3cret",
+                vec![callback("google"), callback("entra")]
+            ),
+            client("webapp", "w3b", vec!["http://127.0.0.1:9/cb".into()]),
+            client("other", "0ther", vec!["http://127.0.0.1:9/cb".into()]),
+        ]),
+        serde_json::json!({
+            "ann": { "email": "ann@example.com", "email_verified": true, "name": "Ann" },
+            "carl": { "email": "carl@example.com", "email_verified": false, "name": "Carl" },
+            "dora": { "email": "dora@example.com", "email_verified": true, "name": "Dora" },
+        }),
+        3,
+    )
+    .await;
+    let mut config = db.config();
+    config.listen = format!("127.0.0.1:{sentinel_port}");
+    config.providers.insert(
+        "google".into(),
+        provider(ProviderKind::Google, Some(idp.issuer.clone())),
+    );
+    config.providers.insert(
+        "entra".into(),
+        provider(ProviderKind::Entra, Some(idp.issuer.clone())),
+    );
+    config.admin_emails = vec!["Ann@Example.com".into()];
+    let app = TestApp::start(config).await;
+    let state = app.app.state().clone();
+    state
+        .client_apps
+        .create(
+            &sentinel::audit::Actor::default(),
+            "web",
+            &[APP_REDIRECT.to_string()],
+            &[],
+        )
+        .await
+        .unwrap();
+    let auth = || AuthServiceClient::new(app.channel.clone());
+
+    let listed = auth()
+        .list_providers(ListProvidersRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .providers;
+    let names: Vec<&str> = listed.iter().map(|p| p.display_name.as_str()).collect();
+    assert_eq!(names, ["Microsoft", "Google"]);
+
+    // Ann is invited to acme before she ever signs in.
+    let owner = sign_in(&app, "owner@example.com", "acme", "owner").await;
+    let acme = owner.scope.as_ref().unwrap().workspace.id.to_string();
+    WorkspaceServiceClient::new(app.channel.clone())
+        .add_member(with_bearer(
+            AddMemberRequest {
+                workspace_id: acme.clone(),
+                invitee: Some(Invitee::Email("ann@example.com".into())),
+                role: WorkspaceRole::Editor as i32,
+            },
+            &owner.access_token,
+        ))
+        .await
+        .unwrap();
+
+    // login → provider → callback → the app's redirect with a one-time code.
+    let landed = drive(&browser(), &login_url(&app, "google", "ann", APP_REDIRECT))
+        .await
+        .expect("the flow reaches the app");
+    assert_eq!(query(&landed, "state"), "client-state");
+    let code = query(&landed, "code");
+    // The code lets the app show the workspaces first; it stays usable.
+    let choices = auth()
+        .list_my_workspaces(ListMyWorkspacesRequest {
+            code: code.clone(),
+            code_verifier: VERIFIER.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .workspaces;
+    assert_eq!(choices.len(), 1, "the invitation became a membership");
+    // A wrong verifier does not burn the code.
+    let wrong = exchange(&app, &code, &format!("{}x", VERIFIER))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+    let exchanged = exchange(&app, &code, VERIFIER).await.unwrap();
+    let tokens = exchanged.tokens.unwrap();
+    assert_eq!(exchanged.user.as_ref().unwrap().email, "ann@example.com");
+    // Replayed code: refused.
+    assert_eq!(
+        exchange(&app, &code, VERIFIER).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    let me = UserServiceClient::new(app.channel.clone())
+        .get_me(with_bearer(GetMeRequest {}, &tokens.access_token))
+        .await
+        .unwrap()
+        .into_inner();
+    let me_user = me.user.unwrap();
+    assert_eq!(me_user.email, "ann@example.com");
+    assert!(me_user.is_admin, "admin bootstrapped from admin_emails");
+    let payload = tokens.access_token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["wid"], acme, "her only workspace by default");
+    assert_eq!(claims["wrole"], "editor");
+
+    // The same verified email through the second provider: one user, two identities.
+    let landed = drive(&browser(), &login_url(&app, "entra", "ann", APP_REDIRECT))
+        .await
+        .unwrap();
+    let again = exchange(&app, &query(&landed, "code"), VERIFIER)
+        .await
+        .unwrap();
+    assert_eq!(again.user.unwrap().id, me_user.id);
+    assert_eq!(audit_count(&db, "identity.linked").await, 2);
+
+    // Refusals, each shown as a page and audited.
+    let failures_before = audit_count(&db, "login.failed").await;
+    let (status, body) = drive(&browser(), &login_url(&app, "google", "carl", APP_REDIRECT))
+        .await
+        .unwrap_err();
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("not verified"), "{body}");
+    let (status, _) = drive(
+        &browser(),
+        &login_url(&app, "google", "ann", "http://127.0.0.1:9/elsewhere"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status, StatusCode::BAD_REQUEST, "unregistered redirect_uri");
+    let (status, _) = drive(&browser(), &login_url(&app, "nope", "ann", APP_REDIRECT))
+        .await
+        .unwrap_err();
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Tampered state: the callback knows nothing of it.
+    let tampered = browser()
+        .get(format!(
+            "{}/oauth/google/callback?code=abc&state=forged",
+            app.base_url
+        ))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tampered.status(), StatusCode::PRECONDITION_FAILED);
+    let body: serde_json::Value = tampered.json().await.unwrap();
+    assert_eq!(body["code"], "session_expired");
+    // Deactivated users are refused at the callback.
+    let dora = sign_in(&app, "dora@example.com", "dora-home", "owner").await;
+    state
+        .store
+        .set_user_flags(dora.user.id, false, false)
+        .await
+        .unwrap();
+    let (status, _) = drive(&browser(), &login_url(&app, "google", "dora", APP_REDIRECT))
+        .await
+        .unwrap_err();
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(audit_count(&db, "login.failed").await, failures_before + 5);
+    // StartLogin over gRPC gives the same kind of authorization URL, and checks its input.
+    let started = auth()
+        .start_login(StartLoginRequest {
+            provider: "google".into(),
+            redirect_uri: APP_REDIRECT.into(),
+            code_challenge: sentinel::login::s256(VERIFIER),
+            code_challenge_method: "S256".into(),
+            state: String::new(),
+            login_hint: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        started
+            .authorization_url
+            .starts_with(&format!("{}/auth?", idp.issuer))
+    );
+    assert!(!query(&started.authorization_url, "nonce").is_empty());
+    let bad = auth()
+        .start_login(StartLoginRequest {
+            provider: "google".into(),
+            redirect_uri: APP_REDIRECT.into(),
+            code_challenge: sentinel::login::s256(VERIFIER),
+            code_challenge_method: "plain".into(),
+            state: String::new(),
+            login_hint: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("code_challenge_method"));
+
+    // Nonce: an ID token minted by the provider for another login does not pass.
+    let http = reqwest::Client::new();
+    let issuer = sentinel::login::oidc::Issuer::new(&idp.issuer);
+    let minted = id_token_for(&idp.issuer, "webapp", "w3b", "ann", "nonce-one").await;
+    let audiences = vec!["webapp".to_string()];
+    assert!(
+        issuer
+            .validate(&http, "google", &minted, &audiences, Some("nonce-one"))
+            .await
+            .is_ok()
+    );
+    assert!(
+        issuer
+            .validate(&http, "google", &minted, &audiences, Some("nonce-two"))
+            .await
+            .is_err(),
+        "nonce mismatch"
+    );
+
+    // Authz mode: an ID token the app obtained itself ("webapp" client).
+    let key = service_key(&app, "docs").await;
+    let resolve = |token: String, workspace: String| {
+        let mut request = tonic::Request::new(ResolveIdpTokenRequest {
+            provider: "google".into(),
+            idp_token: token,
+            workspace_id: workspace,
+        });
+        request
+            .metadata_mut()
+            .insert("x-service-key", key.parse().unwrap());
+        let mut client = auth();
+        async move {
+            client
+                .resolve_idp_token(request)
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    let webapp_token = id_token_for(&idp.issuer, "webapp", "w3b", "ann", "n").await;
+    let resolved = resolve(webapp_token.clone(), String::new()).await.unwrap();
+    let Some(Resolution::Identity(identity)) = resolved.resolution else {
+        panic!("identity without a workspace");
+    };
+    assert_eq!(identity.user.unwrap().id, me_user.id);
+    assert_eq!(identity.workspaces.len(), 1);
+    let resolved = resolve(webapp_token.clone(), acme.clone()).await.unwrap();
+    let Some(Resolution::AuthzToken(authz)) = resolved.resolution else {
+        panic!("an authz token for a workspace");
+    };
+    assert_eq!(authz.service_name, "docs");
+    let foreign = id_token_for(&idp.issuer, "other", "0ther", "ann", "n").await;
+    assert_eq!(
+        resolve(foreign, String::new()).await.unwrap_err().code(),
+        Code::Unauthenticated,
+        "foreign audience"
+    );
+    // The provider's ID tokens live 3 s here; past that (and the 2 s leeway) they are refused.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        resolve(webapp_token, String::new())
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated,
+        "expired ID token"
+    );
+    app.stop().await;
+    drop(idp);
+}
+
+/// A stand-in of GitHub's OAuth and user API (no real GitHub is reachable): the account is the
+/// authorization request's `login`.
+#[derive(Clone)]
+struct GithubStandIn;
+
+async fn gh_authorize(Query(q): Query<std::collections::HashMap<String, String>>) -> Redirect {
+    let target = format!(
+        "{}?code=gh-{}&state={}",
+        q["redirect_uri"],
+        q.get("login").cloned().unwrap_or_default(),
+        q["state"]
+    );
+    Redirect::to(&target)
+}
+
+async fn gh_token(body: String) -> impl IntoResponse {
+    let code = body
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("code="))
+        .unwrap_or_default()
+        .to_string();
+    let has_verifier = body.contains("code_verifier=");
+    match code.strip_prefix("gh-") {
+        Some(login) if has_verifier => axum::Json(serde_json::json!({
+            "access_token": format!("tok-{login}"), "token_type": "bearer"
+        }))
+        .into_response(),
+        _ => (StatusCode::BAD_REQUEST, "bad code").into_response(),
+    }
+}
+
+fn gh_login(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer tok-")
+        .map(String::from)
+}
+
+async fn gh_user(State(_): State<GithubStandIn>, headers: HeaderMap) -> impl IntoResponse {
+    match gh_login(&headers).as_deref() {
+        Some("octo") => {
+            axum::Json(serde_json::json!({"id": 4242, "login": "octo", "name": "Octo Cat"}))
+                .into_response()
+        }
+        Some("nover") => {
+            axum::Json(serde_json::json!({"id": 5151, "login": "nover", "name": null}))
+                .into_response()
+        }
+        _ => StatusCode::UNAUTHORIZED.into_response(),
+    }
+}
+
+async fn gh_emails(State(_): State<GithubStandIn>, headers: HeaderMap) -> impl IntoResponse {
+    match gh_login(&headers).as_deref() {
+        Some("octo") => axum::Json(serde_json::json!([
+            {"email": "octo@old.example.com", "primary": false, "verified": true},
+            {"email": "octo@example.com", "primary": true, "verified": true},
+        ]))
+        .into_response(),
+        Some("nover") => axum::Json(serde_json::json!([
+            {"email": "nover@example.com", "primary": true, "verified": false},
+            {"email": "nover@other.example.com", "primary": false, "verified": true},
+        ]))
+        .into_response(),
+        _ => StatusCode::UNAUTHORIZED.into_response(),
+    }
+}
+
+async fn github_login_and_authz_mode(backend: Backend) {
+    use axum::routing::{get, post};
+    let router = axum::Router::new()
+        .route("/login/oauth/authorize", get(gh_authorize))
+        .route("/login/oauth/access_token", post(gh_token))
+        .route("/user", get(gh_user))
+        .route("/user/emails", get(gh_emails))
+        .with_state(GithubStandIn);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gh = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let db = TestDatabase::create(backend).await;
+    let mut config = db.config();
+    config.listen = format!("127.0.0.1:{}", free_port());
+    let mut github = provider(ProviderKind::Github, None);
+    github.authorize_url = Some(format!("{gh}/login/oauth/authorize"));
+    github.token_url = Some(format!("{gh}/login/oauth/access_token"));
+    github.api_url = Some(gh.clone());
+    config.providers.insert("github".into(), github);
+    let app = TestApp::start(config).await;
+    app.app
+        .state()
+        .client_apps
+        .create(
+            &sentinel::audit::Actor::default(),
+            "web",
+            &[APP_REDIRECT.to_string()],
+            &[],
+        )
+        .await
+        .unwrap();
+
+    let landed = drive(&browser(), &login_url(&app, "github", "octo", APP_REDIRECT))
+        .await
+        .expect("the GitHub flow reaches the app");
+    let exchanged = exchange(&app, &query(&landed, "code"), VERIFIER)
+        .await
+        .unwrap();
+    let user = exchanged.user.unwrap();
+    assert_eq!(user.email, "octo@example.com", "the primary verified email");
+    assert!(exchanged.tokens.is_some());
+    // A primary email that is not verified is refused.
+    let (status, body) = drive(
+        &browser(),
+        &login_url(&app, "github", "nover", APP_REDIRECT),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("verified"));
+    // Authz mode with a GitHub access token.
+    let key = service_key(&app, "docs").await;
+    let mut request = tonic::Request::new(ResolveIdpTokenRequest {
+        provider: "github".into(),
+        idp_token: "tok-octo".into(),
+        workspace_id: String::new(),
+    });
+    request
+        .metadata_mut()
+        .insert("x-service-key", key.parse().unwrap());
+    let resolved = AuthServiceClient::new(app.channel.clone())
+        .resolve_idp_token(request)
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(Resolution::Identity(identity)) = resolved.resolution else {
+        panic!("an identity");
+    };
+    assert_eq!(identity.user.unwrap().id, user.id);
+    let mut request = tonic::Request::new(ResolveIdpTokenRequest {
+        provider: "github".into(),
+        idp_token: "tok-unknown".into(),
+        workspace_id: String::new(),
+    });
+    request
+        .metadata_mut()
+        .insert("x-service-key", key.parse().unwrap());
+    let err = AuthServiceClient::new(app.channel.clone())
+        .resolve_idp_token(request)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    app.stop().await;
+}
