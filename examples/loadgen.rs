@@ -174,9 +174,10 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .any(|s| matches!(s.as_str(), "check" | "checkbulk" | "lookup"));
     if needs_resources {
+        // The fixtures are made as the service itself (the load users are editors).
         let caller = sentinel::tenancy::Caller {
-            user: Some(chains[0].user.id),
-            service: None,
+            user: None,
+            service: Some("load".into()),
             actor: sentinel::audit::Actor::default(),
         };
         let group = state

@@ -1401,6 +1401,13 @@ async fn deleting_a_service_or_workspace_removes_its_resources(backend: Backend)
         async move { client.check(request).await.map(|r| r.into_inner().allowed) }
     };
     assert!(check(key.clone(), "a", None).await.unwrap());
+    let stats =
+        sentinel::proto::v1::admin_service_client::AdminServiceClient::new(app.channel.clone())
+            .get_stats(with_bearer(pb::GetStatsRequest {}, &admin))
+            .await
+            .unwrap()
+            .into_inner();
+    assert_eq!((stats.resource_count, stats.grant_count), (3, 0));
     // Deleting the service app removes its resources.
     let apps = ServiceAppServiceClient::new(app.channel.clone())
         .list_service_apps(with_bearer(pb::ListServiceAppsRequest::default(), &admin))

@@ -118,6 +118,8 @@ impl AdminService for AdminApi {
             service_app_count: stats.service_apps,
             client_app_count: stats.client_apps,
             active_session_count: stats.active_sessions,
+            resource_count: stats.resources,
+            grant_count: stats.grants,
             computed_at: Some(timestamp(now)),
             ..pb::GetStatsResponse::default()
         }))

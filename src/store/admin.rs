@@ -49,6 +49,10 @@ pub struct Stats {
     pub client_apps: i64,
     /// Live sessions.
     pub active_sessions: i64,
+    /// Registered resources (all services).
+    pub resources: i64,
+    /// Live (unexpired) grants.
+    pub grants: i64,
 }
 
 /// Admin queries.
@@ -238,7 +242,10 @@ macro_rules! impl_admin_store {
                      (SELECT COUNT(*) FROM service_apps) AS service_apps, \
                      (SELECT COUNT(*) FROM client_apps) AS client_apps, \
                      (SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1) \
-                        AS active_sessions",
+                        AS active_sessions, \
+                     (SELECT COUNT(*) FROM resources) AS resources, \
+                     (SELECT COUNT(*) FROM grants WHERE expires_at IS NULL OR expires_at > $1) \
+                        AS grants",
                 )
                 .bind(now)
                 .bind(month_ago)
@@ -255,6 +262,8 @@ macro_rules! impl_admin_store {
                     service_apps: row.try_get("service_apps").map_err(err)?,
                     client_apps: row.try_get("client_apps").map_err(err)?,
                     active_sessions: row.try_get("active_sessions").map_err(err)?,
+                    resources: row.try_get("resources").map_err(err)?,
+                    grants: row.try_get("grants").map_err(err)?,
                 })
             }
         }
