@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect};
-use common::oidc::{OidcProvider, free_port};
+use common::oidc::{OidcProvider, start_on_free_port};
 use common::{Backend, TestApp, TestDatabase, audit_count, service_key, sign_in, with_bearer};
 use sentinel::config::{ProviderConfig, ProviderKind};
 use sentinel::proto::v1::auth_service_client::AuthServiceClient;
@@ -177,16 +177,26 @@ async fn id_token_for(
 
 async fn oidc_login_end_to_end(backend: Backend) {
     let db = TestDatabase::create(backend).await;
-    let (sentinel_port, provider_port) = (free_port(), free_port());
-    let callback = |p: &str| format!("http://127.0.0.1:{sentinel_port}/oauth/{p}/callback");
+    let idp = OidcProvider::start().await;
+    let mut config = db.config();
+    config.providers.insert(
+        "google".into(),
+        provider(ProviderKind::Google, Some(idp.issuer.clone())),
+    );
+    config.providers.insert(
+        "entra".into(),
+        provider(ProviderKind::Entra, Some(idp.issuer.clone())),
+    );
+    config.admin_emails = vec!["Ann@Example.com".into()];
+    let app = start_on_free_port(config).await;
+    let callback = |p: &str| format!("{}/oauth/{p}/callback", app.base_url);
     let client = |id: &str, secret: &str, uris: Vec<String>| {
         serde_json::json!({
             "client_id": id, "client_secret": secret, "redirect_uris": uris,
             "grant_types": ["authorization_code"], "response_types": ["code"],
         })
     };
-    let idp = OidcProvider::start(
-        provider_port,
+    idp.setup(
         serde_json::json!([
             client(
                 "sentinel",
@@ -204,18 +214,6 @@ async fn oidc_login_end_to_end(backend: Backend) {
         3,
     )
     .await;
-    let mut config = db.config();
-    config.listen = format!("127.0.0.1:{sentinel_port}");
-    config.providers.insert(
-        "google".into(),
-        provider(ProviderKind::Google, Some(idp.issuer.clone())),
-    );
-    config.providers.insert(
-        "entra".into(),
-        provider(ProviderKind::Entra, Some(idp.issuer.clone())),
-    );
-    config.admin_emails = vec!["Ann@Example.com".into()];
-    let app = TestApp::start(config).await;
     let state = app.app.state().clone();
     state
         .client_apps
@@ -541,13 +539,12 @@ async fn github_login_and_authz_mode(backend: Backend) {
 
     let db = TestDatabase::create(backend).await;
     let mut config = db.config();
-    config.listen = format!("127.0.0.1:{}", free_port());
     let mut github = provider(ProviderKind::Github, None);
     github.authorize_url = Some(format!("{gh}/login/oauth/authorize"));
     github.token_url = Some(format!("{gh}/login/oauth/access_token"));
     github.api_url = Some(gh.clone());
     config.providers.insert("github".into(), github);
-    let app = TestApp::start(config).await;
+    let app = start_on_free_port(config).await;
     app.app
         .state()
         .client_apps

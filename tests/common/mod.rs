@@ -237,11 +237,16 @@ impl TestApp {
 
     /// A server with `config`.
     pub async fn start(config: Config) -> TestApp {
+        Self::try_start(config).await.expect("server starts")
+    }
+
+    /// A server with `config`, or why it did not start.
+    pub async fn try_start(config: Config) -> anyhow::Result<TestApp> {
         // SENTINEL_TEST_LOG=debug shows the servers' logs while debugging a test.
         if let Ok(filter) = std::env::var("SENTINEL_TEST_LOG") {
             sentinel::telemetry::init(&filter, sentinel::config::LogFormat::Text);
         }
-        let app = Application::start(config).await.expect("server starts");
+        let app = Application::start(config).await?;
         let addr = app.local_addr();
         let base_url = format!("http://{addr}");
         let channel = Channel::from_shared(base_url.clone())
@@ -249,7 +254,7 @@ impl TestApp {
             .connect()
             .await
             .expect("gRPC connects");
-        TestApp {
+        Ok(TestApp {
             app,
             addr,
             base_url,
@@ -258,7 +263,7 @@ impl TestApp {
                 .build()
                 .expect("http client"),
             channel,
-        }
+        })
     }
 
     /// `base_url` + `path`.

@@ -12,7 +12,8 @@ pub struct OidcProvider {
     pub issuer: String,
 }
 
-/// A free loopback port (bound, then released).
+/// A free loopback port (bound, then released: another process may take it before it is
+/// bound again, so callers retry).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -20,14 +21,21 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Starts Sentinel with `config` on a port of its own, retrying when a picked port was taken
+/// in between (its callback URLs must name its real address, so port 0 will not do).
+pub async fn start_on_free_port(mut config: sentinel::Config) -> super::TestApp {
+    for _ in 0..10 {
+        config.listen = format!("127.0.0.1:{}", free_port());
+        if let Ok(app) = super::TestApp::try_start(config.clone()).await {
+            return app;
+        }
+    }
+    panic!("no free port for the server after 10 tries");
+}
+
 impl OidcProvider {
-    /// Starts the provider on `port` with `clients` and `accounts` (see server.mjs).
-    pub async fn start(
-        port: u16,
-        clients: serde_json::Value,
-        accounts: serde_json::Value,
-        id_token_ttl_secs: u64,
-    ) -> Self {
+    /// Starts the provider process on an ephemeral port; `setup` configures it.
+    pub async fn start() -> Self {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/oidc");
         assert!(
             std::path::Path::new(dir)
@@ -39,10 +47,6 @@ impl OidcProvider {
         let mut child = Command::new("node")
             .arg("server.mjs")
             .current_dir(dir)
-            .env("OIDC_PORT", port.to_string())
-            .env("OIDC_CLIENTS", clients.to_string())
-            .env("OIDC_ACCOUNTS", accounts.to_string())
-            .env("OIDC_ID_TOKEN_TTL", id_token_ttl_secs.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -62,6 +66,28 @@ impl OidcProvider {
         // Keep draining its output: a closed pipe would kill it at its next log line.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Self { child, issuer }
+    }
+
+    /// Configures the provider's clients and accounts (see server.mjs).
+    pub async fn setup(
+        &self,
+        clients: serde_json::Value,
+        accounts: serde_json::Value,
+        id_token_ttl_secs: u64,
+    ) {
+        let response = reqwest::Client::new()
+            .post(format!("{}/setup", self.issuer))
+            .json(&serde_json::json!({
+                "clients": clients, "accounts": accounts, "idTokenTtl": id_token_ttl_secs,
+            }))
+            .send()
+            .await
+            .expect("the provider answers /setup");
+        assert!(
+            response.status().is_success(),
+            "setup: {:?}",
+            response.text().await
+        );
     }
 }
 
