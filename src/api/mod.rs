@@ -1,5 +1,5 @@
 //! gRPC handlers: parse and validate the request, call the domain, map errors. One file per
-//! service; services of capabilities not built yet answer UNIMPLEMENTED.
+//! service.
 
 mod admin;
 mod auth;

@@ -88,16 +88,22 @@ fn user_and_workspace<T>(
     Ok((user, workspace))
 }
 
-/// Checks a resource type: `^[a-z][a-z0-9_]{0,63}$`.
-fn validate_type(field: &str, value: &str) -> Result<(), Error> {
+/// Whether `value` is a resource type: `^[a-z][a-z0-9_]{0,63}$`.
+fn is_type(value: &str) -> bool {
     let mut chars = value.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && value.len() <= 64
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if ok {
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+const TYPE_RULE: &str = "must match ^[a-z][a-z0-9_]{0,63}$";
+
+/// Checks a resource type.
+fn validate_type(field: &str, value: &str) -> Result<(), Error> {
+    if is_type(value) {
         Ok(())
     } else {
-        Err(Error::invalid(field, "must match ^[a-z][a-z0-9_]{0,63}$"))
+        Err(Error::invalid(field, TYPE_RULE))
     }
 }
 
@@ -109,15 +115,35 @@ fn validate_id(field: &str, value: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// A validated resource reference. The field name is built only for an error (this runs on
+/// every Check).
+fn checked_ref(
+    reference: Option<&pb::ResourceRef>,
+    field: impl Fn() -> String,
+) -> Result<&pb::ResourceRef, Error> {
+    let reference = reference.ok_or_else(|| Error::invalid(field(), "is required"))?;
+    if !is_type(&reference.resource_type) {
+        return Err(Error::invalid(
+            format!("{}.resource_type", field()),
+            TYPE_RULE,
+        ));
+    }
+    if reference.resource_id.is_empty() || reference.resource_id.len() > 256 {
+        return Err(Error::invalid(
+            format!("{}.resource_id", field()),
+            "must be 1 to 256 bytes",
+        ));
+    }
+    Ok(reference)
+}
+
 /// The key of a referenced resource of `service`.
 fn key_of(
     service: &str,
     reference: Option<&pb::ResourceRef>,
     field: &str,
 ) -> Result<ResourceKey, Error> {
-    let reference = reference.ok_or_else(|| Error::invalid(field, "is required"))?;
-    validate_type(&format!("{field}.resource_type"), &reference.resource_type)?;
-    validate_id(&format!("{field}.resource_id"), &reference.resource_id)?;
+    let reference = checked_ref(reference, || field.to_string())?;
     Ok(ResourceKey {
         service_name: service.to_string(),
         resource_type: reference.resource_type.clone(),
@@ -595,7 +621,7 @@ impl PermissionService for PermissionApi {
         let service = credentials::service(&request)?;
         let (user, workspace) = reader(&request)?;
         let r = request.into_inner();
-        let key = key_of(&service.service_name, r.resource.as_ref(), "resource")?;
+        let resource = checked_ref(r.resource.as_ref(), || "resource".into())?;
         let action = Action::parse("action", &r.action)?;
         self.state
             .engine
@@ -605,9 +631,9 @@ impl PermissionService for PermissionApi {
         let index = self.state.engine.read();
         let allowed = workspace.is_some_and(|w| {
             index.check(
-                &key.service_name,
-                &key.resource_type,
-                &key.resource_id,
+                &service.service_name,
+                &resource.resource_type,
+                &resource.resource_id,
                 user,
                 w,
                 action,
@@ -643,21 +669,22 @@ impl PermissionService for PermissionApi {
             .iter()
             .enumerate()
             .map(|(i, item)| {
-                let parsed = key_of(
-                    &service.service_name,
-                    item.resource.as_ref(),
-                    &format!("items[{i}].resource"),
-                )
-                .and_then(|key| {
-                    Action::parse(&format!("items[{i}].action"), &item.action).map(|a| (key, a))
-                });
+                let parsed = checked_ref(item.resource.as_ref(), || format!("items[{i}].resource"))
+                    .and_then(|resource| {
+                        let action = match item.action.as_str() {
+                            "view" => Ok(Action::View),
+                            "edit" => Ok(Action::Edit),
+                            _ => Action::parse(&format!("items[{i}].action"), &item.action),
+                        };
+                        action.map(|a| (resource, a))
+                    });
                 match parsed {
-                    Ok((key, action)) => pb::CheckBulkResult {
+                    Ok((resource, action)) => pb::CheckBulkResult {
                         allowed: workspace.is_some_and(|w| {
                             index.check(
-                                &key.service_name,
-                                &key.resource_type,
-                                &key.resource_id,
+                                &service.service_name,
+                                &resource.resource_type,
+                                &resource.resource_id,
                                 user,
                                 w,
                                 action,
