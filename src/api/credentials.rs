@@ -89,11 +89,11 @@ pub fn user_id<T>(request: &Request<T>) -> Result<Option<uuid::Uuid>, Error> {
 pub fn token_workspace<T>(request: &Request<T>) -> Result<Option<uuid::Uuid>, Error> {
     let principal = principal(request)?;
     let wid = match (&principal.user, &principal.authz) {
-        (Some(user), _) => user.wid.clone(),
-        (None, Some(authz)) => Some(authz.wid.clone()),
+        (Some(user), _) => user.wid.as_deref(),
+        (None, Some(authz)) => Some(authz.wid.as_str()),
         (None, None) => None,
     };
-    wid.map(|w| uuid::Uuid::parse_str(&w).map_err(|_| Error::Unauthenticated(INVALID_CREDENTIAL)))
+    wid.map(|w| uuid::Uuid::parse_str(w).map_err(|_| Error::Unauthenticated(INVALID_CREDENTIAL)))
         .transpose()
 }
 

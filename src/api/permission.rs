@@ -280,6 +280,33 @@ impl PermissionApi {
         Ok(consistency::encode(revision))
     }
 
+    /// SetVisibility / SetOwner: the update with its audit event; the resource and the token.
+    async fn update(
+        &self,
+        actor: &audit::Actor,
+        key: &ResourceKey,
+        update: ResourceUpdate,
+        action: &str,
+        details: serde_json::Value,
+    ) -> Result<(pb::Resource, String), Error> {
+        let event = audit::event(
+            action,
+            actor,
+            "resource",
+            format!("{}/{}", key.resource_type, key.resource_id),
+            details,
+        );
+        let (row, revision) = self
+            .state
+            .store
+            .update_resource(key, &update, &event)
+            .await?;
+        Ok((
+            resource_message(&row, Vec::new()),
+            self.written(revision).await?,
+        ))
+    }
+
     /// The resource, NOT_FOUND when absent.
     async fn existing(&self, key: &ResourceKey) -> Result<ResourceRow, Error> {
         self.state
@@ -309,7 +336,7 @@ impl PermissionApi {
             && (row.state.owner_id == Some(user)
                 || role
                     .as_deref()
-                    .is_some_and(|r| crate::tenancy::rank(r) >= 3));
+                    .is_some_and(|r| crate::tenancy::rank(r) >= crate::tenancy::rank("admin")));
         if !allowed {
             return Err(Error::PermissionDenied(
                 "only the resource's owner or a workspace admin may change its grants".into(),
@@ -427,22 +454,18 @@ impl PermissionService for PermissionApi {
         let r = request.into_inner();
         let key = key_of(&service.service_name, r.resource.as_ref(), "resource")?;
         let visibility = visibility_name(r.visibility, "visibility", None)?;
-        let event = audit::event(
-            "resource.visibility_set",
-            &actor,
-            "resource",
-            format!("{}/{}", key.resource_type, key.resource_id),
-            serde_json::json!({ "visibility": visibility }),
-        );
-        let (row, revision) = self
-            .state
-            .store
-            .update_resource(&key, &ResourceUpdate::Visibility(visibility.into()), &event)
-            .await
-            .map_err(Error::from)?;
+        let (resource, consistency_token) = self
+            .update(
+                &actor,
+                &key,
+                ResourceUpdate::Visibility(visibility.into()),
+                "resource.visibility_set",
+                serde_json::json!({ "visibility": visibility }),
+            )
+            .await?;
         Ok(Response::new(pb::SetVisibilityResponse {
-            resource: Some(resource_message(&row, Vec::new())),
-            consistency_token: self.written(revision).await?,
+            resource: Some(resource),
+            consistency_token,
         }))
     }
 
@@ -466,22 +489,18 @@ impl PermissionService for PermissionApi {
         {
             return Err(Error::NotFound("user".into()).into());
         }
-        let event = audit::event(
-            "resource.owner_set",
-            &actor,
-            "resource",
-            format!("{}/{}", key.resource_type, key.resource_id),
-            serde_json::json!({ "owner_id": owner }),
-        );
-        let (row, revision) = self
-            .state
-            .store
-            .update_resource(&key, &ResourceUpdate::Owner(owner), &event)
-            .await
-            .map_err(Error::from)?;
+        let (resource, consistency_token) = self
+            .update(
+                &actor,
+                &key,
+                ResourceUpdate::Owner(owner),
+                "resource.owner_set",
+                serde_json::json!({ "owner_id": owner }),
+            )
+            .await?;
         Ok(Response::new(pb::SetOwnerResponse {
-            resource: Some(resource_message(&row, Vec::new())),
-            consistency_token: self.written(revision).await?,
+            resource: Some(resource),
+            consistency_token,
         }))
     }
 

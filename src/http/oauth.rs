@@ -12,8 +12,7 @@ use crate::app::AppState;
 use crate::audit::Actor;
 use crate::login::LoginError;
 
-fn actor(state: &AppState, headers: &HeaderMap) -> Actor {
-    let _ = state;
+fn actor(headers: &HeaderMap) -> Actor {
     Actor {
         request_id: headers
             .get("x-request-id")
@@ -107,7 +106,7 @@ pub async fn login(
         Err(err) => {
             state
                 .login
-                .audit_failure(&provider, &err, &actor(&state, &headers))
+                .audit_failure(&provider, &err, &actor(&headers))
                 .await;
             failure(&headers, err)
         }
@@ -122,7 +121,7 @@ pub async fn callback(
     headers: HeaderMap,
 ) -> Response {
     let get = |k: &str| query.get(k).map(String::as_str).unwrap_or_default();
-    let actor = actor(&state, &headers);
+    let actor = actor(&headers);
     let result = if !get("error").is_empty() {
         // Consume the state so it cannot be replayed, then report the provider's refusal.
         let _ = state

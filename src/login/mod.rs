@@ -247,6 +247,13 @@ pub fn s256(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()).as_ref())
 }
 
+/// Why a one-time code was refused (one answer for every reason: nothing to probe).
+fn refused() -> Error {
+    Error::Unauthenticated(
+        "the code is unknown, expired or already used, or the verifier does not match",
+    )
+}
+
 fn code_key(code: &str) -> String {
     format!("login-code:{}", s256(code))
 }
@@ -687,19 +694,9 @@ impl Login {
         Ok(user)
     }
 
-    /// The user behind a one-time code, after checking the client's PKCE verifier. With
-    /// `consume`, the code is then used up (single use); a wrong verifier never consumes it.
-    async fn redeem(
-        &self,
-        code: &str,
-        verifier: &str,
-        consume: bool,
-    ) -> Result<(CodeGrant, UserRow), Error> {
-        let refused = || {
-            Error::Unauthenticated(
-                "the code is unknown, expired or already used, or the verifier does not match",
-            )
-        };
+    /// The user behind a one-time code, after checking the client's PKCE verifier. Does not
+    /// consume the code (see [`Login::consume`]), so a wrong verifier never burns it.
+    async fn redeem(&self, code: &str, verifier: &str) -> Result<(CodeGrant, UserRow), Error> {
         if code.is_empty() || code.len() > 128 || !valid_pkce(verifier) {
             return Err(refused());
         }
@@ -714,14 +711,6 @@ impl Login {
         if s256(verifier) != grant.client_challenge {
             return Err(refused());
         }
-        if consume {
-            // The atomic take decides between concurrent redemptions.
-            self.cache
-                .take(&key)
-                .await
-                .map_err(|_| Error::Unavailable)?
-                .ok_or_else(refused)?;
-        }
         let user = self
             .store
             .user_by_id(grant.user_id)
@@ -731,6 +720,16 @@ impl Login {
             return Err(Error::PermissionDenied("user is deactivated".into()));
         }
         Ok((grant, user))
+    }
+
+    /// Uses up a one-time code; the atomic take decides between concurrent exchanges.
+    async fn consume(&self, code: &str) -> Result<(), Error> {
+        self.cache
+            .take(&code_key(code))
+            .await
+            .map_err(|_| Error::Unavailable)?
+            .map(drop)
+            .ok_or_else(refused)
     }
 
     /// ExchangeCode: tokens for the code's user, in `workspace` (which must be theirs), or in
@@ -743,7 +742,7 @@ impl Login {
         user_agent: &str,
         client_address: &str,
     ) -> Result<(IssuedTokens, UserRow), Error> {
-        let (grant, user) = self.redeem(code, verifier, false).await?;
+        let (grant, user) = self.redeem(code, verifier).await?;
         let workspace = match workspace {
             Some(w) => {
                 if self.store.membership_role(w, user.id).await?.is_none() {
@@ -762,7 +761,7 @@ impl Login {
             }
         };
         // Consumed only now: a wrong verifier or workspace leaves the code usable.
-        self.redeem(code, verifier, true).await?;
+        self.consume(code).await?;
         let amr = match self.providers.get(&grant.provider) {
             Some(p) if p.is_github => "oauth",
             _ => "oidc",
@@ -786,7 +785,7 @@ impl Login {
 
     /// The user behind a code (ListMyWorkspaces before ExchangeCode); the code stays usable.
     pub async fn code_user(&self, code: &str, verifier: &str) -> Result<UserRow, Error> {
-        Ok(self.redeem(code, verifier, false).await?.1)
+        Ok(self.redeem(code, verifier).await?.1)
     }
 
     /// Authz mode: the user behind a provider's ID token (OIDC) or access token (GitHub),

@@ -45,8 +45,6 @@ struct IdClaims {
     #[serde(default)]
     nonce: Option<String>,
     #[serde(default)]
-    tid: Option<String>,
-    #[serde(default)]
     xms_edov: Option<serde_json::Value>,
 }
 
@@ -195,7 +193,6 @@ impl Issuer {
         }
         let claims: IdClaims =
             serde_json::from_value(data.claims).map_err(|_| invalid("has malformed claims"))?;
-        let _ = claims.tid;
         if let Some(expected) = nonce
             && claims.nonce.as_deref() != Some(expected)
         {
