@@ -25,6 +25,7 @@ fn claims() -> AccessClaims {
         wslug: Some("acme".into()),
         wrole: Some("editor".into()),
         groups: vec!["5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9".into()],
+        groups_truncated: false,
         auth_time: now,
         amr: vec!["oidc".into()],
         typ: "access".into(),

@@ -161,6 +161,7 @@ async fn main() -> anyhow::Result<()> {
                 workspace: format!("load-{}", &suffix[..8]),
                 role: Some("editor".into()),
                 create: true,
+                admin: false,
             },
         )
         .await?;
@@ -177,6 +178,7 @@ async fn main() -> anyhow::Result<()> {
         // The fixtures are made as the service itself (the load users are editors).
         let caller = sentinel::tenancy::Caller {
             user: None,
+            authz_workspace: None,
             service: Some("load".into()),
             actor: sentinel::audit::Actor::default(),
         };

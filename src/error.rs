@@ -23,9 +23,12 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// No, bad, expired or revoked credential. The message never says which.
+    /// Bad, expired or revoked credential. The message never says which.
     #[error("{0}")]
     Unauthenticated(&'static str),
+    /// The call lacks a credential its RPC needs; the message names the headers it takes.
+    #[error("{0}")]
+    CredentialMissing(String),
     /// Authenticated but not allowed.
     #[error("{0}")]
     PermissionDenied(String),
@@ -67,7 +70,7 @@ impl Error {
     fn code(&self) -> Code {
         match self {
             Error::InvalidArgument { .. } => Code::InvalidArgument,
-            Error::Unauthenticated(_) => Code::Unauthenticated,
+            Error::Unauthenticated(_) | Error::CredentialMissing(_) => Code::Unauthenticated,
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::NotFound(_) => Code::NotFound,
             Error::AlreadyExists(_) => Code::AlreadyExists,
@@ -79,11 +82,11 @@ impl Error {
         }
     }
 
-    /// The HTTP status the same error maps to (API.md §8).
+    /// The HTTP status the same error maps to (common.proto, "Errors").
     pub fn http_status(&self) -> StatusCode {
         match self {
             Error::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
-            Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Error::Unauthenticated(_) | Error::CredentialMissing(_) => StatusCode::UNAUTHORIZED,
             Error::PermissionDenied(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::AlreadyExists(_) => StatusCode::CONFLICT,

@@ -15,6 +15,9 @@ struct Cli {
     /// SENTINEL_* override it.
     #[arg(long, global = true, env = "SENTINEL_CONFIG")]
     config: Option<PathBuf>,
+    /// Print log lines of commands other than `serve` (they are quiet by default).
+    #[arg(long, short, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,6 +71,9 @@ enum TokenCommand {
         /// Create the user, workspace and membership when missing.
         #[arg(long)]
         create: bool,
+        /// Make the user a platform admin first (audited): the way to a first admin credential.
+        #[arg(long)]
+        admin: bool,
         /// Print JSON: {"access_token","refresh_token","expires_in","user_id","workspace_id"}.
         #[arg(long)]
         json: bool,
@@ -120,6 +126,22 @@ enum ServiceAppCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Issue a new API key (shown only once); the key it replaces keeps working for the grace.
+    /// Rotating during a grace ends the older key at once; `--grace 0s` ends every old key now.
+    Rotate {
+        /// The service app's service name.
+        #[arg(long, required_unless_present = "id", conflicts_with = "id")]
+        service_name: Option<String>,
+        /// The service app's id.
+        #[arg(long)]
+        id: Option<uuid::Uuid>,
+        /// How long the replaced key keeps working (at most 30 days).
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        grace: std::time::Duration,
+        /// Print JSON: {"id","service_name","api_key","key_prefix","old_key_expires_at"}.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -144,7 +166,15 @@ fn main() -> ExitCode {
         print!("{}", config.redacted_toml());
         return ExitCode::SUCCESS;
     }
-    telemetry::init(&config.log, config.log_format);
+    // The server logs as configured; other commands print their result and stay quiet unless
+    // asked (their errors are printed plainly below).
+    let serving = matches!(cli.command, Command::Serve);
+    let filter = if serving || cli.verbose {
+        config.log.clone()
+    } else {
+        "error".to_string()
+    };
+    telemetry::init(&filter, config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -177,8 +207,12 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
+        Err(err) if serving => {
             tracing::error!("{err:#}");
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("sentinel: {err:#}");
             ExitCode::FAILURE
         }
     }
@@ -206,6 +240,7 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
         workspace,
         role,
         create,
+        admin,
         json,
     } = command;
     let state = AppState::initialize(config).await?;
@@ -216,6 +251,7 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
             workspace,
             role,
             create,
+            admin,
         },
     )
     .await
@@ -254,25 +290,7 @@ async fn grant_admin(config: Config, email: String, admin: bool) -> anyhow::Resu
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .ok_or_else(|| anyhow::anyhow!("no user with email {email}"))?;
-    state
-        .store
-        .set_user_flags(user.id, user.is_active, admin)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let audit = sentinel::audit::event(
-        if admin {
-            "user.admin_granted"
-        } else {
-            "user.admin_revoked"
-        },
-        &sentinel::audit::Actor::operator(),
-        "user",
-        user.id,
-        serde_json::json!({ "email": email }),
-    );
-    state
-        .store
-        .insert_audit(&audit)
+    operator::set_platform_admin(&state, &user, admin)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
@@ -304,6 +322,7 @@ async fn rotate_keys(
             .ok_or_else(|| anyhow::anyhow!("algorithm must be RS256, ES256 or EdDSA"))?,
         None => state.keys.default_algorithm(),
     };
+    let embedded = state.config.redis_url.is_none();
     let (key, activate_at) = state.rotate_signing_key(algorithm, delay, overlap).await?;
     println!(
         "new key:    {} ({}) signs from {}",
@@ -318,21 +337,84 @@ async fn rotate_keys(
             until.to_rfc3339()
         );
     }
+    if embedded {
+        // Replicas on Redis are told at once; an embedded server has no channel to this process.
+        println!("a running embedded server loads the new key within 30 s");
+    }
     state.store.close().await;
     Ok(())
 }
 
 async fn service_app(config: Config, command: ServiceAppCommand) -> anyhow::Result<()> {
-    let ServiceAppCommand::Create {
-        name,
-        service_name,
-        origins,
-        json,
-    } = command;
     let state = AppState::initialize(config).await?;
+    let result = match command {
+        ServiceAppCommand::Create {
+            name,
+            service_name,
+            origins,
+            json,
+        } => create_service_app(&state, &name, &service_name, &origins, json).await,
+        ServiceAppCommand::Rotate {
+            service_name,
+            id,
+            grace,
+            json,
+        } => rotate_service_app(&state, service_name, id, grace, json).await,
+    };
+    state.store.close().await;
+    result
+}
+
+async fn rotate_service_app(
+    state: &AppState,
+    service_name: Option<String>,
+    id: Option<uuid::Uuid>,
+    grace: std::time::Duration,
+    json: bool,
+) -> anyhow::Result<()> {
+    let app = match (id, service_name) {
+        (Some(id), _) => state.apps.get(id).await,
+        (None, Some(name)) => state.apps.by_service_name(&name).await,
+        (None, None) => anyhow::bail!("give --service-name or --id"),
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (app, key) = state
         .apps
-        .create(&name, &service_name, &origins)
+        .rotate_key(&sentinel::audit::Actor::operator(), app.id, grace)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let old_until = app
+        .previous_key_expires_at
+        .map(|at| at.to_rfc3339())
+        .unwrap_or_default();
+    if json {
+        let out = serde_json::json!({
+            "id": app.id.to_string(),
+            "service_name": app.service_name,
+            "api_key": key,
+            "key_prefix": app.key_prefix,
+            "old_key_expires_at": old_until,
+        });
+        println!("{out}");
+    } else {
+        println!("id:           {}", app.id);
+        println!("service_name: {}", app.service_name);
+        println!("api_key:      {key}   (shown only once: store it now)");
+        println!("old key ends: {old_until}");
+    }
+    Ok(())
+}
+
+async fn create_service_app(
+    state: &AppState,
+    name: &str,
+    service_name: &str,
+    origins: &[String],
+    json: bool,
+) -> anyhow::Result<()> {
+    let (app, key) = state
+        .apps
+        .create(name, service_name, origins)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     if json {
@@ -348,7 +430,6 @@ async fn service_app(config: Config, command: ServiceAppCommand) -> anyhow::Resu
         println!("service_name: {}", app.service_name);
         println!("api_key:      {key}   (shown only once: store it now)");
     }
-    state.store.close().await;
     Ok(())
 }
 

@@ -155,8 +155,23 @@ impl Metrics {
     }
 }
 
-/// Splits `/sentinel.v1.AuthService/GetJwks` into service and method.
+/// gRPC methods served besides the contract's (which are those of the tier table).
+const INFRASTRUCTURE_METHODS: [&str; 4] = [
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
+/// Splits `/sentinel.v1.AuthService/GetJwks` into service and method. Only methods the server
+/// serves get their own labels; any other path is `unknown`/`unknown`, so that requests for
+/// made-up methods cannot grow the number of series.
 fn grpc_names(path: &str) -> (String, String) {
+    let known =
+        crate::api::tiers::tiers_of(path).is_some() || INFRASTRUCTURE_METHODS.contains(&path);
+    if !known {
+        return ("unknown".into(), "unknown".into());
+    }
     let mut parts = path.trim_start_matches('/').splitn(2, '/');
     let service = parts.next().unwrap_or_default().to_string();
     let method = parts.next().unwrap_or_default().to_string();
@@ -312,6 +327,37 @@ mod tests {
             grpc_names("/sentinel.v1.AuthService/GetJwks"),
             ("sentinel.v1.AuthService".into(), "GetJwks".into())
         );
+    }
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        for path in [
+            "/sentinel.v1.AuthService/NoSuchMethod",
+            "/sentinel.v1.Made-Up/X",
+            "/anything",
+            "",
+        ] {
+            assert_eq!(
+                grpc_names(path),
+                ("unknown".into(), "unknown".into()),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            grpc_names("/grpc.health.v1.Health/Check"),
+            ("grpc.health.v1.Health".into(), "Check".into())
+        );
+        let metrics = Metrics::new();
+        for i in 0..200 {
+            let (service, method) = grpc_names(&format!("/sentinel.v1.AuthService/Random{i}"));
+            metrics.record_grpc(&service, &method, "UNIMPLEMENTED", Instant::now());
+        }
+        let text = metrics.render();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("sentinel_grpc_requests_total{"))
+            .count();
+        assert_eq!(series, 1, "{text}");
     }
 
     #[test]

@@ -56,9 +56,30 @@ pub struct IssueTokenRequest {
     pub role: Option<String>,
     /// Create the user, workspace and membership when missing.
     pub create: bool,
+    /// Make the user a platform admin before minting (audited), for the first admin credential.
+    pub admin: bool,
 }
 
-/// Mints a session for a user in a workspace, creating them when asked.
+/// Records what an operator command did, like any other write.
+async fn audit_operator(
+    state: &AppState,
+    action: &str,
+    target_type: &str,
+    target: Uuid,
+    details: serde_json::Value,
+) -> Result<(), Error> {
+    let event = crate::audit::event(
+        action,
+        &crate::audit::Actor::operator(),
+        target_type,
+        target,
+        details,
+    );
+    Ok(state.store.insert_audit(&event).await?)
+}
+
+/// Mints a session for a user in a workspace, creating them when asked. Every creation and role
+/// change is audited with the operator as actor.
 pub async fn issue_token(
     state: &AppState,
     request: &IssueTokenRequest,
@@ -88,7 +109,17 @@ pub async fn issue_token(
                 updated_at: now,
             };
             match state.store.insert_user(&user).await {
-                Ok(()) => user,
+                Ok(()) => {
+                    audit_operator(
+                        state,
+                        "user.created",
+                        "user",
+                        user.id,
+                        serde_json::json!({ "email": user.email }),
+                    )
+                    .await?;
+                    user
+                }
                 // Created concurrently: use that one.
                 Err(crate::store::StoreError::Conflict(_)) => state
                     .store
@@ -112,7 +143,17 @@ pub async fn issue_token(
                 updated_at: now,
             };
             match state.store.insert_workspace(&workspace).await {
-                Ok(()) => workspace,
+                Ok(()) => {
+                    audit_operator(
+                        state,
+                        "workspace.created",
+                        "workspace",
+                        workspace.id,
+                        serde_json::json!({ "slug": workspace.slug }),
+                    )
+                    .await?;
+                    workspace
+                }
                 Err(crate::store::StoreError::Conflict(_)) => state
                     .store
                     .workspace_by_slug(&request.workspace)
@@ -130,6 +171,14 @@ pub async fn issue_token(
                 .store
                 .upsert_membership(workspace.id, user.id, role, now)
                 .await?;
+            audit_operator(
+                state,
+                "member.role_changed",
+                "workspace",
+                workspace.id,
+                serde_json::json!({ "user_id": user.id, "from": current, "role": role }),
+            )
+            .await?;
         }
         (None, true, role) => {
             let role = role.as_deref().unwrap_or("viewer");
@@ -137,6 +186,14 @@ pub async fn issue_token(
                 .store
                 .upsert_membership(workspace.id, user.id, role, now)
                 .await?;
+            audit_operator(
+                state,
+                "member.added",
+                "workspace",
+                workspace.id,
+                serde_json::json!({ "user_id": user.id, "role": role }),
+            )
+            .await?;
         }
         (None, false, _) => {
             return Err(Error::FailedPrecondition(format!(
@@ -146,6 +203,11 @@ pub async fn issue_token(
         }
         _ => {}
     }
+    let user = if request.admin && !(user.is_admin && user.is_active) {
+        set_platform_admin(state, &user, true).await?
+    } else {
+        user
+    };
     state
         .tokens
         .start_session(
@@ -158,6 +220,35 @@ pub async fn issue_token(
             },
         )
         .await
+}
+
+/// Grants (or takes away) platform admin, audited; returns the user as stored now.
+pub async fn set_platform_admin(
+    state: &AppState,
+    user: &UserRow,
+    admin: bool,
+) -> Result<UserRow, Error> {
+    state
+        .store
+        .set_user_flags(user.id, user.is_active, admin)
+        .await?;
+    audit_operator(
+        state,
+        if admin {
+            "user.admin_granted"
+        } else {
+            "user.admin_revoked"
+        },
+        "user",
+        user.id,
+        serde_json::json!({ "email": user.email }),
+    )
+    .await?;
+    state
+        .store
+        .user_by_id(user.id)
+        .await?
+        .ok_or(Error::Internal)
 }
 
 #[cfg(test)]

@@ -87,6 +87,22 @@ pub fn client_address(request: &Request, trust_forwarded_for: bool) -> Option<Ip
         .map(|addr| addr.ip())
 }
 
+/// The subject an address is counted as: an IPv4 address itself, an IPv6 address by its /64
+/// (one host usually holds a whole /64, so counting single IPv6 addresses would let it rotate
+/// through 2^64 of them), an IPv4-mapped IPv6 address as its IPv4 address.
+pub fn address_bucket(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
 /// Whether `request` speaks gRPC (native or gRPC-web), so errors must be gRPC statuses.
 pub fn is_grpc(request_headers: &http::HeaderMap) -> bool {
     request_headers
@@ -126,7 +142,7 @@ pub async fn limit_by_address(
         && let Err(error) = limiter
             .check(
                 "address",
-                &address.to_string(),
+                &address_bucket(address),
                 limiter.config.per_address,
                 limiter.config.window,
             )
@@ -135,4 +151,44 @@ pub async fn limit_by_address(
         return error_response(request.headers(), error);
     }
     next.run(request).await
+}
+
+/// Middleware for the HTTP sign-in steps: the stricter per-address limit of the sensitive RPCs.
+pub async fn limit_sensitive(
+    State(limiter): State<Arc<RateLimiter>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if limiter.config.enabled
+        && let Some(address) = client_address(&request, limiter.config.trust_forwarded_for)
+        && let Err(error) = limiter
+            .check(
+                "sensitive",
+                &address_bucket(address),
+                limiter.config.sensitive_per_address,
+                limiter.config.window,
+            )
+            .await
+    {
+        return error_response(request.headers(), error);
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_bucket(a), address_bucket(b));
+        assert_ne!(address_bucket(a), address_bucket(other));
+        assert_eq!(address_bucket(a), "2001:db8:1:2::/64");
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(address_bucket(mapped), "192.0.2.7");
+        assert_eq!(address_bucket("192.0.2.7".parse().unwrap()), "192.0.2.7");
+    }
 }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::Response;
 use http::{HeaderName, HeaderValue, Method, Request};
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -43,6 +44,32 @@ impl AllowedOrigins {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Longest client-chosen request id kept; longer ones are replaced by a generated one.
+const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// Whether a client-chosen request id may travel into logs and audit rows as it is: at most
+/// [`MAX_REQUEST_ID_LEN`] characters of `[A-Za-z0-9._:-]`.
+pub fn acceptable_request_id(value: &[u8]) -> bool {
+    !value.is_empty()
+        && value.len() <= MAX_REQUEST_ID_LEN
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Drops a client-chosen request id that is too long or carries other characters, so that the
+/// next layer generates one instead.
+async fn sanitize_request_id(mut request: Request<axum::body::Body>, next: Next) -> Response {
+    if request
+        .headers()
+        .get(REQUEST_ID)
+        .is_some_and(|v| !acceptable_request_id(v.as_bytes()))
+    {
+        request.headers_mut().remove(REQUEST_ID);
+    }
+    next.run(request).await
+}
+
 fn cors(origins: AllowedOrigins) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
@@ -55,7 +82,8 @@ fn cors(origins: AllowedOrigins) -> CorsLayer {
             HeaderName::from_static("x-grpc-web"),
             HeaderName::from_static("x-user-agent"),
             HeaderName::from_static("grpc-timeout"),
-            HeaderName::from_static("x-service-key"),
+            // Not x-service-key: a service key never belongs in a browser (browsers call through
+            // the origin tier), so a page cannot send one cross-origin.
             REQUEST_ID,
         ])
         .expose_headers([
@@ -105,6 +133,7 @@ pub fn router(
         .layer(RequestBodyLimitLayer::new(state.config.max_request_bytes));
 
     let stack = ServiceBuilder::new()
+        .layer(axum::middleware::from_fn(sanitize_request_id))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(

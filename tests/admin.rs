@@ -89,6 +89,7 @@ async fn deactivating_a_user_ends_their_tokens_everywhere(backend: Backend) {
             workspace: "acme".into(),
             role: None,
             create: false,
+            admin: false,
         },
     )
     .await;
@@ -172,10 +173,24 @@ async fn users_are_searched_and_paged(backend: Backend) {
     assert_eq!(stats.admin_count, 1);
     assert_eq!(stats.workspace_count, 2);
     assert_eq!(stats.active_session_count, 9);
+    // Above the maximum is capped (common.proto, "Pagination"), negative is refused.
+    let capped = UserServiceClient::new(app.channel.clone())
+        .list_users(with_bearer(
+            ListUsersRequest {
+                page_size: 100_000,
+                ..ListUsersRequest::default()
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(capped.users.len(), 9);
+    assert!(capped.next_page_token.is_empty());
     let err = UserServiceClient::new(app.channel.clone())
         .list_users(with_bearer(
             ListUsersRequest {
-                page_size: 501,
+                page_size: -1,
                 ..ListUsersRequest::default()
             },
             &admin,

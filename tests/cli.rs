@@ -165,3 +165,105 @@ fn token_issue_and_service_app_create_print_json() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("nobody@example.com"));
 }
+
+#[test]
+fn commands_are_quiet_and_plain_and_rotate_service_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = sentinel()
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        // No log lines and no colour codes by default (SENTINEL_LOG is not set: info).
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        assert!(stderr.is_empty(), "{args:?} printed: {stderr}");
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        assert!(!stdout.contains('\u{1b}'), "colour codes in {stdout}");
+        stdout
+    };
+    let json = |text: String| serde_json::from_str::<serde_json::Value>(&text).expect("JSON");
+    let issued = json(run(&[
+        "token",
+        "issue",
+        "--email",
+        "ada@example.com",
+        "--workspace",
+        "acme",
+        "--role",
+        "owner",
+        "--create",
+        "--admin",
+        "--json",
+    ]));
+    assert!(issued["access_token"].as_str().is_some());
+    let created = json(run(&[
+        "service-app",
+        "create",
+        "--name",
+        "Docs",
+        "--service-name",
+        "docs",
+        "--json",
+    ]));
+    let rotated = json(run(&[
+        "service-app",
+        "rotate",
+        "--service-name",
+        "docs",
+        "--grace",
+        "1h",
+        "--json",
+    ]));
+    assert_eq!(rotated["id"], created["id"]);
+    assert_ne!(rotated["api_key"], created["api_key"]);
+    assert!(rotated["api_key"].as_str().unwrap().starts_with("sk_"));
+    assert!(!rotated["old_key_expires_at"].as_str().unwrap().is_empty());
+    // A second rotation during the grace succeeds too (the incident path).
+    let again = json(run(&[
+        "service-app",
+        "rotate",
+        "--id",
+        created["id"].as_str().unwrap(),
+        "--grace",
+        "0s",
+        "--json",
+    ]));
+    assert_ne!(again["api_key"], rotated["api_key"]);
+    // Plain text output, and an unknown service is an error that names it.
+    let text = run(&["service-app", "rotate", "--service-name", "docs"]);
+    assert!(text.contains("api_key:"), "{text}");
+    let output = sentinel()
+        .current_dir(dir.path())
+        .args(["service-app", "rotate", "--service-name", "nope"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.starts_with("sentinel: "), "{stderr}");
+    assert!(stderr.contains("nope"), "{stderr}");
+    // --verbose brings the log lines back.
+    let output = sentinel()
+        .current_dir(dir.path())
+        .args(["--verbose", "admin", "grant", "--email", "ada@example.com"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(!String::from_utf8_lossy(&output.stderr).contains('\u{1b}'));
+}
+
+#[test]
+fn config_check_prints_durations_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = sentinel()
+        .current_dir(dir.path())
+        .args(["config", "check"])
+        .env("SENTINEL_AUDIT_RETENTION", "365d")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("audit_retention = \"365d\""), "{stdout}");
+    assert!(stdout.contains("access_token_ttl = \"15m\""), "{stdout}");
+}

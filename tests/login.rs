@@ -12,7 +12,10 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect};
 use common::oidc::{OidcProvider, start_on_free_port};
-use common::{Backend, TestApp, TestDatabase, audit_count, service_key, sign_in, with_bearer};
+use common::{
+    Backend, TestApp, TestDatabase, audit_count, audit_failure_total, service_key, sign_in,
+    with_bearer,
+};
 use sentinel::config::{ProviderConfig, ProviderKind};
 use sentinel::proto::v1::auth_service_client::AuthServiceClient;
 use sentinel::proto::v1::user_service_client::UserServiceClient;
@@ -30,20 +33,7 @@ const APP_REDIRECT: &str = "http://127.0.0.1:9/app/callback";
 const VERIFIER: &str = "verifier-0123456789-0123456789-0123456789-abcdef";
 
 fn provider(kind: ProviderKind, issuer: Option<String>) -> ProviderConfig {
-    ProviderConfig {
-        kind,
-        display_name: String::new(),
-        client_id: "sentinel".into(),
-        client_secret: "s3cret".into(),
-        client_secret_file: None,
-        issuer,
-        tenant: None,
-        scopes: Vec::new(),
-        audiences: vec!["webapp".into()],
-        authorize_url: None,
-        token_url: None,
-        api_url: None,
-    }
+    common::oidc::provider_config(kind, issuer)
 }
 
 fn browser() -> reqwest::Client {
@@ -187,7 +177,12 @@ async fn oidc_login_end_to_end(backend: Backend) {
         "entra".into(),
         provider(ProviderKind::Entra, Some(idp.issuer.clone())),
     );
-    config.admin_emails = vec!["Ann@Example.com".into()];
+    // An issuer trusted with nothing: no linking by email, no sign-up, one domain.
+    let mut corp = provider(ProviderKind::Oidc, Some(idp.issuer.clone()));
+    corp.allow_signup = Some(false);
+    corp.allowed_domains = vec!["example.com".into()];
+    config.providers.insert("corp".into(), corp);
+    config.admin_emails = vec!["Ann@Example.com".into(), "late@example.com".into()];
     let app = start_on_free_port(config).await;
     let callback = |p: &str| format!("{}/oauth/{p}/callback", app.base_url);
     let client = |id: &str, secret: &str, uris: Vec<String>| {
@@ -201,13 +196,19 @@ async fn oidc_login_end_to_end(backend: Backend) {
             client(
                 "sentinel",
                 "s3cret",
-                vec![callback("google"), callback("entra")]
+                vec![callback("google"), callback("entra"), callback("corp")]
             ),
             client("webapp", "w3b", vec!["http://127.0.0.1:9/cb".into()]),
             client("other", "0ther", vec!["http://127.0.0.1:9/cb".into()]),
         ]),
         serde_json::json!({
-            "ann": { "email": "ann@example.com", "email_verified": true, "name": "Ann" },
+            "ann": {
+                "email": "ann@example.com", "email_verified": true, "xms_edov": true, "name": "Ann"
+            },
+            "erin": { "email": "erin@example.com", "email_verified": true, "name": "Erin" },
+            "late": { "email": "late@example.com", "email_verified": true, "name": "Late" },
+            "newbie": { "email": "newbie@example.com", "email_verified": true, "name": "New" },
+            "mal": { "email": "mal@evil.example", "email_verified": true, "name": "Mal" },
             "carl": { "email": "carl@example.com", "email_verified": false, "name": "Carl" },
             "dora": { "email": "dora@example.com", "email_verified": true, "name": "Dora" },
         }),
@@ -234,7 +235,7 @@ async fn oidc_login_end_to_end(backend: Backend) {
         .into_inner()
         .providers;
     let names: Vec<&str> = listed.iter().map(|p| p.display_name.as_str()).collect();
-    assert_eq!(names, ["Microsoft", "Google"]);
+    assert_eq!(names, ["corp", "Microsoft", "Google"]);
 
     // Ann is invited to acme before she ever signs in.
     let owner = sign_in(&app, "owner@example.com", "acme", "owner").await;
@@ -309,8 +310,53 @@ async fn oidc_login_end_to_end(backend: Backend) {
     assert_eq!(again.user.unwrap().id, me_user.id);
     assert_eq!(audit_count(&db, "identity.linked").await, 2);
 
-    // Refusals, each shown as a page and audited.
-    let failures_before = audit_count(&db, "login.failed").await;
+    // Account rules per provider. Erin has an account; Entra without xms_edov does not prove she
+    // owns the email, so it may not take the account over.
+    let erin = sign_in(&app, "erin@example.com", "erin-home", "owner").await;
+    let (status, body) = drive(&browser(), &login_url(&app, "entra", "erin", APP_REDIRECT))
+        .await
+        .unwrap_err();
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("already has an account"), "{body}");
+    // Nor may a generic issuer, trusted with nothing, even for a listed domain.
+    let (status, _) = drive(&browser(), &login_url(&app, "corp", "erin", APP_REDIRECT))
+        .await
+        .unwrap_err();
+    assert_eq!(status, StatusCode::CONFLICT);
+    // It may not sign anyone up, and refuses other domains outright.
+    for account in ["newbie", "mal"] {
+        let (status, body) = drive(&browser(), &login_url(&app, "corp", account, APP_REDIRECT))
+            .await
+            .unwrap_err();
+        assert_eq!(status, StatusCode::FORBIDDEN, "{account}: {body}");
+    }
+    let erin_now = state.store.user_by_id(erin.user.id).await.unwrap().unwrap();
+    assert_eq!(erin_now.email, "erin@example.com", "untouched");
+    assert!(
+        state
+            .store
+            .user_by_email("newbie@example.com")
+            .await
+            .unwrap()
+            .is_none(),
+        "no account created"
+    );
+    // admin_emails made Ann the first admin; with an admin in place it promotes nobody.
+    let landed = drive(&browser(), &login_url(&app, "google", "late", APP_REDIRECT))
+        .await
+        .unwrap();
+    let late = exchange(&app, &query(&landed, "code"), VERIFIER)
+        .await
+        .unwrap()
+        .user
+        .unwrap();
+    assert!(!late.is_admin, "admin_emails only bootstraps");
+
+    // Refusals, each shown as a page and counted in the audit trail (one row per address and
+    // minute, written by the minute or at shutdown; flushed here to read them now).
+    state.failures.flush(state.store.as_ref()).await;
+    let failures_before = audit_failure_total(&db, "login.failed").await;
+    let rows_before = audit_count(&db, "login.failed").await;
     let (status, body) = drive(&browser(), &login_url(&app, "google", "carl", APP_REDIRECT))
         .await
         .unwrap_err();
@@ -351,7 +397,12 @@ async fn oidc_login_end_to_end(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(audit_count(&db, "login.failed").await, failures_before + 5);
+    state.failures.flush(state.store.as_ref()).await;
+    assert_eq!(
+        audit_failure_total(&db, "login.failed").await,
+        failures_before + 5
+    );
+    assert_eq!(audit_count(&db, "login.failed").await, rows_before + 1);
     // StartLogin over gRPC gives the same kind of authorization URL, and checks its input.
     let started = auth()
         .start_login(StartLoginRequest {
@@ -435,6 +486,60 @@ async fn oidc_login_end_to_end(backend: Backend) {
         panic!("an authz token for a workspace");
     };
     assert_eq!(authz.service_name, "docs");
+    // The authz token names the user's subject at the provider, not only the provider.
+    let mut request = tonic::Request::new(sentinel::proto::v1::IntrospectRequest {
+        token: authz.token.clone(),
+    });
+    request
+        .metadata_mut()
+        .insert("x-service-key", key.parse().unwrap());
+    let claims = auth().introspect(request).await.unwrap().into_inner();
+    assert!(claims.active);
+    assert_eq!(claims.idp_sub, "google|ann");
+    assert_eq!(claims.aud, vec!["docs".to_string()]);
+    // A browser calling by origin may resolve the identity, never mint an authz token.
+    app.app
+        .state()
+        .apps
+        .create(
+            "Docs web",
+            "docs-web",
+            &["https://docs.example.com".to_string()],
+        )
+        .await
+        .unwrap();
+    let by_origin = |workspace: String| {
+        let mut request = tonic::Request::new(ResolveIdpTokenRequest {
+            provider: "google".into(),
+            idp_token: webapp_token.clone(),
+            workspace_id: workspace,
+        });
+        request
+            .metadata_mut()
+            .insert("origin", "https://docs.example.com".parse().unwrap());
+        let mut client = auth();
+        async move { client.resolve_idp_token(request).await }
+    };
+    assert!(matches!(
+        by_origin(String::new())
+            .await
+            .unwrap()
+            .into_inner()
+            .resolution,
+        Some(Resolution::Identity(_))
+    ));
+    let err = by_origin(acme.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(err.message().contains("service key"), "{}", err.message());
+    // Oversized provider tokens are refused before any work.
+    let err = resolve(
+        "x".repeat(sentinel::login::MAX_IDP_TOKEN_LEN + 1),
+        String::new(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("idp_token"));
     let foreign = id_token_for(&idp.issuer, "other", "0ther", "ann", "n").await;
     assert_eq!(
         resolve(foreign, String::new()).await.unwrap_err().code(),
@@ -486,13 +591,44 @@ async fn gh_token(body: String) -> impl IntoResponse {
     }
 }
 
+/// The account behind a bearer token: `tok-<login>` was issued to our OAuth app,
+/// `foreign-<login>` to some other site's app (GitHub's user API accepts both alike).
 fn gh_login(headers: &HeaderMap) -> Option<String> {
-    headers
+    let token = headers
         .get("authorization")?
         .to_str()
         .ok()?
-        .strip_prefix("Bearer tok-")
+        .strip_prefix("Bearer ")?;
+    token
+        .strip_prefix("tok-")
+        .or_else(|| token.strip_prefix("foreign-"))
         .map(String::from)
+}
+
+/// `POST /applications/{client_id}/token`: 200 only for tokens of that app, authenticated with
+/// its client id and secret (GitHub answers 404 for other tokens).
+async fn gh_check_token(
+    axum::extract::Path(client_id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<serde_json::Value>,
+) -> impl IntoResponse {
+    use base64::Engine;
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("sentinel:s3cret")
+    );
+    let authenticated = headers
+        .get("authorization")
+        .is_some_and(|v| v.as_bytes() == expected.as_bytes());
+    if client_id != "sentinel" || !authenticated {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    match body["access_token"].as_str() {
+        Some(token) if token.starts_with("tok-") => {
+            axum::Json(serde_json::json!({ "token": token })).into_response()
+        }
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn gh_user(State(_): State<GithubStandIn>, headers: HeaderMap) -> impl IntoResponse {
@@ -532,6 +668,7 @@ async fn github_login_and_authz_mode(backend: Backend) {
         .route("/login/oauth/access_token", post(gh_token))
         .route("/user", get(gh_user))
         .route("/user/emails", get(gh_emails))
+        .route("/applications/{client_id}/token", post(gh_check_token))
         .with_state(GithubStandIn);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gh = format!("http://{}", listener.local_addr().unwrap());
@@ -543,6 +680,11 @@ async fn github_login_and_authz_mode(backend: Backend) {
     github.authorize_url = Some(format!("{gh}/login/oauth/authorize"));
     github.token_url = Some(format!("{gh}/login/oauth/access_token"));
     github.api_url = Some(gh.clone());
+    // The same app without authz mode: ResolveIdpToken refuses its tokens.
+    config
+        .providers
+        .insert("github-login-only".into(), github.clone());
+    github.authz_mode = Some(true);
     config.providers.insert("github".into(), github);
     let app = start_on_free_port(config).await;
     app.app
@@ -594,18 +736,25 @@ async fn github_login_and_authz_mode(backend: Backend) {
         panic!("an identity");
     };
     assert_eq!(identity.user.unwrap().id, user.id);
-    let mut request = tonic::Request::new(ResolveIdpTokenRequest {
-        provider: "github".into(),
-        idp_token: "tok-unknown".into(),
-        workspace_id: String::new(),
-    });
-    request
-        .metadata_mut()
-        .insert("x-service-key", key.parse().unwrap());
-    let err = AuthServiceClient::new(app.channel.clone())
-        .resolve_idp_token(request)
-        .await
-        .unwrap_err();
+    let resolve = |provider: &str, token: &str| {
+        let mut request = tonic::Request::new(ResolveIdpTokenRequest {
+            provider: provider.into(),
+            idp_token: token.into(),
+            workspace_id: String::new(),
+        });
+        request
+            .metadata_mut()
+            .insert("x-service-key", key.parse().unwrap());
+        let mut client = AuthServiceClient::new(app.channel.clone());
+        async move { client.resolve_idp_token(request).await }
+    };
+    let err = resolve("github", "tok-unknown").await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
+    // A valid GitHub token of the same account, issued to another site's OAuth app, is refused.
+    let err = resolve("github", "foreign-octo").await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    // A GitHub provider without authz mode accepts no token at all.
+    let err = resolve("github-login-only", "tok-octo").await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     app.stop().await;
 }

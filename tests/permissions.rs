@@ -1124,6 +1124,21 @@ async fn bad_input_gets_clear_codes_and_changes_nothing(backend: Backend) {
         Code::PermissionDenied,
         "owner",
     );
+    // The workspace's owner, acting with a token scoped to another workspace, is told that.
+    let ann_elsewhere = sign_in(&app, "ann@example.com", "other", "viewer").await;
+    expect(
+        share(
+            Some(&ann_elsewhere.access_token),
+            "a",
+            user_grantee(bob.user.id),
+            Permission::View,
+            None,
+        )
+        .await
+        .map(drop),
+        Code::PermissionDenied,
+        "token's workspace does not match the resource's workspace",
+    );
     expect(
         share(
             Some(&zed.access_token),

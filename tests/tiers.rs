@@ -48,7 +48,7 @@ const CALLERS: [Caller; 10] = [
     Caller::ForeignOrigin,
 ];
 
-/// What API.md §3 says a caller gets, written independently of the server's code.
+/// What common.proto ("Credential tiers") says a caller gets, written independently of the server's code.
 fn expected(tiers: &[Tier], caller: Caller) -> Expect {
     let has = |t: Tier| tiers.contains(&t);
     if has(Tier::Public) {

@@ -898,6 +898,7 @@ async fn authz_tokens_work_only_with_their_service_key(backend: Backend) {
     assert_eq!(claims.typ, "authz");
     assert_eq!(claims.svc, "docs");
     assert_eq!(claims.idp_sub, "google|123");
+    assert_eq!(claims.aud, vec!["docs".to_string()], "the service alone");
     assert_eq!(
         claims.actions,
         vec!["docs.read".to_string(), "docs.write".to_string()]
@@ -1113,8 +1114,10 @@ async fn switching_workspace_and_profile(backend: Backend) {
         claims.wrole,
         sentinel::proto::v1::WorkspaceRole::Admin as i32
     );
-    // The new refresh token stays in globex.
-    let refreshed = refresh(&app, &switched.refresh_token).await.unwrap();
+    // No refresh token is minted from an access token; the session's own refresh token now
+    // refreshes into globex, and Refresh with a workspace_id re-scopes explicitly.
+    assert!(switched.refresh_token.is_empty());
+    let refreshed = refresh(&app, &first.refresh_token).await.unwrap();
     assert_eq!(
         introspect(&app, &key, &refreshed.access_token).await.wslug,
         "globex"
@@ -1160,7 +1163,12 @@ async fn switching_workspace_and_profile(backend: Backend) {
         .unwrap();
     assert_eq!(updated.name, "Max Mustermann");
     assert_eq!(updated.avatar_url, "https://cdn.example.com/max.png");
-    for bad in ["javascript:alert(1)", "ftp://x", "https://"] {
+    for bad in [
+        "javascript:alert(1)",
+        "ftp://x",
+        "https://",
+        "http://cdn.example.com/a.png",
+    ] {
         let err = users
             .update_me(with_bearer(
                 UpdateMeRequest {

@@ -200,6 +200,7 @@ async fn workspaces_follow_their_role_rules(backend: Backend) {
             workspace: "renamed".into(),
             role: None,
             create: false,
+            admin: false,
         },
     )
     .await

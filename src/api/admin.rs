@@ -150,8 +150,8 @@ impl AdminService for AdminApi {
             actor_user_id: optional_uuid("actor_id", &r.actor_id)?,
             target_id: text("target_id", r.target_id)?,
             workspace_id: optional_uuid("workspace_id", &r.workspace_id)?,
-            start: convert::instant(r.start_time),
-            end: convert::instant(r.end_time),
+            start: convert::instant_field("start_time", r.start_time)?,
+            end: convert::instant_field("end_time", r.end_time)?,
             outcome,
         };
         if let (Some(start), Some(end)) = (filter.start, filter.end)

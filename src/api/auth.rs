@@ -132,14 +132,15 @@ impl AuthService for AuthApi {
         let started = self
             .state
             .login
-            .start(
-                &r.provider,
-                &r.redirect_uri,
-                &r.code_challenge,
-                &r.code_challenge_method,
-                &r.state,
-                &r.login_hint,
-            )
+            .start(&crate::login::StartRequest {
+                provider: &r.provider,
+                redirect_uri: &r.redirect_uri,
+                code_challenge: &r.code_challenge,
+                method: &r.code_challenge_method,
+                client_state: &r.state,
+                login_hint: &r.login_hint,
+                client_address: actor.client_address.as_deref(),
+            })
             .await;
         match started {
             Ok((authorization_url, expires)) => Ok(Response::new(pb::StartLoginResponse {
@@ -266,16 +267,26 @@ impl AuthService for AuthApi {
         request: Request<pb::ResolveIdpTokenRequest>,
     ) -> Result<Response<pb::ResolveIdpTokenResponse>, Status> {
         let service = credentials::service(&request)?;
+        let via_origin = credentials::principal(&request)?.via_origin;
         let actor = credentials::actor(&request);
         let r = request.into_inner();
         let workspace = optional_uuid("workspace_id", &r.workspace_id)?;
-        let user = match self
+        if via_origin && workspace.is_some() {
+            // An origin header is no secret: minting a credential needs the service's key.
+            return Err(Error::PermissionDenied(
+                "workspace_id: an authz token is issued only to a caller with the service key; \
+                 a browser may resolve the identity and its workspaces"
+                    .into(),
+            )
+            .into());
+        }
+        let resolved = match self
             .state
             .login
             .resolve(&r.provider, &r.idp_token, &actor)
             .await
         {
-            Ok(user) => user,
+            Ok(resolved) => resolved,
             Err(err) => {
                 self.state
                     .login
@@ -284,6 +295,7 @@ impl AuthService for AuthApi {
                 return Err(Error::from(err).into());
             }
         };
+        let user = resolved.user;
         let Some(workspace) = workspace else {
             let views = self
                 .state
@@ -319,7 +331,7 @@ impl AuthService for AuthApi {
         };
         let (token, expires) = self.state.tokens.issue_authz(
             &user,
-            &r.provider,
+            &resolved.idp_sub,
             &service.service_name,
             &scope,
             actions.clone(),
@@ -542,6 +554,7 @@ impl AuthService for AuthApi {
                 svc: authz.svc,
                 idp_sub: authz.idp_sub,
                 actions: authz.actions,
+                actions_truncated: authz.actions_truncated,
                 ..pb::IntrospectResponse::default()
             }));
         };
@@ -565,6 +578,7 @@ impl AuthService for AuthApi {
                 .as_deref()
                 .map_or(pb::WorkspaceRole::Unspecified, convert::role) as i32,
             groups: claims.groups.clone(),
+            groups_truncated: claims.groups_truncated,
             auth_time: at(claims.auth_time),
             amr: claims.amr.clone(),
             ..pb::IntrospectResponse::default()

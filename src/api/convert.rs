@@ -116,12 +116,16 @@ pub fn session(row: &SessionRow, current_sid: &str) -> pb::Session {
     }
 }
 
-/// Page size from a request: default 50, at most 500.
+/// Largest page any list RPC returns; larger requests are served this many.
+pub const MAX_PAGE_SIZE: i32 = 500;
+
+/// Page size from a request: 0 means the default of 50, values above [`MAX_PAGE_SIZE`] are
+/// capped to it (common.proto, "Pagination"), a negative value is INVALID_ARGUMENT.
 pub fn page_size(requested: i32) -> Result<i64, Error> {
     match requested {
         0 => Ok(50),
-        1..=500 => Ok(i64::from(requested)),
-        _ => Err(Error::invalid("page_size", "must be between 0 and 500")),
+        1.. => Ok(i64::from(requested.min(MAX_PAGE_SIZE))),
+        _ => Err(Error::invalid("page_size", "must not be negative")),
     }
 }
 
@@ -211,9 +215,30 @@ pub fn user(row: &crate::store::UserRow) -> pb::User {
     }
 }
 
-/// An instant from a request field.
-pub fn instant(value: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    value.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
+/// An optional timestamp field: unset is `None`; a value outside what a timestamp can hold
+/// (before year 1 or after 9999, nanos outside 0..1e9) is INVALID_ARGUMENT naming `field`,
+/// never read as unset.
+pub fn instant_field(
+    field: &str,
+    value: Option<prost_types::Timestamp>,
+) -> Result<Option<DateTime<Utc>>, Error> {
+    let Some(t) = value else { return Ok(None) };
+    let nanos = u32::try_from(t.nanos)
+        .ok()
+        .filter(|n| *n < 1_000_000_000)
+        .ok_or_else(|| Error::invalid(field, "nanos must be between 0 and 999999999"))?;
+    // RFC 3339 range, as google.protobuf.Timestamp defines it.
+    const MIN: i64 = -62_135_596_800;
+    const MAX: i64 = 253_402_300_799;
+    if !(MIN..=MAX).contains(&t.seconds) {
+        return Err(Error::invalid(
+            field,
+            "must be between 0001-01-01 and 9999-12-31",
+        ));
+    }
+    DateTime::from_timestamp(t.seconds, nanos)
+        .map(Some)
+        .ok_or_else(|| Error::invalid(field, "is not a valid timestamp"))
 }
 
 /// The JSON details of an audit event as a protobuf Struct.
@@ -370,5 +395,44 @@ pub fn page<T, K: serde::Serialize>(
         (rows, token)
     } else {
         (rows, String::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_out_of_range_are_refused_not_dropped() {
+        let ts = |seconds, nanos| Some(prost_types::Timestamp { seconds, nanos });
+        assert_eq!(instant_field("expires_at", None).unwrap(), None);
+        assert!(
+            instant_field("expires_at", ts(1_700_000_000, 0))
+                .unwrap()
+                .is_some()
+        );
+        for bad in [
+            ts(i64::MAX, 0),
+            ts(i64::MIN, 0),
+            ts(0, -1),
+            ts(0, 1_000_000_000),
+        ] {
+            let err = instant_field("expires_at", bad).unwrap_err();
+            assert!(err.to_string().starts_with("expires_at: "), "{err}");
+        }
+    }
+
+    #[test]
+    fn page_sizes_default_cap_and_refuse_negatives() {
+        assert_eq!(page_size(0).unwrap(), 50);
+        assert_eq!(page_size(1).unwrap(), 1);
+        assert_eq!(page_size(500).unwrap(), 500);
+        assert_eq!(page_size(501).unwrap(), 500);
+        assert_eq!(page_size(i32::MAX).unwrap(), 500);
+        assert!(matches!(page_size(-1), Err(Error::InvalidArgument { .. })));
+        assert!(matches!(
+            page_size(i32::MIN),
+            Err(Error::InvalidArgument { .. })
+        ));
     }
 }

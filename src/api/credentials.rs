@@ -97,11 +97,24 @@ pub fn token_workspace<T>(request: &Request<T>) -> Result<Option<uuid::Uuid>, Er
         .transpose()
 }
 
+/// The workspace of the caller's authz token, when an authz token (not an access token) is
+/// the caller's user credential: such a caller acts in that workspace only.
+pub fn authz_workspace<T>(request: &Request<T>) -> Result<Option<uuid::Uuid>, Error> {
+    let principal = principal(request)?;
+    match (&principal.user, &principal.authz) {
+        (None, Some(authz)) => uuid::Uuid::parse_str(&authz.wid)
+            .map(Some)
+            .map_err(|_| Error::Unauthenticated(INVALID_CREDENTIAL)),
+        _ => Ok(None),
+    }
+}
+
 /// The caller of a tenancy operation: user (if any), service by key (if any), audit actor.
 pub fn caller<T>(request: &Request<T>) -> Result<crate::tenancy::Caller, Error> {
     let principal = principal(request)?;
     Ok(crate::tenancy::Caller {
         user: user_id(request)?,
+        authz_workspace: authz_workspace(request)?,
         service: principal
             .service
             .as_ref()

@@ -85,6 +85,11 @@ fn user_and_workspace<T>(
             )
         })?,
     };
+    if credentials::authz_workspace(request)?.is_some_and(|w| w != workspace) {
+        return Err(Error::PermissionDenied(
+            "workspace_id: the authz token is for another workspace".into(),
+        ));
+    }
     Ok((user, workspace))
 }
 
@@ -327,16 +332,23 @@ impl PermissionApi {
             return Ok(None); // the service itself
         };
         let workspace = credentials::token_workspace(request)?;
+        if workspace != Some(row.state.workspace_id) {
+            // Say what to fix: the user may well be the owner, but acts from another workspace.
+            return Err(Error::PermissionDenied(
+                "the token's workspace does not match the resource's workspace; use a token \
+                 scoped to the resource's workspace (Refresh or SwitchWorkspace with its id)"
+                    .into(),
+            ));
+        }
         let role = self
             .state
             .store
             .membership_role(row.state.workspace_id, user)
             .await?;
-        let allowed = workspace == Some(row.state.workspace_id)
-            && (row.state.owner_id == Some(user)
-                || role
-                    .as_deref()
-                    .is_some_and(|r| crate::tenancy::rank(r) >= crate::tenancy::rank("admin")));
+        let allowed = row.state.owner_id == Some(user)
+            || role
+                .as_deref()
+                .is_some_and(|r| crate::tenancy::rank(r) >= crate::tenancy::rank("admin"));
         if !allowed {
             return Err(Error::PermissionDenied(
                 "only the resource's owner or a workspace admin may change its grants".into(),
@@ -516,7 +528,7 @@ impl PermissionService for PermissionApi {
         let level = permission_name(r.permission)
             .ok_or_else(|| Error::invalid("permission", "is required (view or edit)"))?;
         let now = Utc::now();
-        let expires_at = match convert::instant(r.expires_at) {
+        let expires_at = match convert::instant_field("expires_at", r.expires_at)? {
             Some(at) if at <= now => {
                 return Err(Error::invalid("expires_at", "must be in the future").into());
             }
@@ -781,7 +793,10 @@ impl PermissionService for PermissionApi {
                 )
                 .into());
             }
-            let end = (cursor.offset + limit).min(snapshot.ids.len());
+            if cursor.offset > snapshot.ids.len() {
+                return Err(Error::invalid("page_token", "is not a token of this lookup").into());
+            }
+            let end = cursor.offset.saturating_add(limit).min(snapshot.ids.len());
             let ids = snapshot
                 .ids
                 .get(cursor.offset..end)

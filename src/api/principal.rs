@@ -45,8 +45,36 @@ const SENSITIVE: [&str; 7] = [
     "/sentinel.v1.ServiceAppService/RotateServiceAppKey",
 ];
 
-const CREDENTIAL_REQUIRED: &str = "a valid credential is required for this RPC";
 const ADMIN_REQUIRED: &str = "platform admin required";
+const MALFORMED_AUTHORIZATION: &str = "authorization: must be \"Bearer <token>\"";
+
+/// What a call of an RPC with `tiers` must carry, for the answer to a call that lacks it. It
+/// names header names only, never whether a presented credential exists: presented credentials
+/// that fail verification get the uniform [`crate::tokens::service::INVALID_CREDENTIAL`].
+fn needed_credentials(tiers: &[Tier], headers: &http::HeaderMap) -> String {
+    let ways: Vec<&str> = tiers
+        .iter()
+        .filter_map(|tier| match tier {
+            Tier::Public => None,
+            Tier::User => Some("authorization: Bearer <user access token>"),
+            Tier::Dual => Some(
+                "x-service-key and authorization: Bearer <user access token, or authz token of \
+                 that service>",
+            ),
+            Tier::Service => Some("x-service-key"),
+            Tier::Browser => Some("an origin allowed for a service app"),
+            Tier::Admin => Some("authorization: Bearer <access token of a platform admin>"),
+        })
+        .collect();
+    let mut message = format!("this RPC needs {}", ways.join(", or "));
+    if ["x-api-key", "api-key", "x-service_key", "service-key"]
+        .iter()
+        .any(|name| headers.contains_key(*name))
+    {
+        message.push_str("; the service key goes in x-service-key");
+    }
+    message
+}
 
 fn bearer(headers: &http::HeaderMap) -> Option<&str> {
     let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
@@ -71,7 +99,37 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
             request.extensions_mut().insert(principal);
             next.run(request).await
         }
-        Err(error) => error_response(request.headers(), error),
+        Err(error) => {
+            // In the request span, with its request id; never the credential itself.
+            tracing::debug!(rpc = %path, reason = %error, "call refused by the credential layer");
+            let reason = match &error {
+                Error::CredentialMissing(_) => Some("missing"),
+                Error::Unauthenticated(_) => Some("invalid"),
+                Error::PermissionDenied(_) => Some("not_admin"),
+                _ => None,
+            };
+            if let Some(reason) = reason {
+                let actor = crate::audit::Actor {
+                    client_address: client_address.map(|a| a.to_string()),
+                    request_id: request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .map(String::from),
+                    ..crate::audit::Actor::default()
+                };
+                state.failures.record(
+                    &actor,
+                    &crate::audit::Failure {
+                        action: "auth.denied",
+                        outcome: "denied",
+                        target: ("rpc", &path),
+                        reason,
+                    },
+                );
+            }
+            error_response(request.headers(), error)
+        }
     }
 }
 
@@ -91,7 +149,7 @@ async fn authorize(
             .limiter
             .check(
                 "sensitive",
-                &address.to_string(),
+                &crate::ratelimit::address_bucket(address),
                 limits.sensitive_per_address,
                 limits.window,
             )
@@ -125,7 +183,7 @@ async fn authorize(
             }
         }
     } else if headers.contains_key(http::header::AUTHORIZATION) {
-        return Err(Error::Unauthenticated(CREDENTIAL_REQUIRED));
+        return Err(Error::Unauthenticated(MALFORMED_AUTHORIZATION));
     }
     if tiers.contains(&Tier::Browser)
         && principal.service.is_none()
@@ -162,7 +220,7 @@ async fn authorize(
         if tiers == [Tier::Admin] && principal.user.is_some() {
             return Err(Error::PermissionDenied(ADMIN_REQUIRED.into()));
         }
-        return Err(Error::Unauthenticated(CREDENTIAL_REQUIRED));
+        return Err(Error::CredentialMissing(needed_credentials(tiers, headers)));
     }
 
     if limits.enabled {

@@ -1,4 +1,4 @@
-//! The credential tier of every RPC (API.md §3–4), in one table. The credential layer enforces
+//! The credential tier of every RPC (common.proto, "Credential tiers"), in one table. The credential layer enforces
 //! it before any handler runs; `docs/tiers.md` is rendered from it (a test keeps them equal).
 
 /// A way of calling an RPC.
@@ -19,7 +19,7 @@ pub enum Tier {
 }
 
 impl Tier {
-    /// Lowercase name, as in API.md.
+    /// Lowercase name, as in common.proto.
     pub fn name(self) -> &'static str {
         match self {
             Tier::Public => "public",

@@ -23,18 +23,19 @@ impl UserApi {
     }
 }
 
-/// Checks an avatar URL: empty (none), or an absolute http(s) URL of at most 2000 characters.
+/// Checks an avatar URL: empty (none), or an absolute https URL of at most 2000 characters
+/// (an http avatar would be fetched in the clear by every page that shows it).
 fn validate_avatar(url: &str) -> Result<&str, Error> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
+    let rest = url.strip_prefix("https://");
     let ok = url.is_empty()
         || (url.len() <= 2000
-            && rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace)));
+            && rest.is_some_and(|r| {
+                !r.is_empty() && !r.chars().any(|c| c.is_whitespace() || c.is_control())
+            }));
     if ok {
         Ok(url)
     } else {
-        Err(Error::invalid("avatar_url", "must be an http or https URL"))
+        Err(Error::invalid("avatar_url", "must be an https URL"))
     }
 }
 

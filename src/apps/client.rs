@@ -24,11 +24,15 @@ pub fn validate_redirect_uris(uris: &[String]) -> Result<Vec<String>, Error> {
         let host = rest.map(|r| r.split(['/', '?']).next().unwrap_or_default());
         let valid = uri.len() <= 2000
             && host.is_some_and(|h| !h.is_empty() && !h.contains(['@', ' ']))
-            && !uri.contains('#');
+            && !uri.contains('#')
+            && crate::config::secure_or_loopback(uri);
         if !valid {
             return Err(Error::invalid(
                 "redirect_uris",
-                format!("`{uri}` must be an absolute http(s) URL without a fragment"),
+                format!(
+                    "`{uri}` must be an absolute https URL without a fragment (http only on a \
+                     loopback host)"
+                ),
             ));
         }
         if !out.contains(uri) {

@@ -64,13 +64,44 @@ pub fn generate_key() -> Result<String, Error> {
     Ok(format!("{KEY_PREFIX}{body}_{}", checksum(&body)))
 }
 
-/// Trims and checks a display name: 1–200 characters.
+/// Whether `c` is a control (Unicode Cc) or format (Cf) character: NUL, line breaks, escape
+/// sequences, zero-width characters and bidirectional overrides, which let a name hide or
+/// reorder text when an admin reads it.
+pub fn is_control_or_format(c: char) -> bool {
+    c.is_control()
+        || matches!(c as u32,
+            0x00AD | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890..=0x0891 | 0x08E2
+            | 0x180E | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F
+            | 0xFEFF | 0xFFF9..=0xFFFB | 0x110BD | 0x110CD | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F)
+}
+
+/// Trims and checks a display name: 1–200 characters, none of them control or format
+/// characters.
 pub fn validate_name(name: &str) -> Result<String, Error> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(Error::invalid("name", "must be 1-200 characters"));
     }
+    if name.chars().any(is_control_or_format) {
+        return Err(Error::invalid(
+            "name",
+            "must not contain control or invisible formatting characters",
+        ));
+    }
     Ok(name.to_string())
+}
+
+/// A display name from an identity provider: control and format characters dropped, trimmed,
+/// cut to 200 characters (the provider's data is not refused, only cleaned).
+pub fn clean_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| !is_control_or_format(*c))
+        .collect::<String>()
+        .trim()
+        .chars()
+        .take(200)
+        .collect()
 }
 
 /// Checks browser origins: `http(s)://host[:port]`, no path, at most 50; duplicates dropped.
@@ -85,11 +116,14 @@ pub fn validate_origins(origins: &[String]) -> Result<Vec<String>, Error> {
             .or_else(|| origin.strip_prefix("http://"));
         let valid = rest.is_some_and(|host| {
             !host.is_empty() && host.len() <= 253 && !host.contains(['/', '?', '#', '@', ' '])
-        });
+        }) && crate::config::secure_or_loopback(origin);
         if !valid {
             return Err(Error::invalid(
                 "allowed_origins",
-                format!("`{origin}` is not an origin like https://app.example.com"),
+                format!(
+                    "`{origin}` is not an origin like https://app.example.com (http only on a \
+                     loopback host)"
+                ),
             ));
         }
         if !out.contains(origin) {
@@ -118,12 +152,61 @@ pub fn validate_service_name(name: &str) -> Result<(), Error> {
 }
 
 /// A remembered key lookup (also a miss) and when it was made.
-type CachedLookup = (Option<Arc<ServiceAppRow>>, Instant);
+/// Remembered key lookups: keys that matched an app, and (bounded, oldest dropped first) keys
+/// that matched none, so a flood of unknown keys never pushes out the known ones.
+#[derive(Default)]
+struct KeyCache {
+    found: HashMap<Vec<u8>, (Arc<ServiceAppRow>, Instant)>,
+    missing: HashMap<Vec<u8>, Instant>,
+    missing_order: std::collections::VecDeque<Vec<u8>>,
+}
+
+/// Unknown keys remembered at most.
+const MISSING_KEYS: usize = 10_000;
+
+impl KeyCache {
+    /// `Some(Some(app))` known, `Some(None)` known to match nothing, `None` not remembered.
+    fn get(&self, hash: &[u8]) -> Option<Option<Arc<ServiceAppRow>>> {
+        if let Some((app, at)) = self.found.get(hash) {
+            return (at.elapsed() < CACHE_TTL).then(|| Some(app.clone()));
+        }
+        self.missing
+            .get(hash)
+            .filter(|at| at.elapsed() < CACHE_TTL)
+            .map(|_| None)
+    }
+
+    fn insert(&mut self, hash: Vec<u8>, app: Option<Arc<ServiceAppRow>>) {
+        let now = Instant::now();
+        match app {
+            Some(app) => {
+                self.found.insert(hash, (app, now));
+            }
+            None => {
+                if self.missing.insert(hash.clone(), now).is_none() {
+                    self.missing_order.push_back(hash);
+                }
+                while self.missing.len() > MISSING_KEYS {
+                    match self.missing_order.pop_front() {
+                        Some(oldest) => {
+                            self.missing.remove(&oldest);
+                        }
+                        None => break,
+                    }
+                }
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
 
 /// Service apps and key authentication.
 pub struct ServiceApps {
     store: Arc<dyn Store>,
-    cache: RwLock<HashMap<Vec<u8>, CachedLookup>>,
+    cache: RwLock<KeyCache>,
     /// Allowed browser origin → its active app; refreshed by [`ServiceApps::refresh_origins`].
     origins: RwLock<HashMap<String, Arc<ServiceAppRow>>>,
     /// Uses since the last flush, for `last_used_at` without a write per request.
@@ -137,7 +220,7 @@ impl ServiceApps {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
             store,
-            cache: RwLock::new(HashMap::new()),
+            cache: RwLock::new(KeyCache::default()),
             origins: RwLock::new(HashMap::new()),
             uses: std::sync::Mutex::new(HashMap::new()),
             inactive_alerts: std::sync::Mutex::new(HashMap::new()),
@@ -166,6 +249,7 @@ impl ServiceApps {
         let name = validate_name(name)?;
         validate_service_name(service_name)?;
         let origins = validate_origins(allowed_origins)?;
+        self.refuse_taken_origins(&origins, None).await?;
         let key = generate_key()?;
         let now = Utc::now();
         let app = ServiceAppRow {
@@ -218,6 +302,17 @@ impl ServiceApps {
             .ok_or_else(|| Error::NotFound("service app".into()))
     }
 
+    /// An app by its service name.
+    pub async fn by_service_name(&self, service_name: &str) -> Result<ServiceAppRow, Error> {
+        // Service names are unique; the substring filter narrows the scan to a few rows.
+        self.store
+            .list_service_apps(Some(service_name), None, 500)
+            .await?
+            .into_iter()
+            .find(|app| app.service_name == service_name)
+            .ok_or_else(|| Error::NotFound(format!("service app {service_name}")))
+    }
+
     /// Changes name, origins or activity. Deactivation takes effect everywhere within a second.
     pub async fn update(
         &self,
@@ -227,11 +322,13 @@ impl ServiceApps {
         allowed_origins: Option<&[String]>,
         is_active: Option<bool>,
     ) -> Result<ServiceAppRow, Error> {
+        let origins = allowed_origins.map(validate_origins).transpose()?;
+        if let Some(origins) = &origins {
+            self.refuse_taken_origins(origins, Some(id)).await?;
+        }
         let change = ServiceAppChange {
             name: name.map(validate_name).transpose()?,
-            allowed_origins: allowed_origins
-                .map(validate_origins)
-                .transpose()?
+            allowed_origins: origins
                 .map(|o| serde_json::to_string(&o).unwrap_or_else(|_| "[]".into())),
             is_active,
         };
@@ -254,7 +351,10 @@ impl ServiceApps {
         Ok(app)
     }
 
-    /// Issues a new key; the old one keeps working for `grace`, then only the new one.
+    /// Issues a new key; the key it replaces keeps working for `grace`, then only the new one.
+    /// Only one previous key is kept, so a rotation during a grace ends the older key at once:
+    /// rotating is always possible, and after a leak of both keys, two rotations (or one with a
+    /// zero grace) leave only a key the attacker never saw.
     pub async fn rotate_key(
         &self,
         actor: &Actor,
@@ -263,19 +363,6 @@ impl ServiceApps {
     ) -> Result<(ServiceAppRow, String), Error> {
         if grace > std::time::Duration::from_secs(30 * 24 * 3600) {
             return Err(Error::invalid("grace_period", "must be at most 30 days"));
-        }
-        let current = self.get(id).await?;
-        if grace > std::time::Duration::ZERO
-            && let Some(until) = current
-                .previous_key_expires_at
-                .filter(|at| *at > Utc::now())
-        {
-            // Rotating now would cut that grace short (only one previous key is kept).
-            return Err(Error::FailedPrecondition(format!(
-                "the previous key's grace period runs until {}; rotate again after it, or with \
-                 grace_period 0 to end both old keys now",
-                until.to_rfc3339()
-            )));
         }
         let key = generate_key()?;
         let prefix: String = key.chars().take(DISPLAY_PREFIX_LEN).collect();
@@ -382,29 +469,63 @@ impl ServiceApps {
         Ok(())
     }
 
-    /// Re-reads the allowed origins of every active app (run every second by the server).
-    pub async fn refresh_origins(&self) -> Result<(), Error> {
-        let mut origins = HashMap::new();
-        let mut after: Option<String> = None;
+    /// Every service app, paged through the store.
+    async fn all_apps(&self) -> Result<Vec<ServiceAppRow>, Error> {
+        let mut all = Vec::new();
         loop {
+            let after = all.last().map(|a: &ServiceAppRow| a.service_name.clone());
             let page = self
                 .store
                 .list_service_apps(None, after.as_deref(), 1000)
                 .await?;
-            for app in &page {
-                if !app.is_active {
-                    continue;
-                }
-                let app_origins: Vec<String> =
-                    serde_json::from_str(&app.allowed_origins).unwrap_or_default();
-                let shared = Arc::new(app.clone());
-                for origin in app_origins {
-                    origins.insert(origin, shared.clone());
-                }
+            let full = page.len() == 1000;
+            all.extend(page);
+            if !full {
+                return Ok(all);
             }
-            match page.last() {
-                Some(last) if page.len() == 1000 => after = Some(last.service_name.clone()),
-                _ => break,
+        }
+    }
+
+    /// ALREADY_EXISTS when another app (active or not) lists one of `origins`: a browser origin
+    /// identifies exactly one service.
+    async fn refuse_taken_origins(
+        &self,
+        origins: &[String],
+        except: Option<Uuid>,
+    ) -> Result<(), Error> {
+        if origins.is_empty() {
+            return Ok(());
+        }
+        for app in self
+            .all_apps()
+            .await?
+            .iter()
+            .filter(|a| Some(a.id) != except)
+        {
+            let theirs: Vec<String> =
+                serde_json::from_str(&app.allowed_origins).unwrap_or_default();
+            if let Some(origin) = origins.iter().find(|o| theirs.contains(o)) {
+                return Err(Error::AlreadyExists(format!(
+                    "allowed_origins: {origin} (of service app {})",
+                    app.service_name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-reads the allowed origins of every active app (run every second by the server).
+    pub async fn refresh_origins(&self) -> Result<(), Error> {
+        let mut origins = HashMap::new();
+        for app in self.all_apps().await? {
+            if !app.is_active {
+                continue;
+            }
+            let app_origins: Vec<String> =
+                serde_json::from_str(&app.allowed_origins).unwrap_or_default();
+            let shared = Arc::new(app);
+            for origin in app_origins {
+                origins.insert(origin, shared.clone());
             }
         }
         *self.origins.write().unwrap_or_else(|p| p.into_inner()) = origins;
@@ -439,9 +560,7 @@ impl ServiceApps {
             .cache
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&hash)
-            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
-            .map(|(app, _)| app.clone());
+            .get(&hash);
         let app = match cached {
             Some(app) => app,
             None => {
@@ -450,11 +569,10 @@ impl ServiceApps {
                     .service_app_by_key_hash(&hash, Utc::now())
                     .await?
                     .map(Arc::new);
-                let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
-                if cache.len() > 10_000 {
-                    cache.clear();
-                }
-                cache.insert(hash, (app.clone(), Instant::now()));
+                self.cache
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(hash, app.clone());
                 app
             }
         };
@@ -471,6 +589,41 @@ impl ServiceApps {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(id: u128) -> Arc<ServiceAppRow> {
+        let now = Utc::now();
+        Arc::new(ServiceAppRow {
+            id: Uuid::from_u128(id),
+            name: "n".into(),
+            service_name: "s".into(),
+            key_hash: Vec::new(),
+            key_prefix: String::new(),
+            allowed_origins: "[]".into(),
+            is_active: true,
+            created_at: now,
+            updated_at: now,
+            key_rotated_at: None,
+            previous_key_expires_at: None,
+            last_used_at: None,
+        })
+    }
+
+    #[test]
+    fn unknown_keys_never_push_out_known_ones() {
+        let mut cache = KeyCache::default();
+        cache.insert(b"known".to_vec(), Some(row(1)));
+        for i in 0..(MISSING_KEYS * 3) {
+            cache.insert(format!("random-{i}").into_bytes(), None);
+        }
+        assert!(matches!(cache.get(b"known"), Some(Some(_))));
+        assert_eq!(cache.missing.len(), MISSING_KEYS);
+        assert_eq!(cache.missing_order.len(), MISSING_KEYS);
+        assert!(cache.get(b"random-0").is_none(), "oldest unknown dropped");
+        assert!(matches!(
+            cache.get(format!("random-{}", MISSING_KEYS * 3 - 1).as_bytes()),
+            Some(None)
+        ));
+    }
 
     #[test]
     fn every_generated_key_is_well_formed() {

@@ -1,6 +1,6 @@
 //! The in-memory permission index: resources, grants, group memberships and workspace roles,
 //! built from SQL at start and kept current by applying the changelog. `check` and `lookup`
-//! implement API.md §7 from memory.
+//! implement the Check rules of permission.proto from memory.
 //!
 //! Layout: users, groups and workspaces are interned to `u32`; resources live in a slot vector
 //! addressed per (service, type) namespace by their id, with reverse indexes (owner, grantee,
@@ -598,7 +598,7 @@ impl Index {
             || Self::granted(&s.grants, u, groups, action, now)
     }
 
-    /// API.md §7 for one (user, resource, action) in workspace `workspace`, at `now` (unix ms).
+    /// The Check rules of permission.proto for one (user, resource, action) in workspace `workspace`, at `now` (unix ms).
     #[allow(clippy::too_many_arguments)]
     pub fn check(
         &self,

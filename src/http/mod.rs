@@ -18,19 +18,64 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// HTTP routes (merged with the gRPC routes by the server).
 pub fn router(state: AppState) -> Router {
+    // The sign-in steps create login state and call providers: the sensitive per-address limit.
+    let sign_in = Router::new()
+        .route("/oauth/{provider}/login", get(oauth::login))
+        .route("/oauth/{provider}/callback", get(oauth::callback))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.limiter.clone(),
+            crate::ratelimit::limit_sensitive,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/.well-known/jwks.json", get(jwks))
-        .route("/oauth/{provider}/login", get(oauth::login))
-        .route("/oauth/{provider}/callback", get(oauth::callback))
+        .merge(sign_in)
+        .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// Headers on every HTTP answer: nothing here is a document to frame, sniff, script or cache
+/// (JWKS keeps its own `Cache-Control`). Exported so that every HTTP route can carry them.
+pub async fn security_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    // A page that needs more (the sign-in pages' own stylesheet, by hash) sets its own.
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
 }
 
 /// Answer for paths no route matches (instead of a gRPC UNIMPLEMENTED to plain HTTP clients).
 pub async fn not_found() -> Response {
-    Error::NotFound("route".into()).into_response()
+    let mut response = Error::NotFound("route".into()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 async fn healthz() -> impl IntoResponse {

@@ -12,12 +12,18 @@ use crate::app::AppState;
 use crate::audit::Actor;
 use crate::login::LoginError;
 
-fn actor(headers: &HeaderMap) -> Actor {
+fn actor(state: &AppState, request: &axum::extract::Request) -> Actor {
     Actor {
-        request_id: headers
+        request_id: request
+            .headers()
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .map(String::from),
+        client_address: crate::ratelimit::client_address(
+            request,
+            state.config.rate_limit.trust_forwarded_for,
+        )
+        .map(|a| a.to_string()),
         ..Actor::default()
     }
 }
@@ -46,10 +52,18 @@ fn failure(headers: &HeaderMap, err: LoginError) -> Response {
         ),
         LoginError::EmailNotVerified => (StatusCode::FORBIDDEN, "Email address not verified"),
         LoginError::Deactivated => (StatusCode::FORBIDDEN, "Account deactivated"),
+        LoginError::AuthzModeOff => (StatusCode::BAD_REQUEST, "Invalid sign-in request"),
+        LoginError::DomainNotAllowed | LoginError::SignupClosed => {
+            (StatusCode::FORBIDDEN, "This account cannot sign in here")
+        }
+        LoginError::AccountExists => (StatusCode::CONFLICT, "This email already has an account"),
         LoginError::Provider(_) | LoginError::InvalidToken(_) => (
             StatusCode::UNAUTHORIZED,
             "The sign-in provider refused the sign-in",
         ),
+        LoginError::Other(crate::error::Error::ResourceExhausted { .. }) => {
+            (StatusCode::TOO_MANY_REQUESTS, "Too many sign-in attempts")
+        }
         LoginError::Other(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong"),
     };
     let message = match &err {
@@ -73,13 +87,34 @@ fn failure(headers: &HeaderMap, err: LoginError) -> Response {
     let page = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title><style>body{{font-family:system-ui,sans-serif;max-width:32rem;\
-         margin:4rem auto;padding:0 1rem;color:#222}}h1{{font-size:1.4rem}}p{{line-height:1.5}}\
-         </style></head><body><h1>{title}</h1><p>{}</p><p>Return to the application and \
-         start signing in again.</p></body></html>",
+         <title>{title}</title><style>{PAGE_STYLE}</style></head><body><h1>{title}</h1>\
+         <p>{}</p><p>Return to the application and start signing in again.</p></body></html>",
         escape(&message)
     );
-    (status, Html(page)).into_response()
+    let mut response = (status, Html(page)).into_response();
+    if let Ok(policy) = header::HeaderValue::from_str(&page_policy()) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    response
+}
+
+/// The sign-in pages' only stylesheet, inline and allowed by its hash (no other source).
+const PAGE_STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;\
+                          padding:0 1rem;color:#222}h1{font-size:1.4rem}p{line-height:1.5}";
+
+/// `default-src 'none'` plus the hash of [`PAGE_STYLE`].
+fn page_policy() -> String {
+    use base64::Engine;
+    static POLICY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, PAGE_STYLE.as_bytes());
+        format!(
+            "default-src 'none'; style-src 'sha256-{}'; frame-ancestors 'none'",
+            base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+        )
+    });
+    POLICY.clone()
 }
 
 /// `GET /oauth/{provider}/login?redirect_uri&code_challenge&code_challenge_method=S256[&state]`.
@@ -87,28 +122,28 @@ pub async fn login(
     State(state): State<AppState>,
     Path(provider): Path<String>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    request: axum::extract::Request,
 ) -> Response {
     let get = |k: &str| query.get(k).map(String::as_str).unwrap_or_default();
+    let actor = actor(&state, &request);
+    let headers = request.headers();
     let started = state
         .login
-        .start(
-            &provider,
-            get("redirect_uri"),
-            get("code_challenge"),
-            get("code_challenge_method"),
-            get("state"),
-            get("login_hint"),
-        )
+        .start(&crate::login::StartRequest {
+            provider: &provider,
+            redirect_uri: get("redirect_uri"),
+            code_challenge: get("code_challenge"),
+            method: get("code_challenge_method"),
+            client_state: get("state"),
+            login_hint: get("login_hint"),
+            client_address: actor.client_address.as_deref(),
+        })
         .await;
     match started {
         Ok((url, _)) => (StatusCode::FOUND, [(header::LOCATION, url)]).into_response(),
         Err(err) => {
-            state
-                .login
-                .audit_failure(&provider, &err, &actor(&headers))
-                .await;
-            failure(&headers, err)
+            state.login.audit_failure(&provider, &err, &actor).await;
+            failure(headers, err)
         }
     }
 }
@@ -118,18 +153,24 @@ pub async fn callback(
     State(state): State<AppState>,
     Path(provider): Path<String>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    request: axum::extract::Request,
 ) -> Response {
     let get = |k: &str| query.get(k).map(String::as_str).unwrap_or_default();
-    let actor = actor(&headers);
+    let actor = actor(&state, &request);
+    let headers = request.headers();
     let result = if !get("error").is_empty() {
         // Consume the state so it cannot be replayed, then report the provider's refusal.
         let _ = state
             .cache
             .take(&format!("login-state:{}", get("state")))
             .await;
+        // The provider's words go to the log: one line, no control characters.
         Err(LoginError::Provider(
-            get("error").chars().take(100).collect(),
+            get("error")
+                .chars()
+                .take(100)
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect(),
         ))
     } else {
         state
@@ -141,7 +182,7 @@ pub async fn callback(
         Ok(url) => (StatusCode::FOUND, [(header::LOCATION, url)]).into_response(),
         Err(err) => {
             state.login.audit_failure(&provider, &err, &actor).await;
-            failure(&headers, err)
+            failure(headers, err)
         }
     }
 }

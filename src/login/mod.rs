@@ -5,6 +5,7 @@
 //! to an existing user only by a verified email, and pending invitations are honoured.
 
 pub mod oidc;
+mod policy;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,6 +24,37 @@ use crate::config::{Config, ProviderConfig, ProviderKind};
 use crate::error::Error;
 use crate::store::{Store, UserRow};
 use crate::tokens::service::{IssuedTokens, SignIn, TokenService};
+
+/// What a sign-in start carries (StartLogin, `GET /oauth/{provider}/login`).
+#[derive(Debug, Clone, Copy)]
+pub struct StartRequest<'a> {
+    /// Provider id.
+    pub provider: &'a str,
+    /// The client app's redirect URI (exact match).
+    pub redirect_uri: &'a str,
+    /// The client's PKCE challenge.
+    pub code_challenge: &'a str,
+    /// Must be `S256`.
+    pub method: &'a str,
+    /// Opaque state handed back to the client app.
+    pub client_state: &'a str,
+    /// Passed to the provider.
+    pub login_hint: &'a str,
+    /// The caller's address, for the cap on live login states.
+    pub client_address: Option<&'a str>,
+}
+
+/// Longest provider token ResolveIdpToken reads (ID tokens are a few KiB).
+pub const MAX_IDP_TOKEN_LEN: usize = 16 * 1024;
+
+/// The user behind a provider token presented to ResolveIdpToken.
+#[derive(Debug, Clone)]
+pub struct ResolvedUser {
+    /// The Sentinel user (linked or created).
+    pub user: UserRow,
+    /// `<provider>|<subject at the provider>`, for the authz token's `idp_sub`.
+    pub idp_sub: String,
+}
 
 /// Why a login step failed; rendered as a page (browser) or JSON, and audited.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +80,18 @@ pub enum LoginError {
     /// The provider refused or failed.
     #[error("the identity provider refused the sign-in: {0}")]
     Provider(String),
+    /// The email's domain (or organisation) is not allowed for this provider.
+    #[error("this provider does not sign in accounts of that email domain")]
+    DomainNotAllowed,
+    /// An account with the identity's email exists and this provider is not trusted to link.
+    #[error("an account with this email exists; sign in the way it was created, or ask an admin")]
+    AccountExists,
+    /// The provider may not create accounts.
+    #[error("sign-up through this provider is closed; ask an admin for an account")]
+    SignupClosed,
+    /// ResolveIdpToken is not enabled for this provider.
+    #[error("this provider's tokens are not accepted by ResolveIdpToken (authz_mode is off)")]
+    AuthzModeOff,
     /// A presented provider token is invalid.
     #[error("{0}")]
     InvalidToken(String),
@@ -75,6 +119,10 @@ impl LoginError {
             LoginError::EmailNotVerified => "email_not_verified",
             LoginError::Deactivated => "deactivated",
             LoginError::Provider(_) => "provider_error",
+            LoginError::AuthzModeOff => "authz_mode_off",
+            LoginError::DomainNotAllowed => "domain_not_allowed",
+            LoginError::AccountExists => "account_exists",
+            LoginError::SignupClosed => "signup_closed",
             LoginError::InvalidToken(_) => "invalid_token",
             LoginError::Other(_) => "internal",
         }
@@ -97,6 +145,18 @@ impl From<LoginError> for Error {
                 "the identity provider did not confirm a verified email".into(),
             ),
             LoginError::Deactivated => Error::PermissionDenied("user is deactivated".into()),
+            LoginError::DomainNotAllowed => {
+                Error::PermissionDenied("the email domain is not allowed for this provider".into())
+            }
+            LoginError::AccountExists => Error::FailedPrecondition(
+                "an account with this email exists; this provider may not link to it".into(),
+            ),
+            LoginError::SignupClosed => {
+                Error::PermissionDenied("sign-up through this provider is closed".into())
+            }
+            LoginError::AuthzModeOff => Error::FailedPrecondition(
+                "provider: its tokens are not accepted here (set authz_mode for it)".into(),
+            ),
             LoginError::Provider(why) => {
                 tracing::warn!(%why, "identity provider failure");
                 Error::Unauthenticated("the identity provider refused the sign-in")
@@ -123,6 +183,10 @@ pub struct VerifiedIdentity {
     pub name: String,
     /// Picture URL.
     pub avatar_url: String,
+    /// Entra ID's `xms_edov`: the tenant verified the email's domain.
+    pub domain_verified: bool,
+    /// The organisation claim, if any: Google's `hd` or Entra's `tid`.
+    pub organization: Option<String>,
 }
 
 enum Backend {
@@ -146,6 +210,10 @@ pub struct Provider {
     client_secret: String,
     scopes: String,
     audiences: Vec<String>,
+    /// Whether ResolveIdpToken accepts this provider's tokens.
+    authz_mode: bool,
+    /// Linking, domains and sign-up.
+    policy: policy::AccountPolicy,
     backend: Backend,
 }
 
@@ -206,6 +274,8 @@ impl Provider {
                 c.display_name.clone()
             },
             is_github: c.kind == ProviderKind::Github,
+            authz_mode: c.authz_mode.unwrap_or(c.kind != ProviderKind::Github),
+            policy: policy::AccountPolicy::from_config(c),
             client_id: c.client_id.clone(),
             client_secret: c.client_secret.clone(),
             scopes,
@@ -293,6 +363,10 @@ pub struct Login {
     admin_emails: Vec<String>,
     state_ttl: Duration,
     code_ttl: Duration,
+    max_login_states: u32,
+    failures: Arc<audit::FailureLog>,
+    /// Authenticates login state and one-time codes in the shared cache.
+    mac: crate::tokens::kek::CacheMac,
 }
 
 impl Login {
@@ -302,6 +376,8 @@ impl Login {
         store: Arc<dyn Store>,
         cache: Arc<dyn Cache>,
         tokens: Arc<TokenService>,
+        failures: Arc<audit::FailureLog>,
+        mac: crate::tokens::kek::CacheMac,
     ) -> Result<Self, Error> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -312,6 +388,8 @@ impl Login {
                 Error::Internal
             })?;
         Ok(Self {
+            mac,
+            failures,
             providers: config
                 .providers
                 .iter()
@@ -329,6 +407,7 @@ impl Login {
                 .collect(),
             state_ttl: config.login_timeout,
             code_ttl: config.login_code_ttl,
+            max_login_states: config.rate_limit.login_states_per_address,
         })
     }
 
@@ -367,13 +446,17 @@ impl Login {
     /// Starts a login: the provider's authorization URL and when the login state lapses.
     pub async fn start(
         &self,
-        provider: &str,
-        redirect_uri: &str,
-        code_challenge: &str,
-        method: &str,
-        client_state: &str,
-        login_hint: &str,
+        request: &StartRequest<'_>,
     ) -> Result<(String, chrono::DateTime<Utc>), LoginError> {
+        let StartRequest {
+            provider,
+            redirect_uri,
+            code_challenge,
+            method,
+            client_state,
+            login_hint,
+            client_address,
+        } = *request;
         let p = self.provider(provider)?;
         if method != "S256" {
             return Err(LoginError::BadRequest(
@@ -394,6 +477,7 @@ impl Login {
             ));
         }
         let client_app_id = self.client_app_for(redirect_uri).await?;
+        self.admit_login_state(client_address).await?;
         let state = random_token()?;
         let login = LoginState {
             provider: provider.to_string(),
@@ -431,8 +515,9 @@ impl Login {
             }
         }
         let stored = serde_json::to_vec(&login).map_err(|_| Error::Internal)?;
+        let key = format!("login-state:{state}");
         self.cache
-            .set(&format!("login-state:{state}"), &stored, self.state_ttl)
+            .set(&key, &self.mac.protect(&key, &stored), self.state_ttl)
             .await
             .map_err(|_| Error::Unavailable)?;
         let expires =
@@ -453,14 +538,20 @@ impl Login {
         if state.is_empty() || state.len() > 128 {
             return Err(LoginError::SessionExpired);
         }
+        let key = format!("login-state:{state}");
         let stored = self
             .cache
-            .take(&format!("login-state:{state}"))
+            .take(&key)
             .await
             .map_err(|_| Error::Unavailable)?
             .ok_or(LoginError::SessionExpired)?;
+        // A value not written by a replica (forged in the cache) is no login state.
+        let stored = self
+            .mac
+            .open(&key, &stored)
+            .ok_or(LoginError::SessionExpired)?;
         let login: LoginState =
-            serde_json::from_slice(&stored).map_err(|_| LoginError::SessionExpired)?;
+            serde_json::from_slice(stored).map_err(|_| LoginError::SessionExpired)?;
         if login.provider != provider {
             return Err(LoginError::SessionExpired);
         }
@@ -519,8 +610,9 @@ impl Login {
             client_app_id: login.client_app_id,
         };
         let stored = serde_json::to_vec(&grant).map_err(|_| Error::Internal)?;
+        let key = code_key(&one_time);
         self.cache
-            .set(&code_key(&one_time), &stored, self.code_ttl)
+            .set(&key, &self.mac.protect(&key, &stored), self.code_ttl)
             .await
             .map_err(|_| Error::Unavailable)?;
         let mut redirect =
@@ -599,6 +691,8 @@ impl Login {
                 if name.is_empty() { text("login") } else { name }
             },
             avatar_url: text("avatar_url"),
+            domain_verified: false,
+            organization: None,
         })
     }
 
@@ -611,6 +705,9 @@ impl Login {
         actor: &Actor,
     ) -> Result<UserRow, LoginError> {
         let email = identity.email.trim().to_ascii_lowercase();
+        let policy = &self.provider(&identity.provider)?.policy;
+        policy.check_domain(identity)?;
+        let trusted = policy.trusts_email(identity);
         let linked = self
             .store
             .identity_user(&identity.provider, &identity.subject)
@@ -620,6 +717,7 @@ impl Login {
             Some(id) => self.store.user_by_id(id).await.map_err(Error::from)?,
             None => None,
         };
+        let already_linked = user.is_some();
         let user = match user {
             Some(user) => user,
             None => match self
@@ -628,13 +726,16 @@ impl Login {
                 .await
                 .map_err(Error::from)?
             {
+                // Linking by email hands over the account: only on a trusted email.
+                Some(_) if !trusted => return Err(LoginError::AccountExists),
                 Some(user) => user,
+                None if !policy.allow_signup => return Err(LoginError::SignupClosed),
                 None => {
                     let now = Utc::now();
                     let user = UserRow {
                         id: Uuid::new_v4(),
                         email: email.clone(),
-                        name: identity.name.chars().take(200).collect(),
+                        name: crate::apps::clean_name(&identity.name),
                         avatar_url: if identity.avatar_url.starts_with("https://") {
                             identity.avatar_url.clone()
                         } else {
@@ -679,7 +780,19 @@ impl Login {
             )
             .await
             .map_err(Error::from)?;
-        if self.admin_emails.contains(&email) && !user.is_admin {
+        // admin_emails bootstraps the first admins only, through identities trusted with their
+        // email; once any platform admin exists, admins grant admin.
+        if self.admin_emails.contains(&email)
+            && !user.is_admin
+            && (trusted || already_linked)
+            && self
+                .store
+                .stats(Utc::now())
+                .await
+                .map_err(Error::from)?
+                .admins
+                == 0
+        {
             self.store
                 .set_user_flags(user.id, true, true)
                 .await
@@ -707,7 +820,8 @@ impl Login {
             .await
             .map_err(|_| Error::Unavailable)?
             .ok_or_else(refused)?;
-        let grant: CodeGrant = serde_json::from_slice(&stored).map_err(|_| refused())?;
+        let stored = self.mac.open(&key, &stored).ok_or_else(refused)?;
+        let grant: CodeGrant = serde_json::from_slice(stored).map_err(|_| refused())?;
         if s256(verifier) != grant.client_challenge {
             return Err(refused());
         }
@@ -795,10 +909,19 @@ impl Login {
         provider: &str,
         idp_token: &str,
         actor: &Actor,
-    ) -> Result<UserRow, LoginError> {
+    ) -> Result<ResolvedUser, LoginError> {
         let p = self.provider(provider)?;
         if idp_token.is_empty() {
             return Err(LoginError::BadRequest("idp_token", "is required".into()));
+        }
+        if idp_token.len() > MAX_IDP_TOKEN_LEN {
+            return Err(LoginError::BadRequest(
+                "idp_token",
+                format!("must be at most {MAX_IDP_TOKEN_LEN} bytes"),
+            ));
+        }
+        if !p.authz_mode {
+            return Err(LoginError::AuthzModeOff);
         }
         let identity = match &p.backend {
             Backend::Oidc(issuer) => {
@@ -807,25 +930,85 @@ impl Login {
                     .await?
             }
             Backend::Github { api_url, .. } => {
+                // Any GitHub token would name its owner: accept only our OAuth app's.
+                self.github_token_is_ours(p, api_url, idp_token).await?;
                 self.github_identity(provider, api_url, idp_token).await?
             }
         };
-        self.account_for(&identity, actor).await
+        let idp_sub = format!("{}|{}", identity.provider, identity.subject);
+        let user = self.account_for(&identity, actor).await?;
+        Ok(ResolvedUser { user, idp_sub })
     }
 
-    /// Records a failed login step.
-    pub async fn audit_failure(&self, provider: &str, err: &LoginError, actor: &Actor) {
-        let mut event = audit::event(
-            "login.failed",
-            actor,
-            "provider",
-            provider,
-            serde_json::json!({ "reason": err.reason() }),
-        );
-        event.outcome = "failure".into();
-        if let Err(e) = self.store.insert_audit(&event).await {
-            tracing::warn!(error = %e, "login failure not audited");
+    /// GitHub's check that an access token was issued to this provider's OAuth app
+    /// (`POST {api}/applications/{client_id}/token`, authenticated as the app): 200 when it was,
+    /// 404 or 422 otherwise.
+    async fn github_token_is_ours(
+        &self,
+        p: &Provider,
+        api_url: &str,
+        token: &str,
+    ) -> Result<(), LoginError> {
+        let url = reqwest::Url::parse(&format!("{api_url}/applications/"))
+            .and_then(|base| base.join(&format!("{}/token", p.client_id)))
+            .map_err(|_| LoginError::provider("bad GitHub API URL".into()))?;
+        let response = self
+            .http
+            .post(url)
+            .basic_auth(&p.client_id, Some(&p.client_secret))
+            .header("accept", "application/vnd.github+json")
+            .header("user-agent", "sentinel")
+            .json(&serde_json::json!({ "access_token": token }))
+            .send()
+            .await
+            .map_err(|e| LoginError::provider(format!("GitHub token check: {e}")))?;
+        match response.status().as_u16() {
+            200 => Ok(()),
+            404 | 422 => Err(LoginError::invalid_token(
+                "GitHub token not issued to this OAuth app".into(),
+            )),
+            status => Err(LoginError::provider(format!(
+                "GitHub token check answered {status}"
+            ))),
         }
+    }
+
+    /// Refuses a new login state once the client's address (IPv6: its /64) created
+    /// `max_login_states` of them within one login timeout, so that unauthenticated callers
+    /// cannot fill the cache with states.
+    async fn admit_login_state(&self, client_address: Option<&str>) -> Result<(), LoginError> {
+        let Some(address) = client_address else {
+            return Ok(());
+        };
+        let bucket = address
+            .parse::<std::net::IpAddr>()
+            .map(crate::ratelimit::address_bucket)
+            .unwrap_or_else(|_| address.to_string());
+        let counted = self
+            .cache
+            .hit(&format!("login-states:{bucket}"), self.state_ttl)
+            .await
+            .map_err(|_| Error::Unavailable)?;
+        if counted.count > u64::from(self.max_login_states) {
+            return Err(LoginError::Other(Error::ResourceExhausted {
+                retry_after: counted.resets_in,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Counts a failed login step; failures are written as one audit row per client address
+    /// and minute (see [`audit::FailureLog`]).
+    pub async fn audit_failure(&self, provider: &str, err: &LoginError, actor: &Actor) {
+        self.failures.record(
+            actor,
+            &audit::Failure {
+                action: "login.failed",
+                outcome: "failure",
+                target: ("provider", provider),
+                reason: err.reason(),
+            },
+        );
     }
 }
 

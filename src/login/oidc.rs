@@ -46,6 +46,12 @@ struct IdClaims {
     nonce: Option<String>,
     #[serde(default)]
     xms_edov: Option<serde_json::Value>,
+    /// Google Workspace domain.
+    #[serde(default)]
+    hd: Option<String>,
+    /// Entra tenant id.
+    #[serde(default)]
+    tid: Option<String>,
 }
 
 /// One OIDC issuer with its cached discovery document and keys.
@@ -214,6 +220,8 @@ impl Issuer {
                 email,
                 name: claims.name.unwrap_or_default(),
                 avatar_url: claims.picture.unwrap_or_default(),
+                domain_verified: truthy(&claims.xms_edov),
+                organization: claims.hd.or(claims.tid).filter(|o| !o.is_empty()),
             }),
             _ => Err(LoginError::EmailNotVerified),
         }

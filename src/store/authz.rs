@@ -174,7 +174,7 @@ macro_rules! impl_authz_store {
                 let rows = sqlx::query(
                     "SELECT grantee_type, grantee_id, permission, expires_at, granted_by, \
                      created_at FROM grants WHERE resource_id = $1 \
-                     ORDER BY grantee_type, grantee_id",
+                     ORDER BY created_at, grantee_type, grantee_id",
                 )
                 .bind(resource)
                 .fetch_all(&self.pool)

@@ -166,13 +166,12 @@ pub trait SessionStore: Send + Sync {
     async fn revocation_bounds(&self) -> StoreResult<(i64, i64)>;
     /// A session by id.
     async fn session_by_id(&self, id: Uuid) -> StoreResult<Option<SessionRow>>;
-    /// Moves a live session to another workspace and adds a refresh token to it, in one
-    /// transaction. Returns the session, or `None` when it is not live.
+    /// Moves a live session to another workspace. Returns the session, or `None` when it is
+    /// not live.
     async fn switch_session_workspace(
         &self,
         id: Uuid,
         workspace_id: Uuid,
-        refresh_hash: &[u8],
         now: DateTime<Utc>,
     ) -> StoreResult<Option<SessionRow>>;
     /// Revokes live sessions in `scope`, appends to the revocation log and records `audit`, in
@@ -450,10 +449,8 @@ macro_rules! impl_session_store {
                 &self,
                 id: Uuid,
                 workspace_id: Uuid,
-                refresh_hash: &[u8],
                 now: DateTime<Utc>,
             ) -> StoreResult<Option<SessionRow>> {
-                let mut tx = self.pool.begin().await.map_err(err("session"))?;
                 let row = sqlx::query(concat!(
                     "UPDATE sessions SET workspace_id = $2, last_used_at = $3 \
                      WHERE id = $1 AND revoked_at IS NULL AND expires_at > $3 RETURNING ",
@@ -462,24 +459,10 @@ macro_rules! impl_session_store {
                 .bind(id)
                 .bind(workspace_id)
                 .bind(now)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&self.pool)
                 .await
                 .map_err(err("session"))?;
-                let Some(row) = row else { return Ok(None) };
-                let session = session_from_row(&row)?;
-                sqlx::query(
-                    "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(refresh_hash)
-                .bind(session.id)
-                .bind(now)
-                .bind(session.expires_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(err("refresh token"))?;
-                tx.commit().await.map_err(err("session"))?;
-                Ok(Some(session))
+                row.map(|r| session_from_row(&r)).transpose()
             }
 
             async fn revoke_sessions(

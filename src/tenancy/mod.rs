@@ -50,6 +50,9 @@ pub struct WorkspaceView {
 pub struct Caller {
     /// The signed-in user (access or authz token), if any.
     pub user: Option<Uuid>,
+    /// When the user came with an authz token: its workspace, the only one it acts in (and
+    /// never with platform-admin rights).
+    pub authz_workspace: Option<Uuid>,
     /// The calling service (by key), if any.
     pub service: Option<String>,
     /// For the audit trail.
@@ -84,6 +87,16 @@ pub(crate) fn validate_description(text: &str) -> Result<String, Error> {
     if text.chars().count() > 2000 {
         return Err(Error::invalid("description", "at most 2000 characters"));
     }
+    // Line breaks and tabs are text; other control and format characters are not.
+    if text
+        .chars()
+        .any(|c| !matches!(c, '\n' | '\r' | '\t') && crate::apps::is_control_or_format(c))
+    {
+        return Err(Error::invalid(
+            "description",
+            "must not contain control or invisible formatting characters",
+        ));
+    }
     Ok(text.trim().to_string())
 }
 
@@ -103,9 +116,15 @@ impl Workspaces {
     /// owners); a service acting alone needs only the workspace to exist. NOT_FOUND for a
     /// workspace the caller cannot see.
     pub(crate) async fn standing(&self, caller: &Caller, id: Uuid) -> Result<Standing, Error> {
+        if caller.authz_workspace.is_some_and(|w| w != id) {
+            return Err(Error::PermissionDenied(
+                "workspace_id: the authz token is for another workspace".into(),
+            ));
+        }
         match caller.user {
             Some(user) => {
-                let (view, rank) = self.role_of(user, id).await?;
+                let admin_ok = caller.authz_workspace.is_none();
+                let (view, rank) = self.role_of_as(user, id, admin_ok).await?;
                 Ok(Standing {
                     rank,
                     admin: view.role.is_none(),
@@ -129,6 +148,16 @@ impl Workspaces {
     /// The caller's role in `id`; platform admins count as owners. A workspace the caller
     /// cannot see is NOT_FOUND, whether or not it exists.
     async fn role_of(&self, user: Uuid, id: Uuid) -> Result<(WorkspaceView, u8), Error> {
+        self.role_of_as(user, id, true).await
+    }
+
+    /// [`Workspaces::role_of`]; platform admins count as owners only when `admin_ok`.
+    async fn role_of_as(
+        &self,
+        user: Uuid,
+        id: Uuid,
+        admin_ok: bool,
+    ) -> Result<(WorkspaceView, u8), Error> {
         let not_found = || Error::NotFound("workspace".into());
         if let Some((role, workspace, _)) = self.store.workspace_scope(id, user).await? {
             let rank = rank(&role);
@@ -141,11 +170,12 @@ impl Workspaces {
                 rank,
             ));
         }
-        let admin = self
-            .store
-            .user_by_id(user)
-            .await?
-            .is_some_and(|u| u.is_admin && u.is_active);
+        let admin = admin_ok
+            && self
+                .store
+                .user_by_id(user)
+                .await?
+                .is_some_and(|u| u.is_admin && u.is_active);
         if !admin {
             return Err(not_found());
         }

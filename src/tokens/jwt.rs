@@ -25,7 +25,7 @@ const CACHE_CAPACITY: usize = 100_000;
 /// A verified token and the instant its key retires, if it does.
 type Verified = (Arc<AccessClaims>, Option<i64>);
 
-/// Claims of an access token (API.md §6).
+/// Claims of an access token (docs/tokens.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
     /// Issuer.
@@ -57,9 +57,13 @@ pub struct AccessClaims {
     /// Role in the workspace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wrole: Option<String>,
-    /// Group ids in the workspace.
+    /// Group ids in the workspace (at most `token_max_groups`).
     #[serde(default)]
     pub groups: Vec<String>,
+    /// True when the user is in more groups than the token carries: ask Sentinel
+    /// (ListGroups, Check) rather than reading `groups` as complete.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub groups_truncated: bool,
     /// Sign-in time.
     pub auth_time: i64,
     /// Authentication methods.
@@ -69,7 +73,7 @@ pub struct AccessClaims {
     pub typ: String,
 }
 
-/// Claims of an authz token (API.md §6): a user's rights in one workspace for one service,
+/// Claims of an authz token (docs/tokens.md): a user's rights in one workspace for one service,
 /// accepted only together with that service's key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthzClaims {
@@ -77,7 +81,7 @@ pub struct AuthzClaims {
     pub iss: String,
     /// Sentinel user id.
     pub sub: String,
-    /// `sentinel` and the service.
+    /// The service only.
     pub aud: Vec<String>,
     /// Expiry.
     pub exp: i64,
@@ -97,8 +101,13 @@ pub struct AuthzClaims {
     pub wslug: String,
     /// Role in the workspace.
     pub wrole: String,
-    /// The service's actions the user holds in the workspace, sorted.
+    /// The service's actions the user holds in the workspace, sorted (at most
+    /// `token_max_actions`).
     pub actions: Vec<String>,
+    /// True when the user holds more actions than the token carries: ask Sentinel
+    /// (CheckAction, ListUserActions) rather than reading `actions` as complete.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub actions_truncated: bool,
     /// Always `authz`.
     pub typ: String,
 }
@@ -255,14 +264,14 @@ impl Verifier {
         token: &str,
         now: i64,
     ) -> Result<(AccessClaims, Option<i64>), VerifyError> {
-        self.verify_typed::<AccessClaims>(token, now, |c| c.typ == "access")
+        self.verify_typed::<AccessClaims>(token, now, AUDIENCE, |c| c.typ == "access")
     }
 
-    /// Verifies an authz token (`typ == "authz"`); never cached: they are short-lived and only
-    /// accepted together with their service's key.
-    pub fn verify_authz(&self, token: &str) -> Result<AuthzClaims, VerifyError> {
+    /// Verifies an authz token (`typ == "authz"`) issued for `service` (its only audience);
+    /// never cached: they are short-lived and only accepted together with their service's key.
+    pub fn verify_authz(&self, token: &str, service: &str) -> Result<AuthzClaims, VerifyError> {
         let now = Utc::now().timestamp();
-        self.verify_typed::<AuthzClaims>(token, now, |c| c.typ == "authz")
+        self.verify_typed::<AuthzClaims>(token, now, service, |c| c.typ == "authz")
             .map(|(claims, _)| claims)
     }
 
@@ -270,6 +279,7 @@ impl Verifier {
         &self,
         token: &str,
         now: i64,
+        audience: &str,
         type_ok: impl Fn(&C) -> bool,
     ) -> Result<(C, Option<i64>), VerifyError> {
         if token.len() > MAX_TOKEN_BYTES {
@@ -290,7 +300,7 @@ impl Verifier {
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
         validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[AUDIENCE]);
+        validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
         let data = jsonwebtoken::decode::<C>(token, &key.key, &validation)
             .map_err(|_| VerifyError::Invalid)?;

@@ -28,6 +28,50 @@ pub enum KekError {
 pub struct Kek {
     key: LessSafeKey,
     rng: SystemRandom,
+    cache_mac: CacheMac,
+}
+
+/// Authenticates values kept in the shared cache (login state, one-time codes), so that write
+/// access to Redis cannot forge them: an HMAC-SHA256 under a key derived from the KEK (so every
+/// replica has it), over the cache key and the value.
+#[derive(Clone)]
+pub struct CacheMac {
+    key: aws_lc_rs::hmac::Key,
+}
+
+/// Length of the tag in front of a protected value.
+const TAG_LEN: usize = 32;
+
+impl CacheMac {
+    /// What the tag covers: the cache key (length-prefixed) and the value.
+    fn message(cache_key: &str, value: &[u8]) -> Vec<u8> {
+        let mut message = Vec::with_capacity(8 + cache_key.len() + value.len());
+        message.extend_from_slice(&(cache_key.len() as u64).to_be_bytes());
+        message.extend_from_slice(cache_key.as_bytes());
+        message.extend_from_slice(value);
+        message
+    }
+
+    /// `value` with its tag, bound to `cache_key`.
+    pub fn protect(&self, cache_key: &str, value: &[u8]) -> Vec<u8> {
+        let tag = aws_lc_rs::hmac::sign(&self.key, &Self::message(cache_key, value));
+        let mut out = Vec::with_capacity(TAG_LEN + value.len());
+        out.extend_from_slice(tag.as_ref());
+        out.extend_from_slice(value);
+        out
+    }
+
+    /// The value inside `stored` when its tag is right for `cache_key` (compared in constant
+    /// time); `None` for a forged, moved or damaged value.
+    pub fn open<'a>(&self, cache_key: &str, stored: &'a [u8]) -> Option<&'a [u8]> {
+        if stored.len() < TAG_LEN {
+            return None;
+        }
+        let (tag, value) = stored.split_at(TAG_LEN);
+        aws_lc_rs::hmac::verify(&self.key, &Self::message(cache_key, value), tag)
+            .ok()
+            .map(|()| value)
+    }
 }
 
 impl Kek {
@@ -35,10 +79,21 @@ impl Kek {
     pub fn from_bytes(bytes: &[u8; 32]) -> Self {
         // AES-256 accepts any 32-byte key, so this cannot fail.
         let unbound = UnboundKey::new(&AES_256_GCM, bytes).expect("32-byte AES-256 key");
+        // A separate key for the cache MAC: HMAC(KEK, label), never the KEK itself.
+        let derive = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, bytes);
+        let derived = aws_lc_rs::hmac::sign(&derive, b"sentinel/cache-integrity/v1");
         Self {
             key: LessSafeKey::new(unbound),
             rng: SystemRandom::new(),
+            cache_mac: CacheMac {
+                key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, derived.as_ref()),
+            },
         }
+    }
+
+    /// The MAC for values in the shared cache.
+    pub fn cache_mac(&self) -> CacheMac {
+        self.cache_mac.clone()
     }
 
     /// The configured key, or in embedded mode the one kept in `<data_dir>/kek` (created with
@@ -127,6 +182,24 @@ fn write_secret_file(path: &Path, contents: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_values_are_bound_to_their_key_and_kek() {
+        let mac = Kek::from_bytes(&[7u8; 32]).cache_mac();
+        let stored = mac.protect("login-code:abc", b"{\"user\":1}");
+        assert_eq!(
+            mac.open("login-code:abc", &stored),
+            Some(&b"{\"user\":1}"[..])
+        );
+        // Moved to another key, altered, forged without the KEK, or cut short: refused.
+        assert_eq!(mac.open("login-code:abd", &stored), None);
+        let mut altered = stored.clone();
+        *altered.last_mut().unwrap() ^= 1;
+        assert_eq!(mac.open("login-code:abc", &altered), None);
+        let other = Kek::from_bytes(&[8u8; 32]).cache_mac();
+        assert_eq!(other.open("login-code:abc", &stored), None);
+        assert_eq!(mac.open("login-code:abc", b"{\"user\":1}"), None);
+    }
 
     #[test]
     fn seal_open_round_trip_and_context_binding() {

@@ -38,6 +38,10 @@ pub struct TokenPolicy {
     pub refresh_ttl: Duration,
     /// Replay window of a rotated refresh token.
     pub reuse_grace: Duration,
+    /// Group ids an access token carries at most (`groups_truncated` says when there are more).
+    pub max_groups: usize,
+    /// Actions an authz token carries at most (`actions_truncated` says when there are more).
+    pub max_actions: usize,
 }
 
 /// The workspace a token is scoped to.
@@ -180,8 +184,15 @@ impl TokenService {
             wslug: scope.map(|s| s.workspace.slug.clone()),
             wrole: scope.map(|s| s.role.clone()),
             groups: scope
-                .map(|s| s.groups.iter().map(Uuid::to_string).collect())
+                .map(|s| {
+                    s.groups
+                        .iter()
+                        .take(self.policy.max_groups)
+                        .map(Uuid::to_string)
+                        .collect()
+                })
                 .unwrap_or_default(),
+            groups_truncated: scope.is_some_and(|s| s.groups.len() > self.policy.max_groups),
             auth_time: session.created_at.timestamp(),
             amr: session.amr.split_whitespace().map(String::from).collect(),
             typ: "access".into(),
@@ -345,8 +356,10 @@ impl TokenService {
         }
     }
 
-    /// Re-scopes the caller's session to another workspace they belong to and issues a new pair
-    /// in the same session (the session's other refresh tokens keep working).
+    /// Re-scopes the caller's session to another workspace they belong to and issues an access
+    /// token for it. No refresh token: a refresh token (days) is never minted from an access
+    /// token (minutes); the session's refresh tokens now refresh into that workspace, and
+    /// `Refresh {refresh_token, workspace_id}` re-scopes a chain explicitly.
     pub async fn switch_workspace(
         &self,
         claims: &AccessClaims,
@@ -367,18 +380,17 @@ impl TokenService {
             .ok_or_else(|| {
                 Error::PermissionDenied("workspace_id: not a member of the workspace".into())
             })?;
-        let refresh_token = self.new_refresh_token()?;
         let now = Utc::now();
         let session = self
             .store
-            .switch_session_workspace(session_id, workspace_id, &hash_token(&refresh_token), now)
+            .switch_session_workspace(session_id, workspace_id, now)
             .await?
             .ok_or(Error::Unauthenticated(INVALID_CREDENTIAL))?;
         let (access_token, access_expires_at) =
             self.sign_access(&user, &session, Some(&scope), now)?;
         Ok(IssuedTokens {
             access_token,
-            refresh_token,
+            refresh_token: String::new(),
             access_expires_at,
             expires_in: self.policy.access_ttl.as_secs() as i64,
             session,
@@ -396,9 +408,11 @@ impl TokenService {
         audit: Option<&AuditRow>,
     ) -> Result<Vec<RevocationRow>, Error> {
         let now = Utc::now();
-        // Access tokens issued up to now live at most access_ttl (+ leeway) longer.
+        // Tokens issued up to now live at most the longer of the access and authz lifetimes
+        // (+ leeway) longer: the revocation must outlive every one of them.
+        let longest = self.policy.access_ttl.max(self.policy.authz_ttl);
         let horizon = now
-            + chrono::Duration::from_std(self.policy.access_ttl).map_err(|_| Error::Internal)?
+            + chrono::Duration::from_std(longest).map_err(|_| Error::Internal)?
             + chrono::Duration::seconds(super::jwt::LEEWAY_SECS as i64);
         let rows = self
             .store
@@ -450,10 +464,13 @@ impl TokenService {
             now + chrono::Duration::from_std(self.policy.authz_ttl).map_err(|_| Error::Internal)?;
         actions.sort();
         actions.dedup();
+        let actions_truncated = actions.len() > self.policy.max_actions;
+        actions.truncate(self.policy.max_actions);
         let claims = AuthzClaims {
             iss: self.policy.issuer.clone(),
             sub: user.id.to_string(),
-            aud: vec![AUDIENCE.to_string(), service.to_string()],
+            // Only the service: an authz token is no credential anywhere else.
+            aud: vec![service.to_string()],
             exp: expires.timestamp(),
             iat: now.timestamp(),
             nbf: now.timestamp(),
@@ -464,6 +481,7 @@ impl TokenService {
             wslug: scope.workspace.slug.clone(),
             wrole: scope.role.clone(),
             actions,
+            actions_truncated,
             typ: "authz".into(),
         };
         let token = super::jwt::sign(&self.keys.active(), &claims).map_err(|err| {
@@ -478,7 +496,7 @@ impl TokenService {
     pub fn authenticate_authz(&self, token: &str, service: &str) -> Result<AuthzClaims, Error> {
         let claims = self
             .verifier
-            .verify_authz(token)
+            .verify_authz(token, service)
             .map_err(|_| Error::Unauthenticated(INVALID_CREDENTIAL))?;
         let revoked = Uuid::parse_str(&claims.sub).map_or(true, |user| {
             self.revocations.is_user_revoked(user, claims.iat)

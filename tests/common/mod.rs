@@ -291,6 +291,7 @@ pub async fn sign_in(
             workspace: workspace.into(),
             role: Some(role.into()),
             create: true,
+            admin: false,
         },
     )
     .await
@@ -338,13 +339,18 @@ pub fn dual<T>(message: T, key: &str, token: &str) -> tonic::Request<T> {
 
 /// How many audit events with `action` the database holds.
 pub async fn audit_count(db: &TestDatabase, action: &str) -> i64 {
-    let sql = "SELECT count(*) FROM audit_events WHERE action = $1";
-    match db.backend {
+    audit_details(db, action).await.len() as i64
+}
+
+/// The `details` of every audit event with `action`, oldest first.
+pub async fn audit_details(db: &TestDatabase, action: &str) -> Vec<serde_json::Value> {
+    let sql = "SELECT details FROM audit_events WHERE action = $1 ORDER BY occurred_at";
+    let rows: Vec<String> = match db.backend {
         Backend::Embedded => {
             let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
             sqlx::query_scalar(sql)
                 .bind(action)
-                .fetch_one(&mut conn)
+                .fetch_all(&mut conn)
                 .await
                 .unwrap()
         }
@@ -352,11 +358,23 @@ pub async fn audit_count(db: &TestDatabase, action: &str) -> i64 {
             let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
             sqlx::query_scalar(sql)
                 .bind(action)
-                .fetch_one(&mut conn)
+                .fetch_all(&mut conn)
                 .await
                 .unwrap()
         }
-    }
+    };
+    rows.iter()
+        .map(|d| serde_json::from_str(d).expect("details are JSON"))
+        .collect()
+}
+
+/// The failures counted by the aggregated audit rows of `action` (their `details.count`).
+pub async fn audit_failure_total(db: &TestDatabase, action: &str) -> i64 {
+    audit_details(db, action)
+        .await
+        .iter()
+        .map(|d| d["count"].as_i64().expect("a count"))
+        .sum()
 }
 
 /// Signs in root@example.com (owner of "ops"), makes them a platform admin, returns the token.

@@ -1,4 +1,4 @@
-//! A naive reference model of API.md §7, written from the text of the rules: plain maps and a
+//! A naive reference model of the Check rules of permission.proto, written from the text of the rules: plain maps and a
 //! recursive check, no indexes. Tests compare the engine against it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -188,7 +188,7 @@ impl Model {
         false
     }
 
-    /// The rules of API.md §7, in their order, for user `user` with a token of `workspace`.
+    /// The Check rules of permission.proto, in their order, for user `user` with a token of `workspace`.
     #[allow(clippy::too_many_arguments)]
     pub fn check(
         &self,

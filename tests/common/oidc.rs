@@ -96,3 +96,29 @@ impl Drop for OidcProvider {
         let _ = self.child.start_kill();
     }
 }
+
+/// A provider as the login tests configure it: client `sentinel` / `s3cret`, client apps
+/// signing in as `webapp` accepted in authz mode.
+pub fn provider_config(
+    kind: sentinel::config::ProviderKind,
+    issuer: Option<String>,
+) -> sentinel::config::ProviderConfig {
+    sentinel::config::ProviderConfig {
+        kind,
+        display_name: String::new(),
+        client_id: "sentinel".into(),
+        client_secret: "s3cret".into(),
+        client_secret_file: None,
+        issuer,
+        tenant: None,
+        scopes: Vec::new(),
+        audiences: vec!["webapp".into()],
+        authorize_url: None,
+        token_url: None,
+        api_url: None,
+        authz_mode: None,
+        trust_email_for_linking: None,
+        allowed_domains: Vec::new(),
+        allow_signup: None,
+    }
+}

@@ -14,7 +14,8 @@ import Provider from 'oidc-provider';
 function start(issuer, { clients = [], accounts = {}, idTokenTtl = 3600 }) {
   const provider = new Provider(issuer, {
     clients,
-    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+    // xms_edov: Entra's "email domain owner verified" optional claim.
+    claims: { openid: ['sub'], email: ['email', 'email_verified', 'xms_edov'], profile: ['name'] },
     // Put the requested claims in the ID token itself, as Google and Entra do.
     conformIdTokenClaims: false,
     features: { devInteractions: { enabled: false } },
