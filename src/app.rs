@@ -61,6 +61,8 @@ pub struct AppState {
     pub login: Arc<crate::login::Login>,
     /// Refused credentials and failed sign-ins, written to the audit trail once a minute.
     pub failures: Arc<crate::audit::FailureLog>,
+    /// Open server streams per service key.
+    pub streams: Arc<crate::api::streams::StreamSlots>,
 }
 
 impl AppState {
@@ -82,6 +84,20 @@ impl AppState {
             tracing::warn!(error = %err, "rotation not announced; replicas reload within 30 s");
         }
         Ok(rotated)
+    }
+
+    /// Retires a signing key at once and tells every replica to reload.
+    pub async fn retire_signing_key(
+        &self,
+        kid: &str,
+    ) -> Result<crate::tokens::keys::RetireOutcome, crate::tokens::keys::KeyError> {
+        let outcome = self.keys.retire_now(kid).await?;
+        if outcome == crate::tokens::keys::RetireOutcome::Retired
+            && let Err(err) = self.cache.publish(KEYS_CHANNEL, b"1").await
+        {
+            tracing::warn!(error = %err, "retirement not announced; replicas reload within 30 s");
+        }
+        Ok(outcome)
     }
 
     /// Connects to the configured backends, applies migrations (unless disabled) and loads the
@@ -124,6 +140,7 @@ impl AppState {
                 reuse_grace: config.refresh_reuse_grace,
                 max_groups: config.token_max_groups,
                 max_actions: config.token_max_actions,
+                max_staleness: config.revocation_max_staleness,
             },
         ));
         let metrics = Arc::new(Metrics::new());
@@ -155,6 +172,7 @@ impl AppState {
             .map_err(|e| anyhow::anyhow!("cannot set up sign-in: {e}"))?,
         );
         Ok(Self {
+            streams: crate::api::streams::StreamSlots::new(config.max_streams_per_key),
             failures,
             login,
             engine,
@@ -182,6 +200,7 @@ impl AppState {
 /// A running server.
 pub struct Application {
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     state: AppState,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<anyhow::Result<()>>,
@@ -197,6 +216,22 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let local_addr = listener.local_addr()?;
+        let (metrics_addr, metrics_server) = match &state.config.metrics_listen {
+            Some(address) => {
+                let metrics_listener = tokio::net::TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on {address} (metrics_listen)"))?;
+                let addr = metrics_listener.local_addr()?;
+                let router = crate::http::metrics_router(state.clone());
+                let task = tokio::spawn(async move {
+                    if let Err(err) = axum::serve(metrics_listener, router).await {
+                        tracing::error!(error = %err, "metrics listener failed");
+                    }
+                });
+                (Some(addr), Some(task))
+            }
+            None => (None, None),
+        };
 
         let (health, health_service) = tonic_health::server::health_reporter();
         let router = server::router(&state, health_service)?;
@@ -241,7 +276,7 @@ impl Application {
             }
         });
 
-        let background = vec![
+        let mut background = vec![
             spawn_key_reload(state.clone(), shutdown.subscribe()),
             spawn_janitor(state.clone(), shutdown.subscribe()),
             spawn_failure_audit(state.clone(), shutdown.subscribe()),
@@ -254,6 +289,11 @@ impl Application {
                 shutdown.subscribe(),
             ),
         ];
+        // Ended with the other background tasks at shutdown.
+        background.extend(metrics_server);
+        if let Some(addr) = metrics_addr {
+            tracing::info!("metrics on {addr} (/metrics only)");
+        }
         tracing::info!(
             "sentinel listening on {local_addr} (gRPC, gRPC-web, HTTP); database: {} ({}); cache: {}",
             state.store.backend(),
@@ -262,6 +302,7 @@ impl Application {
         );
         Ok(Self {
             local_addr,
+            metrics_addr,
             state,
             shutdown,
             server,
@@ -272,6 +313,11 @@ impl Application {
     /// The bound address (the ephemeral port when `listen` ends in `:0`).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The bound address of `metrics_listen`, when set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The shared state (for tests and operator commands).
@@ -372,6 +418,11 @@ fn spawn_janitor(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_secs(600)) => {
                     let before = chrono::Utc::now() - chrono::Duration::hours(1);
+                    match state.store.wipe_retired_keys().await {
+                        Ok(keys) if keys > 0 => tracing::info!(keys, "deleted retired private keys"),
+                        Ok(_) => {}
+                        Err(err) => tracing::warn!(error = %err, "retired key wipe failed"),
+                    }
                     match state.store.prune(before).await {
                         Ok(rows) if rows > 0 => tracing::info!(rows, "pruned expired token state"),
                         Ok(_) => {}

@@ -232,6 +232,12 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Largest accepted request body or gRPC message, in bytes.
     pub max_request_bytes: usize,
+    /// A separate `host:port` serving only `/metrics` (then not served on `listen`), so that
+    /// scrapes stay off the public port. Unset: `/metrics` on `listen`.
+    pub metrics_listen: Option<String>,
+    /// Server streams (Watch, WatchRevocations) one service key may hold open on a replica;
+    /// more are RESOURCE_EXHAUSTED.
+    pub max_streams_per_key: u32,
     /// How long shutdown waits for in-flight calls before closing connections.
     #[serde(with = "duration_text")]
     pub shutdown_grace: Duration,
@@ -257,6 +263,10 @@ pub struct Config {
     pub token_max_groups: usize,
     /// Actions an authz token carries at most; past it the token says `actions_truncated`.
     pub token_max_actions: usize,
+    /// How long a replica may fail to read the revocation log before it refuses tokens
+    /// (UNAVAILABLE) instead of trusting a revocation set that may miss revocations.
+    #[serde(with = "duration_text")]
+    pub revocation_max_staleness: Duration,
     /// How long audit events are kept.
     #[serde(with = "duration_text")]
     pub audit_retention: Duration,
@@ -298,6 +308,8 @@ impl Default for Config {
             cors_origins: Vec::new(),
             request_timeout: Duration::from_secs(30),
             max_request_bytes: 8 * 1024 * 1024,
+            metrics_listen: None,
+            max_streams_per_key: 32,
             shutdown_grace: Duration::from_secs(30),
             jwks_max_age: Duration::from_secs(300),
             rate_limit: RateLimitConfig::default(),
@@ -307,6 +319,7 @@ impl Default for Config {
             refresh_reuse_grace: Duration::from_secs(5),
             token_max_groups: 64,
             token_max_actions: 128,
+            revocation_max_staleness: Duration::from_secs(30),
             audit_retention: Duration::from_secs(365 * 24 * 3600),
             signing_algorithm: crate::tokens::keys::SigningAlgorithm::RS256,
             key_publish_delay: Duration::from_secs(300),
@@ -533,6 +546,25 @@ impl Config {
                     ));
                 }
             }
+        }
+        if !(Duration::from_secs(2)..=Duration::from_secs(3600))
+            .contains(&self.revocation_max_staleness)
+        {
+            return Err(invalid(
+                "revocation_max_staleness",
+                "must be between 2s and 1h",
+            ));
+        }
+        if let Some(address) = &self.metrics_listen
+            && address.parse::<SocketAddr>().is_err()
+        {
+            return Err(invalid(
+                "metrics_listen",
+                "must be host:port, e.g. 0.0.0.0:9090",
+            ));
+        }
+        if self.max_streams_per_key == 0 {
+            return Err(invalid("max_streams_per_key", "must be at least 1"));
         }
         if !(1..=100).contains(&self.token_max_groups) {
             return Err(invalid("token_max_groups", "must be between 1 and 100"));

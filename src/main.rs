@@ -107,6 +107,16 @@ enum KeysCommand {
         #[arg(long)]
         immediate: bool,
     },
+    /// End a key that no longer signs before its overlap is over (key compromise): it leaves
+    /// the JWKS, stops verifying and its private key is deleted. Rotate with --immediate first
+    /// when the active key leaked.
+    Retire {
+        /// Retire now (required: this cannot be undone).
+        #[arg(long, required = true)]
+        now: bool,
+        /// The key id (`kid`).
+        kid: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -203,6 +213,9 @@ fn main() -> ExitCode {
                         immediate,
                     },
             } => rotate_keys(config, overlap, algorithm, immediate).await,
+            Command::Keys {
+                command: KeysCommand::Retire { kid, .. },
+            } => retire_key(config, kid).await,
         }
     });
     match result {
@@ -343,6 +356,41 @@ async fn rotate_keys(
     }
     state.store.close().await;
     Ok(())
+}
+
+async fn retire_key(config: Config, kid: String) -> anyhow::Result<()> {
+    use sentinel::tokens::keys::RetireOutcome;
+    let state = AppState::initialize(config).await?;
+    let embedded = state.config.redis_url.is_none();
+    let outcome = state.retire_signing_key(&kid).await;
+    let result = match outcome {
+        Ok(RetireOutcome::Retired) => {
+            let event = sentinel::audit::event(
+                "signing_key.retired",
+                &sentinel::audit::Actor::operator(),
+                "signing_key",
+                &kid,
+                serde_json::json!({}),
+            );
+            state
+                .store
+                .insert_audit(&event)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("retired:    {kid} (no longer in the JWKS; its private key is deleted)");
+            if embedded {
+                println!("a running embedded server stops accepting its tokens within 30 s");
+            }
+            Ok(())
+        }
+        Ok(RetireOutcome::InUse) => Err(anyhow::anyhow!(
+            "{kid} is the active or a pending key: run `sentinel keys rotate --immediate` first"
+        )),
+        Ok(RetireOutcome::Unknown) => Err(anyhow::anyhow!("no signing key {kid}")),
+        Err(err) => Err(err.into()),
+    };
+    state.store.close().await;
+    result
 }
 
 async fn service_app(config: Config, command: ServiceAppCommand) -> anyhow::Result<()> {

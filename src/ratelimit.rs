@@ -128,6 +128,24 @@ pub fn error_response(request_headers: &http::HeaderMap, error: Error) -> Respon
     }
 }
 
+/// Whether a request shows it came through a proxy that Sentinel is not told to trust, so that
+/// every client behind that proxy counts as one address.
+fn behind_untrusted_proxy(request: &Request, trust_forwarded_for: bool) -> bool {
+    !trust_forwarded_for && request.headers().contains_key("x-forwarded-for")
+}
+
+/// Warns once per process when requests arrive through an untrusted proxy.
+fn warn_untrusted_proxy_once() {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            "requests arrive through a proxy (x-forwarded-for) but \
+             rate_limit.trust_forwarded_for is off: every client behind it shares one \
+             rate-limit bucket and audit events name the proxy"
+        );
+    }
+}
+
 /// Middleware: the per-client-address limit.
 pub async fn limit_by_address(
     State(limiter): State<Arc<RateLimiter>>,
@@ -136,6 +154,9 @@ pub async fn limit_by_address(
 ) -> Response {
     let path = request.uri().path();
     let exempt = EXEMPT_PATHS.contains(&path) || path.starts_with(EXEMPT_PREFIX);
+    if behind_untrusted_proxy(&request, limiter.config.trust_forwarded_for) {
+        warn_untrusted_proxy_once();
+    }
     if limiter.config.enabled
         && !exempt
         && let Some(address) = client_address(&request, limiter.config.trust_forwarded_for)
@@ -178,6 +199,20 @@ pub async fn limit_sensitive(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_untrusted_proxy_is_noticed() {
+        let with_header = axum::http::Request::builder()
+            .header("x-forwarded-for", "203.0.113.9")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let without = axum::http::Request::builder()
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert!(behind_untrusted_proxy(&with_header, false));
+        assert!(!behind_untrusted_proxy(&with_header, true));
+        assert!(!behind_untrusted_proxy(&without, false));
+    }
 
     #[test]
     fn ipv6_clients_are_counted_by_their_64() {

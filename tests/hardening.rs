@@ -29,6 +29,13 @@ both_backends!(
     a_login_code_written_into_the_cache_is_refused,
     authz_tokens_act_in_their_workspace_only,
     tokens_say_when_their_lists_are_cut,
+    a_shared_resource_does_not_move_to_another_workspace,
+    a_role_change_ends_every_token_of_that_workspace,
+    lookup_snapshots_are_bounded_per_user,
+    streams_are_capped_per_key_and_end_with_it,
+    a_leaked_signing_key_can_be_retired_at_once,
+    metrics_can_stay_off_the_public_port,
+    watch_shows_membership_only_where_the_service_is,
 );
 
 /// The Prometheus exposition.
@@ -637,5 +644,525 @@ async fn tokens_say_when_their_lists_are_cut(backend: Backend) {
         )
         .unwrap();
     assert!(!introspect(authz).await.actions_truncated);
+    app.stop().await;
+}
+
+async fn a_shared_resource_does_not_move_to_another_workspace(backend: Backend) {
+    let (app, _db) = TestApp::spawn(backend).await;
+    let key = service_key(&app, "docs").await;
+    let ann = sign_in(&app, "ann@example.com", "acme", "owner").await;
+    let bob = sign_in(&app, "bob@example.com", "acme", "viewer").await;
+    let other = sign_in(&app, "zed@example.com", "other", "owner").await;
+    let acme = ann.scope.as_ref().unwrap().workspace.id;
+    let elsewhere = other.scope.as_ref().unwrap().workspace.id;
+    register(&app, &key, "moving", acme).await;
+    register(&app, &key, "plain", acme).await;
+    let mut perms = PermissionServiceClient::new(app.channel.clone());
+    perms
+        .share(with_service_key(
+            ShareRequest {
+                resource: doc("moving"),
+                grantee: Some(Grantee {
+                    grantee: Some(grantee::Grantee::UserId(bob.user.id.to_string())),
+                }),
+                permission: Permission::View as i32,
+                expires_at: None,
+            },
+            &key,
+        ))
+        .await
+        .unwrap();
+    let upsert = |id: &str| {
+        with_service_key(
+            RegisterResourceRequest {
+                resource_type: "doc".into(),
+                resource_id: id.into(),
+                workspace_id: elsewhere.to_string(),
+                owner_id: String::new(),
+                visibility: Visibility::Private as i32,
+                parent: None,
+                upsert: true,
+            },
+            &key,
+        )
+    };
+    let err = perms.register_resource(upsert("moving")).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(
+        err.message().starts_with("workspace_id"),
+        "{}",
+        err.message()
+    );
+    // It stayed where it was; a resource with nothing attached moves.
+    let got = perms
+        .get_resource(with_service_key(
+            sentinel::proto::v1::GetResourceRequest {
+                resource: doc("moving"),
+                enrich: false,
+            },
+            &key,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .resource
+        .unwrap();
+    assert_eq!(got.workspace_id, acme.to_string());
+    let moved = perms
+        .register_resource(upsert("plain"))
+        .await
+        .unwrap()
+        .into_inner()
+        .resource
+        .unwrap();
+    assert_eq!(moved.workspace_id, elsewhere.to_string());
+    app.stop().await;
+}
+
+async fn a_role_change_ends_every_token_of_that_workspace(backend: Backend) {
+    use sentinel::proto::v1::auth_service_client::AuthServiceClient;
+    use sentinel::proto::v1::{
+        IntrospectRequest, RefreshRequest, SwitchWorkspaceRequest, UpdateMemberRoleRequest,
+        WatchRevocationsRequest, WorkspaceRole,
+    };
+    use tokio_stream::StreamExt;
+    let (app, _db) = TestApp::spawn(backend).await;
+    let key = service_key(&app, "docs").await;
+    let ann = sign_in(&app, "ann@example.com", "acme", "owner").await;
+    let bob = sign_in(&app, "bob@example.com", "acme", "editor").await;
+    let bob_elsewhere = sign_in(&app, "bob@example.com", "other", "owner").await;
+    let acme = ann.scope.as_ref().unwrap().workspace.id;
+    let other = bob_elsewhere.scope.as_ref().unwrap().workspace.id;
+    let auth = || AuthServiceClient::new(app.channel.clone());
+    let active = |token: String| {
+        let request = with_service_key(IntrospectRequest { token }, &key);
+        let mut client = auth();
+        async move {
+            client
+                .introspect(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .active
+        }
+    };
+    // Bob's acme token, then his session moves to another workspace; and an authz token of acme.
+    let acme_token = bob.access_token.clone();
+    auth()
+        .switch_workspace(with_bearer(
+            SwitchWorkspaceRequest {
+                workspace_id: other.to_string(),
+            },
+            &bob.access_token,
+        ))
+        .await
+        .unwrap();
+    let (authz, _) = app
+        .app
+        .state()
+        .tokens
+        .issue_authz(
+            &bob.user,
+            "google|bob",
+            "docs",
+            bob.scope.as_ref().unwrap(),
+            Vec::new(),
+        )
+        .unwrap();
+    assert!(active(acme_token.clone()).await);
+    assert!(active(authz.clone()).await);
+    let mut watch = auth()
+        .watch_revocations(with_service_key(
+            WatchRevocationsRequest { since_revision: 0 },
+            &key,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Ann makes Bob a viewer: his acme tokens end, wherever his sessions are now.
+    WorkspaceServiceClient::new(app.channel.clone())
+        .update_member_role(with_bearer(
+            UpdateMemberRoleRequest {
+                workspace_id: acme.to_string(),
+                user_id: bob.user.id.to_string(),
+                role: WorkspaceRole::Viewer as i32,
+            },
+            &ann.access_token,
+        ))
+        .await
+        .unwrap();
+    assert!(
+        !active(acme_token).await,
+        "access token of a session switched away"
+    );
+    assert!(!active(authz).await, "authz token of that workspace");
+    assert!(
+        active(bob_elsewhere.access_token.clone()).await,
+        "other workspaces untouched"
+    );
+    // A token issued right after carries the new role and works.
+    let fresh = auth()
+        .refresh(RefreshRequest {
+            refresh_token: bob_elsewhere.refresh_token.clone(),
+            workspace_id: acme.to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens
+        .unwrap();
+    let claims = auth()
+        .introspect(with_service_key(
+            IntrospectRequest {
+                token: fresh.access_token,
+            },
+            &key,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(claims.active);
+    assert_eq!(claims.wrole, WorkspaceRole::Viewer as i32);
+    // SDKs learn it from the revocation stream.
+    let mut seen = false;
+    while let Some(message) = watch.next().await {
+        let message = message.unwrap();
+        if message.revocations.iter().any(|r| {
+            r.session_id.is_empty()
+                && r.workspace_id == acme.to_string()
+                && r.user_id == bob.user.id.to_string()
+        }) {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "the workspace revocation is streamed");
+    drop(watch);
+    app.stop().await;
+}
+
+async fn lookup_snapshots_are_bounded_per_user(backend: Backend) {
+    let (app, _db) = TestApp::spawn(backend).await;
+    let key = service_key(&app, "docs").await;
+    let bob = sign_in(&app, "bob@example.com", "acme", "viewer").await;
+    let workspace = bob.scope.as_ref().unwrap().workspace.id;
+    for i in 0..5 {
+        register(&app, &key, &format!("d{i}"), workspace).await;
+    }
+    let lookup = |token: String| {
+        let request = dual(
+            LookupResourcesRequest {
+                resource_type: "doc".into(),
+                action: "view".into(),
+                workspace_id: workspace.to_string(),
+                page_size: 2,
+                page_token: token,
+                ..Default::default()
+            },
+            &key,
+            &bob.access_token,
+        );
+        let mut client = PermissionServiceClient::new(app.channel.clone());
+        async move { client.lookup_resources(request).await.unwrap().into_inner() }
+    };
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let pinned = |token: &str| -> bool {
+        let cursor: serde_json::Value =
+            serde_json::from_slice(&engine.decode(token).unwrap()).unwrap();
+        !cursor["snapshot"].as_str().unwrap_or_default().is_empty()
+    };
+    // A loop of first pages pins at most 16 snapshots; the rest page by keyset.
+    let mut tokens = Vec::new();
+    for _ in 0..20 {
+        tokens.push(lookup(String::new()).await.next_page_token);
+    }
+    let pinned_count = tokens.iter().filter(|t| pinned(t)).count();
+    assert_eq!(pinned_count, 16);
+    // Either kind of token pages through the complete answer, once each.
+    for token in [tokens[0].clone(), tokens[19].clone()] {
+        let mut ids = vec!["d0".to_string(), "d1".to_string()];
+        let mut token = token;
+        while !token.is_empty() {
+            let page = lookup(token).await;
+            ids.extend(page.resource_ids);
+            token = page.next_page_token;
+        }
+        assert_eq!(ids, ["d0", "d1", "d2", "d3", "d4"]);
+    }
+    app.stop().await;
+}
+
+async fn streams_are_capped_per_key_and_end_with_it(backend: Backend) {
+    use sentinel::proto::v1::{RotateServiceAppKeyRequest, WatchRequest};
+    use tokio_stream::StreamExt;
+    let db = TestDatabase::create(backend).await;
+    let mut config = db.config();
+    config.max_streams_per_key = 2;
+    let app = TestApp::start(config).await;
+    let admin = common::platform_admin(&app).await;
+    let created = ServiceAppServiceClient::new(app.channel.clone())
+        .create_service_app(with_bearer(
+            CreateServiceAppRequest {
+                name: "Docs".into(),
+                service_name: "docs".into(),
+                allowed_origins: vec![],
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let key = created.api_key;
+    let open = || {
+        let request = with_service_key(WatchRequest::default(), &key);
+        let mut client = PermissionServiceClient::new(app.channel.clone());
+        async move { client.watch(request).await }
+    };
+    let first = open().await.unwrap().into_inner();
+    let mut second = open().await.unwrap().into_inner();
+    let err = open().await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    // A closed stream frees its slot (the server notices the cancellation).
+    drop(first);
+    let mut reopened = None;
+    for _ in 0..100 {
+        match open().await {
+            Ok(stream) => {
+                reopened = Some(stream.into_inner());
+                break;
+            }
+            Err(err) => assert_eq!(err.code(), Code::ResourceExhausted),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let reopened = reopened.expect("a slot is freed when a stream closes");
+    drop(reopened);
+    // Rotating the key out ends the open stream with UNAUTHENTICATED.
+    ServiceAppServiceClient::new(app.channel.clone())
+        .rotate_service_app_key(with_bearer(
+            RotateServiceAppKeyRequest {
+                id: created.app.unwrap().id,
+                grace_period: Some(prost_types::Duration {
+                    seconds: 0,
+                    nanos: 0,
+                }),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            match second.next().await {
+                Some(Ok(_)) => continue,
+                Some(Err(status)) => return Some(status.code()),
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends");
+    assert_eq!(ended, Some(Code::Unauthenticated));
+    app.stop().await;
+}
+
+async fn a_leaked_signing_key_can_be_retired_at_once(backend: Backend) {
+    use sentinel::proto::v1::auth_service_client::AuthServiceClient;
+    use sentinel::proto::v1::{
+        GetJwksRequest, IntrospectRequest, RetireSigningKeyRequest, RotateSigningKeyRequest,
+    };
+    let (app, db) = TestApp::spawn(backend).await;
+    let key = service_key(&app, "docs").await;
+    let admin = common::platform_admin(&app).await;
+    let auth = || AuthServiceClient::new(app.channel.clone());
+    let kids = || async {
+        auth()
+            .get_jwks(GetJwksRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .keys
+            .into_iter()
+            .map(|k| k.kid)
+            .collect::<Vec<_>>()
+    };
+    let old_kid = kids().await[0].clone();
+    let signed_by_old = sign_in(&app, "ann@example.com", "acme", "owner").await;
+    let rotated = auth()
+        .rotate_signing_key(with_bearer(
+            RotateSigningKeyRequest {
+                overlap: Some(prost_types::Duration {
+                    seconds: 3600,
+                    nanos: 0,
+                }),
+                algorithm: String::new(),
+                immediate: true,
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let active = |token: String| {
+        let request = with_service_key(IntrospectRequest { token }, &key);
+        let mut client = auth();
+        async move {
+            client
+                .introspect(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .active
+        }
+    };
+    assert!(
+        active(signed_by_old.access_token.clone()).await,
+        "inside the overlap"
+    );
+    let retire = |kid: String| {
+        let request = with_bearer(RetireSigningKeyRequest { kid }, &admin);
+        let mut client = auth();
+        async move { client.retire_signing_key(request).await }
+    };
+    // The signing key cannot be retired (rotate it away first); unknown kids are not found.
+    let err = retire(rotated.kid.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert_eq!(
+        retire("nope".into()).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    // The leaked one ends now: out of the JWKS, its tokens refused, its private key gone.
+    retire(old_kid.clone()).await.unwrap();
+    assert!(!kids().await.contains(&old_kid));
+    assert!(!active(signed_by_old.access_token).await);
+    let sql = "SELECT length(private_key_encrypted) FROM signing_keys WHERE kid = $1";
+    let length: i64 = match db.backend {
+        Backend::Embedded => {
+            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db.url)
+                .await
+                .unwrap();
+            sqlx::query_scalar(sql)
+                .bind(&old_kid)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+        }
+        Backend::Clustered => {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+                .await
+                .unwrap();
+            let length: i32 = sqlx::query_scalar(sql)
+                .bind(&old_kid)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            i64::from(length)
+        }
+    };
+    assert_eq!(length, 0, "private key material deleted");
+    // The admin's own token was signed by it too; a new one (new key) may retire it again.
+    let admin = common::platform_admin(&app).await;
+    auth()
+        .retire_signing_key(with_bearer(
+            RetireSigningKeyRequest { kid: old_kid },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    let fresh = sign_in(&app, "ann@example.com", "acme", "owner").await;
+    assert!(active(fresh.access_token).await);
+    app.stop().await;
+}
+
+async fn metrics_can_stay_off_the_public_port(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let mut config = db.config();
+    config.metrics_listen = Some("127.0.0.1:0".into());
+    let app = TestApp::start(config).await;
+    let public = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(public.status(), reqwest::StatusCode::NOT_FOUND);
+    // Something to count.
+    app.http
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    let addr = app.app.metrics_addr().expect("a metrics listener");
+    let scraped = app
+        .http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert!(scraped.status().is_success());
+    let text = scraped.text().await.unwrap();
+    assert!(text.contains("sentinel_"), "{text}");
+    let other = app
+        .http
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        other.status(),
+        reqwest::StatusCode::NOT_FOUND,
+        "metrics only"
+    );
+    app.stop().await;
+}
+
+async fn watch_shows_membership_only_where_the_service_is(backend: Backend) {
+    use sentinel::proto::v1::add_member_request::Invitee;
+    use sentinel::proto::v1::{AddMemberRequest, ChangeOperation, WatchRequest, WorkspaceRole};
+    use tokio_stream::StreamExt;
+    let (app, _db) = TestApp::spawn(backend).await;
+    let key = service_key(&app, "docs").await;
+    let ann = sign_in(&app, "ann@example.com", "acme", "owner").await;
+    let zed = sign_in(&app, "zed@example.com", "other", "owner").await;
+    let carl = sign_in(&app, "carl@example.com", "carl-home", "owner").await;
+    let acme = ann.scope.as_ref().unwrap().workspace.id;
+    let other = zed.scope.as_ref().unwrap().workspace.id;
+    register(&app, &key, "a", acme).await;
+    let mut watch = PermissionServiceClient::new(app.channel.clone())
+        .watch(with_service_key(WatchRequest::default(), &key))
+        .await
+        .unwrap()
+        .into_inner();
+    let add = |workspace: uuid::Uuid, token: String| {
+        let request = with_bearer(
+            AddMemberRequest {
+                workspace_id: workspace.to_string(),
+                invitee: Some(Invitee::UserId(carl.user.id.to_string())),
+                role: WorkspaceRole::Viewer as i32,
+            },
+            &token,
+        );
+        let mut client = WorkspaceServiceClient::new(app.channel.clone());
+        async move { client.add_member(request).await.unwrap() }
+    };
+    add(other, zed.access_token.clone()).await;
+    add(acme, ann.access_token.clone()).await;
+    register(&app, &key, "fence", acme).await;
+    let mut member_events = Vec::new();
+    while let Some(message) = watch.next().await {
+        let message = message.unwrap();
+        if message.operation == ChangeOperation::MemberAdded as i32 {
+            member_events.push(message.workspace_id.clone());
+        }
+        if message
+            .resource
+            .as_ref()
+            .is_some_and(|r| r.resource_id == "fence")
+        {
+            break;
+        }
+    }
+    assert_eq!(
+        member_events,
+        vec![acme.to_string()],
+        "only the service's workspace"
+    );
+    drop(watch);
     app.stop().await;
 }

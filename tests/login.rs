@@ -556,6 +556,41 @@ async fn oidc_login_end_to_end(backend: Backend) {
         Code::Unauthenticated,
         "expired ID token"
     );
+    // Deactivating the client app ends its unredeemed codes at once.
+    let landed = drive(&browser(), &login_url(&app, "google", "ann", APP_REDIRECT))
+        .await
+        .unwrap();
+    let web = state
+        .store
+        .list_client_apps(None, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.name == "web")
+        .unwrap();
+    state
+        .client_apps
+        .update(
+            &sentinel::audit::Actor::default(),
+            web.id,
+            sentinel::apps::client::ClientAppUpdate {
+                name: None,
+                redirect_uris: None,
+                services: None,
+                is_active: Some(false),
+                revoke_sessions: false,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        exchange(&app, &query(&landed, "code"), VERIFIER)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated,
+        "a code of a deactivated client app"
+    );
     app.stop().await;
     drop(idp);
 }

@@ -278,7 +278,17 @@ async fn check_and_lookup_agree_with_the_reference_model(backend: Backend) {
                 } else {
                     Visibility::Private
                 };
-                let out = register(
+                // A move to the other workspace is refused while grants or children hold the
+                // resource in its workspace.
+                let blocked = model.resources.get(&k).is_some_and(|r| {
+                    r.workspace != w
+                        && (!r.grants.is_empty()
+                            || model
+                                .resources
+                                .values()
+                                .any(|c| c.parent == Some((t.to_string(), id.clone()))))
+                });
+                let result = register(
                     &app,
                     &key,
                     t,
@@ -288,8 +298,14 @@ async fn check_and_lookup_agree_with_the_reference_model(backend: Backend) {
                     visibility,
                     parent.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
                 )
-                .await
-                .unwrap_or_else(|e| panic!("seed {seed}: register {t}/{id}: {e:?}"));
+                .await;
+                if blocked {
+                    let err = result.expect_err("a move with grants or children is refused");
+                    assert_eq!(err.code(), Code::FailedPrecondition, "seed {seed}: {err:?}");
+                    continue;
+                }
+                let out =
+                    result.unwrap_or_else(|e| panic!("seed {seed}: register {t}/{id}: {e:?}"));
                 last_token = out.consistency_token;
                 model.apply(&Change::ResourceSet {
                     resource: ResourceState {

@@ -18,6 +18,7 @@ use crate::proto::v1 as pb;
 use crate::proto::v1::auth_service_server::AuthService;
 use crate::store::{RevocationRow, RevokeScope};
 use crate::tokens::jwt::MAX_TOKEN_BYTES;
+use crate::tokens::keys::RetireOutcome;
 use crate::tokens::keys::SigningAlgorithm;
 
 /// Handlers of `sentinel.v1.AuthService`.
@@ -78,11 +79,17 @@ fn revocation(row: &RevocationRow) -> pb::Revocation {
     pb::Revocation {
         session_id: row.session_id.map(|s| s.to_string()).unwrap_or_default(),
         jti: row.jti.clone().unwrap_or_default(),
-        user_id: row.user_id.to_string(),
+        // The nil user marks a revocation of every user's tokens of a workspace.
+        user_id: if row.user_id.is_nil() {
+            String::new()
+        } else {
+            row.user_id.to_string()
+        },
         revoked_at: Some(timestamp(row.revoked_at)),
         reason: convert::revocation_reason(&row.reason) as i32,
         revision: row.revision,
         expires_at: Some(timestamp(row.expires_at)),
+        workspace_id: row.workspace_id.map(|w| w.to_string()).unwrap_or_default(),
     }
 }
 
@@ -589,7 +596,7 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<RevocationStream>, Status> {
-        credentials::service(&request)?;
+        let app = credentials::service(&request)?;
         let key = request
             .metadata()
             .get("x-service-key")
@@ -609,7 +616,9 @@ impl AuthService for AuthApi {
         // A cursor from the future (another cluster, a restored database) or from before the
         // retained log: start over with a full replay and say so.
         let reset = since > high || (since > 0 && since < low - 1);
+        let slot = self.state.streams.acquire(app.id)?;
         let watch = RevocationWatch {
+            _slot: slot,
             store: self.state.store.clone(),
             apps: self.state.apps.clone(),
             key,
@@ -621,6 +630,49 @@ impl AuthService for AuthApi {
             done: false,
         };
         Ok(Response::new(Box::pin(revocation_stream(watch))))
+    }
+
+    async fn retire_signing_key(
+        &self,
+        request: Request<pb::RetireSigningKeyRequest>,
+    ) -> Result<Response<pb::RetireSigningKeyResponse>, Status> {
+        let claims = credentials::admin(&request)?;
+        let actor = credentials::actor(&request);
+        let kid = request.into_inner().kid;
+        if kid.is_empty() || kid.len() > 128 {
+            return Err(Error::invalid("kid", "is required (at most 128 characters)").into());
+        }
+        let outcome = self.state.retire_signing_key(&kid).await.map_err(|err| {
+            tracing::error!(error = %err, "key retirement failed");
+            Error::Internal
+        })?;
+        match outcome {
+            RetireOutcome::Unknown => return Err(Error::NotFound("signing key".into()).into()),
+            RetireOutcome::InUse => {
+                return Err(Error::FailedPrecondition(
+                    "kid: the key is active or pending; rotate with immediate=true first".into(),
+                )
+                .into());
+            }
+            RetireOutcome::Retired => {}
+        }
+        let mut event = crate::audit::event(
+            "signing_key.retired",
+            &actor,
+            "signing_key",
+            &kid,
+            serde_json::json!({ "by": claims.sub }),
+        );
+        event.actor_user_id = uuid::Uuid::parse_str(&claims.sub).ok();
+        self.state
+            .store
+            .insert_audit(&event)
+            .await
+            .map_err(Error::from)?;
+        Ok(Response::new(pb::RetireSigningKeyResponse {
+            kid,
+            retired_at: Some(timestamp(Utc::now())),
+        }))
     }
 
     async fn rotate_signing_key(
@@ -731,6 +783,8 @@ struct RevocationWatch {
     last_sent: tokio::time::Instant,
     last_key_check: tokio::time::Instant,
     done: bool,
+    /// Held while the stream is open (the per-key stream cap).
+    _slot: super::streams::StreamSlot,
 }
 
 /// How often a live stream re-checks its service key (deactivation ends the stream).

@@ -8,6 +8,7 @@ pub mod credentials;
 mod permission;
 pub mod principal;
 mod service_app;
+pub mod streams;
 pub mod tiers;
 mod user;
 mod workspace;

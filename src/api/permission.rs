@@ -36,6 +36,21 @@ pub struct PermissionApi {
 }
 
 impl PermissionApi {
+    /// Whether `user` of `service` may pin one more lookup snapshot now (at most
+    /// [`MAX_LIVE_SNAPSHOTS`] within one snapshot lifetime), bounding the cache they fill.
+    async fn admit_snapshot(&self, service: &str, user: Uuid) -> Result<bool, Error> {
+        let counted = self
+            .state
+            .cache
+            .hit(
+                &format!("lookup-snapshots:{service}:{user}"),
+                LOOKUP_SNAPSHOT_TTL,
+            )
+            .await
+            .map_err(|_| Error::Unavailable)?;
+        Ok(counted.count <= MAX_LIVE_SNAPSHOTS)
+    }
+
     /// Handlers over the shared application state.
     pub fn new(state: AppState) -> Self {
         Self { state }
@@ -268,12 +283,26 @@ struct LookupSnapshot {
     ids: Vec<String>,
 }
 
-/// The page token of a lookup: the snapshot and the offset of the next page.
+/// The page token of a lookup: the snapshot and the offset of the next page, or (for answers
+/// too large to copy, or past the live-snapshot cap) the last id served, to continue after.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct LookupCursor {
+    #[serde(default)]
     snapshot: String,
+    #[serde(default)]
     offset: usize,
+    /// Keyset mode: continue after this id, at the current revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    after: Option<String>,
+    /// Keyset mode: the lookup the token belongs to.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    question: String,
 }
+
+/// Largest answer copied into a pinned snapshot; larger ones page by keyset.
+const MAX_SNAPSHOT_IDS: usize = 100_000;
+/// Pinned snapshots one (service, user) may have live at once; more page by keyset.
+const MAX_LIVE_SNAPSHOTS: u64 = 16;
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
 
@@ -771,8 +800,23 @@ impl PermissionService for PermissionApi {
             "{}|{}|{}|{}|{}",
             service.service_name, r.resource_type, r.action, user, workspace
         );
-        // Later pages read the snapshot the first page pinned.
-        if let Some(cursor) = token_cursor::<LookupCursor>(&r.page_token)? {
+        // Later pages read the snapshot the first page pinned (keyset tokens recompute).
+        let cursor = token_cursor::<LookupCursor>(&r.page_token)?;
+        let after = match &cursor {
+            Some(c) if c.snapshot.is_empty() => {
+                if c.question != question || c.after.is_none() {
+                    return Err(Error::invalid(
+                        "page_token",
+                        "belongs to another lookup (same type, action, user and workspace \
+                         required)",
+                    )
+                    .into());
+                }
+                c.after.clone()
+            }
+            _ => None,
+        };
+        if let Some(cursor) = cursor.filter(|c| !c.snapshot.is_empty()) {
             let expired = || {
                 Error::FailedPrecondition(
                     "the lookup snapshot expired; restart from the first page".into(),
@@ -806,6 +850,8 @@ impl PermissionService for PermissionApi {
                 convert::cursor_token(&LookupCursor {
                     snapshot: cursor.snapshot,
                     offset: end,
+                    after: None,
+                    question: String::new(),
                 })
             } else {
                 String::new()
@@ -847,7 +893,26 @@ impl PermissionService for PermissionApi {
             }
             Lookup::Ids(ids) => ids.iter().map(|id| id.to_string()).collect(),
         };
-        let next_page_token = if ids.len() > limit {
+        let mut ids = ids;
+        if !ids.is_sorted() {
+            ids.sort_unstable();
+        }
+        if let Some(after) = &after {
+            let start = ids.partition_point(|id| id <= after);
+            ids.drain(..start);
+        }
+        let keyset = ids.len() > limit
+            && (after.is_some()
+                || ids.len() > MAX_SNAPSHOT_IDS
+                || !self.admit_snapshot(&service.service_name, user).await?);
+        let next_page_token = if keyset {
+            convert::cursor_token(&LookupCursor {
+                snapshot: String::new(),
+                offset: 0,
+                after: Some(ids[limit - 1].clone()),
+                question,
+            })
+        } else if ids.len() > limit {
             let snapshot = Uuid::new_v4().to_string();
             let stored = serde_json::to_vec(&LookupSnapshot {
                 question,
@@ -863,11 +928,12 @@ impl PermissionService for PermissionApi {
             convert::cursor_token(&LookupCursor {
                 snapshot,
                 offset: limit,
+                after: None,
+                question: String::new(),
             })
         } else {
             String::new()
         };
-        let mut ids = ids;
         ids.truncate(limit);
         Ok(Response::new(pb::LookupResourcesResponse {
             resource_ids: ids,
@@ -882,10 +948,17 @@ impl PermissionService for PermissionApi {
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<WatchStream>, Status> {
         let service = credentials::service(&request)?;
+        let key = request
+            .metadata()
+            .get("x-service-key")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
         let r = request.into_inner();
         for (i, t) in r.resource_types.iter().enumerate() {
             validate_type(&format!("resource_types[{i}]"), t)?;
         }
+        let slot = self.state.streams.acquire(service.id)?;
         let latest = self
             .state
             .store
@@ -911,6 +984,11 @@ impl PermissionService for PermissionApi {
             pending: std::collections::VecDeque::new(),
             revisions: self.state.engine.revisions(),
             done: false,
+            key,
+            last_key_check: tokio::time::Instant::now(),
+            last_sent: tokio::time::Instant::now(),
+            _slot: slot,
+            present_in: std::collections::HashSet::new(),
         };
         Ok(Response::new(Box::pin(change_stream(watch))))
     }
@@ -998,7 +1076,18 @@ struct ChangeWatch {
     pending: std::collections::VecDeque<pb::WatchResponse>,
     revisions: tokio::sync::watch::Receiver<i64>,
     done: bool,
+    /// The caller's key, re-checked every [`WATCH_KEY_CHECK`]: a stream ends within a second
+    /// of its key being rotated out, deactivated or deleted.
+    key: String,
+    last_key_check: tokio::time::Instant,
+    last_sent: tokio::time::Instant,
+    _slot: super::streams::StreamSlot,
+    /// Workspaces where the service was found to have resources or roles.
+    present_in: std::collections::HashSet<Uuid>,
 }
+
+/// How often an open Watch re-checks its caller's key.
+const WATCH_KEY_CHECK: Duration = Duration::from_secs(1);
 
 /// Streams the caller's changes after the cursor, with a checkpoint when idle.
 fn change_stream(
@@ -1009,7 +1098,15 @@ fn change_stream(
             return None;
         }
         loop {
+            if w.last_key_check.elapsed() >= WATCH_KEY_CHECK {
+                w.last_key_check = tokio::time::Instant::now();
+                if let Err(err) = w.state.apps.authenticate(&w.key).await {
+                    w.done = true;
+                    return Some((Err(Status::from(err)), w));
+                }
+            }
             if let Some(message) = w.pending.pop_front() {
+                w.last_sent = tokio::time::Instant::now();
                 return Some((Ok(message), w));
             }
             let rows = match w
@@ -1026,6 +1123,26 @@ fn change_stream(
             };
             for row in &rows {
                 w.cursor = row.revision;
+                // Membership and group history only of workspaces this service is in.
+                if let Some(workspace) = row.change.shared_workspace()
+                    && !w.present_in.contains(&workspace)
+                {
+                    match w
+                        .state
+                        .store
+                        .service_in_workspace(&w.service, workspace)
+                        .await
+                    {
+                        Ok(true) => {
+                            w.present_in.insert(workspace);
+                        }
+                        Ok(false) => continue,
+                        Err(err) => {
+                            w.done = true;
+                            return Some((Err(Status::from(Error::from(err))), w));
+                        }
+                    }
+                }
                 if let Some(message) =
                     watch_message(row.revision, row.occurred_at, &row.change, &w.types)
                 {
@@ -1035,11 +1152,14 @@ fn change_stream(
             if !w.pending.is_empty() || rows.len() == 500 {
                 continue;
             }
-            let idle = tokio::time::timeout(WATCH_CHECKPOINT, w.revisions.changed()).await;
+            // Wake at least every key check; a checkpoint after WATCH_CHECKPOINT of silence.
+            let idle = tokio::time::timeout(WATCH_KEY_CHECK, w.revisions.changed()).await;
             match idle {
                 Ok(Ok(())) => continue,
                 Ok(Err(_)) => return None, // the server is shutting down
+                Err(_) if w.last_sent.elapsed() < WATCH_CHECKPOINT => continue,
                 Err(_) => {
+                    w.last_sent = tokio::time::Instant::now();
                     let message = pb::WatchResponse {
                         revision: w.cursor,
                         consistency_token: consistency::encode(w.cursor),

@@ -35,7 +35,8 @@ pub struct Principal {
 
 /// RPCs whose abuse costs the most (token minting, sign-in, key management): they get the
 /// stricter per-address limit.
-const SENSITIVE: [&str; 7] = [
+const SENSITIVE: [&str; 8] = [
+    "/sentinel.v1.AuthService/RetireSigningKey",
     "/sentinel.v1.AuthService/StartLogin",
     "/sentinel.v1.AuthService/ExchangeCode",
     "/sentinel.v1.AuthService/Refresh",

@@ -55,6 +55,7 @@ pub const TIERS: &[(&str, &[Tier])] = &[
     ("/sentinel.v1.AuthService/WatchRevocations", &[Service]),
     ("/sentinel.v1.AuthService/GetJwks", &[Public]),
     ("/sentinel.v1.AuthService/RotateSigningKey", &[Admin]),
+    ("/sentinel.v1.AuthService/RetireSigningKey", &[Admin]),
     ("/sentinel.v1.UserService/GetMe", &[User]),
     ("/sentinel.v1.UserService/UpdateMe", &[User]),
     ("/sentinel.v1.UserService/ListUsers", &[Admin]),

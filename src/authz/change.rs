@@ -261,6 +261,22 @@ impl Change {
     }
 }
 
+impl Change {
+    /// The workspace of a membership or group change (which belongs to no service): Watch
+    /// shows it only to services present in that workspace. (A workspace's deletion is shown
+    /// to every service: their resources there go with it.)
+    pub fn shared_workspace(&self) -> Option<uuid::Uuid> {
+        match self {
+            Change::MemberSet { workspace_id, .. }
+            | Change::MemberRemoved { workspace_id, .. }
+            | Change::GroupDeleted { workspace_id, .. }
+            | Change::GroupMemberAdded { workspace_id, .. }
+            | Change::GroupMemberRemoved { workspace_id, .. } => Some(*workspace_id),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,13 +26,25 @@ pub fn router(state: AppState) -> Router {
             state.limiter.clone(),
             crate::ratelimit::limit_sensitive,
         ));
-    Router::new()
+    let main = Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/.well-known/jwks.json", get(jwks))
+        .route("/readyz", get(readyz));
+    // With `metrics_listen` set, /metrics is served only there (see `metrics_router`).
+    let main = if state.config.metrics_listen.is_none() {
+        main.route("/metrics", get(metrics))
+    } else {
+        main
+    };
+    main.route("/.well-known/jwks.json", get(jwks))
         .merge(sign_in)
         .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// `/metrics` alone, for the separate `metrics_listen` address (kept off the public port).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 

@@ -424,23 +424,41 @@ impl Login {
         format!("{}/oauth/{provider}/callback", self.callback_base)
     }
 
-    /// The active client app owning `redirect_uri` (exact match).
+    /// The active client app owning `redirect_uri` (exact match), among all client apps.
     async fn client_app_for(&self, redirect_uri: &str) -> Result<Uuid, LoginError> {
-        let apps = self
-            .store
-            .list_client_apps(None, None, 1000)
-            .await
-            .map_err(Error::from)?;
-        apps.iter()
-            .find(|app| {
+        const PAGE: i64 = 1000;
+        let mut after: Option<Uuid> = None;
+        loop {
+            let apps = self
+                .store
+                .list_client_apps(None, after, PAGE)
+                .await
+                .map_err(Error::from)?;
+            let found = apps.iter().find(|app| {
                 app.is_active
                     && serde_json::from_str::<Vec<String>>(&app.redirect_uris)
                         .unwrap_or_default()
                         .iter()
                         .any(|u| u == redirect_uri)
-            })
-            .map(|app| app.id)
-            .ok_or(LoginError::RedirectNotAllowed)
+            });
+            if let Some(app) = found {
+                return Ok(app.id);
+            }
+            match apps.last() {
+                Some(last) if apps.len() as i64 == PAGE => after = Some(last.id),
+                _ => return Err(LoginError::RedirectNotAllowed),
+            }
+        }
+    }
+
+    /// Whether the client app a login or code belongs to is still active: deactivating an app
+    /// ends its running logins and unredeemed codes at once.
+    async fn client_app_active(&self, id: Uuid) -> Result<bool, Error> {
+        Ok(self
+            .store
+            .client_app_by_id(id)
+            .await?
+            .is_some_and(|app| app.is_active))
     }
 
     /// Starts a login: the provider's authorization URL and when the login state lapses.
@@ -552,6 +570,9 @@ impl Login {
             .ok_or(LoginError::SessionExpired)?;
         let login: LoginState =
             serde_json::from_slice(stored).map_err(|_| LoginError::SessionExpired)?;
+        if !self.client_app_active(login.client_app_id).await? {
+            return Err(LoginError::RedirectNotAllowed);
+        }
         if login.provider != provider {
             return Err(LoginError::SessionExpired);
         }
@@ -822,7 +843,9 @@ impl Login {
             .ok_or_else(refused)?;
         let stored = self.mac.open(&key, &stored).ok_or_else(refused)?;
         let grant: CodeGrant = serde_json::from_slice(stored).map_err(|_| refused())?;
-        if s256(verifier) != grant.client_challenge {
+        if s256(verifier) != grant.client_challenge
+            || !self.client_app_active(grant.client_app_id).await?
+        {
             return Err(refused());
         }
         let user = self

@@ -119,6 +119,8 @@ pub trait AuthzStore: Send + Sync {
     ) -> StoreResult<Vec<ChangeRow>>;
     /// Everything the in-memory index is built from.
     async fn authz_snapshot(&self) -> StoreResult<Snapshot>;
+    /// Whether `service` has resources or custom roles in `workspace`.
+    async fn service_in_workspace(&self, service: &str, workspace: Uuid) -> StoreResult<bool>;
 }
 
 fn err(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
@@ -214,6 +216,27 @@ macro_rules! impl_authz_store {
                 .map_err(err("workspace"))?;
                 if workspace == 0 {
                     return Err(refused(Error::NotFound("workspace".into())));
+                }
+                // Grants name the old workspace's users and groups, and children live in the old
+                // workspace: a move would carry access across tenants.
+                if let Some((row, _)) = &existing
+                    && row.state.workspace_id != state.workspace_id
+                {
+                    let attached = sqlx::query_scalar::<_, i64>(
+                        "SELECT (SELECT COUNT(*) FROM grants WHERE resource_id = $1) + \
+                         (SELECT COUNT(*) FROM resources WHERE parent_id = $1)",
+                    )
+                    .bind(row.id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(err("resource"))?;
+                    if attached > 0 {
+                        return Err(refused(Error::FailedPrecondition(
+                            "workspace_id: the resource has grants or children in its workspace; \
+                             unshare it and move or delete its children before moving it"
+                                .into(),
+                        )));
+                    }
                 }
                 if let Some(owner) = state.owner_id {
                     let member = sqlx::query_scalar::<_, i64>(
@@ -588,6 +611,24 @@ macro_rules! impl_authz_store {
                     .map_err(err("audit event"))?;
                 tx.commit().await.map_err(err("grant"))?;
                 Ok((true, revision))
+            }
+
+            async fn service_in_workspace(
+                &self,
+                service: &str,
+                workspace: Uuid,
+            ) -> StoreResult<bool> {
+                let found: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM resources \
+                     WHERE service_name = $1 AND workspace_id = $2) \
+                     OR EXISTS (SELECT 1 FROM roles WHERE service_name = $1 AND workspace_id = $2)",
+                )
+                .bind(service)
+                .bind(workspace)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(err("resource"))?;
+                Ok(found)
             }
 
             async fn changes_since(

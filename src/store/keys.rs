@@ -237,6 +237,54 @@ macro_rules! impl_key_store {
                 tx.commit().await.map_err(e)?;
                 Ok(true)
             }
+
+            #[tracing::instrument(skip_all, fields(%kid))]
+            async fn retire_key_now(
+                &self,
+                kid: &str,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Option<KeyStatus>> {
+                let e = |e| StoreError::from_sqlx(e, "signing key");
+                let mut tx = self.begin_write(WriteLock::SigningKeys).await?;
+                let status: Option<String> =
+                    sqlx::query_scalar("SELECT status FROM signing_keys WHERE kid = $1")
+                        .bind(kid)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(e)?;
+                let Some(status) = status else {
+                    return Ok(None);
+                };
+                let status = KeyStatus::parse(&status)?;
+                if status != KeyStatus::Retired {
+                    return Ok(Some(status));
+                }
+                sqlx::query(
+                    "UPDATE signing_keys SET retire_at = $2, private_key_encrypted = $3 \
+                     WHERE kid = $1 AND (retire_at IS NULL OR retire_at > $2)",
+                )
+                .bind(kid)
+                .bind(now)
+                .bind(Vec::<u8>::new())
+                .execute(&mut *tx)
+                .await
+                .map_err(e)?;
+                tx.commit().await.map_err(e)?;
+                Ok(Some(status))
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn wipe_retired_keys(&self) -> StoreResult<u64> {
+                let done = sqlx::query(
+                    "UPDATE signing_keys SET private_key_encrypted = $1 \
+                     WHERE status = 'retired' AND length(private_key_encrypted) > 0",
+                )
+                .bind(Vec::<u8>::new())
+                .execute(&self.pool)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, "signing key"))?;
+                Ok(done.rows_affected())
+            }
         }
     };
 }

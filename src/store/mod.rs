@@ -189,6 +189,15 @@ pub trait KeyStore: Send + Sync {
     /// Makes the pending key active once its time has come (the previous active key retires).
     /// Idempotent across replicas; says whether this call activated it.
     async fn activate_due_key(&self, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Ends a key that no longer signs at `now`: it leaves the JWKS and stops verifying, and its
+    /// private key material is deleted. `Ok(None)` when no key has that kid; `Ok(Some(status))`
+    /// with the key's status, which is `Active` or `Pending` (then nothing changed: those must
+    /// be rotated away first) or `Retired` (done, also when it already was).
+    async fn retire_key_now(&self, kid: &str, now: DateTime<Utc>)
+    -> StoreResult<Option<KeyStatus>>;
+    /// Deletes the private key material of retired keys (they never sign again). Returns how
+    /// many were wiped.
+    async fn wipe_retired_keys(&self) -> StoreResult<u64>;
 }
 
 /// The whole durable store: every aggregate trait plus health.

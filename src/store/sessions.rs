@@ -61,6 +61,9 @@ pub struct RevocationRow {
     pub revoked_at: DateTime<Utc>,
     /// When no affected token can be unexpired any more.
     pub expires_at: DateTime<Utc>,
+    /// For a revocation without a session: the workspace whose tokens (`wid`) it covers;
+    /// `None` for a user-wide one. With the nil user, every user's tokens of that workspace.
+    pub workspace_id: Option<Uuid>,
 }
 
 /// An audit event to record.
@@ -220,7 +223,7 @@ macro_rules! revoke_where {
 
 macro_rules! revocation_columns {
     () => {
-        "revision, session_id, jti, user_id, reason, revoked_at, expires_at"
+        "revision, session_id, jti, user_id, reason, revoked_at, expires_at, workspace_id"
     };
 }
 
@@ -477,12 +480,14 @@ macro_rules! impl_session_store {
                 // One statement per scope; they differ only in the column that selects sessions
                 // (a single session is revoked even if past its expiry, for the record).
                 let mut member = None;
-                let (sql, id, user_wide) = match scope {
+                // Besides the sessions: an entry without a session covering tokens by user
+                // and/or workspace (tokens of sessions scoped elsewhere, authz tokens).
+                let (sql, id, wide): (&str, Uuid, Option<(Uuid, Option<Uuid>)>) = match scope {
                     RevokeScope::Session(id) => (revoke_where!("id = $1"), id, None),
                     RevokeScope::Workspace(id) => (
                         revoke_where!("workspace_id = $1 AND expires_at > $2"),
                         id,
-                        None,
+                        Some((Uuid::nil(), Some(id))),
                     ),
                     RevokeScope::ClientApp(id) => (
                         revoke_where!("client_app_id = $1 AND expires_at > $2"),
@@ -497,13 +502,13 @@ macro_rules! impl_session_store {
                         (
                             revoke_where!("workspace_id = $1 AND expires_at > $2 AND user_id = $4"),
                             workspace_id,
-                            None,
+                            Some((user_id, Some(workspace_id))),
                         )
                     }
                     RevokeScope::User(id) => (
                         revoke_where!("user_id = $1 AND expires_at > $2"),
                         id,
-                        Some(id),
+                        Some((id, None)),
                     ),
                 };
                 let mut query = sqlx::query(sql).bind(id).bind(now).bind(reason);
@@ -514,21 +519,24 @@ macro_rules! impl_session_store {
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(err("session"))?;
-                let mut targets: Vec<(Option<Uuid>, Uuid)> = Vec::with_capacity(rows.len() + 1);
+                let mut targets: Vec<(Option<Uuid>, Uuid, Option<Uuid>)> =
+                    Vec::with_capacity(rows.len() + 1);
                 for row in &rows {
                     targets.push((
                         Some(row.try_get("id").map_err(err("session"))?),
                         row.try_get("user_id").map_err(err("session"))?,
+                        None,
                     ));
                 }
-                if let Some(user) = user_wide {
-                    targets.push((None, user));
+                if let Some((user, workspace)) = wide {
+                    targets.push((None, user, workspace));
                 }
                 let mut log = Vec::with_capacity(targets.len());
-                for (session_id, user_id) in targets {
+                for (session_id, user_id, workspace_id) in targets {
                     let row = sqlx::query(concat!(
                         "INSERT INTO revocations (session_id, jti, user_id, reason, revoked_at, \
-                         expires_at) VALUES ($1, NULL, $2, $3, $4, $5) RETURNING ",
+                         expires_at, workspace_id) VALUES ($1, NULL, $2, $3, $4, $5, $6) \
+                         RETURNING ",
                         revocation_columns!()
                     ))
                     .bind(session_id)
@@ -536,6 +544,7 @@ macro_rules! impl_session_store {
                     .bind(reason)
                     .bind(now)
                     .bind(tokens_expire_at)
+                    .bind(workspace_id)
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(err("revocation"))?;
@@ -660,6 +669,7 @@ where
         reason: row.try_get("reason").map_err(&e)?,
         revoked_at: row.try_get("revoked_at").map_err(&e)?,
         expires_at: row.try_get("expires_at").map_err(&e)?,
+        workspace_id: row.try_get("workspace_id").map_err(&e)?,
     })
 }
 

@@ -346,6 +346,8 @@ impl Workspaces {
                 None,
             )
             .await?;
-        Ok(rows.len())
+        // Sessions ended; the entry covering the member's other tokens of the workspace is not
+        // a session.
+        Ok(rows.iter().filter(|r| r.session_id.is_some()).count())
     }
 }

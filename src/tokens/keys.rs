@@ -21,6 +21,17 @@ use super::jwt::{VerificationKey, Verifier};
 use super::kek::Kek;
 use crate::store::{KeyStatus, NewSigningKey, SigningKeyRow, Store, StoreError};
 
+/// What [`KeyRing::retire_now`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetireOutcome {
+    /// The key no longer verifies anywhere (after each replica's next reload).
+    Retired,
+    /// The key is active or pending: rotate it away first.
+    InUse,
+    /// No key has that kid.
+    Unknown,
+}
+
 /// Why the key ring could not be loaded or changed.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -387,6 +398,23 @@ impl KeyRing {
         tracing::info!(kid = %key.kid, alg = algorithm.as_str(), %activate_at, "signing key scheduled");
         self.reload().await?;
         Ok((key, activate_at))
+    }
+
+    /// Ends a retired or retiring key at once (key compromise): it leaves the JWKS and stops
+    /// verifying, its private key material is deleted, and tokens it signed are refused from
+    /// the next reload on (this process: now). The active or a pending key cannot be retired:
+    /// rotate it away first (`--immediate`).
+    pub async fn retire_now(&self, kid: &str) -> Result<RetireOutcome, KeyError> {
+        let outcome = match self.store.retire_key_now(kid, Utc::now()).await? {
+            None => RetireOutcome::Unknown,
+            Some(KeyStatus::Retired) => RetireOutcome::Retired,
+            Some(KeyStatus::Active) | Some(KeyStatus::Pending) => RetireOutcome::InUse,
+        };
+        if outcome == RetireOutcome::Retired {
+            tracing::warn!(%kid, "signing key retired at once");
+            self.reload().await?;
+        }
+        Ok(outcome)
     }
 
     /// Reloads unless a reload happened within the last second (a flood of tokens with an

@@ -21,31 +21,65 @@ const POLL: Duration = Duration::from_millis(500);
 /// Log entries read per query.
 const BATCH: i64 = 1000;
 
+/// (tokens issued at or before this instant are revoked, when the entry can be dropped).
+type Horizon = (i64, i64);
+
+fn raise(map_entry: &mut Horizon, revoked_at: i64, expires: i64) {
+    *map_entry = (map_entry.0.max(revoked_at), map_entry.1.max(expires));
+}
+
 #[derive(Default)]
 struct State {
     /// Revoked sessions → when their tokens have all expired.
     sessions: HashMap<Uuid, i64>,
-    /// Users → (tokens issued at or before this instant are revoked, entry expiry).
-    users: HashMap<Uuid, (i64, i64)>,
+    /// Users → horizon of their tokens everywhere.
+    users: HashMap<Uuid, Horizon>,
+    /// (user, workspace) → horizon of the user's tokens scoped to that workspace (role changes,
+    /// removal).
+    members: HashMap<(Uuid, Uuid), Horizon>,
+    /// Workspaces → horizon of every token scoped to them (deletion).
+    workspaces: HashMap<Uuid, Horizon>,
     revision: i64,
 }
 
 impl State {
     fn insert(&mut self, row: &RevocationRow) {
         let expires = row.expires_at.timestamp();
-        match row.session_id {
-            Some(session) => {
+        let revoked_at = row.revoked_at.timestamp();
+        let horizon = (revoked_at, expires);
+        match (row.session_id, row.workspace_id) {
+            (Some(session), _) => {
                 self.sessions.insert(session, expires);
             }
-            None => {
-                let revoked_at = row.revoked_at.timestamp();
-                let entry = self
-                    .users
-                    .entry(row.user_id)
-                    .or_insert((revoked_at, expires));
-                *entry = (entry.0.max(revoked_at), entry.1.max(expires));
-            }
+            (None, None) => raise(
+                self.users.entry(row.user_id).or_insert(horizon),
+                revoked_at,
+                expires,
+            ),
+            (None, Some(workspace)) if row.user_id.is_nil() => raise(
+                self.workspaces.entry(workspace).or_insert(horizon),
+                revoked_at,
+                expires,
+            ),
+            (None, Some(workspace)) => raise(
+                self.members
+                    .entry((row.user_id, workspace))
+                    .or_insert(horizon),
+                revoked_at,
+                expires,
+            ),
         }
+    }
+
+    /// The latest horizon that covers tokens of `user` in `workspace` (user-wide included).
+    fn horizon(&self, user: Uuid, workspace: Option<Uuid>) -> Option<i64> {
+        let user_wide = self.users.get(&user).map(|h| h.0);
+        let scoped = workspace.and_then(|w| {
+            let member = self.members.get(&(user, w)).map(|h| h.0);
+            let all = self.workspaces.get(&w).map(|h| h.0);
+            member.max(all)
+        });
+        user_wide.max(scoped)
     }
 }
 
@@ -53,6 +87,8 @@ impl State {
 #[derive(Default)]
 pub struct RevocationSet {
     state: RwLock<State>,
+    /// When the log was last read to its end.
+    caught_up_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl RevocationSet {
@@ -80,22 +116,45 @@ impl RevocationSet {
         }
     }
 
-    /// Whether the access token's session was revoked. (Access tokens always carry a session;
-    /// user-wide revocations revoke every session of the user, so the session check is exact,
-    /// where an `iat` comparison would also catch a sign-in in the same second.)
+    /// Whether the access token is revoked: its session was, or its user's tokens scoped to
+    /// its workspace were (a role change or removal there, the workspace's deletion) at or
+    /// after it was issued. (User-wide revocations revoke every session of the user, so the
+    /// session check covers them exactly.)
     pub fn is_revoked(&self, claims: &AccessClaims) -> bool {
+        let (Ok(sid), Ok(user)) = (Uuid::parse_str(&claims.sid), Uuid::parse_str(&claims.sub))
+        else {
+            return true;
+        };
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-        Uuid::parse_str(&claims.sid).map_or(true, |sid| state.sessions.contains_key(&sid))
+        if state.sessions.contains_key(&sid) {
+            return true;
+        }
+        let Some(workspace) = claims.wid.as_deref() else {
+            return false;
+        };
+        let Ok(workspace) = Uuid::parse_str(workspace) else {
+            return true;
+        };
+        let member = state.members.get(&(user, workspace)).map(|h| h.0);
+        let all = state.workspaces.get(&workspace).map(|h| h.0);
+        member.max(all).is_some_and(|at| claims.iat <= at)
     }
 
-    /// Whether a token without a session (an authz token) of `user`, issued at `iat`, falls
-    /// under a user-wide revocation.
-    pub fn is_user_revoked(&self, user: Uuid, iat: i64) -> bool {
+    /// Whether a token without a session (an authz token) of `user` for `workspace`, issued at
+    /// `iat`, falls under a user-wide or workspace revocation.
+    pub fn is_user_revoked(&self, user: Uuid, workspace: Option<Uuid>, iat: i64) -> bool {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-        state
-            .users
-            .get(&user)
-            .is_some_and(|(revoked_at, _)| iat <= *revoked_at)
+        state.horizon(user, workspace).is_some_and(|at| iat <= at)
+    }
+
+    /// The earliest `iat` a new token of `user` in `workspace` may carry so that no revocation
+    /// known here covers it: `now`, or one second past a revocation made in this very second.
+    pub fn issue_at(&self, user: Uuid, workspace: Option<Uuid>, now: i64) -> i64 {
+        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        match state.horizon(user, workspace) {
+            Some(at) if at >= now => at + 1,
+            _ => now,
+        }
     }
 
     /// The last log revision applied.
@@ -111,6 +170,8 @@ impl RevocationSet {
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         state.sessions.retain(|_, expires| *expires > now);
         state.users.retain(|_, (_, expires)| *expires > now);
+        state.members.retain(|_, (_, expires)| *expires > now);
+        state.workspaces.retain(|_, (_, expires)| *expires > now);
     }
 
     /// Reads every log entry after the current revision.
@@ -119,9 +180,25 @@ impl RevocationSet {
             let rows = store.revocations_since(self.revision(), BATCH).await?;
             self.apply(&rows);
             if (rows.len() as i64) < BATCH {
+                *self.caught_up_at.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(std::time::Instant::now());
                 return Ok(());
             }
         }
+    }
+
+    /// Whether the set read the log to its end within `max`: a replica that cannot reach the
+    /// database stops trusting tokens once revocations may have happened that it cannot see.
+    pub fn is_current(&self, max: std::time::Duration) -> bool {
+        self.caught_up_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|at| at.elapsed() <= max)
+    }
+
+    #[cfg(test)]
+    fn set_caught_up_at(&self, at: std::time::Instant) {
+        *self.caught_up_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
     }
 }
 
@@ -159,4 +236,24 @@ pub fn follow(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_set_that_cannot_read_the_log_stops_being_current() {
+        let set = RevocationSet::default();
+        let max = std::time::Duration::from_secs(30);
+        assert!(!set.is_current(max), "never read");
+        set.set_caught_up_at(std::time::Instant::now());
+        assert!(set.is_current(max));
+        if let Some(long_ago) =
+            std::time::Instant::now().checked_sub(std::time::Duration::from_secs(31))
+        {
+            set.set_caught_up_at(long_ago);
+            assert!(!set.is_current(max));
+        }
+    }
 }

@@ -42,6 +42,8 @@ pub struct TokenPolicy {
     pub max_groups: usize,
     /// Actions an authz token carries at most (`actions_truncated` says when there are more).
     pub max_actions: usize,
+    /// How far behind the revocation log may be before tokens are refused (UNAVAILABLE).
+    pub max_staleness: Duration,
 }
 
 /// The workspace a token is scoped to.
@@ -169,13 +171,17 @@ impl TokenService {
         let ttl =
             chrono::Duration::from_std(self.policy.access_ttl).map_err(|_| Error::Internal)?;
         let expires = now + ttl;
+        // A token minted in the second of a revocation that covers it would be revoked too.
+        let iat =
+            self.revocations
+                .issue_at(user.id, scope.map(|s| s.workspace.id), now.timestamp());
         let claims = AccessClaims {
             iss: self.policy.issuer.clone(),
             sub: user.id.to_string(),
             aud: vec![AUDIENCE.to_string()],
             exp: expires.timestamp(),
-            iat: now.timestamp(),
-            nbf: now.timestamp(),
+            iat,
+            nbf: iat,
             jti: Uuid::new_v4().to_string(),
             sid: session.id.to_string(),
             email: user.email.clone(),
@@ -464,6 +470,9 @@ impl TokenService {
             now + chrono::Duration::from_std(self.policy.authz_ttl).map_err(|_| Error::Internal)?;
         actions.sort();
         actions.dedup();
+        let iat = self
+            .revocations
+            .issue_at(user.id, Some(scope.workspace.id), now.timestamp());
         let actions_truncated = actions.len() > self.policy.max_actions;
         actions.truncate(self.policy.max_actions);
         let claims = AuthzClaims {
@@ -472,8 +481,8 @@ impl TokenService {
             // Only the service: an authz token is no credential anywhere else.
             aud: vec![service.to_string()],
             exp: expires.timestamp(),
-            iat: now.timestamp(),
-            nbf: now.timestamp(),
+            iat,
+            nbf: iat,
             jti: Uuid::new_v4().to_string(),
             idp_sub: idp_sub.to_string(),
             svc: service.to_string(),
@@ -498,12 +507,17 @@ impl TokenService {
             .verifier
             .verify_authz(token, service)
             .map_err(|_| Error::Unauthenticated(INVALID_CREDENTIAL))?;
+        let workspace = Uuid::parse_str(&claims.wid).ok();
         let revoked = Uuid::parse_str(&claims.sub).map_or(true, |user| {
-            self.revocations.is_user_revoked(user, claims.iat)
+            workspace.is_none()
+                || self
+                    .revocations
+                    .is_user_revoked(user, workspace, claims.iat)
         });
         if claims.svc != service || revoked {
             return Err(Error::Unauthenticated(INVALID_CREDENTIAL));
         }
+        self.require_current_revocations()?;
         Ok(claims)
     }
 
@@ -526,6 +540,18 @@ impl TokenService {
         if self.revocations.is_revoked(&claims) {
             return Err(Error::Unauthenticated(INVALID_CREDENTIAL));
         }
+        self.require_current_revocations()?;
         Ok(claims)
+    }
+
+    /// UNAVAILABLE when this replica's revocation set is older than
+    /// `revocation_max_staleness`: fail closed rather than accept a token revoked meanwhile.
+    fn require_current_revocations(&self) -> Result<(), Error> {
+        if self.revocations.is_current(self.policy.max_staleness) {
+            Ok(())
+        } else {
+            tracing::warn!("revocation log unreadable for too long; refusing tokens");
+            Err(Error::Unavailable)
+        }
     }
 }
