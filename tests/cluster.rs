@@ -219,3 +219,50 @@ async fn a_postgres_outage_during_refresh_load_causes_no_false_reuse() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_refused_once_the_revocation_log_is_unreadable_too_long() {
+    if !common::clustered_available().await {
+        return;
+    }
+    let db = TestDatabase::create(Backend::Clustered).await;
+    let proxy = CutProxy::start(postgres_address()).await;
+    let mut config = db.config();
+    config.database_url = Some(with_address(&db.url, proxy.addr));
+    config.revocation_max_staleness = Duration::from_secs(2);
+    let app = TestApp::start(config).await;
+    let issued = common::sign_in(&app, "ann@example.com", "acme", "owner").await;
+    let tokens = app.app.state().tokens.clone();
+    assert!(tokens.authenticate(&issued.access_token).await.is_ok());
+
+    // The database goes away: the replica could miss revocations, so it stops trusting tokens
+    // (UNAVAILABLE) once its revocation set is older than the limit, instead of failing open.
+    proxy.cut();
+    let mut refused = None;
+    for _ in 0..60 {
+        match tokens.authenticate(&issued.access_token).await {
+            Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            Err(err) => {
+                refused = Some(err);
+                break;
+            }
+        }
+    }
+    assert!(
+        matches!(refused, Some(sentinel::error::Error::Unavailable)),
+        "{refused:?}"
+    );
+
+    // Back: the follower catches up and tokens verify again.
+    proxy.restore();
+    let mut recovered = false;
+    for _ in 0..60 {
+        if tokens.authenticate(&issued.access_token).await.is_ok() {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(recovered, "tokens verify again once the log is readable");
+    app.stop().await;
+}

@@ -169,12 +169,7 @@ impl AuthService for AuthApi {
         request: Request<pb::ExchangeCodeRequest>,
     ) -> Result<Response<pb::ExchangeCodeResponse>, Status> {
         let actor = credentials::actor(&request);
-        let user_agent = request
-            .metadata()
-            .get("user-agent")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let user_agent = credentials::header(&request, "user-agent");
         let r = request.into_inner();
         if r.code.is_empty() {
             return Err(Error::invalid("code", "is required").into());
@@ -597,12 +592,7 @@ impl AuthService for AuthApi {
         request: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<RevocationStream>, Status> {
         let app = credentials::service(&request)?;
-        let key = request
-            .metadata()
-            .get("x-service-key")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let key = credentials::header(&request, "x-service-key");
         let since = request.get_ref().since_revision;
         if since < 0 {
             return Err(Error::invalid("since_revision", "must not be negative").into());

@@ -12,6 +12,16 @@ use crate::store::ServiceAppRow;
 use crate::tokens::jwt::AccessClaims;
 use crate::tokens::service::INVALID_CREDENTIAL;
 
+/// A request header as text (empty when absent or not text).
+pub fn header<T>(request: &Request<T>, name: &str) -> String {
+    request
+        .metadata()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// The caller as established by the credential layer.
 pub fn principal<T>(request: &Request<T>) -> Result<&Principal, Error> {
     // Absent only if the layer did not run: a wiring bug, never a client error.

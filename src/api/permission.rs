@@ -948,12 +948,7 @@ impl PermissionService for PermissionApi {
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<WatchStream>, Status> {
         let service = credentials::service(&request)?;
-        let key = request
-            .metadata()
-            .get("x-service-key")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let key = credentials::header(&request, "x-service-key");
         let r = request.into_inner();
         for (i, t) in r.resource_types.iter().enumerate() {
             validate_type(&format!("resource_types[{i}]"), t)?;
