@@ -96,8 +96,7 @@ fn revocation(row: &RevocationRow) -> pb::Revocation {
 type RevocationStream =
     Pin<Box<dyn Stream<Item = Result<pb::WatchRevocationsResponse, Status>> + Send>>;
 
-/// Poll period of a revocation watch, and how often an idle watch sends a heartbeat.
-const WATCH_POLL: Duration = Duration::from_millis(200);
+/// How often an idle revocation watch sends a heartbeat.
 const WATCH_HEARTBEAT: Duration = Duration::from_secs(15);
 
 #[tonic::async_trait]
@@ -609,12 +608,15 @@ impl AuthService for AuthApi {
         let slot = self.state.streams.acquire(app.id)?;
         let watch = RevocationWatch {
             _slot: slot,
+            // Subscribed before the replay reads the database, so nothing falls in between.
+            feed: self.state.tokens.revocations().subscribe(),
             store: self.state.store.clone(),
             apps: self.state.apps.clone(),
             key,
             cursor: if reset { 0 } else { since },
             reset,
-            caught_up: false,
+            replaying: true,
+            announced: false,
             last_sent: tokio::time::Instant::now(),
             last_key_check: tokio::time::Instant::now(),
             done: false,
@@ -766,10 +768,15 @@ impl AuthService for AuthApi {
 struct RevocationWatch {
     store: std::sync::Arc<dyn crate::store::Store>,
     apps: std::sync::Arc<crate::apps::ServiceApps>,
+    /// Live entries from the replica's revocation follower.
+    feed: tokio::sync::broadcast::Receiver<std::sync::Arc<[RevocationRow]>>,
     key: String,
     cursor: i64,
     reset: bool,
-    caught_up: bool,
+    /// Reading the database from `cursor` (the initial replay, or after falling behind).
+    replaying: bool,
+    /// Whether the end of the initial replay was announced (`caught_up`).
+    announced: bool,
     last_sent: tokio::time::Instant,
     last_key_check: tokio::time::Instant,
     done: bool,
@@ -798,15 +805,35 @@ fn revocation_stream(
                     return Some((Err(Status::from(err)), w));
                 }
             }
-            let rows = match w.store.revocations_since(w.cursor, 500).await {
-                Ok(rows) => rows,
-                Err(err) => {
-                    w.done = true;
-                    return Some((Err(Status::from(Error::from(err))), w));
+            let rows: Vec<RevocationRow> = if w.replaying {
+                // The database, only to catch up: the replay, or after falling behind the feed.
+                match w.store.revocations_since(w.cursor, 500).await {
+                    Ok(rows) => {
+                        w.replaying = rows.len() == 500;
+                        rows
+                    }
+                    Err(err) => {
+                        w.done = true;
+                        return Some((Err(Status::from(Error::from(err))), w));
+                    }
+                }
+            } else {
+                match tokio::time::timeout(WATCH_KEY_CHECK, w.feed.recv()).await {
+                    Ok(Ok(batch)) => batch
+                        .iter()
+                        .filter(|r| r.revision > w.cursor)
+                        .cloned()
+                        .collect(),
+                    Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                        w.replaying = true;
+                        continue;
+                    }
+                    Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return None,
+                    Err(_) => Vec::new(),
                 }
             };
             let now = Utc::now();
-            let end_of_replay = !w.caught_up && rows.len() < 500;
+            let end_of_replay = !w.announced && !w.replaying;
             if let Some(last) = rows.last() {
                 w.cursor = last.revision;
             }
@@ -822,11 +849,10 @@ fn revocation_stream(
                     caught_up: end_of_replay,
                     reset: std::mem::take(&mut w.reset),
                 };
-                w.caught_up |= end_of_replay;
+                w.announced |= end_of_replay;
                 w.last_sent = tokio::time::Instant::now();
                 return Some((Ok(message), w));
             }
-            tokio::time::sleep(WATCH_POLL).await;
         }
     })
 }

@@ -977,7 +977,9 @@ impl PermissionService for PermissionApi {
             types: r.resource_types,
             cursor,
             pending: std::collections::VecDeque::new(),
-            revisions: self.state.engine.revisions(),
+            // Subscribed before the first read of the database, so nothing falls in between.
+            feed: self.state.engine.changes(),
+            replaying: true,
             done: false,
             key,
             last_key_check: tokio::time::Instant::now(),
@@ -1069,7 +1071,10 @@ struct ChangeWatch {
     types: Vec<String>,
     cursor: i64,
     pending: std::collections::VecDeque<pb::WatchResponse>,
-    revisions: tokio::sync::watch::Receiver<i64>,
+    /// Live changelog entries from the replica's index.
+    feed: tokio::sync::broadcast::Receiver<std::sync::Arc<[crate::store::ChangeRow]>>,
+    /// Reading the database from `cursor` (from the start token, or after falling behind).
+    replaying: bool,
     done: bool,
     /// The caller's key, re-checked every [`WATCH_KEY_CHECK`]: a stream ends within a second
     /// of its key being rotated out, deactivated or deleted.
@@ -1104,16 +1109,51 @@ fn change_stream(
                 w.last_sent = tokio::time::Instant::now();
                 return Some((Ok(message), w));
             }
-            let rows = match w
-                .state
-                .store
-                .changes_since(w.cursor, Some(&w.service), 500)
-                .await
-            {
-                Ok(rows) => rows,
-                Err(err) => {
-                    w.done = true;
-                    return Some((Err(Status::from(Error::from(err))), w));
+            let rows: Vec<crate::store::ChangeRow> = if w.replaying {
+                // The database, only to catch up: from the start token, or after falling behind.
+                match w
+                    .state
+                    .store
+                    .changes_since(w.cursor, Some(&w.service), 500)
+                    .await
+                {
+                    Ok(rows) => {
+                        w.replaying = rows.len() == 500;
+                        rows
+                    }
+                    Err(err) => {
+                        w.done = true;
+                        return Some((Err(Status::from(Error::from(err))), w));
+                    }
+                }
+            } else {
+                // Live: what the replica's index applies, woken at least every key check.
+                match tokio::time::timeout(WATCH_KEY_CHECK, w.feed.recv()).await {
+                    Ok(Ok(batch)) => batch
+                        .iter()
+                        .filter(|r| {
+                            r.revision > w.cursor
+                                && r.change.service_name().is_none_or(|s| s == w.service)
+                        })
+                        .cloned()
+                        .collect(),
+                    Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                        w.replaying = true;
+                        continue;
+                    }
+                    Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return None,
+                    Err(_) if w.last_sent.elapsed() < WATCH_CHECKPOINT => continue,
+                    Err(_) => {
+                        w.last_sent = tokio::time::Instant::now();
+                        let message = pb::WatchResponse {
+                            revision: w.cursor,
+                            consistency_token: consistency::encode(w.cursor),
+                            operation: pb::ChangeOperation::Checkpoint as i32,
+                            occurred_at: Some(convert::timestamp(Utc::now())),
+                            ..Default::default()
+                        };
+                        return Some((Ok(message), w));
+                    }
                 }
             };
             for row in &rows {
@@ -1142,27 +1182,6 @@ fn change_stream(
                     watch_message(row.revision, row.occurred_at, &row.change, &w.types)
                 {
                     w.pending.push_back(message);
-                }
-            }
-            if !w.pending.is_empty() || rows.len() == 500 {
-                continue;
-            }
-            // Wake at least every key check; a checkpoint after WATCH_CHECKPOINT of silence.
-            let idle = tokio::time::timeout(WATCH_KEY_CHECK, w.revisions.changed()).await;
-            match idle {
-                Ok(Ok(())) => continue,
-                Ok(Err(_)) => return None, // the server is shutting down
-                Err(_) if w.last_sent.elapsed() < WATCH_CHECKPOINT => continue,
-                Err(_) => {
-                    w.last_sent = tokio::time::Instant::now();
-                    let message = pb::WatchResponse {
-                        revision: w.cursor,
-                        consistency_token: consistency::encode(w.cursor),
-                        operation: pb::ChangeOperation::Checkpoint as i32,
-                        occurred_at: Some(convert::timestamp(Utc::now())),
-                        ..Default::default()
-                    };
-                    return Some((Ok(message), w));
                 }
             }
         }

@@ -40,7 +40,13 @@ pub struct Engine {
     index: RwLock<Index>,
     catching_up: Mutex<()>,
     applied: watch::Sender<i64>,
+    /// Changelog entries as the index applies them, in revision order: every `Watch` stream of
+    /// this replica listens here instead of polling the database.
+    feed: tokio::sync::broadcast::Sender<Arc<[crate::store::ChangeRow]>>,
 }
+
+/// Batches a slow `Watch` may fall behind by before it re-reads the database.
+const FEED_CAPACITY: usize = 256;
 
 impl Engine {
     /// Builds the index from the database and catches up with the changelog.
@@ -56,6 +62,7 @@ impl Engine {
             index: RwLock::new(index),
             catching_up: Mutex::new(()),
             applied,
+            feed: tokio::sync::broadcast::channel(FEED_CAPACITY).0,
         };
         engine.catch_up().await?;
         tracing::info!(
@@ -87,6 +94,12 @@ impl Engine {
         self.applied.subscribe()
     }
 
+    /// Changelog entries from now on, as the index applies them; a receiver that lags behind by
+    /// more than the feed holds gets `Lagged` and must re-read the database.
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<Arc<[crate::store::ChangeRow]>> {
+        self.feed.subscribe()
+    }
+
     /// Applies every committed changelog entry the index has not seen.
     pub async fn catch_up(&self) -> Result<(), Error> {
         let _one_at_a_time = self.catching_up.lock().await;
@@ -102,7 +115,10 @@ impl Engine {
                     index.apply(row.revision, &row.change);
                 }
             }
-            if (rows.len() as i64) < BATCH {
+            let last_batch = (rows.len() as i64) < BATCH;
+            // No listener is not an error: no Watch is open.
+            let _ = self.feed.send(rows.into());
+            if last_batch {
                 break;
             }
         }

@@ -84,27 +84,56 @@ impl State {
 }
 
 /// Revoked sessions and users, as of `revision()` of the log.
-#[derive(Default)]
 pub struct RevocationSet {
     state: RwLock<State>,
     /// When the log was last read to its end.
     caught_up_at: std::sync::Mutex<Option<std::time::Instant>>,
+    /// New log entries, in revision order, as the process's one follower reads them: every
+    /// `WatchRevocations` stream of this replica listens here instead of polling the database.
+    feed: tokio::sync::broadcast::Sender<Arc<[RevocationRow]>>,
+}
+
+/// Batches of new entries a slow stream may fall behind by before it re-reads the database.
+const FEED_CAPACITY: usize = 256;
+
+impl Default for RevocationSet {
+    fn default() -> Self {
+        Self {
+            state: RwLock::default(),
+            caught_up_at: std::sync::Mutex::default(),
+            feed: tokio::sync::broadcast::channel(FEED_CAPACITY).0,
+        }
+    }
 }
 
 impl RevocationSet {
     /// Applies log entries (idempotent; entries at or below the current revision are skipped).
     pub fn apply(&self, rows: &[RevocationRow]) {
         let now = Utc::now().timestamp();
-        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-        for row in rows {
-            if row.revision <= state.revision {
-                continue;
-            }
-            state.revision = row.revision;
-            if row.expires_at.timestamp() > now {
-                state.insert(row);
+        let mut fresh = Vec::new();
+        {
+            let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+            for row in rows {
+                if row.revision <= state.revision {
+                    continue;
+                }
+                state.revision = row.revision;
+                if row.expires_at.timestamp() > now {
+                    state.insert(row);
+                }
+                fresh.push(row.clone());
             }
         }
+        if !fresh.is_empty() {
+            // No listener is not an error: no stream is open.
+            let _ = self.feed.send(fresh.into());
+        }
+    }
+
+    /// New log entries from now on (see [`RevocationSet::apply`]); a receiver that lags behind
+    /// by more than the feed holds gets `Lagged` and must re-read the database.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<[RevocationRow]>> {
+        self.feed.subscribe()
     }
 
     /// Enforces entries this process just wrote, without moving the log cursor: entries of
@@ -241,6 +270,38 @@ pub fn follow(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(revision: i64) -> RevocationRow {
+        let now = Utc::now();
+        RevocationRow {
+            revision,
+            session_id: Some(Uuid::new_v4()),
+            jti: None,
+            user_id: Uuid::new_v4(),
+            reason: "logout".into(),
+            revoked_at: now,
+            expires_at: now + chrono::Duration::minutes(15),
+            workspace_id: None,
+        }
+    }
+
+    #[test]
+    fn new_entries_are_fed_to_streams_once_in_order() {
+        let set = RevocationSet::default();
+        let mut feed = set.subscribe();
+        set.apply(&[row(1), row(2)]);
+        // Already applied entries are not fed again.
+        set.apply(&[row(2), row(3)]);
+        let first = feed.try_recv().unwrap();
+        let second = feed.try_recv().unwrap();
+        let revisions: Vec<i64> = first
+            .iter()
+            .chain(second.iter())
+            .map(|r| r.revision)
+            .collect();
+        assert_eq!(revisions, [1, 2, 3]);
+        assert!(feed.try_recv().is_err(), "nothing more");
+    }
 
     #[test]
     fn a_set_that_cannot_read_the_log_stops_being_current() {
