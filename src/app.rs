@@ -86,15 +86,25 @@ impl AppState {
         Ok(rotated)
     }
 
-    /// Retires a signing key at once and tells every replica to reload.
+    /// Retires a signing key at once (audited as `actor`) and tells every replica to reload.
     pub async fn retire_signing_key(
         &self,
+        actor: &crate::audit::Actor,
         kid: &str,
     ) -> Result<crate::tokens::keys::RetireOutcome, crate::tokens::keys::KeyError> {
         let outcome = self.keys.retire_now(kid).await?;
-        if outcome == crate::tokens::keys::RetireOutcome::Retired
-            && let Err(err) = self.cache.publish(KEYS_CHANNEL, b"1").await
-        {
+        if outcome != crate::tokens::keys::RetireOutcome::Retired {
+            return Ok(outcome);
+        }
+        let event = crate::audit::event(
+            "signing_key.retired",
+            actor,
+            "signing_key",
+            kid,
+            serde_json::json!({}),
+        );
+        self.store.insert_audit(&event).await?;
+        if let Err(err) = self.cache.publish(KEYS_CHANNEL, b"1").await {
             tracing::warn!(error = %err, "retirement not announced; replicas reload within 30 s");
         }
         Ok(outcome)

@@ -362,21 +362,11 @@ async fn retire_key(config: Config, kid: String) -> anyhow::Result<()> {
     use sentinel::tokens::keys::RetireOutcome;
     let state = AppState::initialize(config).await?;
     let embedded = state.config.redis_url.is_none();
-    let outcome = state.retire_signing_key(&kid).await;
+    let outcome = state
+        .retire_signing_key(&sentinel::audit::Actor::operator(), &kid)
+        .await;
     let result = match outcome {
         Ok(RetireOutcome::Retired) => {
-            let event = sentinel::audit::event(
-                "signing_key.retired",
-                &sentinel::audit::Actor::operator(),
-                "signing_key",
-                &kid,
-                serde_json::json!({}),
-            );
-            state
-                .store
-                .insert_audit(&event)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("retired:    {kid} (no longer in the JWKS; its private key is deleted)");
             if embedded {
                 println!("a running embedded server stops accepting its tokens within 30 s");

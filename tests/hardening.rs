@@ -1072,6 +1072,7 @@ async fn a_leaked_signing_key_can_be_retired_at_once(backend: Backend) {
         .unwrap();
     let fresh = sign_in(&app, "ann@example.com", "acme", "owner").await;
     assert!(active(fresh.access_token).await);
+    assert_eq!(common::audit_count(&db, "signing_key.retired").await, 2);
     app.stop().await;
 }
 

@@ -628,16 +628,20 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::RetireSigningKeyRequest>,
     ) -> Result<Response<pb::RetireSigningKeyResponse>, Status> {
-        let claims = credentials::admin(&request)?;
+        credentials::admin(&request)?;
         let actor = credentials::actor(&request);
         let kid = request.into_inner().kid;
         if kid.is_empty() || kid.len() > 128 {
             return Err(Error::invalid("kid", "is required (at most 128 characters)").into());
         }
-        let outcome = self.state.retire_signing_key(&kid).await.map_err(|err| {
-            tracing::error!(error = %err, "key retirement failed");
-            Error::Internal
-        })?;
+        let outcome = self
+            .state
+            .retire_signing_key(&actor, &kid)
+            .await
+            .map_err(|err| {
+                tracing::error!(error = %err, "key retirement failed");
+                Error::Internal
+            })?;
         match outcome {
             RetireOutcome::Unknown => return Err(Error::NotFound("signing key".into()).into()),
             RetireOutcome::InUse => {
@@ -648,19 +652,6 @@ impl AuthService for AuthApi {
             }
             RetireOutcome::Retired => {}
         }
-        let mut event = crate::audit::event(
-            "signing_key.retired",
-            &actor,
-            "signing_key",
-            &kid,
-            serde_json::json!({ "by": claims.sub }),
-        );
-        event.actor_user_id = uuid::Uuid::parse_str(&claims.sub).ok();
-        self.state
-            .store
-            .insert_audit(&event)
-            .await
-            .map_err(Error::from)?;
         Ok(Response::new(pb::RetireSigningKeyResponse {
             kid,
             retired_at: Some(timestamp(Utc::now())),
