@@ -108,7 +108,7 @@ pub async fn issue_token(
                 created_at: now,
                 updated_at: now,
             };
-            match state.store.insert_user(&user).await {
+            match state.store.insert_user(&user, true).await {
                 Ok(()) => {
                     audit_operator(
                         state,

@@ -7,12 +7,22 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::{Backend, TestDatabase};
+use sentinel::audit::{Actor, event};
 use sentinel::cache::Cache;
 use sentinel::cache::memory::MemoryCache;
 use sentinel::cache::redis::RedisCache;
-use sentinel::store::{self, KeyStatus, NewSigningKey, Store};
+use sentinel::store::{
+    self, Accepted, ClientAppChange, ClientAppRow, InvitationRow, KeyStatus, NewSigningKey, Store,
+    UserRow, WorkspaceRow,
+};
+use uuid::Uuid;
 
-both_backends!(key_store_conformance, cache_conformance);
+both_backends!(
+    key_store_conformance,
+    cache_conformance,
+    client_app_redirect_index_conformance,
+    invitation_store_conformance,
+);
 
 async fn fresh_store(backend: Backend) -> (Arc<dyn Store>, TestDatabase) {
     let db = TestDatabase::create(backend).await;
@@ -167,5 +177,279 @@ async fn cache_conformance(backend: Backend) {
             .await
             .is_err(),
         "other channels receive nothing"
+    );
+}
+
+fn audit_row() -> sentinel::store::AuditRow {
+    event(
+        "test",
+        &Actor::default(),
+        "test",
+        "x",
+        serde_json::json!({}),
+    )
+}
+
+fn client_app(id: Uuid, uris: &[&str]) -> ClientAppRow {
+    let now = Utc::now();
+    ClientAppRow {
+        id,
+        name: format!("app {id}"),
+        redirect_uris: serde_json::to_string(uris).unwrap(),
+        services: "[]".into(),
+        is_active: true,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Redirect URIs are found by index among any number of client apps (the login used to look at
+/// the first 1000 only), follow updates and deactivation, and go with their app.
+async fn client_app_redirect_index_conformance(backend: Backend) {
+    let (store, _db) = fresh_store(backend).await;
+    for i in 0..1100u32 {
+        let id = Uuid::from_u128(u128::from(i) + 1);
+        let uri = format!("https://app{i}.example.com/cb");
+        store
+            .insert_client_app(&client_app(id, &[uri.as_str()]), &audit_row())
+            .await
+            .unwrap();
+    }
+    // The app sorting last by id.
+    let last = Uuid::from_u128(u128::MAX);
+    store
+        .insert_client_app(
+            &client_app(
+                last,
+                &["https://last.example.com/cb", "https://last.example.com/cb"],
+            ),
+            &audit_row(),
+        )
+        .await
+        .unwrap();
+    let find = |uri: &'static str| {
+        let store = store.clone();
+        async move { store.client_app_for_redirect(uri).await.unwrap() }
+    };
+    assert_eq!(find("https://last.example.com/cb").await, Some(last));
+    assert_eq!(
+        find("https://app1099.example.com/cb").await,
+        Some(Uuid::from_u128(1100))
+    );
+    assert_eq!(
+        find("https://last.example.com/cb/").await,
+        None,
+        "exact match"
+    );
+    assert_eq!(find("https://nowhere.example.com/cb").await, None);
+
+    // An update replaces the indexed URIs.
+    let change = ClientAppChange {
+        redirect_uris: Some(r#"["https://new.example.com/cb"]"#.into()),
+        ..Default::default()
+    };
+    store
+        .update_client_app(last, &change, &audit_row())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(find("https://last.example.com/cb").await, None);
+    assert_eq!(find("https://new.example.com/cb").await, Some(last));
+    // A deactivated app is not found; a reactivated one is.
+    for (active, expected) in [(false, None), (true, Some(last))] {
+        let change = ClientAppChange {
+            is_active: Some(active),
+            ..Default::default()
+        };
+        store
+            .update_client_app(last, &change, &audit_row())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(find("https://new.example.com/cb").await, expected);
+    }
+    // A deleted app's URIs go with it.
+    assert!(store.delete_client_app(last, &audit_row()).await.unwrap());
+    assert_eq!(find("https://new.example.com/cb").await, None);
+}
+
+fn user(email: &str) -> UserRow {
+    let now = Utc::now();
+    UserRow {
+        id: Uuid::new_v4(),
+        email: email.into(),
+        name: email.into(),
+        avatar_url: String::new(),
+        is_active: true,
+        is_admin: false,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn invitation(workspace_id: Uuid, email: &str, user_id: Option<Uuid>) -> InvitationRow {
+    let now = Utc::now();
+    InvitationRow {
+        id: Uuid::new_v4(),
+        workspace_id,
+        email: email.into(),
+        user_id,
+        role: "editor".into(),
+        invited_by: None,
+        created_at: now,
+        expires_at: now + chrono::Duration::days(30),
+    }
+}
+
+/// Invitations reach their invitee by id, or by email only once it is verified; accepting
+/// makes one membership with its change in the log; lapsed ones are hidden and pruned.
+async fn invitation_store_conformance(backend: Backend) {
+    let (store, _db) = fresh_store(backend).await;
+    let now = Utc::now();
+    let workspace = WorkspaceRow {
+        id: Uuid::new_v4(),
+        name: "Acme".into(),
+        slug: "acme".into(),
+        description: String::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    store.insert_workspace(&workspace).await.unwrap();
+    let verified = user("vera@example.com");
+    let unverified = user("una@example.com");
+    store.insert_user(&verified, true).await.unwrap();
+    store.insert_user(&unverified, false).await.unwrap();
+    assert_eq!(
+        store.verified_email(verified.id).await.unwrap().as_deref(),
+        Some("vera@example.com")
+    );
+    assert_eq!(store.verified_email(unverified.id).await.unwrap(), None);
+
+    let to_vera = invitation(workspace.id, "vera@example.com", None);
+    let to_una = invitation(workspace.id, "una@example.com", None);
+    store
+        .create_invitation(&to_vera, &audit_row())
+        .await
+        .unwrap();
+    store
+        .create_invitation(&to_una, &audit_row())
+        .await
+        .unwrap();
+    // One live invitation per email and workspace.
+    let again = invitation(workspace.id, "vera@example.com", None);
+    assert!(matches!(
+        store.create_invitation(&again, &audit_row()).await,
+        Err(store::StoreError::Conflict(_))
+    ));
+    let mine = |id: Uuid| {
+        let store = store.clone();
+        async move {
+            store
+                .invitations_for(id, Utc::now(), None, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|p| (p.invitation.id, p.workspace_slug))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(mine(verified.id).await, [(to_vera.id, "acme".to_string())]);
+    assert!(mine(unverified.id).await.is_empty(), "unverified email");
+    store.mark_email_verified(unverified.id).await.unwrap();
+    assert_eq!(mine(unverified.id).await, [(to_una.id, "acme".to_string())]);
+    // By user id: reaches that user whatever their email.
+    let other = user("otto@example.com");
+    store.insert_user(&other, false).await.unwrap();
+    let to_otto = invitation(workspace.id, "otto@example.com", Some(other.id));
+    store
+        .create_invitation(&to_otto, &audit_row())
+        .await
+        .unwrap();
+    assert_eq!(mine(other.id).await, [(to_otto.id, "acme".to_string())]);
+    let listed = store
+        .workspace_invitations(workspace.id, Utc::now(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed[2].user_id, Some(other.id));
+
+    // Accepting: a membership and its change, once.
+    let before = store.current_revision().await.unwrap();
+    let accepted = store
+        .accept_invitation(to_vera.id, verified.id, &audit_row())
+        .await
+        .unwrap();
+    let Accepted::Joined(revision) = accepted else {
+        panic!("joined: {accepted:?}");
+    };
+    assert!(revision > before);
+    assert_eq!(
+        store
+            .membership_role(workspace.id, verified.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("editor")
+    );
+    assert_eq!(
+        store
+            .accept_invitation(to_vera.id, verified.id, &audit_row())
+            .await
+            .unwrap(),
+        Accepted::Gone
+    );
+    // A second invitation to a member: answered as already a member, and gone.
+    let to_vera_again = invitation(workspace.id, "vera@example.com", None);
+    store
+        .create_invitation(&to_vera_again, &audit_row())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .accept_invitation(to_vera_again.id, verified.id, &audit_row())
+            .await
+            .unwrap(),
+        Accepted::AlreadyMember
+    );
+    assert!(store.invitation(to_vera_again.id).await.unwrap().is_none());
+    assert_eq!(store.current_revision().await.unwrap(), revision);
+    // Declining removes.
+    assert!(
+        store
+            .delete_invitation(to_otto.id, &audit_row())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_invitation(to_otto.id, &audit_row())
+            .await
+            .unwrap()
+    );
+
+    // Lapsed: hidden from both lists, replaced by a new invitation, pruned.
+    let mut lapsed = invitation(workspace.id, "lapsed@example.com", None);
+    lapsed.created_at = now - chrono::Duration::days(40);
+    lapsed.expires_at = now - chrono::Duration::days(10);
+    store
+        .create_invitation(&lapsed, &audit_row())
+        .await
+        .unwrap();
+    let lapsed_user = user("lapsed@example.com");
+    store.insert_user(&lapsed_user, true).await.unwrap();
+    assert!(mine(lapsed_user.id).await.is_empty());
+    assert!(
+        store
+            .workspace_invitations(workspace.id, Utc::now(), None, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|i| i.id != lapsed.id)
+    );
+    assert!(store.prune(Utc::now()).await.unwrap() >= 1);
+    assert!(store.invitation(lapsed.id).await.unwrap().is_none());
+    assert!(
+        store.invitation(to_una.id).await.unwrap().is_some(),
+        "live ones stay"
     );
 }

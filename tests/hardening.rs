@@ -1115,7 +1115,10 @@ async fn metrics_can_stay_off_the_public_port(backend: Backend) {
 
 async fn watch_shows_membership_only_where_the_service_is(backend: Backend) {
     use sentinel::proto::v1::add_member_request::Invitee;
-    use sentinel::proto::v1::{AddMemberRequest, ChangeOperation, WatchRequest, WorkspaceRole};
+    use sentinel::proto::v1::add_member_response::MemberOrInvitation;
+    use sentinel::proto::v1::{
+        AcceptInvitationRequest, AddMemberRequest, ChangeOperation, WatchRequest, WorkspaceRole,
+    };
     use tokio_stream::StreamExt;
     let (app, _db) = TestApp::spawn(backend).await;
     let key = service_key(&app, "docs").await;
@@ -1140,7 +1143,23 @@ async fn watch_shows_membership_only_where_the_service_is(backend: Backend) {
             &token,
         );
         let mut client = WorkspaceServiceClient::new(app.channel.clone());
-        async move { client.add_member(request).await.unwrap() }
+        let carl_token = carl.access_token.clone();
+        async move {
+            let invited = client.add_member(request).await.unwrap().into_inner();
+            let Some(MemberOrInvitation::Invitation(invitation)) = invited.member_or_invitation
+            else {
+                panic!("an invitation");
+            };
+            client
+                .accept_invitation(with_bearer(
+                    AcceptInvitationRequest {
+                        invitation_id: invitation.id,
+                    },
+                    &carl_token,
+                ))
+                .await
+                .unwrap()
+        }
     };
     add(other, zed.access_token.clone()).await;
     add(acme, ann.access_token.clone()).await;

@@ -21,9 +21,10 @@ use sentinel::proto::v1::auth_service_client::AuthServiceClient;
 use sentinel::proto::v1::user_service_client::UserServiceClient;
 use sentinel::proto::v1::workspace_service_client::WorkspaceServiceClient;
 use sentinel::proto::v1::{
-    AddMemberRequest, ExchangeCodeRequest, GetMeRequest, ListMyWorkspacesRequest,
-    ListProvidersRequest, ResolveIdpTokenRequest, StartLoginRequest, WorkspaceRole,
-    add_member_request::Invitee, resolve_idp_token_response::Resolution,
+    AcceptInvitationRequest, AddMemberRequest, ExchangeCodeRequest, GetMeRequest,
+    ListMyInvitationsRequest, ListMyWorkspacesRequest, ListProvidersRequest,
+    ResolveIdpTokenRequest, StartLoginRequest, WorkspaceRole, add_member_request::Invitee,
+    resolve_idp_token_response::Resolution,
 };
 use tonic::Code;
 
@@ -269,7 +270,10 @@ async fn oidc_login_end_to_end(backend: Backend) {
         .unwrap()
         .into_inner()
         .workspaces;
-    assert_eq!(choices.len(), 1, "the invitation became a membership");
+    assert!(
+        choices.is_empty(),
+        "an invitation is not a membership until it is accepted"
+    );
     // A wrong verifier does not burn the code.
     let wrong = exchange(&app, &code, &format!("{}x", VERIFIER))
         .await
@@ -297,10 +301,34 @@ async fn oidc_login_end_to_end(backend: Backend) {
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(claims["wid"], acme, "her only workspace by default");
-    assert_eq!(claims["wrole"], "editor");
+    assert!(
+        claims["wid"].is_null(),
+        "signed in to no workspace: {claims}"
+    );
+    // She sees the invitation (Google vouched for her email) and accepts it.
+    let invitations = WorkspaceServiceClient::new(app.channel.clone())
+        .list_my_invitations(with_bearer(
+            ListMyInvitationsRequest::default(),
+            &tokens.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .invitations;
+    assert_eq!(invitations.len(), 1);
+    assert_eq!(invitations[0].workspace_id, acme);
+    WorkspaceServiceClient::new(app.channel.clone())
+        .accept_invitation(with_bearer(
+            AcceptInvitationRequest {
+                invitation_id: invitations[0].id.clone(),
+            },
+            &tokens.access_token,
+        ))
+        .await
+        .unwrap();
 
-    // The same verified email through the second provider: one user, two identities.
+    // The same verified email through the second provider: one user, two identities, now in
+    // acme by default.
     let landed = drive(&browser(), &login_url(&app, "entra", "ann", APP_REDIRECT))
         .await
         .unwrap();
@@ -308,6 +336,15 @@ async fn oidc_login_end_to_end(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(again.user.unwrap().id, me_user.id);
+    let payload = again.tokens.unwrap().access_token;
+    let payload = payload.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["wid"], acme, "her only workspace by default");
+    assert_eq!(claims["wrole"], "editor");
     assert_eq!(audit_count(&db, "identity.linked").await, 2);
 
     // Account rules per provider. Erin has an account; Entra without xms_edov does not prove she

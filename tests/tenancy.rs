@@ -62,6 +62,105 @@ async fn add(
         .map(|r| r.into_inner())
 }
 
+/// Inviting the person again, by id and by email: ALREADY_EXISTS both ways.
+async fn refused_by_id_and_email(
+    app: &TestApp,
+    token: &str,
+    workspace_id: &str,
+    user_id: &str,
+    email: &str,
+) {
+    for invitee in [
+        Invitee::UserId(user_id.into()),
+        Invitee::Email(email.into()),
+    ] {
+        let err = add(app, token, workspace_id, invitee, WorkspaceRole::Viewer)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
+    }
+}
+
+async fn my_invitations(app: &TestApp, token: &str) -> Vec<pb::Invitation> {
+    let mut out = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = ws(app)
+            .list_my_invitations(with_bearer(
+                pb::ListMyInvitationsRequest {
+                    page_size: 1,
+                    page_token,
+                },
+                token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        out.extend(page.invitations);
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+async fn accept(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+) -> Result<pb::AcceptInvitationResponse, tonic::Status> {
+    ws(app)
+        .accept_invitation(with_bearer(
+            pb::AcceptInvitationRequest {
+                invitation_id: id.into(),
+            },
+            token,
+        ))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn decline(app: &TestApp, token: &str, id: &str) -> Result<(), tonic::Status> {
+    ws(app)
+        .decline_invitation(with_bearer(
+            pb::DeclineInvitationRequest {
+                invitation_id: id.into(),
+            },
+            token,
+        ))
+        .await
+        .map(drop)
+}
+
+async fn list_invitations(
+    app: &TestApp,
+    token: &str,
+    workspace_id: &str,
+) -> Result<Vec<pb::Invitation>, tonic::Status> {
+    ws(app)
+        .list_invitations(with_bearer(
+            pb::ListInvitationsRequest {
+                workspace_id: workspace_id.into(),
+                ..Default::default()
+            },
+            token,
+        ))
+        .await
+        .map(|r| r.into_inner().invitations)
+}
+
+async fn cancel(app: &TestApp, token: &str, id: &str) -> Result<(), tonic::Status> {
+    ws(app)
+        .cancel_invitation(with_bearer(
+            pb::CancelInvitationRequest {
+                invitation_id: id.into(),
+            },
+            token,
+        ))
+        .await
+        .map(drop)
+}
+
 async fn members(app: &TestApp, token: &str, workspace_id: &str) -> Vec<(String, i32)> {
     let mut out = Vec::new();
     let mut page_token = String::new();
@@ -108,7 +207,8 @@ async fn members_invitations_and_role_changes(backend: Backend) {
     let bob_home = sign_in(&app, "bob@example.com", "bob-home", "owner").await;
     let bob_id = bob_home.user.id.to_string();
 
-    // By email of an existing user: a membership.
+    // By email of an existing user: an invitation, shaped like one to an unknown email, with no
+    // profile data; nothing changes until bob answers.
     let added = add(
         &app,
         &ann.access_token,
@@ -118,27 +218,78 @@ async fn members_invitations_and_role_changes(backend: Backend) {
     )
     .await
     .unwrap();
-    let Some(MemberOrInvitation::Member(member)) = added.member_or_invitation else {
-        panic!("an existing user becomes a member");
+    let Some(MemberOrInvitation::Invitation(to_bob)) = added.member_or_invitation else {
+        panic!("joining takes consent: {added:?}");
     };
-    assert_eq!(member.role, WorkspaceRole::Editor as i32);
+    assert_eq!(to_bob.email, "bob@example.com");
+    assert_eq!(to_bob.user_id, "", "no account is revealed");
+    assert_eq!(to_bob.role, WorkspaceRole::Editor as i32);
     assert!(!added.consistency_token.is_empty());
-    // Adding again: ALREADY_EXISTS, by id or email.
-    for invitee in [
-        Invitee::UserId(bob_id.clone()),
-        Invitee::Email("bob@example.com".into()),
-    ] {
-        let err = add(
-            &app,
-            &ann.access_token,
-            &acme,
-            invitee,
-            WorkspaceRole::Viewer,
+    let to_nobody = add(
+        &app,
+        &ann.access_token,
+        &acme,
+        Invitee::Email("nobody@example.com".into()),
+        WorkspaceRole::Editor,
+    )
+    .await
+    .unwrap();
+    let Some(MemberOrInvitation::Invitation(to_nobody)) = to_nobody.member_or_invitation else {
+        panic!("an unknown email gets an invitation too");
+    };
+    let shape = |i: &pb::Invitation| {
+        (
+            i.user_id.is_empty(),
+            i.workspace_name.is_empty(),
+            i.workspace_slug.is_empty(),
+            i.invited_by.clone(),
+            i.role,
         )
+    };
+    assert_eq!(
+        shape(&to_bob),
+        shape(&to_nobody),
+        "the same shape either way"
+    );
+    assert_eq!(
+        members(&app, &ann.access_token, &acme).await.len(),
+        1,
+        "bob has not joined"
+    );
+    // A pending invitation blocks another, by email or by id.
+    refused_by_id_and_email(&app, &ann.access_token, &acme, &bob_id, "bob@example.com").await;
+    // Bob sees it, with the workspace's name; others do not, and cannot answer it.
+    let seen = my_invitations(&app, &bob_home.access_token).await;
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].id, to_bob.id);
+    assert_eq!(seen[0].workspace_slug, "acme");
+    assert!(!seen[0].workspace_name.is_empty());
+    let dan = sign_in(&app, "dan@example.com", "dan-home", "owner").await;
+    assert!(my_invitations(&app, &dan.access_token).await.is_empty());
+    for token in [&dan.access_token, &ann.access_token] {
+        let err = accept(&app, token, &to_bob.id).await.unwrap_err();
+        assert_eq!(err.code(), Code::NotFound, "{err:?}");
+        let err = decline(&app, token, &to_bob.id).await.unwrap_err();
+        assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    }
+    // Bob accepts: a member with the invited role; then adding him again is ALREADY_EXISTS.
+    let joined = accept(&app, &bob_home.access_token, &to_bob.id)
+        .await
+        .unwrap();
+    let member = joined.member.unwrap();
+    assert_eq!(member.role, WorkspaceRole::Editor as i32);
+    assert_eq!(member.user.unwrap().id, bob_id);
+    assert!(!joined.consistency_token.is_empty());
+    assert!(
+        my_invitations(&app, &bob_home.access_token)
+            .await
+            .is_empty()
+    );
+    let err = accept(&app, &bob_home.access_token, &to_bob.id)
         .await
         .unwrap_err();
-        assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
-    }
+    assert_eq!(err.code(), Code::NotFound, "answered once");
+    refused_by_id_and_email(&app, &ann.access_token, &acme, &bob_id, "bob@example.com").await;
     // Unknown user id, bad email, missing role.
     let err = add(
         &app,
@@ -172,8 +323,130 @@ async fn members_invitations_and_role_changes(backend: Backend) {
     .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("role"), "{}", err.message());
+    for bad in ["", "not-a-uuid"] {
+        let err = accept(&app, &bob_home.access_token, bad).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().contains("invitation_id"), "{}", err.message());
+    }
 
-    // By email without a user: an invitation, honoured at first sign-in.
+    // By user id: the answer shows the id, never that user's email; dan declines.
+    let to_dan = add(
+        &app,
+        &ann.access_token,
+        &acme,
+        Invitee::UserId(dan.user.id.to_string()),
+        WorkspaceRole::Viewer,
+    )
+    .await
+    .unwrap();
+    let Some(MemberOrInvitation::Invitation(to_dan)) = to_dan.member_or_invitation else {
+        panic!("an invitation by id");
+    };
+    assert_eq!(to_dan.email, "", "no profile data");
+    assert_eq!(to_dan.user_id, dan.user.id.to_string());
+    assert_eq!(my_invitations(&app, &dan.access_token).await.len(), 1);
+    decline(&app, &dan.access_token, &to_dan.id).await.unwrap();
+    assert!(my_invitations(&app, &dan.access_token).await.is_empty());
+    let err = accept(&app, &dan.access_token, &to_dan.id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "declined is gone");
+    assert_eq!(audit_count(&db, "invitation.declined").await, 1);
+
+    // An email no provider or operator vouched for: invitations to it do not reach its user
+    // (anyone could have signed up with it); one by user id does.
+    let una_row = sentinel::store::UserRow {
+        id: uuid::Uuid::new_v4(),
+        email: "una@example.com".into(),
+        name: "Una".into(),
+        avatar_url: String::new(),
+        is_active: true,
+        is_admin: false,
+        created_at: chrono::Utc::now(),
+        updated_at: chrono::Utc::now(),
+    };
+    app.app
+        .state()
+        .store
+        .insert_user(&una_row, false)
+        .await
+        .unwrap();
+    let una = sign_in(&app, "una@example.com", "una-home", "owner").await;
+    let by_email = add(
+        &app,
+        &ann.access_token,
+        &acme,
+        Invitee::Email("una@example.com".into()),
+        WorkspaceRole::Viewer,
+    )
+    .await
+    .unwrap();
+    let Some(MemberOrInvitation::Invitation(by_email)) = by_email.member_or_invitation else {
+        panic!("an invitation");
+    };
+    assert!(my_invitations(&app, &una.access_token).await.is_empty());
+    let err = accept(&app, &una.access_token, &by_email.id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    cancel(&app, &ann.access_token, &by_email.id).await.unwrap();
+    let by_id = add(
+        &app,
+        &ann.access_token,
+        &acme,
+        Invitee::UserId(una_row.id.to_string()),
+        WorkspaceRole::Viewer,
+    )
+    .await
+    .unwrap();
+    let Some(MemberOrInvitation::Invitation(by_id)) = by_id.member_or_invitation else {
+        panic!("an invitation");
+    };
+    assert_eq!(my_invitations(&app, &una.access_token).await.len(), 1);
+    decline(&app, &una.access_token, &by_id.id).await.unwrap();
+
+    // Admins list and withdraw pending invitations; an editor may do neither.
+    let pending = list_invitations(&app, &ann.access_token, &acme)
+        .await
+        .unwrap();
+    assert_eq!(
+        pending.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+        [to_nobody.id.as_str()]
+    );
+    for err in [
+        list_invitations(&app, &bob_home.access_token, &acme)
+            .await
+            .unwrap_err(),
+        cancel(&app, &bob_home.access_token, &to_nobody.id)
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    }
+    for err in [
+        list_invitations(&app, &dan.access_token, &acme)
+            .await
+            .unwrap_err(),
+        cancel(&app, &dan.access_token, &to_nobody.id)
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(err.code(), Code::NotFound, "not a member: {err:?}");
+    }
+    cancel(&app, &ann.access_token, &to_nobody.id)
+        .await
+        .unwrap();
+    assert!(
+        list_invitations(&app, &ann.access_token, &acme)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let nobody = sign_in(&app, "nobody@example.com", "nobody-home", "owner").await;
+    assert!(my_invitations(&app, &nobody.access_token).await.is_empty());
+
+    // By email without a user: the invitation waits for the first sign-in, which does not join
+    // the workspace by itself; a lapsed invitation cannot be accepted.
     let invited = add(
         &app,
         &ann.access_token,
@@ -198,6 +471,13 @@ async fn members_invitations_and_role_changes(backend: Backend) {
     .unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists, "one pending invitation");
     let cleo = sign_in(&app, "cleo@example.com", "cleo-home", "owner").await;
+    let in_acme = |listed: &pb::ListWorkspacesResponse| {
+        listed
+            .workspaces
+            .iter()
+            .find(|w| w.workspace.as_ref().unwrap().id == acme)
+            .map(|w| w.role)
+    };
     let listed = ws(&app)
         .list_workspaces(with_bearer(
             ListWorkspacesRequest::default(),
@@ -206,13 +486,44 @@ async fn members_invitations_and_role_changes(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    let in_acme = listed
-        .workspaces
-        .iter()
-        .find(|w| w.workspace.as_ref().unwrap().id == acme)
-        .expect("the invitation was honoured at first sign-in");
-    assert_eq!(in_acme.role, WorkspaceRole::Viewer as i32);
-    assert_eq!(audit_count(&db, "invitation.accepted").await, 1);
+    assert_eq!(in_acme(&listed), None, "sign-in does not join");
+    let seen = my_invitations(&app, &cleo.access_token).await;
+    assert_eq!(seen.len(), 1);
+    // The only pending invitation now: lapse it.
+    db.execute("UPDATE invitations SET expires_at = created_at")
+        .await;
+    assert!(my_invitations(&app, &cleo.access_token).await.is_empty());
+    let err = accept(&app, &cleo.access_token, &invitation.id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("lapsed"), "{}", err.message());
+    // Invited again, cleo accepts.
+    let invited = add(
+        &app,
+        &ann.access_token,
+        &acme,
+        Invitee::Email("cleo@example.com".into()),
+        WorkspaceRole::Viewer,
+    )
+    .await
+    .expect("a lapsed invitation is replaced");
+    let Some(MemberOrInvitation::Invitation(invitation)) = invited.member_or_invitation else {
+        panic!("an invitation");
+    };
+    accept(&app, &cleo.access_token, &invitation.id)
+        .await
+        .unwrap();
+    let listed = ws(&app)
+        .list_workspaces(with_bearer(
+            ListWorkspacesRequest::default(),
+            &cleo.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(in_acme(&listed), Some(WorkspaceRole::Viewer as i32));
+    assert_eq!(audit_count(&db, "invitation.accepted").await, 2);
 
     // Listing: paged, ordered, searchable, filterable by role.
     let all = members(&app, &ann.access_token, &acme).await;

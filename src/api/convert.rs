@@ -323,16 +323,22 @@ pub fn member(row: &crate::store::MemberRow) -> pb::Member {
     }
 }
 
-/// An invitation message.
+/// An invitation message. An invitation by user id shows the id, never that user's email.
 pub fn invitation(row: &crate::store::InvitationRow) -> pb::Invitation {
     pb::Invitation {
         id: row.id.to_string(),
         workspace_id: row.workspace_id.to_string(),
-        email: row.email.clone(),
+        email: match row.user_id {
+            Some(_) => String::new(),
+            None => row.email.clone(),
+        },
         role: role(&row.role) as i32,
         invited_by: row.invited_by.map(|u| u.to_string()).unwrap_or_default(),
         created_at: Some(timestamp(row.created_at)),
         expires_at: Some(timestamp(row.expires_at)),
+        user_id: row.user_id.map(|u| u.to_string()).unwrap_or_default(),
+        workspace_name: String::new(),
+        workspace_slug: String::new(),
     }
 }
 

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod convert;
 pub mod credentials;
+mod invitations;
 mod permission;
 pub mod principal;
 mod service_app;

@@ -12,7 +12,6 @@ use crate::authz::consistency;
 use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::proto::v1::workspace_service_server::WorkspaceService;
-use crate::tenancy::members::Added;
 use crate::tenancy::{Invitee, WorkspaceView};
 
 /// Handlers of `sentinel.v1.WorkspaceService`.
@@ -237,23 +236,52 @@ impl WorkspaceService for WorkspaceApi {
         };
         let role = convert::role_name(r.role)
             .ok_or_else(|| Error::invalid("role", "is required (owner, admin, editor, viewer)"))?;
-        let (added, revision) = self
+        let (invitation, revision) = self
             .state
             .workspaces
             .add_member(&caller, workspace_id, invitee, role)
             .await?;
-        let member_or_invitation = Some(match added {
-            Added::Member(m) => {
-                pb::add_member_response::MemberOrInvitation::Member(convert::member(&m))
-            }
-            Added::Invitation(i) => {
-                pb::add_member_response::MemberOrInvitation::Invitation(convert::invitation(&i))
-            }
-        });
         Ok(Response::new(pb::AddMemberResponse {
-            member_or_invitation,
-            consistency_token: self.written(revision).await?,
+            member_or_invitation: Some(pb::add_member_response::MemberOrInvitation::Invitation(
+                convert::invitation(&invitation),
+            )),
+            consistency_token: consistency::encode(revision),
         }))
+    }
+
+    async fn list_invitations(
+        &self,
+        request: Request<pb::ListInvitationsRequest>,
+    ) -> Result<Response<pb::ListInvitationsResponse>, Status> {
+        super::invitations::list(&self.state, request).await
+    }
+
+    async fn cancel_invitation(
+        &self,
+        request: Request<pb::CancelInvitationRequest>,
+    ) -> Result<Response<pb::CancelInvitationResponse>, Status> {
+        super::invitations::cancel(&self.state, request).await
+    }
+
+    async fn list_my_invitations(
+        &self,
+        request: Request<pb::ListMyInvitationsRequest>,
+    ) -> Result<Response<pb::ListMyInvitationsResponse>, Status> {
+        super::invitations::list_mine(&self.state, request).await
+    }
+
+    async fn accept_invitation(
+        &self,
+        request: Request<pb::AcceptInvitationRequest>,
+    ) -> Result<Response<pb::AcceptInvitationResponse>, Status> {
+        super::invitations::accept(&self.state, request).await
+    }
+
+    async fn decline_invitation(
+        &self,
+        request: Request<pb::DeclineInvitationRequest>,
+    ) -> Result<Response<pb::DeclineInvitationResponse>, Status> {
+        super::invitations::decline(&self.state, request).await
     }
 
     async fn update_member_role(

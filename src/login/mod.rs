@@ -2,7 +2,7 @@
 //! Microsoft Entra ID) and GitHub. Sentinel runs the authorization-code flow with state, nonce
 //! and PKCE of its own (kept server-side in the cache), then hands the client app a one-time
 //! code bound to the client's PKCE challenge. Accounts are provisioned at first sign-in, linked
-//! to an existing user only by a verified email, and pending invitations are honoured.
+//! to an existing user only by a verified email; invitations wait for the user's answer.
 
 pub mod oidc;
 mod policy;
@@ -426,29 +426,11 @@ impl Login {
 
     /// The active client app owning `redirect_uri` (exact match), among all client apps.
     async fn client_app_for(&self, redirect_uri: &str) -> Result<Uuid, LoginError> {
-        const PAGE: i64 = 1000;
-        let mut after: Option<Uuid> = None;
-        loop {
-            let apps = self
-                .store
-                .list_client_apps(None, after, PAGE)
-                .await
-                .map_err(Error::from)?;
-            let found = apps.iter().find(|app| {
-                app.is_active
-                    && serde_json::from_str::<Vec<String>>(&app.redirect_uris)
-                        .unwrap_or_default()
-                        .iter()
-                        .any(|u| u == redirect_uri)
-            });
-            if let Some(app) = found {
-                return Ok(app.id);
-            }
-            match apps.last() {
-                Some(last) if apps.len() as i64 == PAGE => after = Some(last.id),
-                _ => return Err(LoginError::RedirectNotAllowed),
-            }
-        }
+        self.store
+            .client_app_for_redirect(redirect_uri)
+            .await
+            .map_err(Error::from)?
+            .ok_or(LoginError::RedirectNotAllowed)
     }
 
     /// Whether the client app a login or code belongs to is still active: deactivating an app
@@ -718,7 +700,8 @@ impl Login {
     }
 
     /// The user of a verified identity: the linked one, else the user with that verified email
-    /// (linking it, audited), else a new user (pending invitations become memberships).
+    /// (linking it, audited), else a new user. An email the provider is trusted with marks the
+    /// user's email verified, which lets invitations made to it reach them.
     /// Deactivated users are refused; configured admin emails become platform admins.
     async fn account_for(
         &self,
@@ -767,7 +750,7 @@ impl Login {
                         created_at: now,
                         updated_at: now,
                     };
-                    match self.store.insert_user(&user).await {
+                    match self.store.insert_user(&user, trusted).await {
                         Ok(()) => user,
                         Err(crate::store::StoreError::Conflict(_)) => self
                             .store
@@ -801,6 +784,12 @@ impl Login {
             )
             .await
             .map_err(Error::from)?;
+        if trusted && user.email == email {
+            self.store
+                .mark_email_verified(user.id)
+                .await
+                .map_err(Error::from)?;
+        }
         // admin_emails bootstraps the first admins only, through identities trusted with their
         // email; once any platform admin exists, admins grant admin.
         if self.admin_emails.contains(&email)

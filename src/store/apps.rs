@@ -152,6 +152,9 @@ pub trait AppStore: Send + Sync {
     ) -> StoreResult<Option<ClientAppRow>>;
     /// Deletes a client app; says whether it existed.
     async fn delete_client_app(&self, id: Uuid, audit: &AuditRow) -> StoreResult<bool>;
+    /// The active client app that lists `redirect_uri` exactly (by index; the oldest id when
+    /// several do).
+    async fn client_app_for_redirect(&self, redirect_uri: &str) -> StoreResult<Option<Uuid>>;
 }
 
 fn err(e: sqlx::Error) -> StoreError {
@@ -217,6 +220,27 @@ where
         created_at: row.try_get("created_at").map_err(client_err)?,
         updated_at: row.try_get("updated_at").map_err(client_err)?,
     })
+}
+
+/// Replaces the indexed redirect URIs of a client app inside the caller's transaction, from the
+/// app's JSON list.
+macro_rules! index_redirects {
+    ($tx:expr, $id:expr, $uris:expr) => {
+        sqlx::query("DELETE FROM client_app_redirects WHERE app_id = $1")
+            .bind($id)
+            .execute(&mut *$tx)
+            .await
+            .map_err(client_err)?;
+        let uris: Vec<String> = serde_json::from_str($uris).unwrap_or_default();
+        for uri in uris.iter().collect::<std::collections::BTreeSet<_>>() {
+            sqlx::query("INSERT INTO client_app_redirects (redirect_uri, app_id) VALUES ($1, $2)")
+                .bind(uri)
+                .bind($id)
+                .execute(&mut *$tx)
+                .await
+                .map_err(client_err)?;
+        }
+    };
 }
 
 macro_rules! impl_app_store {
@@ -461,6 +485,7 @@ macro_rules! impl_app_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(client_err)?;
+                index_redirects!(tx, app.id, &app.redirect_uris);
                 insert_audit_query!(audit).execute(&mut *tx).await.map_err(client_err)?;
                 tx.commit().await.map_err(client_err)
             }
@@ -525,6 +550,9 @@ macro_rules! impl_app_store {
                 .map_err(client_err)?;
                 let Some(row) = row else { return Ok(None) };
                 let app = client_from_row(&row)?;
+                if change.redirect_uris.is_some() {
+                    index_redirects!(tx, app.id, &app.redirect_uris);
+                }
                 insert_audit_query!(audit).execute(&mut *tx).await.map_err(client_err)?;
                 tx.commit().await.map_err(client_err)?;
                 Ok(Some(app))
@@ -543,6 +571,21 @@ macro_rules! impl_app_store {
                 insert_audit_query!(audit).execute(&mut *tx).await.map_err(client_err)?;
                 tx.commit().await.map_err(client_err)?;
                 Ok(true)
+            }
+
+            async fn client_app_for_redirect(
+                &self,
+                redirect_uri: &str,
+            ) -> StoreResult<Option<Uuid>> {
+                sqlx::query_scalar::<_, Uuid>(
+                    "SELECT c.id FROM client_app_redirects r \
+                     JOIN client_apps c ON c.id = r.app_id \
+                     WHERE r.redirect_uri = $1 AND c.is_active ORDER BY c.id LIMIT 1",
+                )
+                .bind(redirect_uri)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(client_err)
             }
         }
     };

@@ -51,8 +51,9 @@ pub struct WorkspaceRow {
 /// Users, workspaces, memberships and group membership, as far as tokens need them.
 #[async_trait]
 pub trait IdentityStore: Send + Sync {
-    /// Inserts a user; `Conflict` when the email exists.
-    async fn insert_user(&self, user: &UserRow) -> StoreResult<()>;
+    /// Inserts a user, with whether their email was vouched for; `Conflict` when the email
+    /// exists.
+    async fn insert_user(&self, user: &UserRow, email_verified: bool) -> StoreResult<()>;
     /// A user by id.
     async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<UserRow>>;
     /// A user by (lowercase) email.
@@ -170,12 +171,11 @@ macro_rules! impl_identity_store {
     ($store:ty) => {
         #[async_trait]
         impl IdentityStore for $store {
-            async fn insert_user(&self, user: &UserRow) -> StoreResult<()> {
-                let mut tx = self.begin_write(WriteLock::Changelog).await?;
+            async fn insert_user(&self, user: &UserRow, email_verified: bool) -> StoreResult<()> {
                 sqlx::query(concat!(
                     "INSERT INTO users (",
                     user_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                    ", email_verified) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
                 ))
                 .bind(user.id)
                 .bind(&user.email)
@@ -185,64 +185,11 @@ macro_rules! impl_identity_store {
                 .bind(user.is_admin)
                 .bind(user.created_at)
                 .bind(user.updated_at)
-                .execute(&mut *tx)
+                .bind(email_verified)
+                .execute(&self.pool)
                 .await
                 .map_err(err("user"))?;
-                // Pending invitations of this email become memberships.
-                let invitations = sqlx::query(
-                    "DELETE FROM invitations WHERE email = $1 \
-                     RETURNING id, workspace_id, role, expires_at",
-                )
-                .bind(&user.email)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(err("invitation"))?;
-                for row in &invitations {
-                    let e = err("invitation");
-                    let expires_at: DateTime<Utc> = row.try_get("expires_at").map_err(&e)?;
-                    if expires_at <= user.created_at {
-                        continue;
-                    }
-                    let id: Uuid = row.try_get("id").map_err(&e)?;
-                    let workspace_id: Uuid = row.try_get("workspace_id").map_err(&e)?;
-                    let role: String = row.try_get("role").map_err(&e)?;
-                    sqlx::query(
-                        "INSERT INTO memberships (workspace_id, user_id, role, created_at, \
-                         updated_at) VALUES ($1, $2, $3, $4, $4)",
-                    )
-                    .bind(workspace_id)
-                    .bind(user.id)
-                    .bind(&role)
-                    .bind(user.created_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err("membership"))?;
-                    let change = Change::MemberSet {
-                        workspace_id,
-                        user_id: user.id,
-                        role: role.clone(),
-                        added: true,
-                    };
-                    append_change!(tx, change)
-                        .await
-                        .map_err(err("changelog"))?;
-                    let mut event = crate::audit::event(
-                        "invitation.accepted",
-                        &crate::audit::Actor {
-                            user_id: Some(user.id),
-                            ..Default::default()
-                        },
-                        "invitation",
-                        id,
-                        serde_json::json!({ "role": role }),
-                    );
-                    event.workspace_id = Some(workspace_id);
-                    insert_audit_query!(event)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(err("audit event"))?;
-                }
-                tx.commit().await.map_err(err("user"))
+                Ok(())
             }
 
             async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<UserRow>> {
@@ -579,7 +526,8 @@ macro_rules! impl_identity_store {
                 let created = sqlx::query(concat!(
                     "INSERT INTO users (",
                     user_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (email) DO NOTHING"
+                    ", email_verified) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, TRUE) \
+                     ON CONFLICT (email) DO NOTHING"
                 ))
                 .bind(user.id)
                 .bind(&user.email)

@@ -53,6 +53,7 @@ mod admin;
 mod apps;
 mod authz;
 mod identity;
+mod invitations;
 mod keys;
 pub mod postgres;
 mod sessions;
@@ -70,13 +71,13 @@ pub use admin::{AdminStore, AuditFilter, Stats};
 pub use apps::{AppStore, ClientAppChange, ClientAppRow, ServiceAppChange, ServiceAppRow};
 pub use authz::{AuthzStore, ChangeRow, GrantRow, ResourceRow, ResourceUpdate};
 pub use identity::{IdentityStore, UserRow, WorkspaceRow};
+pub use invitations::{Accepted, InvitationRow, InvitationStore, PendingInvitation};
 pub use keys::{KeyStatus, NewSigningKey, SigningKeyRow};
 pub use sessions::{
     AuditRow, RefreshOutcome, RevocationRow, RevokeScope, SessionRow, SessionStore,
 };
 pub use tenancy::{
-    GroupRow, InvitationRow, LinkOutcome, MemberFacts, MemberRow, MembershipOp, RoleRow,
-    TenancyStore,
+    GroupRow, LinkOutcome, MemberFacts, MemberRow, MembershipOp, RoleRow, TenancyStore,
 };
 
 /// Errors of the storage layer. Never carries SQL text or driver details to callers: those are
@@ -209,6 +210,7 @@ pub trait Store:
     + AppStore
     + AdminStore
     + TenancyStore
+    + InvitationStore
     + AuthzStore
     + Send
     + Sync

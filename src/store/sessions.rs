@@ -162,8 +162,8 @@ pub trait SessionStore: Send + Sync {
     /// The session a refresh token belongs to (in any state), its user, and when the token was
     /// rotated, in one query.
     async fn refresh_context(&self, hash: &[u8]) -> StoreResult<Option<RefreshContext>>;
-    /// Deletes revocation-log entries and refresh tokens that can no longer matter (expired
-    /// before `before`). Returns how many rows went.
+    /// Deletes revocation-log entries, refresh tokens and invitations that can no longer matter
+    /// (expired before `before`). Returns how many rows went.
     async fn prune(&self, before: DateTime<Utc>) -> StoreResult<u64>;
     /// The lowest and highest revision in the revocation log (0, 0 when empty).
     async fn revocation_bounds(&self) -> StoreResult<(i64, i64)>;
@@ -418,7 +418,14 @@ macro_rules! impl_session_store {
                     .execute(&self.pool)
                     .await
                     .map_err(err("refresh token"))?;
-                Ok(revocations.rows_affected() + tokens.rows_affected())
+                let invitations = sqlx::query("DELETE FROM invitations WHERE expires_at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(err("invitation"))?;
+                Ok(revocations.rows_affected()
+                    + tokens.rows_affected()
+                    + invitations.rows_affected())
             }
 
             async fn revocation_bounds(&self) -> StoreResult<(i64, i64)> {

@@ -28,25 +28,6 @@ pub struct MemberRow {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A pending invitation of an email without a user.
-#[derive(Debug, Clone)]
-pub struct InvitationRow {
-    /// Invitation id.
-    pub id: Uuid,
-    /// The workspace to join.
-    pub workspace_id: Uuid,
-    /// Lowercased email.
-    pub email: String,
-    /// Role on joining.
-    pub role: String,
-    /// Who invited.
-    pub invited_by: Option<Uuid>,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Lapses.
-    pub expires_at: DateTime<Utc>,
-}
-
 /// A group with its member count.
 #[derive(Debug, Clone)]
 pub struct GroupRow {
@@ -154,12 +135,6 @@ pub trait TenancyStore: Send + Sync {
         rule: MemberRule<'_>,
         audit: &AuditRow,
     ) -> StoreResult<Option<i64>>;
-    /// Stores an invitation (lapsed invitations of the same email are replaced).
-    async fn create_invitation(
-        &self,
-        invitation: &InvitationRow,
-        audit: &AuditRow,
-    ) -> StoreResult<()>;
     /// Creates a group.
     async fn create_group(&self, group: &GroupRow, audit: &AuditRow) -> StoreResult<()>;
     /// One group.
@@ -538,43 +513,6 @@ macro_rules! impl_tenancy_store {
                     .map_err(err("audit event"))?;
                 tx.commit().await.map_err(err("member"))?;
                 Ok(Some(revision))
-            }
-
-            async fn create_invitation(
-                &self,
-                invitation: &InvitationRow,
-                audit: &AuditRow,
-            ) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await.map_err(err("invitation"))?;
-                sqlx::query(
-                    "DELETE FROM invitations WHERE workspace_id = $1 AND email = $2 \
-                     AND expires_at <= $3",
-                )
-                .bind(invitation.workspace_id)
-                .bind(&invitation.email)
-                .bind(invitation.created_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(err("invitation"))?;
-                sqlx::query(
-                    "INSERT INTO invitations (id, workspace_id, email, role, invited_by, \
-                     created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(invitation.id)
-                .bind(invitation.workspace_id)
-                .bind(&invitation.email)
-                .bind(&invitation.role)
-                .bind(invitation.invited_by)
-                .bind(invitation.created_at)
-                .bind(invitation.expires_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(err("invitation"))?;
-                insert_audit_query!(audit)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err("audit event"))?;
-                tx.commit().await.map_err(err("invitation"))
             }
 
             async fn create_group(&self, group: &GroupRow, audit: &AuditRow) -> StoreResult<()> {

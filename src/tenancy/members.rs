@@ -1,4 +1,4 @@
-//! Memberships and invitations. Who may change whom is decided inside the write's transaction
+//! Memberships and invitations (made here; answered in `invitations.rs`). Who may change whom is decided inside the write's transaction
 //! (under the changelog lock), so concurrent demotions and removals can never leave a workspace
 //! without an owner.
 
@@ -11,25 +11,16 @@ use crate::error::Error;
 use crate::operator::normalize_email;
 use crate::store::{InvitationRow, MemberFacts, MemberRow, MembershipOp, RevokeScope};
 
-/// How long an invitation waits for its invitee's first sign-in.
+/// How long an invitation waits for its invitee's answer.
 const INVITATION_TTL_DAYS: i64 = 30;
 
-/// Who `AddMember` adds.
+/// Who `AddMember` invites.
 #[derive(Debug, Clone)]
 pub enum Invitee {
-    /// An email: the user with it, or an invitation when there is none.
+    /// An email, whether or not a user has it.
     Email(String),
     /// An existing user.
     UserId(Uuid),
-}
-
-/// What `AddMember` created.
-#[derive(Debug, Clone)]
-pub enum Added {
-    /// A membership of an existing user.
-    Member(MemberRow),
-    /// A pending invitation.
-    Invitation(InvitationRow),
 }
 
 /// Checks a role name from the API: one of the four workspace roles.
@@ -79,110 +70,71 @@ impl Workspaces {
             .await?)
     }
 
-    /// Adds a user (by id or email) or invites an email without a user (admin+; owner to add
-    /// an owner). Returns what was created and the revision.
+    /// Invites an email or a user (admin+; owner to invite an owner). The answer is an
+    /// invitation either way: joining takes the invitee's consent, and the caller learns
+    /// nothing about whether an email has an account. Returns it and the current revision.
     pub async fn add_member(
         &self,
         caller: &Caller,
         workspace_id: Uuid,
         invitee: Invitee,
         role: &str,
-    ) -> Result<(Added, i64), Error> {
+    ) -> Result<(InvitationRow, i64), Error> {
         validate_role("role", role)?;
         let standing = self.standing(caller, workspace_id).await?;
-        standing.require("admin", "adding members")?;
+        standing.require("admin", "inviting members")?;
         if role == "owner" {
-            standing.require("owner", "adding an owner")?;
+            standing.require("owner", "inviting an owner")?;
         }
-        let user = match invitee {
-            Invitee::UserId(id) => Some(
-                self.store
+        let (email, user) = match invitee {
+            Invitee::UserId(id) => {
+                let user = self
+                    .store
                     .user_by_id(id)
                     .await?
-                    .ok_or_else(|| Error::NotFound("user".into()))?,
-            ),
-            Invitee::Email(email) => {
-                let email = normalize_email(&email)?;
-                match self.store.user_by_email(&email).await? {
-                    Some(user) => Some(user),
-                    None => {
-                        let invitation = self.invite(caller, workspace_id, email, role).await?;
-                        let revision = self.store.current_revision().await?;
-                        return Ok((Added::Invitation(invitation), revision));
-                    }
-                }
+                    .ok_or_else(|| Error::NotFound("user".into()))?;
+                (user.email, Some(id))
             }
+            Invitee::Email(email) => (normalize_email(&email)?, None),
         };
-        let user = user.ok_or(Error::Internal)?;
-        if !user.is_active {
-            return Err(Error::FailedPrecondition("the user is deactivated".into()));
+        let existing = match user {
+            Some(id) => Some(id),
+            None => self.store.user_by_email(&email).await?.map(|u| u.id),
+        };
+        if let Some(id) = existing
+            && self
+                .store
+                .membership_role(workspace_id, id)
+                .await?
+                .is_some()
+        {
+            return Err(Error::AlreadyExists(
+                "that person is already a member of the workspace".into(),
+            ));
         }
-        let mut event = audit::event(
-            "member.added",
-            &caller.actor,
-            "user",
-            user.id,
-            serde_json::json!({ "role": role }),
-        );
-        event.workspace_id = Some(workspace_id);
-        let admin = standing.admin;
-        let rule = move |facts: &MemberFacts| {
-            if facts.target_role.is_some() {
-                return Err(Error::AlreadyExists(
-                    "the user is already a member of the workspace".into(),
-                ));
-            }
-            let caller_rank = caller_rank(facts, admin);
-            if caller_rank < rank("admin") || (role == "owner" && caller_rank < rank("owner")) {
-                return Err(Error::PermissionDenied(
-                    "adding members needs the admin role (owner to add an owner)".into(),
-                ));
-            }
-            Ok(())
-        };
-        let revision = self
-            .store
-            .change_membership(
-                workspace_id,
-                user.id,
-                MembershipOp::Add(role),
-                caller.user,
-                &rule,
-                &event,
-            )
-            .await?
-            .ok_or(Error::Internal)?;
-        let member = self
-            .store
-            .member(workspace_id, user.id)
-            .await?
-            .ok_or(Error::Internal)?;
-        Ok((Added::Member(member), revision))
-    }
-
-    async fn invite(
-        &self,
-        caller: &Caller,
-        workspace_id: Uuid,
-        email: String,
-        role: &str,
-    ) -> Result<InvitationRow, Error> {
         let now = Utc::now();
         let invitation = InvitationRow {
             id: Uuid::new_v4(),
             workspace_id,
             email,
+            user_id: user,
             role: role.to_string(),
             invited_by: caller.user,
             created_at: now,
             expires_at: now + chrono::Duration::days(INVITATION_TTL_DAYS),
+        };
+        // The invited email is kept out of the trail for an invitation by user id, like the
+        // answer; the id is the target's identity there.
+        let details = match user {
+            Some(id) => serde_json::json!({ "user_id": id, "role": role }),
+            None => serde_json::json!({ "email": invitation.email, "role": role }),
         };
         let mut event = audit::event(
             "invitation.created",
             &caller.actor,
             "invitation",
             invitation.id,
-            serde_json::json!({ "email": invitation.email, "role": role }),
+            details,
         );
         event.workspace_id = Some(workspace_id);
         self.store
@@ -190,11 +142,12 @@ impl Workspaces {
             .await
             .map_err(|err| match err {
                 crate::store::StoreError::Conflict(_) => Error::AlreadyExists(
-                    "the email already has a pending invitation to this workspace".into(),
+                    "that person already has a pending invitation to this workspace".into(),
                 ),
                 other => other.into(),
             })?;
-        Ok(invitation)
+        let revision = self.store.current_revision().await?;
+        Ok((invitation, revision))
     }
 
     /// Changes a member's role (admin+; owner to grant or take the owner role; never the last

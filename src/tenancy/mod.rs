@@ -6,6 +6,7 @@
 //! user cannot see (not a member, not a platform admin) is NOT_FOUND, whether or not it exists.
 
 mod groups;
+pub mod invitations;
 pub mod members;
 mod roles;
 

@@ -163,6 +163,22 @@ impl TestDatabase {
         }
     }
 
+    /// Runs one statement on the database, for a test that sets up a state no RPC can (a lapsed
+    /// row, say).
+    pub async fn execute(&self, sql: &str) {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        match self.backend {
+            Backend::Embedded => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::query(sql).execute(&mut conn).await.unwrap();
+            }
+            Backend::Clustered => {
+                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query(sql).execute(&mut conn).await.unwrap();
+            }
+        }
+    }
+
     /// A server configuration on this database, listening on an ephemeral port.
     pub fn config(&self) -> Config {
         let mut config = Config {

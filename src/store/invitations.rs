@@ -1,0 +1,352 @@
+//! `invitations`: pending offers to join a workspace, made to an email or to a user, answered by
+//! the invitee. Accepting turns one into a membership in the same transaction (under the
+//! changelog lock, so the membership's change is in the log); the domain decides whose it is.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::postgres::PostgresStore;
+use super::sqlite::SqliteStore;
+use super::{AuditRow, StoreError, StoreResult, WriteLock};
+use crate::authz::Change;
+
+/// A pending invitation.
+#[derive(Debug, Clone)]
+pub struct InvitationRow {
+    /// Invitation id.
+    pub id: Uuid,
+    /// The workspace to join.
+    pub workspace_id: Uuid,
+    /// Lowercased email it was made to (for an invitation by user id: that user's email when
+    /// it was made, kept so one person has one pending invitation per workspace).
+    pub email: String,
+    /// The user it was made to, when made by user id.
+    pub user_id: Option<Uuid>,
+    /// Role on joining.
+    pub role: String,
+    /// Who invited.
+    pub invited_by: Option<Uuid>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Lapses.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An invitation as its invitee sees it: with the workspace's name and slug.
+#[derive(Debug, Clone)]
+pub struct PendingInvitation {
+    /// The invitation.
+    pub invitation: InvitationRow,
+    /// The workspace's display name.
+    pub workspace_name: String,
+    /// The workspace's slug.
+    pub workspace_slug: String,
+}
+
+/// What accepting an invitation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// The invitee joined at this revision.
+    Joined(i64),
+    /// The invitee already was a member; the invitation is gone.
+    AlreadyMember,
+    /// No such invitation (answered or withdrawn meanwhile).
+    Gone,
+}
+
+/// Invitation storage.
+#[async_trait]
+pub trait InvitationStore: Send + Sync {
+    /// Stores an invitation; lapsed invitations of the same email to the workspace are replaced.
+    /// `Conflict` when a live one exists.
+    async fn create_invitation(
+        &self,
+        invitation: &InvitationRow,
+        audit: &AuditRow,
+    ) -> StoreResult<()>;
+    /// One invitation, lapsed or not.
+    async fn invitation(&self, id: Uuid) -> StoreResult<Option<InvitationRow>>;
+    /// Live invitations of a workspace, oldest first, after the (created_at, id) cursor.
+    async fn workspace_invitations(
+        &self,
+        workspace_id: Uuid,
+        now: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, Uuid)>,
+        limit: i64,
+    ) -> StoreResult<Vec<InvitationRow>>;
+    /// Live invitations addressed to a user: made to their id, or to their email when that email
+    /// is verified. Oldest first, after the (created_at, id) cursor.
+    async fn invitations_for(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, Uuid)>,
+        limit: i64,
+    ) -> StoreResult<Vec<PendingInvitation>>;
+    /// Removes the invitation and makes `user_id` a member with its role, in one transaction.
+    async fn accept_invitation(
+        &self,
+        id: Uuid,
+        user_id: Uuid,
+        audit: &AuditRow,
+    ) -> StoreResult<Accepted>;
+    /// Removes an invitation (declined or withdrawn). `false` when there was none.
+    async fn delete_invitation(&self, id: Uuid, audit: &AuditRow) -> StoreResult<bool>;
+    /// The user's email when it is verified.
+    async fn verified_email(&self, user_id: Uuid) -> StoreResult<Option<String>>;
+    /// Records that the user's email was vouched for.
+    async fn mark_email_verified(&self, user_id: Uuid) -> StoreResult<()>;
+}
+
+fn err(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| StoreError::from_sqlx(e, what)
+}
+
+macro_rules! invitation_columns {
+    () => {
+        "i.id, i.workspace_id, i.email, i.user_id, i.role, i.invited_by, i.created_at, \
+         i.expires_at"
+    };
+}
+
+macro_rules! impl_invitation_store {
+    ($store:ty) => {
+        #[async_trait]
+        impl InvitationStore for $store {
+            async fn create_invitation(
+                &self,
+                invitation: &InvitationRow,
+                audit: &AuditRow,
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await.map_err(err("invitation"))?;
+                sqlx::query(
+                    "DELETE FROM invitations WHERE workspace_id = $1 AND email = $2 \
+                     AND expires_at <= $3",
+                )
+                .bind(invitation.workspace_id)
+                .bind(&invitation.email)
+                .bind(invitation.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("invitation"))?;
+                sqlx::query(
+                    "INSERT INTO invitations (id, workspace_id, email, user_id, role, \
+                     invited_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(invitation.id)
+                .bind(invitation.workspace_id)
+                .bind(&invitation.email)
+                .bind(invitation.user_id)
+                .bind(&invitation.role)
+                .bind(invitation.invited_by)
+                .bind(invitation.created_at)
+                .bind(invitation.expires_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("invitation"))?;
+                insert_audit_query!(audit)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err("audit event"))?;
+                tx.commit().await.map_err(err("invitation"))
+            }
+
+            async fn invitation(&self, id: Uuid) -> StoreResult<Option<InvitationRow>> {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    invitation_columns!(),
+                    " FROM invitations i WHERE i.id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err("invitation"))?;
+                row.as_ref().map(invitation_from_row).transpose()
+            }
+
+            async fn workspace_invitations(
+                &self,
+                workspace_id: Uuid,
+                now: DateTime<Utc>,
+                after: Option<(DateTime<Utc>, Uuid)>,
+                limit: i64,
+            ) -> StoreResult<Vec<InvitationRow>> {
+                let (at, id) = after.unzip();
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    invitation_columns!(),
+                    " FROM invitations i WHERE i.workspace_id = $1 AND i.expires_at > $2 \
+                     AND ($3 IS NULL OR i.created_at > $3 OR (i.created_at = $3 AND i.id > $4)) \
+                     ORDER BY i.created_at, i.id LIMIT $5"
+                ))
+                .bind(workspace_id)
+                .bind(now)
+                .bind(at)
+                .bind(id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err("invitation"))?;
+                rows.iter().map(invitation_from_row).collect()
+            }
+
+            async fn invitations_for(
+                &self,
+                user_id: Uuid,
+                now: DateTime<Utc>,
+                after: Option<(DateTime<Utc>, Uuid)>,
+                limit: i64,
+            ) -> StoreResult<Vec<PendingInvitation>> {
+                let (at, id) = after.unzip();
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    invitation_columns!(),
+                    ", w.name AS workspace_name, w.slug AS workspace_slug \
+                     FROM invitations i JOIN workspaces w ON w.id = i.workspace_id \
+                     JOIN users u ON u.id = $1 \
+                     WHERE (i.user_id = u.id OR (i.user_id IS NULL AND i.email = u.email \
+                     AND u.email_verified)) AND i.expires_at > $2 \
+                     AND ($3 IS NULL OR i.created_at > $3 OR (i.created_at = $3 AND i.id > $4)) \
+                     ORDER BY i.created_at, i.id LIMIT $5"
+                ))
+                .bind(user_id)
+                .bind(now)
+                .bind(at)
+                .bind(id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err("invitation"))?;
+                rows.iter()
+                    .map(|row| {
+                        let e = err("invitation");
+                        Ok(PendingInvitation {
+                            invitation: invitation_from_row(row)?,
+                            workspace_name: row.try_get("workspace_name").map_err(&e)?,
+                            workspace_slug: row.try_get("workspace_slug").map_err(&e)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn accept_invitation(
+                &self,
+                id: Uuid,
+                user_id: Uuid,
+                audit: &AuditRow,
+            ) -> StoreResult<Accepted> {
+                let mut tx = self.begin_write(WriteLock::Changelog).await?;
+                let row = sqlx::query(
+                    "DELETE FROM invitations WHERE id = $1 RETURNING workspace_id, role",
+                )
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err("invitation"))?;
+                let Some(row) = row else {
+                    return Ok(Accepted::Gone);
+                };
+                let workspace_id: Uuid = row.try_get("workspace_id").map_err(err("invitation"))?;
+                let role: String = row.try_get("role").map_err(err("invitation"))?;
+                let now = Utc::now();
+                let joined = sqlx::query(
+                    "INSERT INTO memberships (workspace_id, user_id, role, created_at, \
+                     updated_at) VALUES ($1, $2, $3, $4, $4) \
+                     ON CONFLICT (workspace_id, user_id) DO NOTHING",
+                )
+                .bind(workspace_id)
+                .bind(user_id)
+                .bind(&role)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("membership"))?
+                .rows_affected()
+                    == 1;
+                if !joined {
+                    tx.commit().await.map_err(err("invitation"))?;
+                    return Ok(Accepted::AlreadyMember);
+                }
+                let change = Change::MemberSet {
+                    workspace_id,
+                    user_id,
+                    role,
+                    added: true,
+                };
+                let revision = append_change!(tx, change)
+                    .await
+                    .map_err(err("changelog"))?;
+                insert_audit_query!(audit)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err("audit event"))?;
+                tx.commit().await.map_err(err("invitation"))?;
+                Ok(Accepted::Joined(revision))
+            }
+
+            async fn delete_invitation(&self, id: Uuid, audit: &AuditRow) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await.map_err(err("invitation"))?;
+                let done = sqlx::query("DELETE FROM invitations WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err("invitation"))?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                insert_audit_query!(audit)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err("audit event"))?;
+                tx.commit().await.map_err(err("invitation"))?;
+                Ok(true)
+            }
+
+            async fn verified_email(&self, user_id: Uuid) -> StoreResult<Option<String>> {
+                sqlx::query_scalar::<_, String>(
+                    "SELECT email FROM users WHERE id = $1 AND email_verified",
+                )
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err("user"))
+            }
+
+            async fn mark_email_verified(&self, user_id: Uuid) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE users SET email_verified = TRUE WHERE id = $1 AND NOT email_verified",
+                )
+                .bind(user_id)
+                .execute(&self.pool)
+                .await
+                .map_err(err("user"))?;
+                Ok(())
+            }
+        }
+    };
+}
+
+impl_invitation_store!(SqliteStore);
+impl_invitation_store!(PostgresStore);
+
+fn invitation_from_row<R: Row>(row: &R) -> StoreResult<InvitationRow>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let e = err("invitation");
+    Ok(InvitationRow {
+        id: row.try_get("id").map_err(&e)?,
+        workspace_id: row.try_get("workspace_id").map_err(&e)?,
+        email: row.try_get("email").map_err(&e)?,
+        user_id: row.try_get("user_id").map_err(&e)?,
+        role: row.try_get("role").map_err(&e)?,
+        invited_by: row.try_get("invited_by").map_err(&e)?,
+        created_at: row.try_get("created_at").map_err(&e)?,
+        expires_at: row.try_get("expires_at").map_err(&e)?,
+    })
+}
