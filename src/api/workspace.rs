@@ -3,9 +3,7 @@
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::convert::{
-    self, optional_uuid, page, page_cursor, page_size, page_token, token_cursor, uuid,
-};
+use super::convert::{self, optional_uuid, page, page_size, page_token, token_cursor, uuid};
 use super::credentials;
 use crate::app::AppState;
 use crate::authz::consistency;
@@ -51,15 +49,6 @@ pub(super) fn access(view: &WorkspaceView) -> pb::WorkspaceAccess {
             .map_or(pb::WorkspaceRole::Unspecified, convert::role) as i32,
         joined_at: view.joined_at.map(convert::timestamp),
     }
-}
-
-fn cursor(token: &str) -> Result<Option<(String, Uuid)>, Error> {
-    let Some(text) = page_cursor(token)? else {
-        return Ok(None);
-    };
-    let bad = || Error::invalid("page_token", "is not a token from a previous page");
-    let (name, id): (String, String) = serde_json::from_str(&text).map_err(|_| bad())?;
-    Ok(Some((name, Uuid::parse_str(&id).map_err(|_| bad())?)))
 }
 
 #[tonic::async_trait]
@@ -123,7 +112,7 @@ impl WorkspaceService for WorkspaceApi {
         let mut views = self
             .state
             .workspaces
-            .list(of, query, cursor(&r.page_token)?, limit + 1)
+            .list(of, query, token_cursor(&r.page_token)?, limit + 1)
             .await?;
         let next_page_token = if views.len() as i64 > limit {
             views.truncate(limit as usize);
