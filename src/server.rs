@@ -117,7 +117,11 @@ pub fn router(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .into_axum_router()
-        .layer(from_fn_with_state(state.clone(), api::principal::enforce))
+        .layer(from_fn_with_state(
+            // Behind one Arc: the layer's state is cloned per request.
+            Arc::new(state.clone()),
+            api::principal::enforce,
+        ))
         .layer(from_fn_with_state(
             state.metrics.clone(),
             metrics::grpc_metrics,

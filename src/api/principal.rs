@@ -87,7 +87,11 @@ fn bearer(headers: &http::HeaderMap) -> Option<&str> {
 }
 
 /// Middleware on the gRPC routes.
-pub async fn enforce(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn enforce(
+    State(state): State<Arc<AppState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let path = request.uri().path().to_string();
     let Some(tiers) = tiers_of(&path) else {
         // Health and reflection: not part of the contract's tiers.
