@@ -57,6 +57,8 @@ pub struct AppState {
     pub workspaces: Arc<crate::tenancy::Workspaces>,
     /// The permission engine (in-memory index over the changelog).
     pub engine: Arc<crate::authz::engine::Engine>,
+    /// Resources and their grants.
+    pub resources: Arc<crate::authz::resources::Resources>,
     /// Sign-in through identity providers.
     pub login: Arc<crate::login::Login>,
     /// Refused credentials and failed sign-ins, written to the audit trail once a minute.
@@ -159,16 +161,16 @@ impl AppState {
             metrics.clone(),
             config.rate_limit.clone(),
         ));
-        let apps = Arc::new(ServiceApps::new(store.clone()));
-        apps.refresh_origins()
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot read service apps: {e}"))?;
-        let origins = AllowedOrigins::new(config.cors_origins.iter().cloned(), apps.clone());
         let engine = Arc::new(
             crate::authz::engine::Engine::load(store.clone(), cache.clone())
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot build the permission index: {e}"))?,
         );
+        let apps = Arc::new(ServiceApps::new(store.clone(), engine.clone()));
+        apps.refresh_origins()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read service apps: {e}"))?;
+        let origins = AllowedOrigins::new(config.cors_origins.iter().cloned(), apps.clone());
         let failures = Arc::new(crate::audit::FailureLog::default());
         let login = Arc::new(
             crate::login::Login::new(
@@ -185,7 +187,11 @@ impl AppState {
             streams: crate::api::streams::StreamSlots::new(config.max_streams_per_key),
             failures,
             login,
-            engine,
+            resources: Arc::new(crate::authz::resources::Resources::new(
+                store.clone(),
+                engine.clone(),
+            )),
+            engine: engine.clone(),
             config: Arc::new(config),
             cache,
             keys,
@@ -200,6 +206,7 @@ impl AppState {
             workspaces: Arc::new(crate::tenancy::Workspaces::new(
                 store.clone(),
                 tokens.clone(),
+                engine.clone(),
             )),
             tokens,
             store,

@@ -11,6 +11,7 @@ pub mod authz;
 pub mod cache;
 pub mod config;
 pub mod csv_io;
+pub mod cursor;
 pub mod error;
 pub mod http;
 pub mod login;

@@ -166,25 +166,7 @@ pub fn client_app(row: &crate::store::ClientAppRow) -> pb::ClientApp {
     }
 }
 
-/// An opaque page token around a keyset cursor.
-pub fn page_token(cursor: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(cursor)
-}
-
-/// The cursor inside a page token (empty token = first page).
-pub fn page_cursor(token: &str) -> Result<Option<String>, Error> {
-    use base64::Engine;
-    if token.is_empty() {
-        return Ok(None);
-    }
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .map(Some)
-        .ok_or_else(|| Error::invalid("page_token", "is not a token from a previous page"))
-}
+pub use crate::cursor::{decode_text as page_cursor, encode_text as page_token};
 
 /// A non-negative duration from a request field.
 pub fn duration(
@@ -370,20 +352,7 @@ pub fn custom_role(row: &crate::store::RoleRow) -> pb::CustomRole {
     }
 }
 
-/// A page token around a serializable keyset cursor.
-pub fn cursor_token<K: serde::Serialize>(key: &K) -> String {
-    page_token(&serde_json::to_string(key).unwrap_or_default())
-}
-
-/// The keyset cursor inside a page token from [`cursor_token`] (empty = first page).
-pub fn token_cursor<K: serde::de::DeserializeOwned>(token: &str) -> Result<Option<K>, Error> {
-    let Some(text) = page_cursor(token)? else {
-        return Ok(None);
-    };
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|_| Error::invalid("page_token", "is not a token from a previous page"))
-}
+pub use crate::cursor::{decode as token_cursor, encode as cursor_token};
 
 /// Cuts a page fetched with `limit + 1` rows to `limit`, with the next page's token.
 pub fn page<T, K: serde::Serialize>(

@@ -43,7 +43,6 @@ pub(super) async fn accept(
     let caller = credentials::caller(&request)?;
     let id = uuid("invitation_id", &request.get_ref().invitation_id)?;
     let (member, revision) = state.workspaces.accept_invitation(&caller, id).await?;
-    state.engine.written(revision).await?;
     Ok(Response::new(pb::AcceptInvitationResponse {
         member: Some(convert::member(&member)),
         consistency_token: consistency::encode(revision),

@@ -140,7 +140,6 @@ impl ServiceAppService for ServiceAppApi {
         let actor = credentials::actor(&request);
         let id = uuid("id", &request.get_ref().id)?;
         let (resources, revision) = self.state.apps.delete(&actor, id).await?;
-        self.state.engine.written(revision).await?;
         Ok(Response::new(pb::DeleteServiceAppResponse {
             deleted_resource_count: i64::try_from(resources).unwrap_or(i64::MAX),
             consistency_token: crate::authz::consistency::encode(revision),

@@ -23,13 +23,6 @@ impl WorkspaceApi {
         Self { state }
     }
 
-    /// Applies a local write to this process's permission index, nudges the replicas, and
-    /// encodes the write's token.
-    async fn written(&self, revision: i64) -> Result<String, Error> {
-        self.state.engine.written(revision).await?;
-        Ok(consistency::encode(revision))
-    }
-
     async fn is_admin(&self, user: Uuid) -> Result<bool, Error> {
         Ok(self
             .state
@@ -168,7 +161,7 @@ impl WorkspaceService for WorkspaceApi {
         let id = uuid("id", &request.get_ref().id)?;
         let revision = self.state.workspaces.delete(&actor, user, id).await?;
         Ok(Response::new(pb::DeleteWorkspaceResponse {
-            consistency_token: self.written(revision).await?,
+            consistency_token: consistency::encode(revision),
         }))
     }
 
@@ -288,19 +281,10 @@ impl WorkspaceService for WorkspaceApi {
             .workspaces
             .update_member_role(&caller, workspace_id, user_id, role)
             .await?;
-        let revision = match revision {
-            Some(revision) => revision,
-            None => self
-                .state
-                .store
-                .current_revision()
-                .await
-                .map_err(Error::from)?,
-        };
         Ok(Response::new(pb::UpdateMemberRoleResponse {
             member: Some(convert::member(&member)),
             revoked_session_count: i32::try_from(revoked).unwrap_or(i32::MAX),
-            consistency_token: self.written(revision).await?,
+            consistency_token: consistency::encode(revision),
         }))
     }
 
@@ -319,7 +303,7 @@ impl WorkspaceService for WorkspaceApi {
             .await?;
         Ok(Response::new(pb::RemoveMemberResponse {
             revoked_session_count: i32::try_from(revoked).unwrap_or(i32::MAX),
-            consistency_token: self.written(revision).await?,
+            consistency_token: consistency::encode(revision),
         }))
     }
 
@@ -394,7 +378,7 @@ impl WorkspaceService for WorkspaceApi {
         let id = uuid("id", &request.get_ref().id)?;
         let revision = self.state.workspaces.delete_group(&caller, id).await?;
         Ok(Response::new(pb::DeleteGroupResponse {
-            consistency_token: self.written(revision).await?,
+            consistency_token: consistency::encode(revision),
         }))
     }
 
@@ -413,7 +397,7 @@ impl WorkspaceService for WorkspaceApi {
             .await?;
         Ok(Response::new(pb::AddGroupMemberResponse {
             added,
-            consistency_token: self.written(revision).await?,
+            consistency_token: consistency::encode(revision),
         }))
     }
 
@@ -432,7 +416,7 @@ impl WorkspaceService for WorkspaceApi {
             .await?;
         Ok(Response::new(pb::RemoveGroupMemberResponse {
             removed,
-            consistency_token: self.written(revision).await?,
+            consistency_token: consistency::encode(revision),
         }))
     }
 
@@ -528,7 +512,7 @@ impl WorkspaceService for WorkspaceApi {
         let id = uuid("id", &request.get_ref().id)?;
         let revision = self.state.workspaces.delete_role(&caller, id).await?;
         Ok(Response::new(pb::DeleteRoleResponse {
-            consistency_token: self.written(revision).await?,
+            consistency_token: consistency::encode(revision),
         }))
     }
 
@@ -546,7 +530,7 @@ impl WorkspaceService for WorkspaceApi {
             .await?;
         Ok(Response::new(pb::SetRoleActionsResponse {
             role: Some(convert::custom_role(&role)),
-            consistency_token: self.written(revision).await?,
+            consistency_token: consistency::encode(revision),
         }))
     }
 
@@ -565,7 +549,7 @@ impl WorkspaceService for WorkspaceApi {
             .await?;
         Ok(Response::new(pb::AssignRoleResponse {
             assigned,
-            consistency_token: self.written(revision).await?,
+            consistency_token: consistency::encode(revision),
         }))
     }
 
@@ -584,7 +568,7 @@ impl WorkspaceService for WorkspaceApi {
             .await?;
         Ok(Response::new(pb::UnassignRoleResponse {
             removed,
-            consistency_token: self.written(revision).await?,
+            consistency_token: consistency::encode(revision),
         }))
     }
 }

@@ -206,6 +206,8 @@ impl KeyCache {
 /// Service apps and key authentication.
 pub struct ServiceApps {
     store: Arc<dyn Store>,
+    /// Deleting an app deletes its resources: applied here before the deletion answers.
+    engine: Arc<crate::authz::engine::Engine>,
     cache: RwLock<KeyCache>,
     /// Allowed browser origin → its active app; refreshed by [`ServiceApps::refresh_origins`].
     origins: RwLock<HashMap<String, Arc<ServiceAppRow>>>,
@@ -216,10 +218,11 @@ pub struct ServiceApps {
 }
 
 impl ServiceApps {
-    /// Over `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// Over `store`; deletions are applied to `engine` before they answer.
+    pub fn new(store: Arc<dyn Store>, engine: Arc<crate::authz::engine::Engine>) -> Self {
         Self {
             store,
+            engine,
             cache: RwLock::new(KeyCache::default()),
             origins: RwLock::new(HashMap::new()),
             uses: std::sync::Mutex::new(HashMap::new()),
@@ -401,6 +404,7 @@ impl ServiceApps {
             .ok_or_else(|| Error::NotFound("service app".into()))?;
         self.forget_cached();
         self.refresh_origins_after_change().await;
+        self.engine.written(deleted.1).await?;
         Ok(deleted)
     }
 

@@ -262,6 +262,26 @@ impl Change {
 }
 
 impl Change {
+    /// The resource type of a resource or grant change.
+    pub fn resource_type(&self) -> Option<&str> {
+        match self {
+            Change::ResourceSet { resource, .. } => Some(&resource.resource_type),
+            Change::ResourceDeleted { key, .. }
+            | Change::GrantSet { key, .. }
+            | Change::GrantRemoved { key, .. } => Some(&key.resource_type),
+            _ => None,
+        }
+    }
+
+    /// Whether Watch streams show this change (service registrations and deletions are not
+    /// part of the stream).
+    pub fn is_watched(&self) -> bool {
+        !matches!(
+            self,
+            Change::ActionsRegistered { .. } | Change::ServiceDeleted { .. }
+        )
+    }
+
     /// The workspace of a membership or group change (which belongs to no service): Watch
     /// shows it only to services present in that workspace. (A workspace's deletion is shown
     /// to every service: their resources there go with it.)

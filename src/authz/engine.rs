@@ -35,8 +35,8 @@ pub enum Freshness {
 
 /// The engine: index, follower state and revision announcements.
 pub struct Engine {
-    store: Arc<dyn Store>,
-    cache: Arc<dyn Cache>,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) cache: Arc<dyn Cache>,
     index: RwLock<Index>,
     catching_up: Mutex<()>,
     applied: watch::Sender<i64>,

@@ -3,8 +3,12 @@
 //! encoded as a consistency token, is what callers pass back to read their own writes.
 
 pub mod change;
+pub mod check;
 pub mod consistency;
 pub mod engine;
 pub mod index;
+pub mod lookup;
+pub mod resources;
+pub mod watch;
 
 pub use change::Change;

@@ -119,10 +119,12 @@ impl Workspaces {
             serde_json::json!({ "name": group.name }),
         );
         event.workspace_id = Some(group.workspace_id);
-        self.store
+        let revision = self
+            .store
             .delete_group(id, &event)
             .await?
-            .ok_or_else(|| Error::NotFound("group".into()))
+            .ok_or_else(|| Error::NotFound("group".into()))?;
+        self.applied(revision).await
     }
 
     /// Adds (`add`) or removes a user to or from a group (admin+). Idempotent; returns whether
@@ -156,8 +158,8 @@ impl Workspaces {
             .set_group_member(group.workspace_id, group_id, user_id, add, &event)
             .await?
         {
-            LinkOutcome::Changed(revision) => Ok((true, revision)),
-            LinkOutcome::Unchanged(revision) => Ok((false, revision)),
+            LinkOutcome::Changed(revision) => Ok((true, self.applied(revision).await?)),
+            LinkOutcome::Unchanged(revision) => Ok((false, self.applied(revision).await?)),
             LinkOutcome::NotWorkspaceMember => Err(Error::FailedPrecondition(
                 "the user is not a member of the group's workspace".into(),
             )),

@@ -96,7 +96,7 @@ impl Workspaces {
             .member(invitation.workspace_id, user)
             .await?
             .ok_or(Error::Internal)?;
-        Ok((member, revision))
+        Ok((member, self.applied(revision).await?))
     }
 
     /// Declines an invitation addressed to the caller (lapsed ones too).

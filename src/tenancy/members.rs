@@ -159,7 +159,7 @@ impl Workspaces {
         workspace_id: Uuid,
         target: Uuid,
         role: &str,
-    ) -> Result<(MemberRow, usize, Option<i64>), Error> {
+    ) -> Result<(MemberRow, usize, i64), Error> {
         validate_role("role", role)?;
         let standing = self.standing(caller, workspace_id).await?;
         standing.require("admin", "changing member roles")?;
@@ -215,7 +215,12 @@ impl Workspaces {
             .member(workspace_id, target)
             .await?
             .ok_or_else(|| Error::NotFound("member".into()))?;
-        Ok((member, revoked, revision))
+        // Unchanged: the current revision, which is as fresh as the answer.
+        let revision = match revision {
+            Some(revision) => revision,
+            None => self.store.current_revision().await?,
+        };
+        Ok((member, revoked, self.applied(revision).await?))
     }
 
     /// Removes a member (admin+, or the member themself; owner to remove an owner; never the
@@ -279,7 +284,7 @@ impl Workspaces {
         let revoked = self
             .revoke_member(workspace_id, target, "membership_changed")
             .await?;
-        Ok((revoked, revision))
+        Ok((revoked, self.applied(revision).await?))
     }
 
     async fn revoke_member(

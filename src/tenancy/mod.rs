@@ -105,12 +105,22 @@ pub(crate) fn validate_description(text: &str) -> Result<String, Error> {
 pub struct Workspaces {
     store: Arc<dyn Store>,
     tokens: Arc<TokenService>,
+    engine: Arc<crate::authz::engine::Engine>,
 }
 
 impl Workspaces {
-    /// Over `store`; `tokens` revokes sessions of deleted workspaces.
-    pub fn new(store: Arc<dyn Store>, tokens: Arc<TokenService>) -> Self {
-        Self { store, tokens }
+    /// Over `store`; `tokens` revokes sessions of deleted workspaces; writes are applied to
+    /// `engine` before they answer.
+    pub fn new(
+        store: Arc<dyn Store>,
+        tokens: Arc<TokenService>,
+        engine: Arc<crate::authz::engine::Engine>,
+    ) -> Self {
+        Self {
+            store,
+            tokens,
+            engine,
+        }
     }
 
     /// The caller's standing in workspace `id`: a user by membership (platform admins rank as
@@ -308,9 +318,18 @@ impl Workspaces {
             serde_json::json!({}),
         );
         event.workspace_id = Some(id);
-        self.store
+        let revision = self
+            .store
             .delete_workspace(id, &event)
             .await?
-            .ok_or_else(|| Error::NotFound("workspace".into()))
+            .ok_or_else(|| Error::NotFound("workspace".into()))?;
+        self.applied(revision).await
+    }
+
+    /// After a write committed at `revision`: applies it to this process's permission index
+    /// before the write answers (read-your-writes) and nudges the other replicas.
+    async fn applied(&self, revision: i64) -> Result<i64, Error> {
+        self.engine.written(revision).await?;
+        Ok(revision)
     }
 }

@@ -149,7 +149,7 @@ impl Workspaces {
         );
         event.workspace_id = Some(workspace_id);
         let revision = self.store.create_role(&role, &event).await?;
-        Ok((role, revision))
+        Ok((role, self.applied(revision).await?))
     }
 
     /// Custom roles of a workspace (any member; a service key lists its own only).
@@ -182,10 +182,12 @@ impl Workspaces {
             serde_json::json!({ "name": role.name, "service": role.service_name }),
         );
         event.workspace_id = Some(role.workspace_id);
-        self.store
+        let revision = self
+            .store
             .delete_role(id, &event)
             .await?
-            .ok_or_else(|| Error::NotFound("role".into()))
+            .ok_or_else(|| Error::NotFound("role".into()))?;
+        self.applied(revision).await
     }
 
     /// Replaces a custom role's actions; the updated role and the revision.
@@ -250,8 +252,8 @@ impl Workspaces {
             .set_role_assignment(&role, user_id, assign, &event)
             .await?
         {
-            LinkOutcome::Changed(revision) => Ok((true, revision)),
-            LinkOutcome::Unchanged(revision) => Ok((false, revision)),
+            LinkOutcome::Changed(revision) => Ok((true, self.applied(revision).await?)),
+            LinkOutcome::Unchanged(revision) => Ok((false, self.applied(revision).await?)),
             LinkOutcome::NotWorkspaceMember => Err(Error::FailedPrecondition(
                 "the user is not a member of the role's workspace".into(),
             )),
@@ -291,10 +293,11 @@ impl Workspaces {
             service,
             serde_json::json!({ "count": actions.len() }),
         );
-        Ok(self
+        let (created, updated, revision) = self
             .store
             .register_actions(service, actions, &event)
-            .await?)
+            .await?;
+        Ok((created, updated, self.applied(revision).await?))
     }
 
     /// The user's roles of `service` in a workspace holding `action` (empty: not allowed,

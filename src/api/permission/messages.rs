@@ -1,0 +1,331 @@
+//! PermissionService requests parsed into domain values, and domain values as messages.
+
+use super::super::convert;
+use crate::authz::change::{Change, GranteeRef, ResourceKey};
+use crate::authz::consistency;
+use crate::authz::engine::Freshness;
+use crate::authz::watch::WatchEvent;
+use crate::error::Error;
+use crate::proto::v1 as pb;
+use crate::store::{GrantRow, ResourceRow};
+
+/// Validates a read's consistency requirement. RBAC reads are answered from the database,
+/// which is always at least as fresh as any token it issued.
+pub(super) fn check_consistency(consistency: Option<&pb::Consistency>) -> Result<(), Error> {
+    freshness(consistency).map(|_| ())
+}
+
+/// The freshness a read asks for.
+pub(super) fn freshness(consistency: Option<&pb::Consistency>) -> Result<Freshness, Error> {
+    use pb::consistency::Requirement;
+    match consistency.and_then(|c| c.requirement.as_ref()) {
+        None | Some(Requirement::MinimizeLatency(true)) => Ok(Freshness::MinimizeLatency),
+        Some(Requirement::FullyConsistent(true)) => Ok(Freshness::Full),
+        Some(Requirement::MinimizeLatency(false)) => Err(Error::invalid(
+            "consistency.minimize_latency",
+            "must be true when set",
+        )),
+        Some(Requirement::FullyConsistent(false)) => Err(Error::invalid(
+            "consistency.fully_consistent",
+            "must be true when set",
+        )),
+        Some(Requirement::AtLeastAsFresh(token)) => {
+            consistency::decode("consistency.at_least_as_fresh", token).map(Freshness::AtLeast)
+        }
+    }
+}
+
+/// Whether `value` is a resource type: `^[a-z][a-z0-9_]{0,63}$`.
+pub(super) fn is_type(value: &str) -> bool {
+    let mut chars = value.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && value.len() <= 64
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+const TYPE_RULE: &str = "must match ^[a-z][a-z0-9_]{0,63}$";
+
+/// Checks a resource type.
+pub(super) fn validate_type(field: &str, value: &str) -> Result<(), Error> {
+    if is_type(value) {
+        Ok(())
+    } else {
+        Err(Error::invalid(field, TYPE_RULE))
+    }
+}
+
+/// Checks a resource id: 1 to 256 bytes.
+pub(super) fn validate_id(field: &str, value: &str) -> Result<(), Error> {
+    if value.is_empty() || value.len() > 256 {
+        return Err(Error::invalid(field, "must be 1 to 256 bytes"));
+    }
+    Ok(())
+}
+
+/// A validated resource reference. The field name is built only for an error (this runs on
+/// every Check).
+pub(super) fn checked_ref(
+    reference: Option<&pb::ResourceRef>,
+    field: impl Fn() -> String,
+) -> Result<&pb::ResourceRef, Error> {
+    let reference = reference.ok_or_else(|| Error::invalid(field(), "is required"))?;
+    if !is_type(&reference.resource_type) {
+        return Err(Error::invalid(
+            format!("{}.resource_type", field()),
+            TYPE_RULE,
+        ));
+    }
+    if reference.resource_id.is_empty() || reference.resource_id.len() > 256 {
+        return Err(Error::invalid(
+            format!("{}.resource_id", field()),
+            "must be 1 to 256 bytes",
+        ));
+    }
+    Ok(reference)
+}
+
+/// The key of a referenced resource of `service`.
+pub(super) fn key_of(
+    service: &str,
+    reference: Option<&pb::ResourceRef>,
+    field: &str,
+) -> Result<ResourceKey, Error> {
+    let reference = checked_ref(reference, || field.to_string())?;
+    Ok(ResourceKey {
+        service_name: service.to_string(),
+        resource_type: reference.resource_type.clone(),
+        resource_id: reference.resource_id.clone(),
+    })
+}
+
+pub(super) fn visibility_name(
+    value: i32,
+    field: &str,
+    default: Option<&'static str>,
+) -> Result<&'static str, Error> {
+    match pb::Visibility::try_from(value) {
+        Ok(pb::Visibility::Private) => Ok("private"),
+        Ok(pb::Visibility::Workspace) => Ok("workspace"),
+        Ok(pb::Visibility::Unspecified) => {
+            default.ok_or_else(|| Error::invalid(field, "is required (private or workspace)"))
+        }
+        Err(_) => Err(Error::invalid(field, "is not a visibility")),
+    }
+}
+
+pub(super) fn visibility(name: &str) -> pb::Visibility {
+    if name == "private" {
+        pb::Visibility::Private
+    } else {
+        pb::Visibility::Workspace
+    }
+}
+
+pub(super) fn permission(name: &str) -> pb::Permission {
+    if name == "edit" {
+        pb::Permission::Edit
+    } else {
+        pb::Permission::View
+    }
+}
+
+pub(super) fn permission_name(value: i32) -> Option<&'static str> {
+    match pb::Permission::try_from(value).ok()? {
+        pb::Permission::View => Some("view"),
+        pb::Permission::Edit => Some("edit"),
+        pb::Permission::Unspecified => None,
+    }
+}
+
+pub(super) fn grantee_of(grantee: Option<&pb::Grantee>) -> Result<GranteeRef, Error> {
+    match grantee.and_then(|g| g.grantee.as_ref()) {
+        Some(pb::grantee::Grantee::UserId(id)) => {
+            Ok(GranteeRef::User(convert::uuid("grantee.user_id", id)?))
+        }
+        Some(pb::grantee::Grantee::GroupId(id)) => {
+            Ok(GranteeRef::Group(convert::uuid("grantee.group_id", id)?))
+        }
+        None => Err(Error::invalid("grantee", "user_id or group_id is required")),
+    }
+}
+
+pub(super) fn grantee_message(grantee: GranteeRef) -> pb::Grantee {
+    pb::Grantee {
+        grantee: Some(match grantee {
+            GranteeRef::User(id) => pb::grantee::Grantee::UserId(id.to_string()),
+            GranteeRef::Group(id) => pb::grantee::Grantee::GroupId(id.to_string()),
+        }),
+    }
+}
+
+pub(super) fn reference(resource_type: &str, resource_id: &str) -> pb::ResourceRef {
+    pb::ResourceRef {
+        resource_type: resource_type.to_string(),
+        resource_id: resource_id.to_string(),
+    }
+}
+
+pub(super) fn resource_message(row: &ResourceRow, grants: Vec<pb::Grant>) -> pb::Resource {
+    let s = &row.state;
+    pb::Resource {
+        service_name: s.service_name.clone(),
+        resource_type: s.resource_type.clone(),
+        resource_id: s.resource_id.clone(),
+        workspace_id: s.workspace_id.to_string(),
+        owner_id: s.owner_id.map(|o| o.to_string()).unwrap_or_default(),
+        visibility: visibility(&s.visibility) as i32,
+        parent: s.parent.as_ref().map(|(t, id)| reference(t, id)),
+        created_at: Some(convert::timestamp(row.created_at)),
+        updated_at: Some(convert::timestamp(row.updated_at)),
+        grants,
+    }
+}
+
+pub(super) fn grant_message(grant: &GrantRow) -> pb::Grant {
+    pb::Grant {
+        grantee: Some(grantee_message(grant.grantee)),
+        permission: permission(&grant.permission) as i32,
+        expires_at: grant.expires_at.map(convert::timestamp),
+        granted_by: grant.granted_by.map(|u| u.to_string()).unwrap_or_default(),
+        created_at: Some(convert::timestamp(grant.created_at)),
+        grantee_name: String::new(),
+        grantee_email: String::new(),
+    }
+}
+
+/// The stream message of a Watch event.
+pub(super) fn watch_message(event: &WatchEvent) -> pb::WatchResponse {
+    use pb::ChangeOperation as Op;
+    let (revision, occurred_at, change) = match event {
+        WatchEvent::Checkpoint { revision, at } => {
+            return pb::WatchResponse {
+                revision: *revision,
+                consistency_token: consistency::encode(*revision),
+                operation: Op::Checkpoint as i32,
+                occurred_at: Some(convert::timestamp(*at)),
+                ..Default::default()
+            };
+        }
+        WatchEvent::Change {
+            revision,
+            occurred_at,
+            change,
+        } => (*revision, *occurred_at, change),
+    };
+    let mut m = pb::WatchResponse {
+        revision,
+        consistency_token: consistency::encode(revision),
+        occurred_at: Some(convert::timestamp(occurred_at)),
+        workspace_id: change
+            .workspace_id()
+            .map(|w| w.to_string())
+            .unwrap_or_default(),
+        ..Default::default()
+    };
+    let op = match change {
+        Change::MemberSet {
+            user_id,
+            role,
+            added,
+            ..
+        } => {
+            m.user_id = user_id.to_string();
+            m.role = convert::role(role) as i32;
+            if *added {
+                Op::MemberAdded
+            } else {
+                Op::MemberRoleChanged
+            }
+        }
+        Change::MemberRemoved { user_id, .. } => {
+            m.user_id = user_id.to_string();
+            Op::MemberRemoved
+        }
+        Change::WorkspaceDeleted { .. } => Op::WorkspaceDeleted,
+        Change::GroupDeleted { group_id, .. } => {
+            m.group_id = group_id.to_string();
+            Op::GroupDeleted
+        }
+        Change::GroupMemberAdded {
+            group_id, user_id, ..
+        } => {
+            m.group_id = group_id.to_string();
+            m.user_id = user_id.to_string();
+            Op::GroupMemberAdded
+        }
+        Change::GroupMemberRemoved {
+            group_id, user_id, ..
+        } => {
+            m.group_id = group_id.to_string();
+            m.user_id = user_id.to_string();
+            Op::GroupMemberRemoved
+        }
+        Change::RoleChanged {
+            role_id, actions, ..
+        } => {
+            m.role_id = role_id.to_string();
+            m.actions = actions.clone();
+            Op::RoleActionsChanged
+        }
+        Change::RoleDeleted { role_id, .. } => {
+            m.role_id = role_id.to_string();
+            Op::RoleDeleted
+        }
+        Change::RoleAssignment {
+            role_id,
+            user_id,
+            assigned,
+            ..
+        } => {
+            m.role_id = role_id.to_string();
+            m.user_id = user_id.to_string();
+            if *assigned {
+                Op::RoleAssigned
+            } else {
+                Op::RoleUnassigned
+            }
+        }
+        Change::ResourceSet { resource, created } => {
+            m.resource = Some(reference(&resource.resource_type, &resource.resource_id));
+            m.owner_id = resource.owner_id.map(|o| o.to_string()).unwrap_or_default();
+            m.visibility = visibility(&resource.visibility) as i32;
+            m.parent = resource.parent.as_ref().map(|(t, id)| reference(t, id));
+            if *created {
+                Op::ResourceCreated
+            } else {
+                Op::ResourceUpdated
+            }
+        }
+        Change::ResourceDeleted { key, .. } => {
+            m.resource = Some(reference(&key.resource_type, &key.resource_id));
+            Op::ResourceDeleted
+        }
+        Change::GrantSet {
+            key,
+            grantee,
+            permission: level,
+            expires_at,
+            created,
+            ..
+        } => {
+            m.resource = Some(reference(&key.resource_type, &key.resource_id));
+            m.grantee = Some(grantee_message(*grantee));
+            m.permission = permission(level) as i32;
+            m.expires_at = expires_at.map(convert::timestamp);
+            if *created {
+                Op::GrantCreated
+            } else {
+                Op::GrantUpdated
+            }
+        }
+        Change::GrantRemoved { key, grantee, .. } => {
+            m.resource = Some(reference(&key.resource_type, &key.resource_id));
+            m.grantee = Some(grantee_message(*grantee));
+            Op::GrantDeleted
+        }
+        // Not streamed: the engine leaves them out.
+        Change::ActionsRegistered { .. } | Change::ServiceDeleted { .. } => Op::Unspecified,
+    };
+    m.operation = op as i32;
+    m
+}

@@ -1,0 +1,321 @@
+//! The resources service: registering resources, their owner and visibility, and sharing
+//! them. It owns the sharing rule (who may change a resource's grants), the audit event of
+//! every write and read-your-writes: each write is applied to this process's index before it
+//! answers, and its revision is what the caller's consistency token names.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::change::{GranteeRef, ResourceKey, ResourceState};
+use super::engine::Engine;
+use crate::audit::{self, Actor};
+use crate::error::Error;
+use crate::store::{GrantRow, ResourceRow, ResourceUpdate, Store};
+
+/// A write's result and the revision it committed at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written<T> {
+    /// What the write returns.
+    pub value: T,
+    /// Its changelog revision (read-your-writes: pass it back as a consistency token).
+    pub revision: i64,
+}
+
+/// Who writes a resource's grants: the calling service, and on the dual tier the user it acts
+/// for with the workspace of that user's token.
+#[derive(Debug, Clone, Copy)]
+pub struct Sharer<'a> {
+    /// The audit actor.
+    pub actor: &'a Actor,
+    /// The acting user (`None`: the service itself, which may share anything it registered).
+    pub user: Option<Uuid>,
+    /// The workspace the acting user's token is scoped to.
+    pub token_workspace: Option<Uuid>,
+}
+
+/// A new grant.
+#[derive(Debug, Clone)]
+pub struct NewGrant {
+    /// Who receives it.
+    pub grantee: GranteeRef,
+    /// `view` or `edit`.
+    pub permission: &'static str,
+    /// When it lapses (in the future; millisecond precision is kept).
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A live grant, with the grantee's name (and a user's email) when asked for.
+#[derive(Debug, Clone)]
+pub struct GrantView {
+    /// The grant.
+    pub grant: GrantRow,
+    /// The user's or group's name (empty unless enriched).
+    pub grantee_name: String,
+    /// The user's email (empty unless enriched, or for a group).
+    pub grantee_email: String,
+}
+
+/// Resources and their grants.
+pub struct Resources {
+    store: Arc<dyn Store>,
+    engine: Arc<Engine>,
+}
+
+fn target(key: &ResourceKey) -> String {
+    format!("{}/{}", key.resource_type, key.resource_id)
+}
+
+impl Resources {
+    /// Over `store`, applying writes to `engine`.
+    pub fn new(store: Arc<dyn Store>, engine: Arc<Engine>) -> Self {
+        Self { store, engine }
+    }
+
+    /// Applies a local write to this process's index and nudges the replicas.
+    async fn written<T>(&self, value: T, revision: i64) -> Result<Written<T>, Error> {
+        self.engine.written(revision).await?;
+        Ok(Written { value, revision })
+    }
+
+    /// The resource, NOT_FOUND when absent.
+    async fn existing(&self, key: &ResourceKey) -> Result<ResourceRow, Error> {
+        self.store
+            .resource(key)
+            .await?
+            .ok_or_else(|| Error::NotFound("resource".into()))
+    }
+
+    /// Registers a resource (or, with `upsert`, updates the registered one); the row and
+    /// whether it was created.
+    pub async fn register(
+        &self,
+        actor: &Actor,
+        state: &ResourceState,
+        upsert: bool,
+    ) -> Result<Written<(ResourceRow, bool)>, Error> {
+        if let Some((parent_type, parent_id)) = &state.parent
+            && *parent_type == state.resource_type
+            && *parent_id == state.resource_id
+        {
+            return Err(Error::FailedPrecondition(
+                "a resource cannot be its own parent".into(),
+            ));
+        }
+        let mut event = audit::event(
+            "resource.registered",
+            actor,
+            "resource",
+            format!("{}/{}", state.resource_type, state.resource_id),
+            serde_json::json!({ "upsert": upsert, "visibility": state.visibility }),
+        );
+        event.workspace_id = Some(state.workspace_id);
+        let (row, created, revision) = self.store.register_resource(state, upsert, &event).await?;
+        self.written((row, created), revision).await
+    }
+
+    /// Deletes a resource with its grants; `false` (at the current revision) when there is
+    /// none and `allow_missing`, NOT_FOUND otherwise.
+    pub async fn delete(
+        &self,
+        actor: &Actor,
+        key: &ResourceKey,
+        allow_missing: bool,
+    ) -> Result<Written<bool>, Error> {
+        let event = audit::event(
+            "resource.deleted",
+            actor,
+            "resource",
+            target(key),
+            serde_json::json!({}),
+        );
+        match self.store.delete_resource(key, &event).await? {
+            Some(revision) => self.written(true, revision).await,
+            None if allow_missing => Ok(Written {
+                value: false,
+                revision: self.store.current_revision().await?,
+            }),
+            None => Err(Error::NotFound("resource".into())),
+        }
+    }
+
+    /// Sets a resource's visibility (`private` or `workspace`).
+    pub async fn set_visibility(
+        &self,
+        actor: &Actor,
+        key: &ResourceKey,
+        visibility: &str,
+    ) -> Result<Written<ResourceRow>, Error> {
+        self.update(
+            actor,
+            key,
+            ResourceUpdate::Visibility(visibility.into()),
+            "resource.visibility_set",
+            serde_json::json!({ "visibility": visibility }),
+        )
+        .await
+    }
+
+    /// Sets (or, with `None`, clears) a resource's owner; NOT_FOUND for an unknown user.
+    pub async fn set_owner(
+        &self,
+        actor: &Actor,
+        key: &ResourceKey,
+        owner: Option<Uuid>,
+    ) -> Result<Written<ResourceRow>, Error> {
+        if let Some(owner) = owner
+            && self.store.user_by_id(owner).await?.is_none()
+        {
+            return Err(Error::NotFound("user".into()));
+        }
+        self.update(
+            actor,
+            key,
+            ResourceUpdate::Owner(owner),
+            "resource.owner_set",
+            serde_json::json!({ "owner_id": owner }),
+        )
+        .await
+    }
+
+    async fn update(
+        &self,
+        actor: &Actor,
+        key: &ResourceKey,
+        update: ResourceUpdate,
+        action: &str,
+        details: serde_json::Value,
+    ) -> Result<Written<ResourceRow>, Error> {
+        let event = audit::event(action, actor, "resource", target(key), details);
+        let (row, revision) = self.store.update_resource(key, &update, &event).await?;
+        self.written(row, revision).await
+    }
+
+    /// Grants `grant` on a resource (replacing the grantee's grant of that permission); the
+    /// grant and whether anything changed.
+    pub async fn share(
+        &self,
+        sharer: &Sharer<'_>,
+        key: &ResourceKey,
+        grant: &NewGrant,
+    ) -> Result<Written<(GrantRow, bool)>, Error> {
+        let row = self.existing(key).await?;
+        let granted_by = self.may_share(sharer, &row).await?;
+        let mut event = audit::event(
+            "resource.shared",
+            sharer.actor,
+            "resource",
+            target(key),
+            serde_json::json!({
+                "grantee": grant.grantee,
+                "permission": grant.permission,
+                "expires_at": grant.expires_at,
+            }),
+        );
+        event.workspace_id = Some(row.state.workspace_id);
+        let row = GrantRow {
+            grantee: grant.grantee,
+            permission: grant.permission.to_string(),
+            expires_at: grant.expires_at,
+            granted_by,
+            created_at: Utc::now(),
+        };
+        let (grant, changed, revision) = self.store.share(key, &row, &event).await?;
+        self.written((grant, changed), revision).await
+    }
+
+    /// Removes the grantee's grants on a resource (of `permission` only, when given); whether
+    /// one was removed.
+    pub async fn unshare(
+        &self,
+        sharer: &Sharer<'_>,
+        key: &ResourceKey,
+        grantee: GranteeRef,
+        permission: Option<&str>,
+    ) -> Result<Written<bool>, Error> {
+        let row = self.existing(key).await?;
+        self.may_share(sharer, &row).await?;
+        let mut event = audit::event(
+            "resource.unshared",
+            sharer.actor,
+            "resource",
+            target(key),
+            serde_json::json!({ "grantee": grantee }),
+        );
+        event.workspace_id = Some(row.state.workspace_id);
+        let (removed, revision) = self.store.unshare(key, grantee, permission, &event).await?;
+        self.written(removed, revision).await
+    }
+
+    /// A resource with its live grants (with grantee names and emails when `enrich`).
+    pub async fn get(
+        &self,
+        key: &ResourceKey,
+        enrich: bool,
+    ) -> Result<(ResourceRow, Vec<GrantView>), Error> {
+        let row = self.existing(key).await?;
+        let now = Utc::now();
+        let mut grants = Vec::new();
+        for grant in self.store.grants(row.id).await? {
+            if grant.expires_at.is_some_and(|at| at <= now) {
+                continue;
+            }
+            let (mut grantee_name, mut grantee_email) = (String::new(), String::new());
+            if enrich {
+                match grant.grantee {
+                    GranteeRef::User(id) => {
+                        if let Some(user) = self.store.user_by_id(id).await? {
+                            (grantee_name, grantee_email) = (user.name, user.email);
+                        }
+                    }
+                    GranteeRef::Group(id) => {
+                        if let Some(group) = self.store.group(id).await? {
+                            grantee_name = group.name;
+                        }
+                    }
+                }
+            }
+            grants.push(GrantView {
+                grant,
+                grantee_name,
+                grantee_email,
+            });
+        }
+        Ok((row, grants))
+    }
+
+    /// The sharing rule: a user acting through the service must own the resource or be admin
+    /// or owner of its workspace, and act in that workspace. Returns who grants.
+    async fn may_share(
+        &self,
+        sharer: &Sharer<'_>,
+        row: &ResourceRow,
+    ) -> Result<Option<Uuid>, Error> {
+        let Some(user) = sharer.user else {
+            return Ok(None); // the service itself
+        };
+        if sharer.token_workspace != Some(row.state.workspace_id) {
+            // Say what to fix: the user may well be the owner, but acts from another workspace.
+            return Err(Error::PermissionDenied(
+                "the token's workspace does not match the resource's workspace; use a token \
+                 scoped to the resource's workspace (Refresh or SwitchWorkspace with its id)"
+                    .into(),
+            ));
+        }
+        let role = self
+            .store
+            .membership_role(row.state.workspace_id, user)
+            .await?;
+        let allowed = row.state.owner_id == Some(user)
+            || role
+                .as_deref()
+                .is_some_and(|r| crate::tenancy::rank(r) >= crate::tenancy::rank("admin"));
+        if !allowed {
+            return Err(Error::PermissionDenied(
+                "only the resource's owner or a workspace admin may change its grants".into(),
+            ));
+        }
+        Ok(Some(user))
+    }
+}

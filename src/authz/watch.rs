@@ -1,0 +1,215 @@
+//! Watch: a service's authorization changes as a stream, from a revision on.
+//!
+//! A stream first replays the changelog from the database (from the start revision, or after
+//! falling behind), then follows what this replica's index applies, with a checkpoint when
+//! idle. It shows a service its own resources, grants, roles and actions, and the membership
+//! and group history of the workspaces the service is present in.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use futures::future::BoxFuture;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::change::Change;
+use super::engine::Engine;
+use crate::error::Error;
+use crate::store::{ChangeRow, Store};
+
+/// Idle streams get a checkpoint at least this often.
+pub const CHECKPOINT: Duration = Duration::from_secs(30);
+/// How often an open stream asks whether its caller may still watch.
+pub const RECHECK: Duration = Duration::from_secs(1);
+/// Changelog entries read from the database per round trip while replaying.
+const REPLAY_BATCH: i64 = 500;
+
+/// One message of a stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WatchEvent {
+    /// A change, at its revision.
+    Change {
+        /// Its changelog revision.
+        revision: i64,
+        /// When it was committed.
+        occurred_at: DateTime<Utc>,
+        /// What changed.
+        change: Change,
+    },
+    /// Nothing new up to `revision` (sent when idle).
+    Checkpoint {
+        /// The revision the stream has reached.
+        revision: i64,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// Asked every [`RECHECK`]: whether the caller may still watch (its key may have been rotated
+/// out, deactivated or deleted meanwhile). An error ends the stream with that error.
+pub type StillAllowed = Box<dyn Fn() -> BoxFuture<'static, Result<(), Error>> + Send + Sync>;
+
+/// What a stream shows.
+pub struct WatchQuery {
+    /// The watching service.
+    pub service: String,
+    /// Resource types shown (empty: all); other changes are not filtered by it.
+    pub resource_types: Vec<String>,
+    /// Changes after this revision (`None`: from now on).
+    pub start: Option<i64>,
+}
+
+struct State {
+    store: Arc<dyn Store>,
+    query: WatchQuery,
+    still_allowed: StillAllowed,
+    cursor: i64,
+    pending: VecDeque<WatchEvent>,
+    /// Live changelog entries from the replica's index.
+    feed: broadcast::Receiver<Arc<[ChangeRow]>>,
+    /// Reading the database from `cursor` (from the start, or after falling behind).
+    replaying: bool,
+    done: bool,
+    last_check: Instant,
+    last_sent: Instant,
+    /// Workspaces where the service was found to have resources or roles.
+    present_in: HashSet<Uuid>,
+}
+
+impl Engine {
+    /// A stream of `query.service`'s changes after `query.start`; INVALID_ARGUMENT naming
+    /// `start_token` when the start is newer than any write.
+    pub async fn watch(
+        &self,
+        query: WatchQuery,
+        still_allowed: StillAllowed,
+    ) -> Result<impl Stream<Item = Result<WatchEvent, Error>> + Send + use<>, Error> {
+        // Subscribed before the first read of the database, so nothing falls in between.
+        let feed = self.changes();
+        let latest = self.store.current_revision().await?;
+        let cursor = match query.start {
+            None => latest,
+            Some(start) if start > latest => {
+                return Err(Error::invalid(
+                    "start_token",
+                    "names a revision newer than any write",
+                ));
+            }
+            Some(start) => start,
+        };
+        let state = State {
+            store: self.store.clone(),
+            query,
+            still_allowed,
+            cursor,
+            pending: VecDeque::new(),
+            feed,
+            replaying: true,
+            done: false,
+            last_check: Instant::now(),
+            last_sent: Instant::now(),
+            present_in: HashSet::new(),
+        };
+        Ok(futures::stream::unfold(state, next))
+    }
+}
+
+/// The stream's next message (`None`: the stream ends).
+async fn next(mut w: State) -> Option<(Result<WatchEvent, Error>, State)> {
+    if w.done {
+        return None;
+    }
+    loop {
+        if w.last_check.elapsed() >= RECHECK {
+            w.last_check = Instant::now();
+            if let Err(err) = (w.still_allowed)().await {
+                w.done = true;
+                return Some((Err(err), w));
+            }
+        }
+        if let Some(event) = w.pending.pop_front() {
+            w.last_sent = Instant::now();
+            return Some((Ok(event), w));
+        }
+        let rows: Vec<ChangeRow> = if w.replaying {
+            match w
+                .store
+                .changes_since(w.cursor, Some(&w.query.service), REPLAY_BATCH)
+                .await
+            {
+                Ok(rows) => {
+                    w.replaying = rows.len() as i64 == REPLAY_BATCH;
+                    rows
+                }
+                Err(err) => {
+                    w.done = true;
+                    return Some((Err(err.into()), w));
+                }
+            }
+        } else {
+            // Live: what the replica's index applies, woken at least every recheck.
+            match tokio::time::timeout(RECHECK, w.feed.recv()).await {
+                Ok(Ok(batch)) => batch
+                    .iter()
+                    .filter(|r| {
+                        r.revision > w.cursor
+                            && r.change.service_name().is_none_or(|s| s == w.query.service)
+                    })
+                    .cloned()
+                    .collect(),
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
+                    w.replaying = true;
+                    continue;
+                }
+                Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+                Err(_) if w.last_sent.elapsed() < CHECKPOINT => continue,
+                Err(_) => {
+                    w.last_sent = Instant::now();
+                    let event = WatchEvent::Checkpoint {
+                        revision: w.cursor,
+                        at: Utc::now(),
+                    };
+                    return Some((Ok(event), w));
+                }
+            }
+        };
+        for row in rows {
+            w.cursor = row.revision;
+            // Membership and group history only of workspaces this service is in.
+            if let Some(workspace) = row.change.shared_workspace()
+                && !w.present_in.contains(&workspace)
+            {
+                match w
+                    .store
+                    .service_in_workspace(&w.query.service, workspace)
+                    .await
+                {
+                    Ok(true) => {
+                        w.present_in.insert(workspace);
+                    }
+                    Ok(false) => continue,
+                    Err(err) => {
+                        w.done = true;
+                        return Some((Err(err.into()), w));
+                    }
+                }
+            }
+            let types = &w.query.resource_types;
+            let wanted = row
+                .change
+                .resource_type()
+                .is_none_or(|t| types.is_empty() || types.iter().any(|x| x == t));
+            if row.change.is_watched() && wanted {
+                w.pending.push_back(WatchEvent::Change {
+                    revision: row.revision,
+                    occurred_at: row.occurred_at,
+                    change: row.change,
+                });
+            }
+        }
+    }
+}
