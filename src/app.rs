@@ -21,14 +21,13 @@ use crate::store::{self, Store};
 use crate::tokens::kek::Kek;
 use crate::tokens::keys::KeyRing;
 use crate::tokens::revocation::{self, RevocationSet};
+use crate::tokens::rotation::KEYS_CHANNEL;
 use crate::tokens::service::{TokenPolicy, TokenService};
 
 /// How often each process re-reads the signing keys (a fallback: rotations are also announced).
 const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
 /// How often counted failures are written to the audit trail (and at shutdown).
 const FAILURE_AUDIT_INTERVAL: Duration = Duration::from_secs(60);
-/// Pub/sub channel announcing a key rotation to every replica.
-const KEYS_CHANNEL: &str = "signing-keys";
 
 /// Everything handlers share. Cheap to clone.
 #[derive(Clone)]
@@ -59,6 +58,12 @@ pub struct AppState {
     pub engine: Arc<crate::authz::engine::Engine>,
     /// Resources and their grants.
     pub resources: Arc<crate::authz::resources::Resources>,
+    /// Users and their profiles.
+    pub users: Arc<crate::users::Users>,
+    /// Rotation and retirement of signing keys.
+    pub key_rotation: Arc<crate::tokens::rotation::KeyRotation>,
+    /// Platform administration: CSV import and export, counts, the audit trail.
+    pub platform: Arc<crate::platform::Platform>,
     /// Sign-in through identity providers.
     pub login: Arc<crate::login::Login>,
     /// Refused credentials and failed sign-ins, written to the audit trail once a minute.
@@ -68,50 +73,6 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Rotates the signing key and tells every replica to reload at once.
-    pub async fn rotate_signing_key(
-        &self,
-        algorithm: crate::tokens::keys::SigningAlgorithm,
-        publish_delay: Duration,
-        overlap: Duration,
-    ) -> Result<
-        (
-            crate::tokens::keys::SigningKey,
-            chrono::DateTime<chrono::Utc>,
-        ),
-        crate::tokens::keys::KeyError,
-    > {
-        let rotated = self.keys.rotate(algorithm, publish_delay, overlap).await?;
-        if let Err(err) = self.cache.publish(KEYS_CHANNEL, b"1").await {
-            tracing::warn!(error = %err, "rotation not announced; replicas reload within 30 s");
-        }
-        Ok(rotated)
-    }
-
-    /// Retires a signing key at once (audited as `actor`) and tells every replica to reload.
-    pub async fn retire_signing_key(
-        &self,
-        actor: &crate::audit::Actor,
-        kid: &str,
-    ) -> Result<crate::tokens::keys::RetireOutcome, crate::tokens::keys::KeyError> {
-        let outcome = self.keys.retire_now(kid).await?;
-        if outcome != crate::tokens::keys::RetireOutcome::Retired {
-            return Ok(outcome);
-        }
-        let event = crate::audit::event(
-            "signing_key.retired",
-            actor,
-            "signing_key",
-            kid,
-            serde_json::json!({}),
-        );
-        self.store.insert_audit(&event).await?;
-        if let Err(err) = self.cache.publish(KEYS_CHANNEL, b"1").await {
-            tracing::warn!(error = %err, "retirement not announced; replicas reload within 30 s");
-        }
-        Ok(outcome)
-    }
-
     /// Connects to the configured backends, applies migrations (unless disabled) and loads the
     /// signing keys.
     pub async fn initialize(config: Config) -> anyhow::Result<Self> {
@@ -187,6 +148,13 @@ impl AppState {
             streams: crate::api::streams::StreamSlots::new(config.max_streams_per_key),
             failures,
             login,
+            users: Arc::new(crate::users::Users::new(store.clone(), tokens.clone())),
+            key_rotation: Arc::new(crate::tokens::rotation::KeyRotation::new(
+                keys.clone(),
+                store.clone(),
+                cache.clone(),
+            )),
+            platform: Arc::new(crate::platform::Platform::new(store.clone())),
             resources: Arc::new(crate::authz::resources::Resources::new(
                 store.clone(),
                 engine.clone(),

@@ -2,8 +2,11 @@
 //! snapshot position) as JSON, base64url-encoded. Every paged answer of every edge uses these,
 //! so a token's shape and its errors are the same everywhere.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use uuid::Uuid;
 
 use crate::error::Error;
 
@@ -28,6 +31,23 @@ pub fn decode_text(token: &str) -> Result<Option<String>, Error> {
         .and_then(|b| String::from_utf8(b).ok())
         .map(Some)
         .ok_or_else(|| Error::invalid("page_token", NOT_A_TOKEN))
+}
+
+/// The page token of a `(time, id)` keyset (newest-first lists: sessions, audit events).
+pub fn encode_time_id(at: DateTime<Utc>, id: Uuid) -> String {
+    encode_text(&format!("{}|{id}", at.to_rfc3339()))
+}
+
+/// The `(time, id)` keyset inside a page token from [`encode_time_id`].
+pub fn decode_time_id(token: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, Error> {
+    let Some(text) = decode_text(token)? else {
+        return Ok(None);
+    };
+    let bad = || Error::invalid("page_token", NOT_A_TOKEN);
+    let (at, id) = text.split_once('|').ok_or_else(bad)?;
+    let at = DateTime::parse_from_rfc3339(at).map_err(|_| bad())?;
+    let id = Uuid::parse_str(id).map_err(|_| bad())?;
+    Ok(Some((at.with_timezone(&Utc), id)))
 }
 
 /// The page token around a serializable cursor.
@@ -69,6 +89,25 @@ mod tests {
         );
         assert_eq!(decode::<Key>(&token).unwrap(), Some(key));
         assert_eq!(decode::<Key>("").unwrap(), None);
+    }
+
+    #[test]
+    fn a_time_and_id_survive_their_token() {
+        let at = DateTime::parse_from_rfc3339("2026-12-02T03:04:05.678Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let id = Uuid::new_v4();
+        assert_eq!(
+            decode_time_id(&encode_time_id(at, id)).unwrap(),
+            Some((at, id))
+        );
+        for bad in [
+            encode_text("no bar"),
+            encode_text("yesterday|x"),
+            "!".into(),
+        ] {
+            assert!(decode_time_id(&bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

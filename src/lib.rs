@@ -17,13 +17,16 @@ pub mod http;
 pub mod login;
 pub mod metrics;
 pub mod operator;
+pub mod platform;
 pub mod proto;
 pub mod ratelimit;
 pub mod server;
 pub mod store;
+pub mod streams;
 pub mod telemetry;
 pub mod tenancy;
 pub mod tokens;
+pub mod users;
 
 pub use app::{AppState, Application};
 pub use config::Config;

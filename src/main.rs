@@ -336,7 +336,15 @@ async fn rotate_keys(
         None => state.keys.default_algorithm(),
     };
     let embedded = state.config.redis_url.is_none();
-    let (key, activate_at) = state.rotate_signing_key(algorithm, delay, overlap).await?;
+    let (key, activate_at) = state
+        .key_rotation
+        .rotate(
+            &sentinel::audit::Actor::operator(),
+            algorithm,
+            delay,
+            overlap,
+        )
+        .await?;
     println!(
         "new key:    {} ({}) signs from {}",
         key.kid,
@@ -363,7 +371,8 @@ async fn retire_key(config: Config, kid: String) -> anyhow::Result<()> {
     let state = AppState::initialize(config).await?;
     let embedded = state.config.redis_url.is_none();
     let outcome = state
-        .retire_signing_key(&sentinel::audit::Actor::operator(), &kid)
+        .key_rotation
+        .retire(&sentinel::audit::Actor::operator(), &kid)
         .await;
     let result = match outcome {
         Ok(RetireOutcome::Retired) => {

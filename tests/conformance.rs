@@ -22,6 +22,7 @@ both_backends!(
     cache_conformance,
     client_app_redirect_index_conformance,
     invitation_store_conformance,
+    identity_links_conformance,
 );
 
 async fn fresh_store(backend: Backend) -> (Arc<dyn Store>, TestDatabase) {
@@ -451,5 +452,59 @@ async fn invitation_store_conformance(backend: Backend) {
     assert!(
         store.invitation(to_una.id).await.unwrap().is_some(),
         "live ones stay"
+    );
+}
+
+async fn identity_links_conformance(backend: Backend) {
+    let (store, _db) = fresh_store(backend).await;
+    let ann = user("ann@example.com");
+    let bob = user("bob@example.com");
+    store.insert_user(&ann, true).await.unwrap();
+    store.insert_user(&bob, true).await.unwrap();
+    assert!(store.identities_of(ann.id).await.unwrap().is_empty());
+    assert!(
+        store
+            .link_identity("google", "g-1", ann.id, "ann@example.com", &audit_row())
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .link_identity("github", "42", ann.id, "ann@users.example", &audit_row())
+            .await
+            .unwrap()
+    );
+    store
+        .link_identity("google", "g-2", bob.id, "bob@example.com", &audit_row())
+        .await
+        .unwrap();
+    // A later sign-in through a linked identity is no new link.
+    assert!(
+        !store
+            .link_identity("google", "g-1", ann.id, "ann@example.com", &audit_row())
+            .await
+            .unwrap()
+    );
+    let links = store.identities_of(ann.id).await.unwrap();
+    let mut found: Vec<(&str, &str, &str)> = links
+        .iter()
+        .map(|l| (l.provider.as_str(), l.subject.as_str(), l.email.as_str()))
+        .collect();
+    found.sort_unstable();
+    assert_eq!(
+        found,
+        [
+            ("github", "42", "ann@users.example"),
+            ("google", "g-1", "ann@example.com")
+        ]
+    );
+    assert!(links.iter().all(|l| l.last_login_at >= l.created_at));
+    assert_eq!(store.identities_of(bob.id).await.unwrap().len(), 1);
+    assert!(
+        store
+            .identities_of(Uuid::new_v4())
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

@@ -295,6 +295,13 @@ async fn oidc_login_end_to_end(backend: Backend) {
     let me_user = me.user.unwrap();
     assert_eq!(me_user.email, "ann@example.com");
     assert!(me_user.is_admin, "admin bootstrapped from admin_emails");
+    // The identity she signed in with is linked and shown.
+    assert_eq!(me.identities.len(), 1, "{:?}", me.identities);
+    let identity = &me.identities[0];
+    assert_eq!(identity.provider, "google");
+    assert!(!identity.subject.is_empty());
+    assert_eq!(identity.email, "ann@example.com");
+    assert!(identity.linked_at.is_some() && identity.last_used_at.is_some());
     let payload = tokens.access_token.split('.').nth(1).unwrap();
     let claims: serde_json::Value = serde_json::from_slice(
         &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
@@ -346,6 +353,14 @@ async fn oidc_login_end_to_end(backend: Backend) {
     assert_eq!(claims["wid"], acme, "her only workspace by default");
     assert_eq!(claims["wrole"], "editor");
     assert_eq!(audit_count(&db, "identity.linked").await, 2);
+    let me = UserServiceClient::new(app.channel.clone())
+        .get_me(with_bearer(GetMeRequest {}, &tokens.access_token))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut providers: Vec<&str> = me.identities.iter().map(|i| i.provider.as_str()).collect();
+    providers.sort_unstable();
+    assert_eq!(providers, ["entra", "google"], "{:?}", me.identities);
 
     // Account rules per provider. Erin has an account; Entra without xms_edov does not prove she
     // owns the email, so it may not take the account over.

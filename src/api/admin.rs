@@ -1,8 +1,7 @@
 //! `sentinel.v1.AdminService` (platform admins): dashboard counts and the audit trail.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use super::convert::{self, optional_uuid, page_size, timestamp};
 use super::credentials;
@@ -25,17 +24,6 @@ impl AdminApi {
     }
 }
 
-fn audit_cursor(token: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, Error> {
-    let Some(cursor) = convert::page_cursor(token)? else {
-        return Ok(None);
-    };
-    let bad = || Error::invalid("page_token", "is not a token from a previous page");
-    let (at, id) = cursor.split_once('|').ok_or_else(bad)?;
-    let at = DateTime::parse_from_rfc3339(at).map_err(|_| bad())?;
-    let id = Uuid::parse_str(id).map_err(|_| bad())?;
-    Ok(Some((at.with_timezone(&Utc), id)))
-}
-
 #[tonic::async_trait]
 impl AdminService for AdminApi {
     async fn import_csv(
@@ -45,8 +33,11 @@ impl AdminService for AdminApi {
         credentials::admin(&request)?;
         let actor = credentials::actor(&request);
         let r = request.into_inner();
-        let report =
-            crate::csv_io::import(self.state.store.as_ref(), &actor, &r.csv, r.dry_run).await?;
+        let report = self
+            .state
+            .platform
+            .import_csv(&actor, &r.csv, r.dry_run)
+            .await?;
         let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
         Ok(Response::new(pb::ImportCsvResponse {
             users_created: count(report.users_created),
@@ -80,19 +71,7 @@ impl AdminService for AdminApi {
                 );
             }
         };
-        let (csv, rows) = crate::csv_io::export(self.state.store.as_ref(), kind).await?;
-        let event = crate::audit::event(
-            "admin.csv_exported",
-            &actor,
-            "csv",
-            name,
-            serde_json::json!({ "rows": rows }),
-        );
-        self.state
-            .store
-            .insert_audit(&event)
-            .await
-            .map_err(Error::from)?;
+        let (csv, rows) = self.state.platform.export_csv(&actor, kind).await?;
         Ok(Response::new(pb::ExportCsvResponse {
             csv,
             content_type: "text/csv; charset=utf-8".into(),
@@ -107,7 +86,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::GetStatsResponse>, Status> {
         credentials::admin(&request)?;
         let now = Utc::now();
-        let stats = self.state.store.stats(now).await.map_err(Error::from)?;
+        let stats = self.state.platform.stats(now).await?;
         Ok(Response::new(pb::GetStatsResponse {
             user_count: stats.users,
             active_user_count: stats.active_users,
@@ -159,17 +138,16 @@ impl AdminService for AdminApi {
         {
             return Err(Error::invalid("end_time", "must not be before start_time").into());
         }
-        let before = audit_cursor(&r.page_token)?;
+        let before = crate::cursor::decode_time_id(&r.page_token)?;
         let mut rows = self
             .state
-            .store
-            .list_audit(&filter, before, limit + 1)
-            .await
-            .map_err(Error::from)?;
+            .platform
+            .audit_events(&filter, before, limit + 1)
+            .await?;
         let next_page_token = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
             rows.last()
-                .map(|e| convert::page_token(&format!("{}|{}", e.occurred_at.to_rfc3339(), e.id)))
+                .map(|e| crate::cursor::encode_time_id(e.occurred_at, e.id))
                 .unwrap_or_default()
         } else {
             String::new()

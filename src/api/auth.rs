@@ -3,12 +3,9 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use super::convert::{self, optional_uuid, timestamp, token_pair, uuid};
 use super::credentials;
@@ -17,6 +14,7 @@ use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::proto::v1::auth_service_server::AuthService;
 use crate::store::{RevocationRow, RevokeScope};
+use crate::streams::StillAllowed;
 use crate::tokens::jwt::MAX_TOKEN_BYTES;
 use crate::tokens::keys::RetireOutcome;
 use crate::tokens::keys::SigningAlgorithm;
@@ -30,48 +28,6 @@ impl AuthApi {
     /// Handlers over the shared application state.
     pub fn new(state: AppState) -> Self {
         Self { state }
-    }
-
-    /// The session cursor `created_at|id` as an opaque page token.
-    fn page_token(at: DateTime<Utc>, id: Uuid) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{}|{id}", at.to_rfc3339()))
-    }
-
-    fn parse_page_token(token: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, Error> {
-        if token.is_empty() {
-            return Ok(None);
-        }
-        let bad = || Error::invalid("page_token", "is not a token from a previous page");
-        let text = URL_SAFE_NO_PAD
-            .decode(token)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(bad)?;
-        let (at, id) = text.split_once('|').ok_or_else(bad)?;
-        let at = DateTime::parse_from_rfc3339(at).map_err(|_| bad())?;
-        let id = Uuid::parse_str(id).map_err(|_| bad())?;
-        Ok(Some((at.with_timezone(&Utc), id)))
-    }
-
-    /// Whether the caller may act on `user_id`'s sessions: themself, or a platform admin.
-    async fn may_manage(&self, caller: &str, user_id: Uuid) -> Result<(), Error> {
-        if caller == user_id.to_string() {
-            return Ok(());
-        }
-        let caller = Uuid::parse_str(caller).map_err(|_| Error::Internal)?;
-        let is_admin = self
-            .state
-            .store
-            .user_by_id(caller)
-            .await?
-            .is_some_and(|u| u.is_admin && u.is_active);
-        if is_admin {
-            Ok(())
-        } else {
-            Err(Error::PermissionDenied(
-                "only platform admins may manage other users' sessions".into(),
-            ))
-        }
     }
 }
 
@@ -95,9 +51,6 @@ fn revocation(row: &RevocationRow) -> pb::Revocation {
 
 type RevocationStream =
     Pin<Box<dyn Stream<Item = Result<pb::WatchRevocationsResponse, Status>> + Send>>;
-
-/// How often an idle revocation watch sends a heartbeat.
-const WATCH_HEARTBEAT: Duration = Duration::from_secs(15);
 
 #[tonic::async_trait]
 impl AuthService for AuthApi {
@@ -177,35 +130,11 @@ impl AuthService for AuthApi {
             return Err(Error::invalid("code_verifier", "is required").into());
         }
         let workspace = optional_uuid("workspace_id", &r.workspace_id)?;
-        let exchanged = self
+        let (issued, user) = self
             .state
             .login
-            .exchange(
-                &r.code,
-                &r.code_verifier,
-                workspace,
-                &user_agent,
-                actor.client_address.as_deref().unwrap_or_default(),
-            )
-            .await;
-        let (issued, user) = match exchanged {
-            Ok(done) => done,
-            Err(err) => {
-                let status = Status::from(err);
-                let mut event = crate::audit::event(
-                    "login.code_refused",
-                    &actor,
-                    "login_code",
-                    "-",
-                    serde_json::json!({ "status": format!("{:?}", status.code()) }),
-                );
-                event.outcome = "failure".into();
-                if let Err(e) = self.state.store.insert_audit(&event).await {
-                    tracing::warn!(error = %e, "refused code exchange not audited");
-                }
-                return Err(status);
-            }
-        };
+            .exchange(&r.code, &r.code_verifier, workspace, &user_agent, &actor)
+            .await?;
         Ok(Response::new(pb::ExchangeCodeResponse {
             tokens: Some(token_pair(&issued)),
             user: Some(convert::user(&user)),
@@ -296,7 +225,7 @@ impl AuthService for AuthApi {
                 return Err(Error::from(err).into());
             }
         };
-        let user = resolved.user;
+        let user = resolved.user.clone();
         let Some(workspace) = workspace else {
             let views = self
                 .state
@@ -312,44 +241,24 @@ impl AuthService for AuthApi {
                 )),
             }));
         };
-        let (role, workspace_row, groups) = self
+        let minted = self
             .state
-            .store
-            .workspace_scope(workspace, user.id)
-            .await
-            .map_err(Error::from)?
-            .ok_or_else(|| Error::PermissionDenied("not a member of the workspace".into()))?;
-        let actions = self
-            .state
-            .store
-            .user_actions(workspace, &service.service_name, user.id, None, 10_000)
-            .await
-            .map_err(Error::from)?;
-        let scope = crate::tokens::service::WorkspaceScope {
-            workspace: workspace_row.clone(),
-            role: role.clone(),
-            groups,
-        };
-        let (token, expires) = self.state.tokens.issue_authz(
-            &user,
-            &resolved.idp_sub,
-            &service.service_name,
-            &scope,
-            actions.clone(),
-        )?;
+            .login
+            .authz_token(&resolved, &service.service_name, workspace)
+            .await?;
         Ok(Response::new(pb::ResolveIdpTokenResponse {
             resolution: Some(pb::resolve_idp_token_response::Resolution::AuthzToken(
                 pb::AuthzToken {
-                    token,
+                    token: minted.token,
                     token_type: "Bearer".into(),
-                    expires_at: Some(timestamp(expires)),
+                    expires_at: Some(timestamp(minted.expires_at)),
                     service_name: service.service_name.clone(),
                     workspace: Some(pb::WorkspaceAccess {
-                        workspace: Some(convert::workspace(&workspace_row)),
-                        role: convert::role(&role) as i32,
+                        workspace: Some(convert::workspace(&minted.workspace)),
+                        role: convert::role(&minted.role) as i32,
                         joined_at: None,
                     }),
-                    actions,
+                    actions: minted.actions,
                     user: Some(convert::user(&user)),
                 },
             )),
@@ -433,30 +342,20 @@ impl AuthService for AuthApi {
         request: Request<pb::ListSessionsRequest>,
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
         let claims = credentials::user(&request)?;
+        let caller = uuid("sub", &claims.sub)?;
         let request = request.into_inner();
-        let user_id = match optional_uuid("user_id", &request.user_id)? {
-            Some(id) => id,
-            None => uuid("sub", &claims.sub)?,
-        };
-        self.may_manage(&claims.sub, user_id).await?;
+        let user_id = optional_uuid("user_id", &request.user_id)?.unwrap_or(caller);
         let limit = convert::page_size(request.page_size)?;
-        let before = Self::parse_page_token(&request.page_token)?;
+        let before = crate::cursor::decode_time_id(&request.page_token)?;
         let mut rows = self
             .state
-            .store
-            .list_sessions(
-                user_id,
-                request.include_inactive,
-                Utc::now(),
-                before,
-                limit + 1,
-            )
-            .await
-            .map_err(Error::from)?;
+            .users
+            .sessions(caller, user_id, request.include_inactive, before, limit + 1)
+            .await?;
         let next_page_token = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
             rows.last()
-                .map(|r| Self::page_token(r.created_at, r.id))
+                .map(|r| crate::cursor::encode_time_id(r.created_at, r.id))
                 .unwrap_or_default()
         } else {
             String::new()
@@ -475,42 +374,10 @@ impl AuthService for AuthApi {
         request: Request<pb::RevokeSessionRequest>,
     ) -> Result<Response<pb::RevokeSessionResponse>, Status> {
         let claims = credentials::user(&request)?;
+        let caller = uuid("sub", &claims.sub)?;
         let id = uuid("id", &request.get_ref().id)?;
-        let not_found = || Error::NotFound("session".into());
-        let session = self
-            .state
-            .store
-            .session_by_id(id)
-            .await
-            .map_err(Error::from)?
-            .ok_or_else(not_found)?;
-        // Another user's session is reported as missing, not forbidden, to non-admins.
-        self.may_manage(&claims.sub, session.user_id)
-            .await
-            .map_err(|_| not_found())?;
-        let reason = if claims.sub == session.user_id.to_string() {
-            "logout"
-        } else {
-            "admin"
-        };
-        let audit = crate::audit::event(
-            "session.revoked",
-            &credentials::actor(&request),
-            "session",
-            id,
-            serde_json::json!({ "user_id": session.user_id }),
-        );
-        self.state
-            .tokens
-            .revoke(RevokeScope::Session(id), reason, Some(&audit))
-            .await?;
-        let session = self
-            .state
-            .store
-            .session_by_id(id)
-            .await
-            .map_err(Error::from)?
-            .ok_or_else(not_found)?;
+        let actor = credentials::actor(&request);
+        let session = self.state.users.revoke_session(&actor, caller, id).await?;
         Ok(Response::new(pb::RevokeSessionResponse {
             session: Some(convert::session(&session, &claims.sid)),
         }))
@@ -593,35 +460,30 @@ impl AuthService for AuthApi {
         let app = credentials::service(&request)?;
         let key = credentials::header(&request, "x-service-key");
         let since = request.get_ref().since_revision;
-        if since < 0 {
-            return Err(Error::invalid("since_revision", "must not be negative").into());
-        }
-        let (low, high) = self
+        // The stream ends within a second of its key being rotated out, deactivated or deleted.
+        let apps = self.state.apps.clone();
+        let still_allowed: StillAllowed = Box::new(move || {
+            let (apps, key) = (apps.clone(), key.clone());
+            Box::pin(async move { apps.authenticate(&key).await.map(|_| ()) })
+        });
+        let batches = self
             .state
-            .store
-            .revocation_bounds()
-            .await
-            .map_err(Error::from)?;
-        // A cursor from the future (another cluster, a restored database) or from before the
-        // retained log: start over with a full replay and say so.
-        let reset = since > high || (since > 0 && since < low - 1);
+            .tokens
+            .watch_revocations(since, still_allowed)
+            .await?;
         let slot = self.state.streams.acquire(app.id)?;
-        let watch = RevocationWatch {
-            _slot: slot,
-            // Subscribed before the replay reads the database, so nothing falls in between.
-            feed: self.state.tokens.revocations().subscribe(),
-            store: self.state.store.clone(),
-            apps: self.state.apps.clone(),
-            key,
-            cursor: if reset { 0 } else { since },
-            reset,
-            replaying: true,
-            announced: false,
-            last_sent: tokio::time::Instant::now(),
-            last_key_check: tokio::time::Instant::now(),
-            done: false,
-        };
-        Ok(Response::new(Box::pin(revocation_stream(watch))))
+        let stream = batches.map(move |batch| {
+            let _open = &slot; // the slot is held as long as the stream is
+            batch
+                .map(|b| pb::WatchRevocationsResponse {
+                    revocations: b.revocations.iter().map(revocation).collect(),
+                    revision: b.revision,
+                    caught_up: b.caught_up,
+                    reset: b.reset,
+                })
+                .map_err(Status::from)
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn retire_signing_key(
@@ -636,7 +498,8 @@ impl AuthService for AuthApi {
         }
         let outcome = self
             .state
-            .retire_signing_key(&actor, &kid)
+            .key_rotation
+            .retire(&actor, &kid)
             .await
             .map_err(|err| {
                 tracing::error!(error = %err, "key retirement failed");
@@ -662,7 +525,8 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::RotateSigningKeyRequest>,
     ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
-        let claims = credentials::admin(&request)?;
+        credentials::admin(&request)?;
+        let actor = credentials::actor(&request);
         let request = request.into_inner();
         let algorithm = if request.algorithm.is_empty() {
             self.state.keys.default_algorithm()
@@ -685,31 +549,13 @@ impl AuthService for AuthApi {
         };
         let (key, activate_at) = self
             .state
-            .rotate_signing_key(algorithm, delay, overlap)
+            .key_rotation
+            .rotate(&actor, algorithm, delay, overlap)
             .await
             .map_err(|err| {
                 tracing::error!(error = %err, "key rotation failed");
                 Error::Internal
             })?;
-        let audit = crate::store::AuditRow {
-            id: Uuid::new_v4(),
-            occurred_at: Utc::now(),
-            action: "signing_key.rotated".into(),
-            actor_user_id: Uuid::parse_str(&claims.sub).ok(),
-            target_type: Some("signing_key".into()),
-            target_id: Some(key.kid.clone()),
-            outcome: "success".into(),
-            details: serde_json::json!({
-                "overlap_seconds": overlap.as_secs(),
-                "algorithm": algorithm.as_str(),
-                "activate_at": activate_at.to_rfc3339(),
-            })
-            .to_string(),
-            ..crate::store::AuditRow::default()
-        };
-        if let Err(err) = self.state.store.insert_audit(&audit).await {
-            tracing::warn!(error = %err, "audit of key rotation failed");
-        }
         let previous_keys = self
             .state
             .keys
@@ -753,97 +599,4 @@ impl AuthService for AuthApi {
             .collect();
         Ok(Response::new(pb::GetJwksResponse { keys }))
     }
-}
-
-/// State of one WatchRevocations stream.
-struct RevocationWatch {
-    store: std::sync::Arc<dyn crate::store::Store>,
-    apps: std::sync::Arc<crate::apps::ServiceApps>,
-    /// Live entries from the replica's revocation follower.
-    feed: tokio::sync::broadcast::Receiver<std::sync::Arc<[RevocationRow]>>,
-    key: String,
-    cursor: i64,
-    reset: bool,
-    /// Reading the database from `cursor` (the initial replay, or after falling behind).
-    replaying: bool,
-    /// Whether the end of the initial replay was announced (`caught_up`).
-    announced: bool,
-    last_sent: tokio::time::Instant,
-    last_key_check: tokio::time::Instant,
-    done: bool,
-    /// Held while the stream is open (the per-key stream cap).
-    _slot: super::streams::StreamSlot,
-}
-
-/// How often a live stream re-checks its service key (deactivation ends the stream).
-const WATCH_KEY_CHECK: Duration = Duration::from_secs(1);
-
-/// Replays the log after the cursor (skipping entries that can no longer matter), marks the end
-/// of the replay with `caught_up`, then follows the log live with heartbeats. Ends with
-/// UNAUTHENTICATED once the caller's key stops being valid.
-fn revocation_stream(
-    watch: RevocationWatch,
-) -> impl Stream<Item = Result<pb::WatchRevocationsResponse, Status>> + Send {
-    futures::stream::unfold(watch, |mut w| async move {
-        if w.done {
-            return None;
-        }
-        loop {
-            if w.last_key_check.elapsed() >= WATCH_KEY_CHECK {
-                w.last_key_check = tokio::time::Instant::now();
-                if let Err(err) = w.apps.authenticate(&w.key).await {
-                    w.done = true;
-                    return Some((Err(Status::from(err)), w));
-                }
-            }
-            let rows: Vec<RevocationRow> = if w.replaying {
-                // The database, only to catch up: the replay, or after falling behind the feed.
-                match w.store.revocations_since(w.cursor, 500).await {
-                    Ok(rows) => {
-                        w.replaying = rows.len() == 500;
-                        rows
-                    }
-                    Err(err) => {
-                        w.done = true;
-                        return Some((Err(Status::from(Error::from(err))), w));
-                    }
-                }
-            } else {
-                match tokio::time::timeout(WATCH_KEY_CHECK, w.feed.recv()).await {
-                    Ok(Ok(batch)) => batch
-                        .iter()
-                        .filter(|r| r.revision > w.cursor)
-                        .cloned()
-                        .collect(),
-                    Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
-                        w.replaying = true;
-                        continue;
-                    }
-                    Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return None,
-                    Err(_) => Vec::new(),
-                }
-            };
-            let now = Utc::now();
-            let end_of_replay = !w.announced && !w.replaying;
-            if let Some(last) = rows.last() {
-                w.cursor = last.revision;
-            }
-            let live: Vec<pb::Revocation> = rows
-                .iter()
-                .filter(|r| r.expires_at > now)
-                .map(revocation)
-                .collect();
-            if !live.is_empty() || end_of_replay || w.last_sent.elapsed() >= WATCH_HEARTBEAT {
-                let message = pb::WatchRevocationsResponse {
-                    revocations: live,
-                    revision: w.cursor,
-                    caught_up: end_of_replay,
-                    reset: std::mem::take(&mut w.reset),
-                };
-                w.announced |= end_of_replay;
-                w.last_sent = tokio::time::Instant::now();
-                return Some((Ok(message), w));
-            }
-        }
-    })
 }

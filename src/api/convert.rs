@@ -197,6 +197,17 @@ pub fn user(row: &crate::store::UserRow) -> pb::User {
     }
 }
 
+/// A linked identity message.
+pub fn identity(row: &crate::store::IdentityRow) -> pb::LinkedIdentity {
+    pb::LinkedIdentity {
+        provider: row.provider.clone(),
+        subject: row.subject.clone(),
+        email: row.email.clone(),
+        linked_at: Some(timestamp(row.created_at)),
+        last_used_at: Some(timestamp(row.last_login_at)),
+    }
+}
+
 /// An optional timestamp field: unset is `None`; a value outside what a timestamp can hold
 /// (before year 1 or after 9999, nanos outside 0..1e9) is INVALID_ARGUMENT naming `field`,
 /// never read as unset.

@@ -204,11 +204,7 @@ async fn authorize(
         && let Some(user) = &principal.user
     {
         let id = uuid::Uuid::parse_str(&user.sub).map_err(|_| Error::Internal)?;
-        principal.is_admin = state
-            .store
-            .user_by_id(id)
-            .await?
-            .is_some_and(|u| u.is_admin && u.is_active);
+        principal.is_admin = state.users.is_platform_admin(id).await?;
     }
 
     let has_key = principal.service.is_some() && !principal.via_origin;

@@ -8,7 +8,6 @@ use super::convert::{self, page_cursor, page_size, page_token, uuid};
 use super::credentials;
 use crate::app::AppState;
 use crate::apps::client::ClientAppUpdate;
-use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::proto::v1::service_app_service_server::ServiceAppService;
 
@@ -59,10 +58,9 @@ impl ServiceAppService for ServiceAppApi {
         let after = page_cursor(&r.page_token)?;
         let mut rows = self
             .state
-            .store
-            .list_service_apps(query(&r.query), after.as_deref(), limit + 1)
-            .await
-            .map_err(Error::from)?;
+            .apps
+            .list(query(&r.query), after.as_deref(), limit + 1)
+            .await?;
         let next_page_token = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
             rows.last()
@@ -175,10 +173,9 @@ impl ServiceAppService for ServiceAppApi {
             .transpose()?;
         let mut rows = self
             .state
-            .store
-            .list_client_apps(query(&r.query), after, limit + 1)
-            .await
-            .map_err(Error::from)?;
+            .client_apps
+            .list(query(&r.query), after, limit + 1)
+            .await?;
         let next_page_token = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
             rows.last()

@@ -1,5 +1,5 @@
-//! `sentinel.v1.UserService`. Profile and user administration arrive with the tenancy
-//! capability; token revocation is here already.
+//! `sentinel.v1.UserService`: the caller's profile, and user administration for platform
+//! admins (over [`crate::users::Users`]).
 
 use tonic::{Request, Response, Status};
 
@@ -9,7 +9,6 @@ use crate::app::AppState;
 use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::proto::v1::user_service_server::UserService;
-use crate::store::RevokeScope;
 
 /// Handlers of `sentinel.v1.UserService`.
 pub struct UserApi {
@@ -47,16 +46,10 @@ impl UserService for UserApi {
     ) -> Result<Response<pb::GetMeResponse>, Status> {
         let claims = credentials::user(&request)?;
         let id = uuid("sub", &claims.sub)?;
-        let user = self
-            .state
-            .store
-            .user_by_id(id)
-            .await
-            .map_err(Error::from)?
-            .ok_or_else(|| Error::NotFound("user".into()))?;
+        let profile = self.state.users.profile(id).await?;
         Ok(Response::new(pb::GetMeResponse {
-            user: Some(convert::user(&user)),
-            identities: Vec::new(),
+            user: Some(convert::user(&profile.user)),
+            identities: profile.identities.iter().map(convert::identity).collect(),
         }))
     }
 
@@ -74,20 +67,11 @@ impl UserService for UserApi {
             .map(crate::apps::validate_name)
             .transpose()?;
         let avatar = r.avatar_url.as_deref().map(validate_avatar).transpose()?;
-        let audit = crate::audit::event(
-            "user.profile_updated",
-            &actor,
-            "user",
-            id,
-            serde_json::json!({ "name": name, "avatar_url": avatar }),
-        );
         let user = self
             .state
-            .store
-            .update_profile(id, name.as_deref(), avatar, &audit)
-            .await
-            .map_err(Error::from)?
-            .ok_or_else(|| Error::NotFound("user".into()))?;
+            .users
+            .update_profile(&actor, id, name.as_deref(), avatar)
+            .await?;
         Ok(Response::new(pb::UpdateMeResponse {
             user: Some(convert::user(&user)),
         }))
@@ -107,10 +91,9 @@ impl UserService for UserApi {
         }
         let mut rows = self
             .state
-            .store
-            .list_users(query, r.is_active, r.is_admin, after.as_deref(), limit + 1)
-            .await
-            .map_err(Error::from)?;
+            .users
+            .list(query, r.is_active, r.is_admin, after.as_deref(), limit + 1)
+            .await?;
         let next_page_token = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
             rows.last()
@@ -132,16 +115,10 @@ impl UserService for UserApi {
     ) -> Result<Response<pb::GetUserResponse>, Status> {
         credentials::admin(&request)?;
         let id = uuid("id", &request.get_ref().id)?;
-        let user = self
-            .state
-            .store
-            .user_by_id(id)
-            .await
-            .map_err(Error::from)?
-            .ok_or_else(|| Error::NotFound("user".into()))?;
+        let profile = self.state.users.profile(id).await?;
         Ok(Response::new(pb::GetUserResponse {
-            user: Some(convert::user(&user)),
-            identities: Vec::new(),
+            user: Some(convert::user(&profile.user)),
+            identities: profile.identities.iter().map(convert::identity).collect(),
         }))
     }
 
@@ -158,31 +135,11 @@ impl UserService for UserApi {
             .as_deref()
             .map(crate::apps::validate_name)
             .transpose()?;
-        let audit = crate::audit::event(
-            "user.updated",
-            &actor,
-            "user",
-            id,
-            serde_json::json!({ "name": name, "is_active": r.is_active, "is_admin": r.is_admin }),
-        );
-        let user = self
+        let (user, revoked) = self
             .state
-            .store
-            .update_user(id, name.as_deref(), r.is_active, r.is_admin, &audit)
-            .await
-            .map_err(Error::from)?
-            .ok_or_else(|| Error::NotFound("user".into()))?;
-        // Deactivation ends every session and live token of the user, cluster-wide within 1 s.
-        let revoked = if r.is_active == Some(false) {
-            let rows = self
-                .state
-                .tokens
-                .revoke(RevokeScope::User(id), "user_deactivated", None)
-                .await?;
-            rows.iter().filter(|r| r.session_id.is_some()).count()
-        } else {
-            0
-        };
+            .users
+            .update(&actor, id, name.as_deref(), r.is_active, r.is_admin)
+            .await?;
         Ok(Response::new(pb::UpdateUserResponse {
             user: Some(convert::user(&user)),
             revoked_session_count: i32::try_from(revoked).unwrap_or(i32::MAX),
@@ -196,29 +153,7 @@ impl UserService for UserApi {
         credentials::admin(&request)?;
         let actor = credentials::actor(&request);
         let id = uuid("id", &request.get_ref().id)?;
-        if self
-            .state
-            .store
-            .user_by_id(id)
-            .await
-            .map_err(Error::from)?
-            .is_none()
-        {
-            return Err(Error::NotFound("user".into()).into());
-        }
-        let audit = crate::audit::event(
-            "user.tokens_revoked",
-            &actor,
-            "user",
-            id,
-            serde_json::json!({}),
-        );
-        let rows = self
-            .state
-            .tokens
-            .revoke(RevokeScope::User(id), "admin", Some(&audit))
-            .await?;
-        let count = rows.iter().filter(|r| r.session_id.is_some()).count();
+        let count = self.state.users.revoke_tokens(&actor, id).await?;
         Ok(Response::new(pb::RevokeUserTokensResponse {
             revoked_session_count: i32::try_from(count).unwrap_or(i32::MAX),
         }))

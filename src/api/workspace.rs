@@ -24,12 +24,7 @@ impl WorkspaceApi {
     }
 
     async fn is_admin(&self, user: Uuid) -> Result<bool, Error> {
-        Ok(self
-            .state
-            .store
-            .user_by_id(user)
-            .await?
-            .is_some_and(|u| u.is_admin && u.is_active))
+        self.state.users.is_platform_admin(user).await
     }
 }
 

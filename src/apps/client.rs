@@ -115,7 +115,17 @@ impl ClientApps {
         Ok(app)
     }
 
-    /// A client app by id.
+    /// Client apps whose name matches `query`, by id after `after`; at most `limit`.
+    pub async fn list(
+        &self,
+        query: Option<&str>,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<ClientAppRow>, Error> {
+        Ok(self.store.list_client_apps(query, after, limit).await?)
+    }
+
+    /// One client app; NOT_FOUND when absent.
     pub async fn get(&self, id: Uuid) -> Result<ClientAppRow, Error> {
         self.store
             .client_app_by_id(id)

@@ -297,7 +297,17 @@ impl ServiceApps {
         }
     }
 
-    /// An app by id.
+    /// Apps whose name matches `query`, by service name after `after`; at most `limit`.
+    pub async fn list(
+        &self,
+        query: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ServiceAppRow>, Error> {
+        Ok(self.store.list_service_apps(query, after, limit).await?)
+    }
+
+    /// One app; NOT_FOUND when absent.
     pub async fn get(&self, id: Uuid) -> Result<ServiceAppRow, Error> {
         self.store
             .service_app_by_id(id)

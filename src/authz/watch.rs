@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::Stream;
-use futures::future::BoxFuture;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -20,11 +19,10 @@ use super::change::Change;
 use super::engine::Engine;
 use crate::error::Error;
 use crate::store::{ChangeRow, Store};
+use crate::streams::{RECHECK, Recheck, StillAllowed};
 
 /// Idle streams get a checkpoint at least this often.
 pub const CHECKPOINT: Duration = Duration::from_secs(30);
-/// How often an open stream asks whether its caller may still watch.
-pub const RECHECK: Duration = Duration::from_secs(1);
 /// Changelog entries read from the database per round trip while replaying.
 const REPLAY_BATCH: i64 = 500;
 
@@ -49,10 +47,6 @@ pub enum WatchEvent {
     },
 }
 
-/// Asked every [`RECHECK`]: whether the caller may still watch (its key may have been rotated
-/// out, deactivated or deleted meanwhile). An error ends the stream with that error.
-pub type StillAllowed = Box<dyn Fn() -> BoxFuture<'static, Result<(), Error>> + Send + Sync>;
-
 /// What a stream shows.
 pub struct WatchQuery {
     /// The watching service.
@@ -66,7 +60,7 @@ pub struct WatchQuery {
 struct State {
     store: Arc<dyn Store>,
     query: WatchQuery,
-    still_allowed: StillAllowed,
+    recheck: Recheck,
     cursor: i64,
     pending: VecDeque<WatchEvent>,
     /// Live changelog entries from the replica's index.
@@ -74,7 +68,6 @@ struct State {
     /// Reading the database from `cursor` (from the start, or after falling behind).
     replaying: bool,
     done: bool,
-    last_check: Instant,
     last_sent: Instant,
     /// Workspaces where the service was found to have resources or roles.
     present_in: HashSet<Uuid>,
@@ -104,13 +97,12 @@ impl Engine {
         let state = State {
             store: self.store.clone(),
             query,
-            still_allowed,
+            recheck: Recheck::new(still_allowed),
             cursor,
             pending: VecDeque::new(),
             feed,
             replaying: true,
             done: false,
-            last_check: Instant::now(),
             last_sent: Instant::now(),
             present_in: HashSet::new(),
         };
@@ -124,12 +116,9 @@ async fn next(mut w: State) -> Option<(Result<WatchEvent, Error>, State)> {
         return None;
     }
     loop {
-        if w.last_check.elapsed() >= RECHECK {
-            w.last_check = Instant::now();
-            if let Err(err) = (w.still_allowed)().await {
-                w.done = true;
-                return Some((Err(err), w));
-            }
+        if let Err(err) = w.recheck.when_due().await {
+            w.done = true;
+            return Some((Err(err), w));
         }
         if let Some(event) = w.pending.pop_front() {
             w.last_sent = Instant::now();

@@ -4,8 +4,13 @@
 //! code bound to the client's PKCE challenge. Accounts are provisioned at first sign-in, linked
 //! to an existing user only by a verified email; invitations wait for the user's answer.
 
+mod code;
+mod github;
 pub mod oidc;
 mod policy;
+mod resolve;
+
+pub use resolve::MintedAuthz;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,7 +28,7 @@ use crate::cache::Cache;
 use crate::config::{Config, ProviderConfig, ProviderKind};
 use crate::error::Error;
 use crate::store::{Store, UserRow};
-use crate::tokens::service::{IssuedTokens, SignIn, TokenService};
+use crate::tokens::service::TokenService;
 
 /// What a sign-in start carries (StartLogin, `GET /oauth/{provider}/login`).
 #[derive(Debug, Clone, Copy)]
@@ -638,67 +643,6 @@ impl Login {
         Ok(redirect.to_string())
     }
 
-    async fn github_identity(
-        &self,
-        provider: &str,
-        api_url: &str,
-        token: &str,
-    ) -> Result<VerifiedIdentity, LoginError> {
-        let get = |path: &str| {
-            self.http
-                .get(format!("{api_url}{path}"))
-                .bearer_auth(token)
-                .header("accept", "application/vnd.github+json")
-                .header("user-agent", "sentinel")
-                .send()
-        };
-        let user: serde_json::Value = get("/user")
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| LoginError::invalid_token(format!("GitHub user: {e}")))?
-            .json()
-            .await
-            .map_err(|e| LoginError::provider(format!("GitHub user: {e}")))?;
-        let emails: Vec<serde_json::Value> = get("/user/emails")
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| LoginError::invalid_token(format!("GitHub emails: {e}")))?
-            .json()
-            .await
-            .map_err(|e| LoginError::provider(format!("GitHub emails: {e}")))?;
-        let subject = user
-            .get("id")
-            .map(|id| id.to_string().trim_matches('"').to_string())
-            .filter(|id| !id.is_empty() && id != "null")
-            .ok_or_else(|| LoginError::provider("GitHub user without id".into()))?;
-        let email = emails
-            .iter()
-            .find(|e| {
-                e.get("primary").and_then(|v| v.as_bool()) == Some(true)
-                    && e.get("verified").and_then(|v| v.as_bool()) == Some(true)
-            })
-            .and_then(|e| e.get("email").and_then(|v| v.as_str()))
-            .ok_or(LoginError::EmailNotVerified)?;
-        let text = |key: &str| {
-            user.get(key)
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string()
-        };
-        Ok(VerifiedIdentity {
-            provider: provider.to_string(),
-            subject,
-            email: email.to_string(),
-            name: {
-                let name = text("name");
-                if name.is_empty() { text("login") } else { name }
-            },
-            avatar_url: text("avatar_url"),
-            domain_verified: false,
-            organization: None,
-        })
-    }
-
     /// The user of a verified identity: the linked one, else the user with that verified email
     /// (linking it, audited), else a new user. An email the provider is trusted with marks the
     /// user's email verified, which lets invitations made to it reach them.
@@ -817,174 +761,6 @@ impl Login {
         Ok(user)
     }
 
-    /// The user behind a one-time code, after checking the client's PKCE verifier. Does not
-    /// consume the code (see [`Login::consume`]), so a wrong verifier never burns it.
-    async fn redeem(&self, code: &str, verifier: &str) -> Result<(CodeGrant, UserRow), Error> {
-        if code.is_empty() || code.len() > 128 || !valid_pkce(verifier) {
-            return Err(refused());
-        }
-        let key = code_key(code);
-        let stored = self
-            .cache
-            .get(&key)
-            .await
-            .map_err(|_| Error::Unavailable)?
-            .ok_or_else(refused)?;
-        let stored = self.mac.open(&key, &stored).ok_or_else(refused)?;
-        let grant: CodeGrant = serde_json::from_slice(stored).map_err(|_| refused())?;
-        if s256(verifier) != grant.client_challenge
-            || !self.client_app_active(grant.client_app_id).await?
-        {
-            return Err(refused());
-        }
-        let user = self
-            .store
-            .user_by_id(grant.user_id)
-            .await?
-            .ok_or_else(refused)?;
-        if !user.is_active {
-            return Err(Error::PermissionDenied("user is deactivated".into()));
-        }
-        Ok((grant, user))
-    }
-
-    /// Uses up a one-time code; the atomic take decides between concurrent exchanges.
-    async fn consume(&self, code: &str) -> Result<(), Error> {
-        self.cache
-            .take(&code_key(code))
-            .await
-            .map_err(|_| Error::Unavailable)?
-            .map(drop)
-            .ok_or_else(refused)
-    }
-
-    /// ExchangeCode: tokens for the code's user, in `workspace` (which must be theirs), or in
-    /// their only workspace, or unscoped.
-    pub async fn exchange(
-        &self,
-        code: &str,
-        verifier: &str,
-        workspace: Option<Uuid>,
-        user_agent: &str,
-        client_address: &str,
-    ) -> Result<(IssuedTokens, UserRow), Error> {
-        let (grant, user) = self.redeem(code, verifier).await?;
-        let workspace = match workspace {
-            Some(w) => {
-                if self.store.membership_role(w, user.id).await?.is_none() {
-                    return Err(Error::PermissionDenied(
-                        "not a member of the requested workspace".into(),
-                    ));
-                }
-                Some(w)
-            }
-            None => {
-                let mine = self
-                    .store
-                    .list_workspaces(Some(user.id), None, None, 2)
-                    .await?;
-                (mine.len() == 1).then(|| mine[0].0.id)
-            }
-        };
-        // Consumed only now: a wrong verifier or workspace leaves the code usable.
-        self.consume(code).await?;
-        let amr = match self.providers.get(&grant.provider) {
-            Some(p) if p.is_github => "oauth",
-            _ => "oidc",
-        };
-        let issued = self
-            .tokens
-            .start_session(
-                &user,
-                workspace,
-                SignIn {
-                    provider: grant.provider.clone(),
-                    amr: vec![amr.into()],
-                    user_agent: user_agent.to_string(),
-                    client_address: client_address.to_string(),
-                    client_app_id: Some(grant.client_app_id),
-                },
-            )
-            .await?;
-        Ok((issued, user))
-    }
-
-    /// The user behind a code (ListMyWorkspaces before ExchangeCode); the code stays usable.
-    pub async fn code_user(&self, code: &str, verifier: &str) -> Result<UserRow, Error> {
-        Ok(self.redeem(code, verifier).await?.1)
-    }
-
-    /// Authz mode: the user behind a provider's ID token (OIDC) or access token (GitHub),
-    /// provisioned or linked like a sign-in.
-    pub async fn resolve(
-        &self,
-        provider: &str,
-        idp_token: &str,
-        actor: &Actor,
-    ) -> Result<ResolvedUser, LoginError> {
-        let p = self.provider(provider)?;
-        if idp_token.is_empty() {
-            return Err(LoginError::BadRequest("idp_token", "is required".into()));
-        }
-        if idp_token.len() > MAX_IDP_TOKEN_LEN {
-            return Err(LoginError::BadRequest(
-                "idp_token",
-                format!("must be at most {MAX_IDP_TOKEN_LEN} bytes"),
-            ));
-        }
-        if !p.authz_mode {
-            return Err(LoginError::AuthzModeOff);
-        }
-        let identity = match &p.backend {
-            Backend::Oidc(issuer) => {
-                issuer
-                    .validate(&self.http, provider, idp_token, &p.audiences, None)
-                    .await?
-            }
-            Backend::Github { api_url, .. } => {
-                // Any GitHub token would name its owner: accept only our OAuth app's.
-                self.github_token_is_ours(p, api_url, idp_token).await?;
-                self.github_identity(provider, api_url, idp_token).await?
-            }
-        };
-        let idp_sub = format!("{}|{}", identity.provider, identity.subject);
-        let user = self.account_for(&identity, actor).await?;
-        Ok(ResolvedUser { user, idp_sub })
-    }
-
-    /// GitHub's check that an access token was issued to this provider's OAuth app
-    /// (`POST {api}/applications/{client_id}/token`, authenticated as the app): 200 when it was,
-    /// 404 or 422 otherwise.
-    async fn github_token_is_ours(
-        &self,
-        p: &Provider,
-        api_url: &str,
-        token: &str,
-    ) -> Result<(), LoginError> {
-        let url = reqwest::Url::parse(&format!("{api_url}/applications/"))
-            .and_then(|base| base.join(&format!("{}/token", p.client_id)))
-            .map_err(|_| LoginError::provider("bad GitHub API URL".into()))?;
-        let response = self
-            .http
-            .post(url)
-            .basic_auth(&p.client_id, Some(&p.client_secret))
-            .header("accept", "application/vnd.github+json")
-            .header("user-agent", "sentinel")
-            .json(&serde_json::json!({ "access_token": token }))
-            .send()
-            .await
-            .map_err(|e| LoginError::provider(format!("GitHub token check: {e}")))?;
-        match response.status().as_u16() {
-            200 => Ok(()),
-            404 | 422 => Err(LoginError::invalid_token(
-                "GitHub token not issued to this OAuth app".into(),
-            )),
-            status => Err(LoginError::provider(format!(
-                "GitHub token check answered {status}"
-            ))),
-        }
-    }
-
     /// Refuses a new login state once the client's address (IPv6: its /64) created
     /// `max_login_states` of them within one login timeout, so that unauthenticated callers
     /// cannot fill the cache with states.
@@ -1007,20 +783,6 @@ impl Login {
             }));
         }
         Ok(())
-    }
-
-    /// Counts a failed login step; failures are written as one audit row per client address
-    /// and minute (see [`audit::FailureLog`]).
-    pub async fn audit_failure(&self, provider: &str, err: &LoginError, actor: &Actor) {
-        self.failures.record(
-            actor,
-            &audit::Failure {
-                action: "login.failed",
-                outcome: "failure",
-                target: ("provider", provider),
-                reason: err.reason(),
-            },
-        );
     }
 }
 

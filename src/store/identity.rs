@@ -10,6 +10,21 @@ use super::sqlite::SqliteStore;
 use super::{StoreError, StoreResult, WriteLock};
 use crate::authz::Change;
 
+/// An external identity linked to a user.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct IdentityRow {
+    /// Provider id (as configured).
+    pub provider: String,
+    /// The provider's subject for the user.
+    pub subject: String,
+    /// Email the provider reported at the last sign-in.
+    pub email: String,
+    /// When it was linked.
+    pub created_at: DateTime<Utc>,
+    /// Last sign-in through it.
+    pub last_login_at: DateTime<Utc>,
+}
+
 /// A user row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRow {
@@ -133,6 +148,8 @@ pub trait IdentityStore: Send + Sync {
     ) -> StoreResult<Vec<(String, String, String, String, DateTime<Utc>)>>;
     /// The user an external identity (provider, subject) is linked to.
     async fn identity_user(&self, provider: &str, subject: &str) -> StoreResult<Option<Uuid>>;
+    /// The identities linked to a user, oldest link first.
+    async fn identities_of(&self, user_id: Uuid) -> StoreResult<Vec<IdentityRow>>;
     /// Links an identity to a user, or records a new sign-in of a linked one; `audit` (the
     /// link event) is recorded only when the link is new.
     async fn link_identity(
@@ -665,6 +682,17 @@ macro_rules! impl_identity_store {
                 .bind(provider)
                 .bind(subject)
                 .fetch_optional(&self.pool)
+                .await
+                .map_err(err("identity"))
+            }
+
+            async fn identities_of(&self, user_id: Uuid) -> StoreResult<Vec<IdentityRow>> {
+                sqlx::query_as::<_, IdentityRow>(
+                    "SELECT provider, subject, email, created_at, last_login_at FROM identities \
+                     WHERE user_id = $1 ORDER BY created_at, provider, subject",
+                )
+                .bind(user_id)
+                .fetch_all(&self.pool)
                 .await
                 .map_err(err("identity"))
             }

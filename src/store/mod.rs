@@ -70,7 +70,7 @@ use crate::config::{Config, DatabaseKind};
 pub use admin::{AdminStore, AuditFilter, Stats};
 pub use apps::{AppStore, ClientAppChange, ClientAppRow, ServiceAppChange, ServiceAppRow};
 pub use authz::{AuthzStore, ChangeRow, GrantRow, ResourceRow, ResourceUpdate};
-pub use identity::{IdentityStore, UserRow, WorkspaceRow};
+pub use identity::{IdentityRow, IdentityStore, UserRow, WorkspaceRow};
 pub use invitations::{Accepted, InvitationRow, InvitationStore, PendingInvitation};
 pub use keys::{KeyStatus, NewSigningKey, SigningKeyRow};
 pub use sessions::{

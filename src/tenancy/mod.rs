@@ -181,12 +181,7 @@ impl Workspaces {
                 rank,
             ));
         }
-        let admin = admin_ok
-            && self
-                .store
-                .user_by_id(user)
-                .await?
-                .is_some_and(|u| u.is_admin && u.is_active);
+        let admin = admin_ok && crate::users::is_platform_admin(self.store.as_ref(), user).await?;
         if !admin {
             return Err(not_found());
         }

@@ -5,4 +5,6 @@ pub mod jwt;
 pub mod kek;
 pub mod keys;
 pub mod revocation;
+pub mod rotation;
 pub mod service;
+pub mod watch;

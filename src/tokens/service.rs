@@ -133,6 +133,18 @@ impl TokenService {
         self.revocations.clone()
     }
 
+    /// The revocation log as a stream after `since` (see [`super::watch`]).
+    pub async fn watch_revocations(
+        &self,
+        since: i64,
+        still_allowed: crate::streams::StillAllowed,
+    ) -> Result<
+        impl futures::Stream<Item = Result<super::watch::RevocationBatch, Error>> + Send + use<>,
+        Error,
+    > {
+        super::watch::watch(self.store.clone(), &self.revocations, since, still_allowed).await
+    }
+
     /// The policy in force.
     pub fn policy(&self) -> &TokenPolicy {
         &self.policy

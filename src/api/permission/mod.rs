@@ -21,10 +21,11 @@ use crate::authz::consistency;
 use crate::authz::index::Action;
 use crate::authz::lookup::LookupQuery;
 use crate::authz::resources::{NewGrant, Sharer};
-use crate::authz::watch::{StillAllowed, WatchQuery};
+use crate::authz::watch::WatchQuery;
 use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::proto::v1::permission_service_server::PermissionService;
+use crate::streams::StillAllowed;
 use messages::*;
 
 /// Most items in one CheckBulk call.

@@ -1,0 +1,72 @@
+//! Platform administration: bulk import and export of users and memberships, the dashboard
+//! counts and the audit trail.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::audit::{self, Actor};
+use crate::csv_io::{ExportKind, ImportReport};
+use crate::error::Error;
+use crate::store::{AuditFilter, AuditRow, Stats, Store};
+
+/// Platform administration over the store.
+pub struct Platform {
+    store: Arc<dyn Store>,
+}
+
+impl Platform {
+    /// Over `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// Imports users and memberships from CSV (`dry_run`: report only).
+    pub async fn import_csv(
+        &self,
+        actor: &Actor,
+        csv: &[u8],
+        dry_run: bool,
+    ) -> Result<ImportReport, Error> {
+        crate::csv_io::import(self.store.as_ref(), actor, csv, dry_run).await
+    }
+
+    /// Exports `kind` as CSV, audited; the CSV and its number of rows.
+    pub async fn export_csv(
+        &self,
+        actor: &Actor,
+        kind: ExportKind,
+    ) -> Result<(Vec<u8>, usize), Error> {
+        let (csv, rows) = crate::csv_io::export(self.store.as_ref(), kind).await?;
+        let name = match kind {
+            ExportKind::Users => "users",
+            ExportKind::Workspaces => "workspaces",
+            ExportKind::Memberships => "memberships",
+        };
+        let event = audit::event(
+            "admin.csv_exported",
+            actor,
+            "csv",
+            name,
+            serde_json::json!({ "rows": rows }),
+        );
+        self.store.insert_audit(&event).await?;
+        Ok((csv, rows))
+    }
+
+    /// The dashboard counts as of `now`.
+    pub async fn stats(&self, now: DateTime<Utc>) -> Result<Stats, Error> {
+        Ok(self.store.stats(now).await?)
+    }
+
+    /// Audit events matching `filter`, newest first, before the keyset cursor; at most `limit`.
+    pub async fn audit_events(
+        &self,
+        filter: &AuditFilter,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, Error> {
+        Ok(self.store.list_audit(filter, before, limit).await?)
+    }
+}
