@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use crate::audit::{self, Actor};
 use crate::error::Error;
-use crate::operator::{ROLES, normalize_email};
+use crate::model::WorkspaceRole;
+use crate::operator::normalize_email;
 use crate::store::{Store, UserRow};
 
 /// Largest accepted CSV file.
@@ -145,8 +146,8 @@ pub async fn import(
         }
         let slug = field(cols.workspace);
         let role = match field(cols.role) {
-            "" => "viewer",
-            r if ROLES.contains(&r) => r,
+            "" => WorkspaceRole::Viewer.as_str(),
+            r if WorkspaceRole::parse(r).is_some() => r,
             r => {
                 fail(&mut report, format!("role: unknown role \"{r}\""));
                 continue;

@@ -16,6 +16,7 @@ pub mod error;
 pub mod http;
 pub mod login;
 pub mod metrics;
+pub mod model;
 pub mod operator;
 pub mod platform;
 pub mod proto;

@@ -10,9 +10,6 @@ use crate::error::Error;
 use crate::store::{UserRow, WorkspaceRow};
 use crate::tokens::service::{IssuedTokens, SignIn};
 
-/// Roles a membership may hold, strongest first.
-pub const ROLES: [&str; 4] = ["owner", "admin", "editor", "viewer"];
-
 /// Checks a workspace slug against `^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$`.
 pub fn validate_slug(slug: &str) -> Result<(), Error> {
     let bytes = slug.as_bytes();
@@ -87,7 +84,7 @@ pub async fn issue_token(
     let email = normalize_email(&request.email)?;
     validate_slug(&request.workspace)?;
     if let Some(role) = &request.role
-        && !ROLES.contains(&role.as_str())
+        && crate::model::WorkspaceRole::parse(role).is_none()
     {
         return Err(Error::invalid(
             "role",
@@ -181,7 +178,9 @@ pub async fn issue_token(
             .await?;
         }
         (None, true, role) => {
-            let role = role.as_deref().unwrap_or("viewer");
+            let role = role
+                .as_deref()
+                .unwrap_or(crate::model::WorkspaceRole::Viewer.as_str());
             state
                 .store
                 .upsert_membership(workspace.id, user.id, role, now)

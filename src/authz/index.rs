@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::change::{Change, GranteeRef, ResourceKey, ResourceState};
 use crate::error::Error;
+use crate::model::WorkspaceRole;
 
 /// Hash maps of the index: foldhash is several times faster than SipHash on these small keys,
 /// and the keys (interned ids, resource ids of registered resources) are not attacker-chosen
@@ -47,9 +48,9 @@ impl Action {
     }
 }
 
-/// Rank of a workspace role (owner 4 … viewer 1, 0 unknown).
-fn rank(role: &str) -> u8 {
-    crate::tenancy::rank(role)
+/// A stored role name as a role (`None`: no role; ranks below every role).
+fn rank(role: &str) -> Option<WorkspaceRole> {
+    WorkspaceRole::parse(role)
 }
 
 /// A lookup's answer.
@@ -153,7 +154,7 @@ pub struct Index {
     by_grantee: Map<u32, Vec<u32>>,
     visible: Map<u32, Vec<u32>>,
     /// (workspace, user) → role rank.
-    roles: Map<(u32, u32), u8>,
+    roles: Map<(u32, u32), Option<WorkspaceRole>>,
     user_groups: Map<u32, Vec<u32>>,
     group_members: Map<u32, Vec<u32>>,
     group_workspace: Map<u32, u32>,
@@ -592,9 +593,16 @@ impl Index {
     }
 
     /// Rules 2, 4 and 5 for one slot (rule 3 is decided once per query).
-    fn direct(s: &Slot, u: u32, role: u8, groups: &[u32], action: Action, now: i64) -> bool {
+    fn direct(
+        s: &Slot,
+        u: u32,
+        role: Option<WorkspaceRole>,
+        groups: &[u32],
+        action: Action,
+        now: i64,
+    ) -> bool {
         s.owner == u
-            || (s.visible && (action == Action::View || role == rank("editor")))
+            || (s.visible && (action == Action::View || role == Some(WorkspaceRole::Editor)))
             || Self::granted(&s.grants, u, groups, action, now)
     }
 
@@ -627,7 +635,7 @@ impl Index {
             if s.workspace != w {
                 return false; // rule 1: another workspace
             }
-            if role >= rank("admin") || Self::direct(s, u, role, groups, action, now) {
+            if role >= Some(WorkspaceRole::Admin) || Self::direct(s, u, role, groups, action, now) {
                 return true; // rules 2–5
             }
             if s.parent == NONE {
@@ -656,7 +664,7 @@ impl Index {
         let Some(role) = self.roles.get(&(w, u)).copied() else {
             return empty;
         };
-        if role >= rank("admin") {
+        if role >= Some(WorkspaceRole::Admin) {
             return Lookup::FullAccess;
         }
         let Some(target) = self.namespace(service, resource_type) else {
@@ -687,7 +695,7 @@ impl Index {
                 seed(*slot, &mut seen, &mut queue);
             }
         }
-        if action == Action::View || role == rank("editor") {
+        if action == Action::View || role == Some(WorkspaceRole::Editor) {
             for slot in self.visible.get(&w).into_iter().flatten() {
                 seed(*slot, &mut seen, &mut queue);
             }

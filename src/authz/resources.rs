@@ -12,6 +12,7 @@ use super::change::{GranteeRef, ResourceKey, ResourceState};
 use super::engine::Engine;
 use crate::audit::{self, Actor};
 use crate::error::Error;
+use crate::model::WorkspaceRole;
 use crate::store::{GrantRow, ResourceRow, ResourceUpdate, Store};
 
 /// A write's result and the revision it committed at.
@@ -310,7 +311,8 @@ impl Resources {
         let allowed = row.state.owner_id == Some(user)
             || role
                 .as_deref()
-                .is_some_and(|r| crate::tenancy::rank(r) >= crate::tenancy::rank("admin"));
+                .and_then(WorkspaceRole::parse)
+                .is_some_and(|r| r >= WorkspaceRole::Admin);
         if !allowed {
             return Err(Error::PermissionDenied(
                 "only the resource's owner or a workspace admin may change its grants".into(),

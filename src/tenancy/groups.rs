@@ -7,6 +7,7 @@ use super::{Caller, Standing, Workspaces, validate_description};
 use crate::apps::validate_name;
 use crate::audit;
 use crate::error::Error;
+use crate::model::WorkspaceRole;
 use crate::store::{GroupRow, LinkOutcome, UserRow};
 
 impl Workspaces {
@@ -41,7 +42,7 @@ impl Workspaces {
         let description = validate_description(description)?;
         self.standing(caller, workspace_id)
             .await?
-            .require("admin", "creating groups")?;
+            .require(WorkspaceRole::Admin, "creating groups")?;
         let now = Utc::now();
         let group = GroupRow {
             id: Uuid::new_v4(),
@@ -92,7 +93,7 @@ impl Workspaces {
         let name = name.map(validate_name).transpose()?;
         let description = description.map(validate_description).transpose()?;
         let (group, standing) = self.group_in_scope(caller, id).await?;
-        standing.require("admin", "changing groups")?;
+        standing.require(WorkspaceRole::Admin, "changing groups")?;
         let mut event = audit::event(
             "group.updated",
             &caller.actor,
@@ -110,7 +111,7 @@ impl Workspaces {
     /// Deletes a group with its memberships and grants (admin+); the revision.
     pub async fn delete_group(&self, caller: &Caller, id: Uuid) -> Result<i64, Error> {
         let (group, standing) = self.group_in_scope(caller, id).await?;
-        standing.require("admin", "deleting groups")?;
+        standing.require(WorkspaceRole::Admin, "deleting groups")?;
         let mut event = audit::event(
             "group.deleted",
             &caller.actor,
@@ -137,7 +138,7 @@ impl Workspaces {
         add: bool,
     ) -> Result<(bool, i64), Error> {
         let (group, standing) = self.group_in_scope(caller, group_id).await?;
-        standing.require("admin", "changing group members")?;
+        standing.require(WorkspaceRole::Admin, "changing group members")?;
         if add && self.store.user_by_id(user_id).await?.is_none() {
             return Err(Error::NotFound("user".into()));
         }

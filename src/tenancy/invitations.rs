@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::{Caller, Workspaces};
 use crate::audit;
 use crate::error::Error;
+use crate::model::WorkspaceRole;
 use crate::store::{Accepted, InvitationRow, MemberRow, PendingInvitation};
 
 /// A keyset cursor over invitations: (created_at, id).
@@ -117,7 +118,7 @@ impl Workspaces {
     ) -> Result<Vec<InvitationRow>, Error> {
         self.standing(caller, workspace_id)
             .await?
-            .require("admin", "listing invitations")?;
+            .require(WorkspaceRole::Admin, "listing invitations")?;
         Ok(self
             .store
             .workspace_invitations(workspace_id, Utc::now(), after, limit)
@@ -133,7 +134,7 @@ impl Workspaces {
             .ok_or_else(|| Error::NotFound("invitation".into()))?;
         self.standing(caller, invitation.workspace_id)
             .await?
-            .require("admin", "withdrawing invitations")?;
+            .require(WorkspaceRole::Admin, "withdrawing invitations")?;
         self.remove_invitation(caller, &invitation, "invitation.cancelled")
             .await
     }

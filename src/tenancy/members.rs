@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::{Caller, Workspaces, rank};
 use crate::audit;
 use crate::error::Error;
+use crate::model::WorkspaceRole;
 use crate::operator::normalize_email;
 use crate::store::{InvitationRow, MemberFacts, MemberRow, MembershipOp, RevokeScope};
 
@@ -25,7 +26,7 @@ pub enum Invitee {
 
 /// Checks a role name from the API: one of the four workspace roles.
 pub fn validate_role(field: &str, role: &str) -> Result<(), Error> {
-    if rank(role) == 0 {
+    if rank(role).is_none() {
         return Err(Error::invalid(
             field,
             "must be one of owner, admin, editor, viewer",
@@ -35,16 +36,21 @@ pub fn validate_role(field: &str, role: &str) -> Result<(), Error> {
 }
 
 /// The caller's rank from facts read under the lock (platform admins rank as owners).
-fn caller_rank(facts: &MemberFacts, admin: bool) -> u8 {
+fn caller_rank(facts: &MemberFacts, admin: bool) -> Option<WorkspaceRole> {
     if admin {
-        rank("owner")
+        Some(WorkspaceRole::Owner)
     } else {
-        facts.caller_role.as_deref().map_or(0, rank)
+        facts.caller_role.as_deref().and_then(rank)
     }
 }
 
+/// Whether a stored role name is the owner role.
+fn is_owner(role: Option<&str>) -> bool {
+    role.and_then(rank) == Some(WorkspaceRole::Owner)
+}
+
 fn last_owner(facts: &MemberFacts, what: &str) -> Result<(), Error> {
-    if facts.target_role.as_deref() == Some("owner") && facts.owners <= 1 {
+    if is_owner(facts.target_role.as_deref()) && facts.owners <= 1 {
         return Err(Error::FailedPrecondition(format!(
             "the last owner of a workspace cannot be {what}; make another member owner first"
         )));
@@ -82,9 +88,9 @@ impl Workspaces {
     ) -> Result<(InvitationRow, i64), Error> {
         validate_role("role", role)?;
         let standing = self.standing(caller, workspace_id).await?;
-        standing.require("admin", "inviting members")?;
-        if role == "owner" {
-            standing.require("owner", "inviting an owner")?;
+        standing.require(WorkspaceRole::Admin, "inviting members")?;
+        if is_owner(Some(role)) {
+            standing.require(WorkspaceRole::Owner, "inviting an owner")?;
         }
         let (email, user) = match invitee {
             Invitee::UserId(id) => {
@@ -162,7 +168,7 @@ impl Workspaces {
     ) -> Result<(MemberRow, usize, i64), Error> {
         validate_role("role", role)?;
         let standing = self.standing(caller, workspace_id).await?;
-        standing.require("admin", "changing member roles")?;
+        standing.require(WorkspaceRole::Admin, "changing member roles")?;
         let mut event = audit::event(
             "member.role_changed",
             &caller.actor,
@@ -177,7 +183,7 @@ impl Workspaces {
                 return Err(Error::NotFound("member".into()));
             };
             let caller_rank = caller_rank(facts, admin);
-            if caller_rank < rank("admin") {
+            if caller_rank < Some(WorkspaceRole::Admin) {
                 return Err(Error::PermissionDenied(
                     "changing member roles needs the admin role or higher".into(),
                 ));
@@ -185,7 +191,9 @@ impl Workspaces {
             if current == role {
                 return Ok(());
             }
-            if (role == "owner" || current == "owner") && caller_rank < rank("owner") {
+            if (is_owner(Some(role)) || is_owner(Some(current)))
+                && caller_rank < Some(WorkspaceRole::Owner)
+            {
                 return Err(Error::PermissionDenied(
                     "only an owner grants or removes the owner role".into(),
                 ));
@@ -235,7 +243,7 @@ impl Workspaces {
         let standing = self.standing(caller, workspace_id).await?;
         let leaving = caller.user == Some(target);
         if !leaving {
-            standing.require("admin", "removing members")?;
+            standing.require(WorkspaceRole::Admin, "removing members")?;
         }
         let mut event = audit::event(
             if leaving {
@@ -256,12 +264,14 @@ impl Workspaces {
             }
             if !leaving {
                 let caller_rank = caller_rank(facts, admin);
-                if caller_rank < rank("admin") {
+                if caller_rank < Some(WorkspaceRole::Admin) {
                     return Err(Error::PermissionDenied(
                         "removing members needs the admin role or higher".into(),
                     ));
                 }
-                if facts.target_role.as_deref() == Some("owner") && caller_rank < rank("owner") {
+                if is_owner(facts.target_role.as_deref())
+                    && caller_rank < Some(WorkspaceRole::Owner)
+                {
                     return Err(Error::PermissionDenied(
                         "only an owner removes an owner".into(),
                     ));

@@ -20,19 +20,14 @@ use uuid::Uuid;
 use crate::apps::validate_name;
 use crate::audit::{self, Actor};
 use crate::error::Error;
+use crate::model::WorkspaceRole;
 use crate::operator::validate_slug;
 use crate::store::{RevokeScope, Store, WorkspaceRow};
 use crate::tokens::service::TokenService;
 
-/// Rank of a workspace role: owner 4 > admin 3 > editor 2 > viewer 1.
-pub fn rank(role: &str) -> u8 {
-    match role {
-        "owner" => 4,
-        "admin" => 3,
-        "editor" => 2,
-        "viewer" => 1,
-        _ => 0,
-    }
+/// The rank of a stored role name: `None` (below every role) for a name that is no role.
+pub fn rank(role: &str) -> Option<WorkspaceRole> {
+    WorkspaceRole::parse(role)
 }
 
 /// A workspace with the caller's relation to it.
@@ -63,8 +58,8 @@ pub struct Caller {
 /// The caller's standing in one workspace.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Standing {
-    /// Role rank (owner 4 … viewer 1); platform admins rank as owners; 0 for a service alone.
-    pub rank: u8,
+    /// Role; platform admins rank as owners; `None` for a service alone.
+    pub rank: Option<WorkspaceRole>,
     /// Whether the user is a platform admin (and not judged by membership).
     pub admin: bool,
     /// Whether a service acts with no user (trusted with its own data; no rank applies).
@@ -73,8 +68,8 @@ pub(crate) struct Standing {
 
 impl Standing {
     /// PERMISSION_DENIED unless the caller ranks at least `role` (a service alone passes).
-    pub fn require(&self, role: &str, what: &str) -> Result<(), Error> {
-        if self.service_alone || self.rank >= rank(role) {
+    pub fn require(&self, role: WorkspaceRole, what: &str) -> Result<(), Error> {
+        if self.service_alone || self.rank >= Some(role) {
             Ok(())
         } else {
             Err(Error::PermissionDenied(format!(
@@ -148,7 +143,7 @@ impl Workspaces {
                     .await?
                     .ok_or_else(|| Error::NotFound("workspace".into()))?;
                 Ok(Standing {
-                    rank: 0,
+                    rank: None,
                     admin: false,
                     service_alone: true,
                 })
@@ -158,7 +153,11 @@ impl Workspaces {
 
     /// The caller's role in `id`; platform admins count as owners. A workspace the caller
     /// cannot see is NOT_FOUND, whether or not it exists.
-    async fn role_of(&self, user: Uuid, id: Uuid) -> Result<(WorkspaceView, u8), Error> {
+    async fn role_of(
+        &self,
+        user: Uuid,
+        id: Uuid,
+    ) -> Result<(WorkspaceView, Option<WorkspaceRole>), Error> {
         self.role_of_as(user, id, true).await
     }
 
@@ -168,7 +167,7 @@ impl Workspaces {
         user: Uuid,
         id: Uuid,
         admin_ok: bool,
-    ) -> Result<(WorkspaceView, u8), Error> {
+    ) -> Result<(WorkspaceView, Option<WorkspaceRole>), Error> {
         let not_found = || Error::NotFound("workspace".into());
         if let Some((role, workspace, _)) = self.store.workspace_scope(id, user).await? {
             let rank = rank(&role);
@@ -196,7 +195,7 @@ impl Workspaces {
                 role: None,
                 joined_at: None,
             },
-            rank("owner"),
+            Some(WorkspaceRole::Owner),
         ))
     }
 
@@ -270,7 +269,7 @@ impl Workspaces {
         description: Option<&str>,
     ) -> Result<WorkspaceRow, Error> {
         let (_, rank_of_caller) = self.role_of(user, id).await?;
-        if rank_of_caller < rank("admin") {
+        if rank_of_caller < Some(WorkspaceRole::Admin) {
             return Err(Error::PermissionDenied(
                 "updating a workspace needs the admin or owner role".into(),
             ));
@@ -297,7 +296,7 @@ impl Workspaces {
     /// Returns the changelog revision of the deletion.
     pub async fn delete(&self, actor: &Actor, user: Uuid, id: Uuid) -> Result<i64, Error> {
         let (_, rank_of_caller) = self.role_of(user, id).await?;
-        if rank_of_caller < rank("owner") {
+        if rank_of_caller < Some(WorkspaceRole::Owner) {
             return Err(Error::PermissionDenied(
                 "deleting a workspace needs the owner role".into(),
             ));

@@ -10,6 +10,7 @@ use super::{Caller, Standing, Workspaces, validate_description};
 use crate::apps::{validate_name, validate_service_name};
 use crate::audit;
 use crate::error::Error;
+use crate::model::WorkspaceRole;
 use crate::store::{LinkOutcome, RoleRow};
 
 /// Most actions one role may hold.
@@ -125,7 +126,7 @@ impl Workspaces {
         };
         self.standing(caller, workspace_id)
             .await?
-            .require("admin", "creating roles")?;
+            .require(WorkspaceRole::Admin, "creating roles")?;
         let actions = self.role_action_set(&service, actions).await?;
         let now = Utc::now();
         let role = RoleRow {
@@ -173,7 +174,7 @@ impl Workspaces {
     /// Deletes a custom role with its assignments; the revision.
     pub async fn delete_role(&self, caller: &Caller, id: Uuid) -> Result<i64, Error> {
         let (role, standing) = self.role_in_scope(caller, id).await?;
-        standing.require("admin", "deleting roles")?;
+        standing.require(WorkspaceRole::Admin, "deleting roles")?;
         let mut event = audit::event(
             "role.deleted",
             &caller.actor,
@@ -198,7 +199,7 @@ impl Workspaces {
         actions: &[String],
     ) -> Result<(RoleRow, i64), Error> {
         let (role, standing) = self.role_in_scope(caller, id).await?;
-        standing.require("admin", "changing roles")?;
+        standing.require(WorkspaceRole::Admin, "changing roles")?;
         let actions = self.role_action_set(&role.service_name, actions).await?;
         let mut event = audit::event(
             "role.actions_set",
@@ -231,7 +232,7 @@ impl Workspaces {
         assign: bool,
     ) -> Result<(bool, i64), Error> {
         let (role, standing) = self.role_in_scope(caller, id).await?;
-        standing.require("admin", "assigning roles")?;
+        standing.require(WorkspaceRole::Admin, "assigning roles")?;
         if assign && self.store.user_by_id(user_id).await?.is_none() {
             return Err(Error::NotFound("user".into()));
         }
