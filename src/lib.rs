@@ -10,6 +10,7 @@ pub mod audit;
 pub mod authz;
 pub mod cache;
 pub mod config;
+pub mod credentials;
 pub mod csv_io;
 pub mod cursor;
 pub mod error;

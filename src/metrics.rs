@@ -167,8 +167,8 @@ const INFRASTRUCTURE_METHODS: [&str; 4] = [
 /// serves get their own labels; any other path is `unknown`/`unknown`, so that requests for
 /// made-up methods cannot grow the number of series.
 fn grpc_names(path: &str) -> (String, String) {
-    let known =
-        crate::api::tiers::tiers_of(path).is_some() || INFRASTRUCTURE_METHODS.contains(&path);
+    let known = crate::credentials::tiers::tiers_of(path).is_some()
+        || INFRASTRUCTURE_METHODS.contains(&path);
     if !known {
         return ("unknown".into(), "unknown".into());
     }

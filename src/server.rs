@@ -120,7 +120,7 @@ pub fn router(
         .layer(from_fn_with_state(
             // Behind one Arc: the layer's state is cloned per request.
             Arc::new(state.clone()),
-            api::principal::enforce,
+            crate::credentials::principal::enforce,
         ))
         .layer(from_fn_with_state(
             state.metrics.clone(),

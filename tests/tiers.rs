@@ -1,5 +1,5 @@
 //! The tier matrix: every RPC of the contract, called with every kind of credential, answers as
-//! its tier in `src/api/tiers.rs` says. RPCs are enumerated from the compiled descriptor set, so
+//! its tier in `src/credentials/tiers.rs` says. RPCs are enumerated from the compiled descriptor set, so
 //! an RPC added to the contract without a tier entry fails here (and in the unit test beside
 //! the table).
 
@@ -7,7 +7,7 @@ mod common;
 
 use common::{Backend, TestApp, sign_in};
 use prost::Message;
-use sentinel::api::tiers::{Tier, tiers_of};
+use sentinel::credentials::tiers::{Tier, tiers_of};
 
 both_backends!(
     every_rpc_answers_each_credential_as_its_tier_says,

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sentinel::api::tiers::TIERS;
+use sentinel::credentials::tiers::TIERS;
 use sentinel_fuzz::{assert_clear, harness};
 
 const EXTRA: &[&str] = &[

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::{OTHER_USER_PLACEHOLDER, REDIRECT_URI, USER_PLACEHOLDER, WORKSPACE_PLACEHOLDER};
-use sentinel::api::tiers::{TIERS, Tier};
+use sentinel::credentials::tiers::{TIERS, Tier};
 
 /// Appends `value` as a protobuf varint.
 pub fn varint(mut value: u64, out: &mut Vec<u8>) {

@@ -4,8 +4,8 @@ use chrono::Utc;
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, optional_uuid, page_size, timestamp};
-use super::credentials;
 use crate::app::AppState;
+use crate::credentials;
 use crate::csv_io::ExportKind;
 use crate::error::Error;
 use crate::proto::v1 as pb;

@@ -8,8 +8,8 @@ use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, optional_uuid, timestamp, token_pair, uuid};
-use super::credentials;
 use crate::app::AppState;
+use crate::credentials;
 use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::proto::v1::auth_service_server::AuthService;

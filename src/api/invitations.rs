@@ -5,9 +5,9 @@
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, page, page_size, token_cursor, uuid};
-use super::credentials;
 use crate::app::AppState;
 use crate::authz::consistency;
+use crate::credentials;
 use crate::proto::v1 as pb;
 
 pub(super) async fn list_mine(

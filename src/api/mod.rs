@@ -4,13 +4,10 @@
 mod admin;
 mod auth;
 mod convert;
-pub mod credentials;
 mod invitations;
 mod permission;
-pub mod principal;
 mod service_app;
 pub mod streams;
-pub mod tiers;
 mod user;
 mod workspace;
 

@@ -5,9 +5,9 @@ use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, page_cursor, page_size, page_token, uuid};
-use super::credentials;
 use crate::app::AppState;
 use crate::apps::client::ClientAppUpdate;
+use crate::credentials;
 use crate::proto::v1 as pb;
 use crate::proto::v1::service_app_service_server::ServiceAppService;
 

@@ -4,8 +4,8 @@
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, uuid};
-use super::credentials;
 use crate::app::AppState;
+use crate::credentials;
 use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::proto::v1::user_service_server::UserService;

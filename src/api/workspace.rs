@@ -4,9 +4,9 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::convert::{self, optional_uuid, page, page_size, page_token, token_cursor, uuid};
-use super::credentials;
 use crate::app::AppState;
 use crate::authz::consistency;
+use crate::credentials;
 use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::proto::v1::workspace_service_server::WorkspaceService;

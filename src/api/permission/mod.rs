@@ -12,7 +12,6 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::convert::{self, page, page_size, token_cursor};
-use super::credentials;
 use crate::app::AppState;
 use crate::audit;
 use crate::authz::change::ResourceState;
@@ -22,6 +21,7 @@ use crate::authz::index::Action;
 use crate::authz::lookup::LookupQuery;
 use crate::authz::resources::{NewGrant, Sharer};
 use crate::authz::watch::WatchQuery;
+use crate::credentials;
 use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::proto::v1::permission_service_server::PermissionService;

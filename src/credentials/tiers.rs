@@ -160,7 +160,7 @@ pub fn tiers_of(path: &str) -> Option<&'static [Tier]> {
 pub fn render_markdown() -> String {
     let mut out = String::from(
         "# Credential tiers\n\n\
-         Generated from `src/api/tiers.rs` (a test keeps this file equal to it). A call passes\n\
+         Generated from `src/credentials/tiers.rs` (a test keeps this file equal to it). A call passes\n\
          when it satisfies any one of the listed tiers; the handler may then apply finer rules\n\
          (workspace role, resource service name, own sessions only).\n\n\
          | tier | needs |\n|---|---|\n\
@@ -212,7 +212,10 @@ mod tests {
         contract.sort();
         let mut table: Vec<String> = TIERS.iter().map(|(p, _)| p.to_string()).collect();
         table.sort();
-        assert_eq!(contract, table, "src/api/tiers.rs must list every RPC once");
+        assert_eq!(
+            contract, table,
+            "src/credentials/tiers.rs must list every RPC once"
+        );
     }
 
     #[test]

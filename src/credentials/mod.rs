@@ -6,11 +6,14 @@ use std::sync::Arc;
 
 use tonic::Request;
 
-use super::principal::Principal;
+pub mod principal;
+pub mod tiers;
+
 use crate::error::Error;
 use crate::store::ServiceAppRow;
 use crate::tokens::jwt::AccessClaims;
 use crate::tokens::service::INVALID_CREDENTIAL;
+pub use principal::Principal;
 
 /// A request header as text (empty when absent or not text).
 pub fn header<T>(request: &Request<T>, name: &str) -> String {
