@@ -13,7 +13,7 @@ use crate::credentials;
 use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::proto::v1::auth_service_server::AuthService;
-use crate::store::{RevocationRow, RevokeScope};
+use crate::store::RevokeScope;
 use crate::streams::StillAllowed;
 use crate::tokens::jwt::MAX_TOKEN_BYTES;
 use crate::tokens::keys::RetireOutcome;
@@ -28,24 +28,6 @@ impl AuthApi {
     /// Handlers over the shared application state.
     pub fn new(state: AppState) -> Self {
         Self { state }
-    }
-}
-
-fn revocation(row: &RevocationRow) -> pb::Revocation {
-    pb::Revocation {
-        session_id: row.session_id.map(|s| s.to_string()).unwrap_or_default(),
-        jti: row.jti.clone().unwrap_or_default(),
-        // The nil user marks a revocation of every user's tokens of a workspace.
-        user_id: if row.user_id.is_nil() {
-            String::new()
-        } else {
-            row.user_id.to_string()
-        },
-        revoked_at: Some(timestamp(row.revoked_at)),
-        reason: convert::revocation_reason(&row.reason) as i32,
-        revision: row.revision,
-        expires_at: Some(timestamp(row.expires_at)),
-        workspace_id: row.workspace_id.map(|w| w.to_string()).unwrap_or_default(),
     }
 }
 
@@ -476,7 +458,7 @@ impl AuthService for AuthApi {
             let _open = &slot; // the slot is held as long as the stream is
             batch
                 .map(|b| pb::WatchRevocationsResponse {
-                    revocations: b.revocations.iter().map(revocation).collect(),
+                    revocations: b.revocations.iter().map(convert::revocation).collect(),
                     revision: b.revision,
                     caught_up: b.caught_up,
                     reset: b.reset,

@@ -384,6 +384,25 @@ pub fn page<T, K: serde::Serialize>(
     }
 }
 
+/// A revocation log entry message.
+pub fn revocation(row: &crate::store::RevocationRow) -> pb::Revocation {
+    pb::Revocation {
+        session_id: row.session_id.map(|s| s.to_string()).unwrap_or_default(),
+        jti: row.jti.clone().unwrap_or_default(),
+        // The nil user marks a revocation of every user's tokens of a workspace.
+        user_id: if row.user_id.is_nil() {
+            String::new()
+        } else {
+            row.user_id.to_string()
+        },
+        revoked_at: Some(timestamp(row.revoked_at)),
+        reason: revocation_reason(&row.reason) as i32,
+        revision: row.revision,
+        expires_at: Some(timestamp(row.expires_at)),
+        workspace_id: row.workspace_id.map(|w| w.to_string()).unwrap_or_default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,11 +5,16 @@
 //! to an existing user only by a verified email; invitations wait for the user's answer.
 
 mod code;
+mod error;
 mod github;
 pub mod oidc;
 mod policy;
+mod provider;
 mod resolve;
 
+pub use error::LoginError;
+use provider::Backend;
+pub use provider::Provider;
 pub use resolve::MintedAuthz;
 
 use std::collections::BTreeMap;
@@ -25,7 +30,7 @@ use uuid::Uuid;
 
 use crate::audit::{self, Actor};
 use crate::cache::Cache;
-use crate::config::{Config, ProviderConfig, ProviderKind};
+use crate::config::Config;
 use crate::error::Error;
 use crate::store::{Store, UserRow};
 use crate::tokens::service::TokenService;
@@ -61,120 +66,6 @@ pub struct ResolvedUser {
     pub idp_sub: String,
 }
 
-/// Why a login step failed; rendered as a page (browser) or JSON, and audited.
-#[derive(Debug, thiserror::Error)]
-pub enum LoginError {
-    /// No provider with that id.
-    #[error("unknown identity provider")]
-    UnknownProvider,
-    /// The redirect URI is not one of an active client app.
-    #[error("redirect_uri is not registered for an active client app")]
-    RedirectNotAllowed,
-    /// A request parameter is malformed: (field, reason).
-    #[error("{0} {1}")]
-    BadRequest(&'static str, String),
-    /// The login state is unknown, used or expired.
-    #[error("the sign-in session expired or was already used; start again")]
-    SessionExpired,
-    /// The provider reported no verified email.
-    #[error("the identity provider did not confirm a verified email address")]
-    EmailNotVerified,
-    /// The user is deactivated.
-    #[error("this account is deactivated")]
-    Deactivated,
-    /// The provider refused or failed.
-    #[error("the identity provider refused the sign-in: {0}")]
-    Provider(String),
-    /// The email's domain (or organisation) is not allowed for this provider.
-    #[error("this provider does not sign in accounts of that email domain")]
-    DomainNotAllowed,
-    /// An account with the identity's email exists and this provider is not trusted to link.
-    #[error("an account with this email exists; sign in the way it was created, or ask an admin")]
-    AccountExists,
-    /// The provider may not create accounts.
-    #[error("sign-up through this provider is closed; ask an admin for an account")]
-    SignupClosed,
-    /// ResolveIdpToken is not enabled for this provider.
-    #[error("this provider's tokens are not accepted by ResolveIdpToken (authz_mode is off)")]
-    AuthzModeOff,
-    /// A presented provider token is invalid.
-    #[error("{0}")]
-    InvalidToken(String),
-    /// Anything else (already logged).
-    #[error(transparent)]
-    Other(#[from] Error),
-}
-
-impl LoginError {
-    fn provider(why: String) -> Self {
-        LoginError::Provider(why)
-    }
-
-    fn invalid_token(why: String) -> Self {
-        LoginError::InvalidToken(why)
-    }
-
-    /// A short stable reason for the audit trail.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            LoginError::UnknownProvider => "unknown_provider",
-            LoginError::RedirectNotAllowed => "redirect_not_allowed",
-            LoginError::BadRequest(..) => "bad_request",
-            LoginError::SessionExpired => "session_expired",
-            LoginError::EmailNotVerified => "email_not_verified",
-            LoginError::Deactivated => "deactivated",
-            LoginError::Provider(_) => "provider_error",
-            LoginError::AuthzModeOff => "authz_mode_off",
-            LoginError::DomainNotAllowed => "domain_not_allowed",
-            LoginError::AccountExists => "account_exists",
-            LoginError::SignupClosed => "signup_closed",
-            LoginError::InvalidToken(_) => "invalid_token",
-            LoginError::Other(_) => "internal",
-        }
-    }
-}
-
-impl From<LoginError> for Error {
-    fn from(err: LoginError) -> Self {
-        match err {
-            LoginError::UnknownProvider => Error::NotFound("identity provider".into()),
-            LoginError::RedirectNotAllowed => Error::invalid(
-                "redirect_uri",
-                "does not exactly match a redirect URI of an active client app",
-            ),
-            LoginError::BadRequest(field, why) => Error::invalid(field, why),
-            LoginError::SessionExpired => {
-                Error::FailedPrecondition("the login session expired; start again".into())
-            }
-            LoginError::EmailNotVerified => Error::PermissionDenied(
-                "the identity provider did not confirm a verified email".into(),
-            ),
-            LoginError::Deactivated => Error::PermissionDenied("user is deactivated".into()),
-            LoginError::DomainNotAllowed => {
-                Error::PermissionDenied("the email domain is not allowed for this provider".into())
-            }
-            LoginError::AccountExists => Error::FailedPrecondition(
-                "an account with this email exists; this provider may not link to it".into(),
-            ),
-            LoginError::SignupClosed => {
-                Error::PermissionDenied("sign-up through this provider is closed".into())
-            }
-            LoginError::AuthzModeOff => Error::FailedPrecondition(
-                "provider: its tokens are not accepted here (set authz_mode for it)".into(),
-            ),
-            LoginError::Provider(why) => {
-                tracing::warn!(%why, "identity provider failure");
-                Error::Unauthenticated("the identity provider refused the sign-in")
-            }
-            LoginError::InvalidToken(why) => {
-                tracing::debug!(%why, "provider token refused");
-                Error::Unauthenticated("the identity provider token is not valid")
-            }
-            LoginError::Other(err) => err,
-        }
-    }
-}
-
 /// An identity the provider vouched for, with a verified email.
 #[derive(Debug, Clone)]
 pub struct VerifiedIdentity {
@@ -192,102 +83,6 @@ pub struct VerifiedIdentity {
     pub domain_verified: bool,
     /// The organisation claim, if any: Google's `hd` or Entra's `tid`.
     pub organization: Option<String>,
-}
-
-enum Backend {
-    Oidc(oidc::Issuer),
-    Github {
-        authorize_url: String,
-        token_url: String,
-        api_url: String,
-    },
-}
-
-/// One configured provider.
-pub struct Provider {
-    /// Id (path segment).
-    pub id: String,
-    /// Button label.
-    pub display_name: String,
-    /// `oidc` or `github` (proto kind).
-    pub is_github: bool,
-    client_id: String,
-    client_secret: String,
-    scopes: String,
-    audiences: Vec<String>,
-    /// Whether ResolveIdpToken accepts this provider's tokens.
-    authz_mode: bool,
-    /// Linking, domains and sign-up.
-    policy: policy::AccountPolicy,
-    backend: Backend,
-}
-
-impl Provider {
-    fn from_config(id: &str, c: &ProviderConfig) -> Self {
-        let default_name = match c.kind {
-            ProviderKind::Google => "Google",
-            ProviderKind::Entra => "Microsoft",
-            ProviderKind::Github => "GitHub",
-            ProviderKind::Oidc => id,
-        };
-        let backend = match c.kind {
-            ProviderKind::Github => Backend::Github {
-                authorize_url: c
-                    .authorize_url
-                    .clone()
-                    .unwrap_or_else(|| "https://github.com/login/oauth/authorize".into()),
-                token_url: c
-                    .token_url
-                    .clone()
-                    .unwrap_or_else(|| "https://github.com/login/oauth/access_token".into()),
-                api_url: c
-                    .api_url
-                    .clone()
-                    .unwrap_or_else(|| "https://api.github.com".into())
-                    .trim_end_matches('/')
-                    .to_string(),
-            },
-            ProviderKind::Google => Backend::Oidc(oidc::Issuer::new(
-                c.issuer.as_deref().unwrap_or("https://accounts.google.com"),
-            )),
-            ProviderKind::Entra => {
-                Backend::Oidc(oidc::Issuer::new(&c.issuer.clone().unwrap_or_else(|| {
-                    format!(
-                        "https://login.microsoftonline.com/{}/v2.0",
-                        c.tenant.as_deref().unwrap_or("common")
-                    )
-                })))
-            }
-            ProviderKind::Oidc => {
-                Backend::Oidc(oidc::Issuer::new(c.issuer.as_deref().unwrap_or("")))
-            }
-        };
-        let scopes = if !c.scopes.is_empty() {
-            c.scopes.join(" ")
-        } else if c.kind == ProviderKind::Github {
-            "read:user user:email".into()
-        } else {
-            "openid email profile".into()
-        };
-        let mut audiences = vec![c.client_id.clone()];
-        audiences.extend(c.audiences.iter().cloned());
-        Self {
-            id: id.to_string(),
-            display_name: if c.display_name.is_empty() {
-                default_name.to_string()
-            } else {
-                c.display_name.clone()
-            },
-            is_github: c.kind == ProviderKind::Github,
-            authz_mode: c.authz_mode.unwrap_or(c.kind != ProviderKind::Github),
-            policy: policy::AccountPolicy::from_config(c),
-            client_id: c.client_id.clone(),
-            client_secret: c.client_secret.clone(),
-            scopes,
-            audiences,
-            backend,
-        }
-    }
 }
 
 /// What the cache keeps between `/login` and `/callback`.
