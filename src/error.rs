@@ -47,9 +47,6 @@ pub enum Error {
         /// When the window resets.
         retry_after: Duration,
     },
-    /// The RPC exists in the contract but this server does not provide it yet.
-    #[error("{0} is not implemented by this server")]
-    Unimplemented(&'static str),
     /// A dependency (database, cache) is down.
     #[error("service temporarily unavailable")]
     Unavailable,
@@ -76,7 +73,6 @@ impl Error {
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::ResourceExhausted { .. } => Code::ResourceExhausted,
-            Error::Unimplemented(_) => Code::Unimplemented,
             Error::Unavailable => Code::Unavailable,
             Error::Internal => Code::Internal,
         }
@@ -92,7 +88,6 @@ impl Error {
             Error::AlreadyExists(_) => StatusCode::CONFLICT,
             Error::FailedPrecondition(_) => StatusCode::PRECONDITION_FAILED,
             Error::ResourceExhausted { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Error::Unimplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
