@@ -15,7 +15,7 @@ mod resolve;
 pub use error::LoginError;
 use provider::Backend;
 pub use provider::Provider;
-pub use resolve::MintedAuthz;
+pub use resolve::{MintedAuthz, ResolvedUser};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -56,15 +56,6 @@ pub struct StartRequest<'a> {
 
 /// Longest provider token ResolveIdpToken reads (ID tokens are a few KiB).
 pub const MAX_IDP_TOKEN_LEN: usize = 16 * 1024;
-
-/// The user behind a provider token presented to ResolveIdpToken.
-#[derive(Debug, Clone)]
-pub struct ResolvedUser {
-    /// The Sentinel user (linked or created).
-    pub user: UserRow,
-    /// `<provider>|<subject at the provider>`, for the authz token's `idp_sub`.
-    pub idp_sub: String,
-}
 
 /// An identity the provider vouched for, with a verified email.
 #[derive(Debug, Clone)]

@@ -4,11 +4,20 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Backend, Login, LoginError, MAX_IDP_TOKEN_LEN, ResolvedUser};
+use super::{Backend, Login, LoginError, MAX_IDP_TOKEN_LEN};
 use crate::audit::{self, Actor};
 use crate::error::Error;
-use crate::store::WorkspaceRow;
+use crate::store::{UserRow, WorkspaceRow};
 use crate::tokens::service::WorkspaceScope;
+
+/// The user behind a provider token presented to ResolveIdpToken.
+#[derive(Debug, Clone)]
+pub struct ResolvedUser {
+    /// The Sentinel user (linked or created).
+    pub user: UserRow,
+    /// `<provider>|<subject at the provider>`, for the authz token's `idp_sub`.
+    pub idp_sub: String,
+}
 
 /// An authz token minted for a resolved user, with what it carries.
 #[derive(Debug, Clone)]
