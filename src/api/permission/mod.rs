@@ -1,6 +1,6 @@
-//! `sentinel.v1.PermissionService`: resources and grants (writes through the store, reads
-//! from the in-memory index), Watch, and the RBAC RPCs (service actions, CheckAction,
-//! ListUserActions).
+//! `sentinel.v1.PermissionService`: resources and grants (written by the resources service,
+//! read from the permission engine), Watch, and the RBAC RPCs (service actions, CheckAction,
+//! ListUserActions). Parsing and mapping live in `messages.rs`.
 
 mod messages;
 
