@@ -12,11 +12,13 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
 use crate::apps::ServiceApps;
+use crate::apps::origins::AllowedOrigins;
 use crate::cache::{self, Cache};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
-use crate::server::{self, AllowedOrigins};
+use crate::server;
+use crate::services::Services;
 use crate::store::{self, Store};
 use crate::tokens::kek::Kek;
 use crate::tokens::keys::KeyRing;
@@ -29,47 +31,24 @@ const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
 /// How often counted failures are written to the audit trail (and at shutdown).
 const FAILURE_AUDIT_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Everything handlers share. Cheap to clone.
+/// The wiring: the domain services plus the store and cache they are built over (for the
+/// background tasks and operator commands). Dereferences to [`Services`]. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    /// The validated configuration.
-    pub config: Arc<Config>,
+    /// What handlers are given.
+    pub services: Services,
     /// Durable state.
     pub store: Arc<dyn Store>,
     /// Ephemeral shared state.
     pub cache: Arc<dyn Cache>,
-    /// Signing keys and the JWKS.
-    pub keys: Arc<KeyRing>,
-    /// Prometheus metrics.
-    pub metrics: Arc<Metrics>,
-    /// Rate limiter.
-    pub limiter: Arc<RateLimiter>,
-    /// Browser origins allowed for gRPC-web.
-    pub origins: AllowedOrigins,
-    /// Sessions and tokens.
-    pub tokens: Arc<TokenService>,
-    /// Service apps and their keys.
-    pub apps: Arc<ServiceApps>,
-    /// Client apps (browser front ends that sign users in).
-    pub client_apps: Arc<crate::apps::client::ClientApps>,
-    /// Workspaces.
-    pub workspaces: Arc<crate::tenancy::Workspaces>,
-    /// The permission engine (in-memory index over the changelog).
-    pub engine: Arc<crate::authz::engine::Engine>,
-    /// Resources and their grants.
-    pub resources: Arc<crate::authz::resources::Resources>,
-    /// Users and their profiles.
-    pub users: Arc<crate::users::Users>,
-    /// Rotation and retirement of signing keys.
-    pub key_rotation: Arc<crate::tokens::rotation::KeyRotation>,
-    /// Platform administration: CSV import and export, counts, the audit trail.
-    pub platform: Arc<crate::platform::Platform>,
-    /// Sign-in through identity providers.
-    pub login: Arc<crate::login::Login>,
-    /// Refused credentials and failed sign-ins, written to the audit trail once a minute.
-    pub failures: Arc<crate::audit::FailureLog>,
-    /// Open server streams per service key.
-    pub streams: Arc<crate::api::streams::StreamSlots>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
+    }
 }
 
 impl AppState {
@@ -116,7 +95,9 @@ impl AppState {
                 max_staleness: config.revocation_max_staleness,
             },
         ));
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::new(|path| {
+            crate::credentials::tiers::tiers_of(path).is_some()
+        }));
         let limiter = Arc::new(RateLimiter::new(
             cache.clone(),
             metrics.clone(),
@@ -144,8 +125,8 @@ impl AppState {
             )
             .map_err(|e| anyhow::anyhow!("cannot set up sign-in: {e}"))?,
         );
-        Ok(Self {
-            streams: crate::api::streams::StreamSlots::new(config.max_streams_per_key),
+        let services = Services {
+            streams: crate::streams::StreamSlots::new(config.max_streams_per_key),
             failures,
             login,
             users: Arc::new(crate::users::Users::new(store.clone(), tokens.clone())),
@@ -154,14 +135,13 @@ impl AppState {
                 store.clone(),
                 cache.clone(),
             )),
-            platform: Arc::new(crate::platform::Platform::new(store.clone())),
+            platform: Arc::new(crate::platform::Platform::new(store.clone(), cache.clone())),
             resources: Arc::new(crate::authz::resources::Resources::new(
                 store.clone(),
                 engine.clone(),
             )),
             engine: engine.clone(),
             config: Arc::new(config),
-            cache,
             keys,
             metrics,
             limiter,
@@ -177,7 +157,11 @@ impl AppState {
                 engine.clone(),
             )),
             tokens,
+        };
+        Ok(Self {
+            services,
             store,
+            cache,
         })
     }
 }
@@ -207,7 +191,7 @@ impl Application {
                     .await
                     .with_context(|| format!("cannot listen on {address} (metrics_listen)"))?;
                 let addr = metrics_listener.local_addr()?;
-                let router = crate::http::metrics_router(state.clone());
+                let router = crate::http::metrics_router(state.services.clone());
                 let task = tokio::spawn(async move {
                     if let Err(err) = axum::serve(metrics_listener, router).await {
                         tracing::error!(error = %err, "metrics listener failed");
@@ -219,7 +203,7 @@ impl Application {
         };
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        let router = server::router(&state, health_service)?;
+        let router = server::router(&state.services, health_service)?;
         let (shutdown, mut shutdown_rx) = watch::channel(false);
 
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));

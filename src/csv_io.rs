@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use crate::audit::{self, Actor};
 use crate::error::Error;
+use crate::model::Email;
 use crate::model::WorkspaceRole;
-use crate::operator::normalize_email;
 use crate::store::{Store, UserRow};
 
 /// Largest accepted CSV file.
@@ -119,8 +119,8 @@ pub async fn import(
                 .map(|v| unguard(v.trim()))
                 .unwrap_or("")
         };
-        let email = match normalize_email(field(Some(cols.email))) {
-            Ok(email) => email,
+        let email = match Email::parse(field(Some(cols.email))) {
+            Ok(email) => email.into_string(),
             Err(_) => {
                 fail(
                     &mut report,

@@ -135,7 +135,15 @@ impl From<StoreError> for Error {
             StoreError::Conflict(what) => Error::AlreadyExists(what.to_string()),
             StoreError::NotFound(what) => Error::NotFound(what.to_string()),
             StoreError::Internal => Error::Internal,
-            StoreError::Refused(err) => *err,
+        }
+    }
+}
+
+impl From<crate::model::Invalid> for Error {
+    fn from(invalid: crate::model::Invalid) -> Self {
+        Error::InvalidArgument {
+            field: invalid.field,
+            reason: invalid.reason,
         }
     }
 }

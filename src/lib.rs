@@ -23,6 +23,7 @@ pub mod platform;
 pub mod proto;
 pub mod ratelimit;
 pub mod server;
+pub mod services;
 pub mod store;
 pub mod streams;
 pub mod telemetry;

@@ -296,7 +296,9 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
 
 async fn grant_admin(config: Config, email: String, admin: bool) -> anyhow::Result<()> {
     let state = AppState::initialize(config).await?;
-    let email = operator::normalize_email(&email).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let email = sentinel::model::Email::parse(&email)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .into_string();
     let user = state
         .store
         .user_by_email(&email)

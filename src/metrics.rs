@@ -64,17 +64,13 @@ pub struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     rate_limited: Family<ScopeLabels, Counter>,
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// Whether a gRPC path is one of the contract's methods (the tier table knows them).
+    served: fn(&str) -> bool,
 }
 
 impl Metrics {
-    /// Registers every family.
-    pub fn new() -> Self {
+    /// Registers every family. `served` tells the contract's gRPC paths from made-up ones.
+    pub fn new(served: fn(&str) -> bool) -> Self {
         let mut registry = Registry::with_prefix("sentinel");
         let grpc_requests = Family::<GrpcLabels, Counter>::default();
         let grpc_duration =
@@ -117,6 +113,7 @@ impl Metrics {
             http_requests,
             http_duration,
             rate_limited,
+            served,
         }
     }
 
@@ -166,9 +163,8 @@ const INFRASTRUCTURE_METHODS: [&str; 4] = [
 /// Splits `/sentinel.v1.AuthService/GetJwks` into service and method. Only methods the server
 /// serves get their own labels; any other path is `unknown`/`unknown`, so that requests for
 /// made-up methods cannot grow the number of series.
-fn grpc_names(path: &str) -> (String, String) {
-    let known = crate::credentials::tiers::tiers_of(path).is_some()
-        || INFRASTRUCTURE_METHODS.contains(&path);
+fn grpc_names(served: fn(&str) -> bool, path: &str) -> (String, String) {
+    let known = served(path) || INFRASTRUCTURE_METHODS.contains(&path);
     if !known {
         return ("unknown".into(), "unknown".into());
     }
@@ -273,7 +269,7 @@ pub async fn grpc_metrics(
     request: Request,
     next: Next,
 ) -> Response {
-    let (service, method) = grpc_names(request.uri().path());
+    let (service, method) = grpc_names(metrics.served, request.uri().path());
     let started = Instant::now();
     let response = next.run(request).await;
     let mut call = GrpcCall {
@@ -321,10 +317,15 @@ pub async fn http_metrics(
 mod tests {
     use super::*;
 
+    /// The contract's paths as the tier table answers them.
+    fn served(path: &str) -> bool {
+        crate::credentials::tiers::tiers_of(path).is_some()
+    }
+
     #[test]
     fn grpc_paths_split_into_service_and_method() {
         assert_eq!(
-            grpc_names("/sentinel.v1.AuthService/GetJwks"),
+            grpc_names(served, "/sentinel.v1.AuthService/GetJwks"),
             ("sentinel.v1.AuthService".into(), "GetJwks".into())
         );
     }
@@ -338,18 +339,19 @@ mod tests {
             "",
         ] {
             assert_eq!(
-                grpc_names(path),
+                grpc_names(served, path),
                 ("unknown".into(), "unknown".into()),
                 "{path}"
             );
         }
         assert_eq!(
-            grpc_names("/grpc.health.v1.Health/Check"),
+            grpc_names(served, "/grpc.health.v1.Health/Check"),
             ("grpc.health.v1.Health".into(), "Check".into())
         );
-        let metrics = Metrics::new();
+        let metrics = Metrics::new(served);
         for i in 0..200 {
-            let (service, method) = grpc_names(&format!("/sentinel.v1.AuthService/Random{i}"));
+            let (service, method) =
+                grpc_names(served, &format!("/sentinel.v1.AuthService/Random{i}"));
             metrics.record_grpc(&service, &method, "UNIMPLEMENTED", Instant::now());
         }
         let text = metrics.render();
@@ -362,7 +364,7 @@ mod tests {
 
     #[test]
     fn recorded_calls_appear_in_the_exposition() {
-        let metrics = Metrics::new();
+        let metrics = Metrics::new(served);
         metrics.record_grpc("sentinel.v1.AuthService", "GetJwks", "OK", Instant::now());
         metrics.record_rate_limited("address");
         let text = metrics.render();

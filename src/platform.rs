@@ -1,12 +1,14 @@
 //! Platform administration: bulk import and export of users and memberships, the dashboard
-//! counts and the audit trail.
+//! counts, the audit trail and the readiness of the backends.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::audit::{self, Actor};
+use crate::cache::Cache;
 use crate::csv_io::{ExportKind, ImportReport};
 use crate::error::Error;
 use crate::store::{AuditFilter, AuditRow, Stats, Store};
@@ -14,12 +16,34 @@ use crate::store::{AuditFilter, AuditRow, Stats, Store};
 /// Platform administration over the store.
 pub struct Platform {
     store: Arc<dyn Store>,
+    cache: Arc<dyn Cache>,
+}
+
+/// Whether each backend answered a ping in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    /// The database answered.
+    pub database: bool,
+    /// The cache answered.
+    pub cache: bool,
 }
 
 impl Platform {
-    /// Over `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    /// Over `store` and `cache`.
+    pub fn new(store: Arc<dyn Store>, cache: Arc<dyn Cache>) -> Self {
+        Self { store, cache }
+    }
+
+    /// Pings the database and the cache at once, each given `timeout`.
+    pub async fn readiness(&self, timeout: Duration) -> Readiness {
+        let (database, cache) = tokio::join!(
+            tokio::time::timeout(timeout, self.store.ping()),
+            tokio::time::timeout(timeout, self.cache.ping()),
+        );
+        Readiness {
+            database: matches!(database, Ok(Ok(()))),
+            cache: matches!(cache, Ok(Ok(()))),
+        }
     }
 
     /// Imports users and memberships from CSV (`dry_run`: report only).

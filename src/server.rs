@@ -1,7 +1,6 @@
 //! One listener for everything: gRPC (HTTP/2), gRPC-web (HTTP/1.1 and HTTP/2) and the HTTP
 //! routes, wrapped in the tower stack (request id, tracing, CORS, rate limit).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,32 +14,9 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::app::AppState;
-use crate::apps::ServiceApps;
+use crate::apps::origins::AllowedOrigins;
+use crate::services::Services;
 use crate::{api, http as http_routes, metrics, proto, ratelimit};
-
-/// Origins allowed to call from browsers: the configured ones plus every allowed origin of an
-/// active service app (kept current in memory, so the CORS check does no I/O).
-#[derive(Clone)]
-pub struct AllowedOrigins {
-    configured: Arc<HashSet<String>>,
-    apps: Arc<ServiceApps>,
-}
-
-impl AllowedOrigins {
-    /// The configured `origins` plus those of `apps`.
-    pub fn new(origins: impl IntoIterator<Item = String>, apps: Arc<ServiceApps>) -> Self {
-        Self {
-            configured: Arc::new(origins.into_iter().collect()),
-            apps,
-        }
-    }
-
-    /// Whether `origin` is allowed (exact match).
-    pub fn contains(&self, origin: &str) -> bool {
-        self.configured.contains(origin) || self.apps.origin_allowed(origin)
-    }
-}
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -98,7 +74,7 @@ fn cors(origins: AllowedOrigins) -> CorsLayer {
 
 /// The complete application service.
 pub fn router(
-    state: &AppState,
+    state: &Services,
     health_service: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,

@@ -4,22 +4,22 @@ use chrono::Utc;
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, optional_uuid, page_size, timestamp};
-use crate::app::AppState;
 use crate::credentials;
 use crate::csv_io::ExportKind;
 use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::proto::v1::admin_service_server::AdminService;
+use crate::services::Services;
 use crate::store::AuditFilter;
 
 /// Handlers of `sentinel.v1.AdminService`.
 pub struct AdminApi {
-    state: AppState,
+    state: Services,
 }
 
 impl AdminApi {
     /// Handlers over the shared application state.
-    pub fn new(state: AppState) -> Self {
+    pub fn new(state: Services) -> Self {
         Self { state }
     }
 }

@@ -8,11 +8,11 @@ use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, optional_uuid, timestamp, token_pair, uuid};
-use crate::app::AppState;
 use crate::credentials;
 use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::proto::v1::auth_service_server::AuthService;
+use crate::services::Services;
 use crate::store::RevokeScope;
 use crate::streams::StillAllowed;
 use crate::tokens::jwt::MAX_TOKEN_BYTES;
@@ -21,12 +21,12 @@ use crate::tokens::keys::SigningAlgorithm;
 
 /// Handlers of `sentinel.v1.AuthService`.
 pub struct AuthApi {
-    state: AppState,
+    state: Services,
 }
 
 impl AuthApi {
     /// Handlers over the shared application state.
-    pub fn new(state: AppState) -> Self {
+    pub fn new(state: Services) -> Self {
         Self { state }
     }
 }

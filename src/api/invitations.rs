@@ -5,13 +5,13 @@
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, page, page_size, token_cursor, uuid};
-use crate::app::AppState;
 use crate::authz::consistency;
 use crate::credentials;
 use crate::proto::v1 as pb;
+use crate::services::Services;
 
 pub(super) async fn list_mine(
-    state: &AppState,
+    state: &Services,
     request: Request<pb::ListMyInvitationsRequest>,
 ) -> Result<Response<pb::ListMyInvitationsResponse>, Status> {
     let caller = credentials::caller(&request)?;
@@ -37,7 +37,7 @@ pub(super) async fn list_mine(
 }
 
 pub(super) async fn accept(
-    state: &AppState,
+    state: &Services,
     request: Request<pb::AcceptInvitationRequest>,
 ) -> Result<Response<pb::AcceptInvitationResponse>, Status> {
     let caller = credentials::caller(&request)?;
@@ -50,7 +50,7 @@ pub(super) async fn accept(
 }
 
 pub(super) async fn decline(
-    state: &AppState,
+    state: &Services,
     request: Request<pb::DeclineInvitationRequest>,
 ) -> Result<Response<pb::DeclineInvitationResponse>, Status> {
     let caller = credentials::caller(&request)?;
@@ -60,7 +60,7 @@ pub(super) async fn decline(
 }
 
 pub(super) async fn list(
-    state: &AppState,
+    state: &Services,
     request: Request<pb::ListInvitationsRequest>,
 ) -> Result<Response<pb::ListInvitationsResponse>, Status> {
     let caller = credentials::caller(&request)?;
@@ -80,7 +80,7 @@ pub(super) async fn list(
 }
 
 pub(super) async fn cancel(
-    state: &AppState,
+    state: &Services,
     request: Request<pb::CancelInvitationRequest>,
 ) -> Result<Response<pb::CancelInvitationResponse>, Status> {
     let caller = credentials::caller(&request)?;

@@ -7,19 +7,18 @@ mod convert;
 mod invitations;
 mod permission;
 mod service_app;
-pub mod streams;
 mod user;
 mod workspace;
 
 use tonic::service::Routes;
 
-use crate::app::AppState;
 use crate::proto::v1::admin_service_server::AdminServiceServer;
 use crate::proto::v1::auth_service_server::AuthServiceServer;
 use crate::proto::v1::permission_service_server::PermissionServiceServer;
 use crate::proto::v1::service_app_service_server::ServiceAppServiceServer;
 use crate::proto::v1::user_service_server::UserServiceServer;
 use crate::proto::v1::workspace_service_server::WorkspaceServiceServer;
+use crate::services::Services;
 
 /// Fully-qualified names of every `sentinel.v1` service.
 pub const SERVICE_NAMES: [&str; 6] = [
@@ -32,7 +31,7 @@ pub const SERVICE_NAMES: [&str; 6] = [
 ];
 
 /// Every `sentinel.v1` service with the configured message size limit.
-pub fn routes(state: &AppState) -> Routes {
+pub fn routes(state: &Services) -> Routes {
     let max = state.config.max_request_bytes;
     Routes::new(
         AuthServiceServer::new(auth::AuthApi::new(state.clone())).max_decoding_message_size(max),

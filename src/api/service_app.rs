@@ -5,20 +5,20 @@ use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, page_cursor, page_size, page_token, uuid};
-use crate::app::AppState;
 use crate::apps::client::ClientAppUpdate;
 use crate::credentials;
 use crate::proto::v1 as pb;
 use crate::proto::v1::service_app_service_server::ServiceAppService;
+use crate::services::Services;
 
 /// Handlers of `sentinel.v1.ServiceAppService`.
 pub struct ServiceAppApi {
-    state: AppState,
+    state: Services,
 }
 
 impl ServiceAppApi {
     /// Handlers over the shared application state.
-    pub fn new(state: AppState) -> Self {
+    pub fn new(state: Services) -> Self {
         Self { state }
     }
 }

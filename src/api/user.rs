@@ -4,20 +4,20 @@
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, uuid};
-use crate::app::AppState;
 use crate::credentials;
 use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::proto::v1::user_service_server::UserService;
+use crate::services::Services;
 
 /// Handlers of `sentinel.v1.UserService`.
 pub struct UserApi {
-    state: AppState,
+    state: Services,
 }
 
 impl UserApi {
     /// Handlers over the shared application state.
-    pub fn new(state: AppState) -> Self {
+    pub fn new(state: Services) -> Self {
         Self { state }
     }
 }

@@ -4,22 +4,22 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::convert::{self, optional_uuid, page, page_size, page_token, token_cursor, uuid};
-use crate::app::AppState;
 use crate::authz::consistency;
 use crate::credentials;
 use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::proto::v1::workspace_service_server::WorkspaceService;
+use crate::services::Services;
 use crate::tenancy::{Invitee, WorkspaceView};
 
 /// Handlers of `sentinel.v1.WorkspaceService`.
 pub struct WorkspaceApi {
-    state: AppState,
+    state: Services,
 }
 
 impl WorkspaceApi {
     /// Handlers over the shared application state.
-    pub fn new(state: AppState) -> Self {
+    pub fn new(state: Services) -> Self {
         Self { state }
     }
 

@@ -4,6 +4,7 @@
 pub mod client;
 mod keys;
 mod names;
+pub mod origins;
 
 pub use keys::{generate_key, key_hash, well_formed};
 pub use names::{

@@ -2,7 +2,6 @@
 //! appends a [`Change`] to the changelog in the transaction of the change itself; its revision,
 //! encoded as a consistency token, is what callers pass back to read their own writes.
 
-pub mod change;
 pub mod check;
 pub mod consistency;
 pub mod engine;
@@ -11,4 +10,4 @@ pub mod lookup;
 pub mod resources;
 pub mod watch;
 
-pub use change::Change;
+pub use crate::model::change::{self, Change};

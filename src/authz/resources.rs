@@ -1,19 +1,37 @@
 //! The resources service: registering resources, their owner and visibility, and sharing
-//! them. It owns the sharing rule (who may change a resource's grants), the audit event of
-//! every write and read-your-writes: each write is applied to this process's index before it
-//! answers, and its revision is what the caller's consistency token names.
+//! them. It owns every rule of those writes — the workspace and owner of a resource, parents in
+//! the same workspace and without cycles, who may change grants and who may receive them —
+//! decided on facts read inside the write's transaction (under the changelog lock), the audit
+//! event of every write, and read-your-writes: each write is applied to this process's index
+//! before it answers, and its revision is what the caller's consistency token names.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::change::{GranteeRef, ResourceKey, ResourceState};
 use super::engine::Engine;
 use crate::audit::{self, Actor};
 use crate::error::Error;
 use crate::model::WorkspaceRole;
-use crate::store::{GrantRow, ResourceRow, ResourceUpdate, Store};
+use crate::model::change::{Change, GranteeRef, ResourceKey, ResourceState};
+use crate::store::{ChangelogTx, GrantRow, ResourceRow, Store};
+
+/// Longest parent chain walked when looking for a cycle.
+const MAX_CHAIN: usize = 4096;
+
+/// A change to an existing resource.
+#[derive(Debug, Clone)]
+enum ResourceUpdate {
+    /// New visibility.
+    Visibility(String),
+    /// New owner (or none).
+    Owner(Option<Uuid>),
+}
+
+fn precondition(reason: &str) -> Error {
+    Error::FailedPrecondition(reason.into())
+}
 
 /// A write's result and the revision it committed at.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,7 +130,78 @@ impl Resources {
             serde_json::json!({ "upsert": upsert, "visibility": state.visibility }),
         );
         event.workspace_id = Some(state.workspace_id);
-        let (row, created, revision) = self.store.register_resource(state, upsert, &event).await?;
+        let mut tx = self.store.begin_changelog().await?;
+        let key = ResourceKey {
+            service_name: state.service_name.clone(),
+            resource_type: state.resource_type.clone(),
+            resource_id: state.resource_id.clone(),
+        };
+        let existing = tx.resource(&key).await?.map(|(row, _)| row);
+        if let Some(row) = &existing
+            && (!upsert || row.state == *state)
+        {
+            let revision = tx.revision().await?;
+            return self.written((row.clone(), false), revision).await;
+        }
+        if !tx.workspace_exists(state.workspace_id).await? {
+            return Err(Error::NotFound("workspace".into()));
+        }
+        // Grants name the old workspace's users and groups, and children live in the old
+        // workspace: a move would carry access across tenants.
+        if let Some(row) = &existing
+            && row.state.workspace_id != state.workspace_id
+            && tx.attachments(row.id).await? > 0
+        {
+            return Err(precondition(
+                "workspace_id: the resource has grants or children in its workspace; \
+                 unshare it and move or delete its children before moving it",
+            ));
+        }
+        if let Some(owner) = state.owner_id
+            && tx.role_of(state.workspace_id, owner).await?.is_none()
+        {
+            return Err(precondition("owner_id is not a member of the workspace"));
+        }
+        let parent = match &state.parent {
+            None => None,
+            Some((parent_type, parent_key)) => {
+                let parent_key = ResourceKey {
+                    service_name: state.service_name.clone(),
+                    resource_type: parent_type.clone(),
+                    resource_id: parent_key.clone(),
+                };
+                let (parent, _) = tx
+                    .resource(&parent_key)
+                    .await?
+                    .ok_or_else(|| Error::NotFound("parent resource".into()))?;
+                if parent.state.workspace_id != state.workspace_id {
+                    return Err(precondition("the parent resource is in another workspace"));
+                }
+                if let Some(me) = &existing {
+                    // Walk up from the parent: meeting this resource is a cycle.
+                    let mut at = Some(parent.id);
+                    let mut steps = 0;
+                    while let Some(id) = at {
+                        if id == me.id || steps > MAX_CHAIN {
+                            return Err(precondition("the parent would create a cycle"));
+                        }
+                        at = tx.parent_of(id).await?;
+                        steps += 1;
+                    }
+                }
+                Some(parent.id)
+            }
+        };
+        let created = existing.is_none();
+        let row = tx
+            .put_resource(existing.map(|row| row.id), state, parent)
+            .await?;
+        let change = Change::ResourceSet {
+            resource: state.clone(),
+            created,
+        };
+        let revision = tx.record(&change, &event).await?;
+        tx.commit().await?;
         self.written((row, created), revision).await
     }
 
@@ -131,14 +220,25 @@ impl Resources {
             target(key),
             serde_json::json!({}),
         );
-        match self.store.delete_resource(key, &event).await? {
-            Some(revision) => self.written(true, revision).await,
-            None if allow_missing => Ok(Written {
-                value: false,
-                revision: self.store.current_revision().await?,
-            }),
-            None => Err(Error::NotFound("resource".into())),
-        }
+        let mut tx = self.store.begin_changelog().await?;
+        let Some((row, _)) = tx.resource(key).await? else {
+            if allow_missing {
+                let revision = tx.revision().await?;
+                return Ok(Written {
+                    value: false,
+                    revision,
+                });
+            }
+            return Err(Error::NotFound("resource".into()));
+        };
+        tx.delete_resource(row.id).await?;
+        let change = Change::ResourceDeleted {
+            workspace_id: row.state.workspace_id,
+            key: key.clone(),
+        };
+        let revision = tx.record(&change, &event).await?;
+        tx.commit().await?;
+        self.written(true, revision).await
     }
 
     /// Sets a resource's visibility (`private` or `workspace`).
@@ -165,11 +265,6 @@ impl Resources {
         key: &ResourceKey,
         owner: Option<Uuid>,
     ) -> Result<Written<ResourceRow>, Error> {
-        if let Some(owner) = owner
-            && self.store.user_by_id(owner).await?.is_none()
-        {
-            return Err(Error::NotFound("user".into()));
-        }
         self.update(
             actor,
             key,
@@ -189,7 +284,39 @@ impl Resources {
         details: serde_json::Value,
     ) -> Result<Written<ResourceRow>, Error> {
         let event = audit::event(action, actor, "resource", target(key), details);
-        let (row, revision) = self.store.update_resource(key, &update, &event).await?;
+        let mut tx = self.store.begin_changelog().await?;
+        if let ResourceUpdate::Owner(Some(owner)) = update
+            && !tx.user_exists(owner).await?
+        {
+            return Err(Error::NotFound("user".into()));
+        }
+        let (row, parent) = tx
+            .resource(key)
+            .await?
+            .ok_or_else(|| Error::NotFound("resource".into()))?;
+        let mut state = row.state.clone();
+        match &update {
+            ResourceUpdate::Visibility(v) => state.visibility = v.clone(),
+            ResourceUpdate::Owner(owner) => state.owner_id = *owner,
+        }
+        if state == row.state {
+            let revision = tx.revision().await?;
+            return self.written(row, revision).await;
+        }
+        if let ResourceUpdate::Owner(Some(owner)) = update
+            && tx.role_of(state.workspace_id, owner).await?.is_none()
+        {
+            return Err(precondition(
+                "owner_id is not a member of the resource's workspace",
+            ));
+        }
+        let row = tx.put_resource(Some(row.id), &state, parent).await?;
+        let change = Change::ResourceSet {
+            resource: state,
+            created: false,
+        };
+        let revision = tx.record(&change, &event).await?;
+        tx.commit().await?;
         self.written(row, revision).await
     }
 
@@ -201,8 +328,34 @@ impl Resources {
         key: &ResourceKey,
         grant: &NewGrant,
     ) -> Result<Written<(GrantRow, bool)>, Error> {
-        let row = self.existing(key).await?;
-        let granted_by = self.may_share(sharer, &row).await?;
+        let mut tx = self.store.begin_changelog().await?;
+        let (row, _) = tx
+            .resource(key)
+            .await?
+            .ok_or_else(|| Error::NotFound("resource".into()))?;
+        let granted_by = may_share(tx.as_mut(), sharer, &row).await?;
+        let workspace_id = row.state.workspace_id;
+        match grant.grantee {
+            GranteeRef::User(user) => {
+                if !tx.user_exists(user).await? {
+                    return Err(Error::NotFound("user".into()));
+                }
+                if tx.role_of(workspace_id, user).await?.is_none() {
+                    return Err(precondition(
+                        "the grantee is not a member of the resource's workspace",
+                    ));
+                }
+            }
+            GranteeRef::Group(group) => {
+                let home = tx
+                    .group_workspace(group)
+                    .await?
+                    .ok_or_else(|| Error::NotFound("group".into()))?;
+                if home != workspace_id {
+                    return Err(precondition("the group belongs to another workspace"));
+                }
+            }
+        }
         let mut event = audit::event(
             "resource.shared",
             sharer.actor,
@@ -214,16 +367,34 @@ impl Resources {
                 "expires_at": grant.expires_at,
             }),
         );
-        event.workspace_id = Some(row.state.workspace_id);
-        let row = GrantRow {
+        event.workspace_id = Some(workspace_id);
+        let existing = tx.grant(row.id, grant.grantee).await?;
+        if let Some(existing) = existing.as_ref()
+            && existing.permission == grant.permission
+            && existing.expires_at == grant.expires_at
+        {
+            let revision = tx.revision().await?;
+            return self.written((existing.clone(), false), revision).await;
+        }
+        let stored = GrantRow {
             grantee: grant.grantee,
             permission: grant.permission.to_string(),
             expires_at: grant.expires_at,
             granted_by,
             created_at: Utc::now(),
         };
-        let (grant, changed, revision) = self.store.share(key, &row, &event).await?;
-        self.written((grant, changed), revision).await
+        tx.put_grant(row.id, &stored).await?;
+        let change = Change::GrantSet {
+            workspace_id,
+            key: key.clone(),
+            grantee: stored.grantee,
+            permission: stored.permission.clone(),
+            expires_at: stored.expires_at,
+            created: existing.is_none(),
+        };
+        let revision = tx.record(&change, &event).await?;
+        tx.commit().await?;
+        self.written((stored, true), revision).await
     }
 
     /// Removes the grantee's grants on a resource (of `permission` only, when given); whether
@@ -235,8 +406,12 @@ impl Resources {
         grantee: GranteeRef,
         permission: Option<&str>,
     ) -> Result<Written<bool>, Error> {
-        let row = self.existing(key).await?;
-        self.may_share(sharer, &row).await?;
+        let mut tx = self.store.begin_changelog().await?;
+        let (row, _) = tx
+            .resource(key)
+            .await?
+            .ok_or_else(|| Error::NotFound("resource".into()))?;
+        may_share(tx.as_mut(), sharer, &row).await?;
         let mut event = audit::event(
             "resource.unshared",
             sharer.actor,
@@ -245,8 +420,18 @@ impl Resources {
             serde_json::json!({ "grantee": grantee }),
         );
         event.workspace_id = Some(row.state.workspace_id);
-        let (removed, revision) = self.store.unshare(key, grantee, permission, &event).await?;
-        self.written(removed, revision).await
+        if !tx.delete_grant(row.id, grantee, permission).await? {
+            let revision = tx.revision().await?;
+            return self.written(false, revision).await;
+        }
+        let change = Change::GrantRemoved {
+            workspace_id: row.state.workspace_id,
+            key: key.clone(),
+            grantee,
+        };
+        let revision = tx.record(&change, &event).await?;
+        tx.commit().await?;
+        self.written(true, revision).await
     }
 
     /// A resource with its live grants (with grantee names and emails when `enrich`).
@@ -285,39 +470,36 @@ impl Resources {
         }
         Ok((row, grants))
     }
+}
 
-    /// The sharing rule: a user acting through the service must own the resource or be admin
-    /// or owner of its workspace, and act in that workspace. Returns who grants.
-    async fn may_share(
-        &self,
-        sharer: &Sharer<'_>,
-        row: &ResourceRow,
-    ) -> Result<Option<Uuid>, Error> {
-        let Some(user) = sharer.user else {
-            return Ok(None); // the service itself
-        };
-        if sharer.token_workspace != Some(row.state.workspace_id) {
-            // Say what to fix: the user may well be the owner, but acts from another workspace.
-            return Err(Error::PermissionDenied(
-                "the token's workspace does not match the resource's workspace; use a token \
-                 scoped to the resource's workspace (Refresh or SwitchWorkspace with its id)"
-                    .into(),
-            ));
-        }
-        let role = self
-            .store
-            .membership_role(row.state.workspace_id, user)
-            .await?;
-        let allowed = row.state.owner_id == Some(user)
-            || role
-                .as_deref()
-                .and_then(WorkspaceRole::parse)
-                .is_some_and(|r| r >= WorkspaceRole::Admin);
-        if !allowed {
-            return Err(Error::PermissionDenied(
-                "only the resource's owner or a workspace admin may change its grants".into(),
-            ));
-        }
-        Ok(Some(user))
+/// The sharing rule: a user acting through the service must own the resource or be admin
+/// or owner of its workspace, and act in that workspace. Returns who grants.
+async fn may_share(
+    tx: &mut dyn ChangelogTx,
+    sharer: &Sharer<'_>,
+    row: &ResourceRow,
+) -> Result<Option<Uuid>, Error> {
+    let Some(user) = sharer.user else {
+        return Ok(None); // the service itself
+    };
+    if sharer.token_workspace != Some(row.state.workspace_id) {
+        // Say what to fix: the user may well be the owner, but acts from another workspace.
+        return Err(Error::PermissionDenied(
+            "the token's workspace does not match the resource's workspace; use a token \
+             scoped to the resource's workspace (Refresh or SwitchWorkspace with its id)"
+                .into(),
+        ));
     }
+    let role = tx.role_of(row.state.workspace_id, user).await?;
+    let allowed = row.state.owner_id == Some(user)
+        || role
+            .as_deref()
+            .and_then(WorkspaceRole::parse)
+            .is_some_and(|r| r >= WorkspaceRole::Admin);
+    if !allowed {
+        return Err(Error::PermissionDenied(
+            "only the resource's owner or a workspace admin may change its grants".into(),
+        ));
+    }
+    Ok(Some(user))
 }

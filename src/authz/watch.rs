@@ -15,9 +15,9 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::change::Change;
 use super::engine::Engine;
 use crate::error::Error;
+use crate::model::change::Change;
 use crate::store::{ChangeRow, Store};
 use crate::streams::{RECHECK, Recheck, StillAllowed};
 

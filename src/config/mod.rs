@@ -273,7 +273,7 @@ pub struct Config {
     #[serde(with = "duration_text")]
     pub audit_retention: Duration,
     /// Algorithm of new signing keys: `RS256`, `ES256` or `EdDSA`.
-    pub signing_algorithm: crate::tokens::keys::SigningAlgorithm,
+    pub signing_algorithm: crate::model::SigningAlgorithm,
     /// How long a rotated-in key is published before it signs, so verifiers that cache the
     /// JWKS know it first. Defaults to the JWKS max-age.
     #[serde(with = "duration_text")]
@@ -323,7 +323,7 @@ impl Default for Config {
             token_max_actions: 128,
             revocation_max_staleness: Duration::from_secs(30),
             audit_retention: Duration::from_secs(365 * 24 * 3600),
-            signing_algorithm: crate::tokens::keys::SigningAlgorithm::RS256,
+            signing_algorithm: crate::model::SigningAlgorithm::RS256,
             key_publish_delay: Duration::from_secs(300),
             providers: std::collections::BTreeMap::new(),
             admin_emails: Vec::new(),

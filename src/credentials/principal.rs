@@ -10,9 +10,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::tiers::{Tier, tiers_of};
-use crate::app::AppState;
 use crate::error::Error;
 use crate::ratelimit::error_response;
+use crate::services::Services;
 use crate::store::ServiceAppRow;
 use crate::tokens::jwt::{AccessClaims, AuthzClaims};
 
@@ -88,7 +88,7 @@ fn bearer(headers: &http::HeaderMap) -> Option<&str> {
 
 /// Middleware on the gRPC routes.
 pub async fn enforce(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Services>>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -139,7 +139,7 @@ pub async fn enforce(
 }
 
 async fn authorize(
-    state: &AppState,
+    state: &Services,
     path: &str,
     tiers: &[Tier],
     headers: &http::HeaderMap,

@@ -10,14 +10,14 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::app::AppState;
 use crate::error::Error;
+use crate::services::Services;
 
 /// Longest a readiness probe waits for each dependency.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// HTTP routes (merged with the gRPC routes by the server).
-pub fn router(state: AppState) -> Router {
+pub fn router(state: Services) -> Router {
     // The sign-in steps create login state and call providers: the sensitive per-address limit.
     let sign_in = Router::new()
         .route("/oauth/{provider}/login", get(oauth::login))
@@ -42,7 +42,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// `/metrics` alone, for the separate `metrics_listen` address (kept off the public port).
-pub fn metrics_router(state: AppState) -> Router {
+pub fn metrics_router(state: Services) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -94,13 +94,9 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
-    let (database, cache) = tokio::join!(
-        tokio::time::timeout(PROBE_TIMEOUT, state.store.ping()),
-        tokio::time::timeout(PROBE_TIMEOUT, state.cache.ping()),
-    );
-    let database_ok = matches!(database, Ok(Ok(())));
-    let cache_ok = matches!(cache, Ok(Ok(())));
+async fn readyz(State(state): State<Services>) -> Response {
+    let ready = state.platform.readiness(PROBE_TIMEOUT).await;
+    let (database_ok, cache_ok) = (ready.database, ready.cache);
     let status = if database_ok && cache_ok {
         StatusCode::OK
     } else {
@@ -115,7 +111,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<Services>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -126,7 +122,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn jwks(State(state): State<AppState>) -> Response {
+async fn jwks(State(state): State<Services>) -> Response {
     let max_age = state.config.jwks_max_age.as_secs();
     let cache_control = HeaderValue::from_str(&format!("public, max-age={max_age}"))
         .unwrap_or_else(|_| HeaderValue::from_static("public, max-age=300"));

@@ -8,11 +8,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::app::AppState;
 use crate::audit::Actor;
 use crate::login::LoginError;
+use crate::services::Services;
 
-fn actor(state: &AppState, request: &axum::extract::Request) -> Actor {
+fn actor(state: &Services, request: &axum::extract::Request) -> Actor {
     Actor {
         request_id: request
             .headers()
@@ -119,7 +119,7 @@ fn page_policy() -> String {
 
 /// `GET /oauth/{provider}/login?redirect_uri&code_challenge&code_challenge_method=S256[&state]`.
 pub async fn login(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(provider): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     request: axum::extract::Request,
@@ -150,7 +150,7 @@ pub async fn login(
 
 /// `GET /oauth/{provider}/callback?code&state` (or `?error=…` from the provider).
 pub async fn callback(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     Path(provider): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     request: axum::extract::Request,
@@ -159,19 +159,10 @@ pub async fn callback(
     let actor = actor(&state, &request);
     let headers = request.headers();
     let result = if !get("error").is_empty() {
-        // Consume the state so it cannot be replayed, then report the provider's refusal.
-        let _ = state
-            .cache
-            .take(&format!("login-state:{}", get("state")))
-            .await;
-        // The provider's words go to the log: one line, no control characters.
-        Err(LoginError::Provider(
-            get("error")
-                .chars()
-                .take(100)
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect(),
-        ))
+        Err(state
+            .login
+            .provider_refused(get("state"), get("error"))
+            .await)
     } else {
         state
             .login

@@ -1,6 +1,23 @@
 //! Why a login step failed, and how that failure is answered.
 
+use super::Login;
 use crate::error::Error;
+
+impl Login {
+    /// The provider answered the callback with `?error=…`: the login state is consumed so it
+    /// cannot be replayed, and the provider's words (one line, no control characters, at most
+    /// 100 characters) become the failure.
+    pub async fn provider_refused(&self, state: &str, error: &str) -> LoginError {
+        let _ = self.cache.take(&format!("login-state:{state}")).await;
+        LoginError::Provider(
+            error
+                .chars()
+                .take(100)
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect(),
+        )
+    }
+}
 
 /// Why a login step failed; rendered as a page (browser) or JSON, and audited.
 #[derive(Debug, thiserror::Error)]

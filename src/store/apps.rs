@@ -407,7 +407,7 @@ macro_rules! impl_app_store {
                         .await
                         .map_err(err)?;
                 }
-                let change = crate::authz::Change::ServiceDeleted { service_name };
+                let change = crate::model::Change::ServiceDeleted { service_name };
                 let revision = append_change!(tx, change).await.map_err(err)?;
                 insert_audit_query!(audit).execute(&mut *tx).await.map_err(err)?;
                 tx.commit().await.map_err(err)?;

@@ -1,6 +1,5 @@
-//! `resources`, `grants` and the changelog: the permission engine's durable state. Every write
-//! holds [`WriteLock::Changelog`], checks its rules inside the transaction and appends its
-//! [`Change`] with its audit event.
+//! `resources`, `grants` and the changelog: the permission engine's durable state, read here.
+//! Writes go through a [`super::ChangelogTx`] the domain holds.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -9,13 +8,9 @@ use uuid::Uuid;
 
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
-use super::{AuditRow, StoreError, StoreResult, WriteLock};
-use crate::authz::change::{Change, GranteeRef, ResourceKey, ResourceState};
-use crate::authz::index::{GrantRecord, ResourceRecord, Snapshot};
-use crate::error::Error;
-
-/// Longest parent chain walked when looking for a cycle.
-const MAX_CHAIN: usize = 4096;
+use super::{StoreError, StoreResult};
+use crate::model::change::{Change, GranteeRef, ResourceKey, ResourceState};
+use crate::model::snapshot::{GrantRecord, ResourceRecord, Snapshot};
 
 /// A stored resource.
 #[derive(Debug, Clone)]
@@ -56,15 +51,6 @@ pub struct ChangeRow {
     pub occurred_at: DateTime<Utc>,
 }
 
-/// A change to an existing resource.
-#[derive(Debug, Clone)]
-pub enum ResourceUpdate {
-    /// New visibility.
-    Visibility(String),
-    /// New owner (or none).
-    Owner(Option<Uuid>),
-}
-
 /// Permission-engine storage.
 #[async_trait]
 pub trait AuthzStore: Send + Sync {
@@ -72,43 +58,6 @@ pub trait AuthzStore: Send + Sync {
     async fn resource(&self, key: &ResourceKey) -> StoreResult<Option<ResourceRow>>;
     /// The grants of a resource (by row id), live or expired.
     async fn grants(&self, resource: Uuid) -> StoreResult<Vec<GrantRow>>;
-    /// Registers a resource, or returns the existing one (`upsert` replaces its state).
-    /// Returns the stored resource, whether it was created, and the revision.
-    async fn register_resource(
-        &self,
-        state: &ResourceState,
-        upsert: bool,
-        audit: &AuditRow,
-    ) -> StoreResult<(ResourceRow, bool, i64)>;
-    /// Changes a resource's visibility or owner; the stored resource and the revision.
-    async fn update_resource(
-        &self,
-        key: &ResourceKey,
-        update: &ResourceUpdate,
-        audit: &AuditRow,
-    ) -> StoreResult<(ResourceRow, i64)>;
-    /// Deletes a resource with its grants (children are detached); the revision, or `None`.
-    async fn delete_resource(
-        &self,
-        key: &ResourceKey,
-        audit: &AuditRow,
-    ) -> StoreResult<Option<i64>>;
-    /// Creates or replaces a grant; the grant, whether anything changed, and the revision.
-    async fn share(
-        &self,
-        key: &ResourceKey,
-        grant: &GrantRow,
-        audit: &AuditRow,
-    ) -> StoreResult<(GrantRow, bool, i64)>;
-    /// Removes a grant (only of `permission`, when given); whether one was removed, and the
-    /// revision.
-    async fn unshare(
-        &self,
-        key: &ResourceKey,
-        grantee: GranteeRef,
-        permission: Option<&str>,
-        audit: &AuditRow,
-    ) -> StoreResult<(bool, i64)>;
     /// Changelog entries after `after`, in order; with `service`, only that service's and
     /// service-less (membership, group) entries.
     async fn changes_since(
@@ -125,22 +74,6 @@ pub trait AuthzStore: Send + Sync {
 
 fn err(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |e| StoreError::from_sqlx(e, what)
-}
-
-fn refused(error: Error) -> StoreError {
-    StoreError::Refused(Box::new(error))
-}
-
-macro_rules! resource_select {
-    ($where:literal) => {
-        concat!(
-            "SELECT r.id, r.service_name, r.resource_type, r.resource_id, r.workspace_id, \
-             r.owner_id, r.visibility, r.parent_id, r.created_at, r.updated_at, \
-             p.resource_type AS parent_type, p.resource_id AS parent_key \
-             FROM resources r LEFT JOIN resources p ON p.id = r.parent_id WHERE ",
-            $where
-        )
-    };
 }
 
 macro_rules! impl_authz_store {
@@ -183,434 +116,6 @@ macro_rules! impl_authz_store {
                 .await
                 .map_err(err("grant"))?;
                 rows.iter().map(grant_from_row).collect()
-            }
-
-            async fn register_resource(
-                &self,
-                state: &ResourceState,
-                upsert: bool,
-                audit: &AuditRow,
-            ) -> StoreResult<(ResourceRow, bool, i64)> {
-                let mut tx = self.begin_write(WriteLock::Changelog).await?;
-                let key = ResourceKey {
-                    service_name: state.service_name.clone(),
-                    resource_type: state.resource_type.clone(),
-                    resource_id: state.resource_id.clone(),
-                };
-                let existing = Self::resource_in(&mut *tx, &key).await?;
-                let current = current_revision_query!()
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(err("changelog"))?;
-                if let Some((row, _)) = &existing
-                    && (!upsert || row.state == *state)
-                {
-                    return Ok((row.clone(), false, current));
-                }
-                let workspace = sqlx::query_scalar::<_, i64>(
-                    "SELECT COUNT(*) FROM workspaces WHERE id = $1",
-                )
-                .bind(state.workspace_id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(err("workspace"))?;
-                if workspace == 0 {
-                    return Err(refused(Error::NotFound("workspace".into())));
-                }
-                // Grants name the old workspace's users and groups, and children live in the old
-                // workspace: a move would carry access across tenants.
-                if let Some((row, _)) = &existing
-                    && row.state.workspace_id != state.workspace_id
-                {
-                    let attached = sqlx::query_scalar::<_, i64>(
-                        "SELECT (SELECT COUNT(*) FROM grants WHERE resource_id = $1) + \
-                         (SELECT COUNT(*) FROM resources WHERE parent_id = $1)",
-                    )
-                    .bind(row.id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(err("resource"))?;
-                    if attached > 0 {
-                        return Err(refused(Error::FailedPrecondition(
-                            "workspace_id: the resource has grants or children in its workspace; \
-                             unshare it and move or delete its children before moving it"
-                                .into(),
-                        )));
-                    }
-                }
-                if let Some(owner) = state.owner_id {
-                    let member = sqlx::query_scalar::<_, i64>(
-                        "SELECT COUNT(*) FROM memberships WHERE workspace_id = $1 AND user_id = $2",
-                    )
-                    .bind(state.workspace_id)
-                    .bind(owner)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(err("member"))?;
-                    if member == 0 {
-                        return Err(refused(Error::FailedPrecondition(
-                            "owner_id is not a member of the workspace".into(),
-                        )));
-                    }
-                }
-                let parent_id = match &state.parent {
-                    None => None,
-                    Some((parent_type, parent_key)) => {
-                        let parent = Self::resource_in(
-                            &mut *tx,
-                            &ResourceKey {
-                                service_name: state.service_name.clone(),
-                                resource_type: parent_type.clone(),
-                                resource_id: parent_key.clone(),
-                            },
-                        )
-                        .await?
-                        .ok_or_else(|| refused(Error::NotFound("parent resource".into())))?
-                        .0;
-                        if parent.state.workspace_id != state.workspace_id {
-                            return Err(refused(Error::FailedPrecondition(
-                                "the parent resource is in another workspace".into(),
-                            )));
-                        }
-                        if let Some((me, _)) = &existing {
-                            // Walk up from the parent: meeting this resource is a cycle.
-                            let mut cursor = Some(parent.id);
-                            let mut steps = 0;
-                            while let Some(at) = cursor {
-                                if at == me.id || steps > MAX_CHAIN {
-                                    return Err(refused(Error::FailedPrecondition(
-                                        "the parent would create a cycle".into(),
-                                    )));
-                                }
-                                cursor = sqlx::query_scalar::<_, Option<Uuid>>(
-                                    "SELECT parent_id FROM resources WHERE id = $1",
-                                )
-                                .bind(at)
-                                .fetch_optional(&mut *tx)
-                                .await
-                                .map_err(err("resource"))?
-                                .flatten();
-                                steps += 1;
-                            }
-                        }
-                        Some(parent.id)
-                    }
-                };
-                let now = Utc::now();
-                let created = existing.is_none();
-                match &existing {
-                    None => {
-                        sqlx::query(
-                            "INSERT INTO resources (id, service_name, resource_type, \
-                             resource_id, workspace_id, owner_id, visibility, parent_id, \
-                             created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
-                        )
-                        .bind(Uuid::new_v4())
-                        .bind(&state.service_name)
-                        .bind(&state.resource_type)
-                        .bind(&state.resource_id)
-                        .bind(state.workspace_id)
-                        .bind(state.owner_id)
-                        .bind(&state.visibility)
-                        .bind(parent_id)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(err("resource"))?;
-                    }
-                    Some((row, _)) => {
-                        sqlx::query(
-                            "UPDATE resources SET workspace_id = $2, owner_id = $3, \
-                             visibility = $4, parent_id = $5, updated_at = $6 WHERE id = $1",
-                        )
-                        .bind(row.id)
-                        .bind(state.workspace_id)
-                        .bind(state.owner_id)
-                        .bind(&state.visibility)
-                        .bind(parent_id)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(err("resource"))?;
-                    }
-                }
-                let change = Change::ResourceSet {
-                    resource: state.clone(),
-                    created,
-                };
-                let revision = append_change!(tx, change)
-                    .await
-                    .map_err(err("changelog"))?;
-                insert_audit_query!(audit)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err("audit event"))?;
-                let (row, _) = Self::resource_in(&mut *tx, &key)
-                    .await?
-                    .ok_or(StoreError::Internal)?;
-                tx.commit().await.map_err(err("resource"))?;
-                Ok((row, created, revision))
-            }
-
-            async fn update_resource(
-                &self,
-                key: &ResourceKey,
-                update: &ResourceUpdate,
-                audit: &AuditRow,
-            ) -> StoreResult<(ResourceRow, i64)> {
-                let mut tx = self.begin_write(WriteLock::Changelog).await?;
-                let (row, _) = Self::resource_in(&mut *tx, key)
-                    .await?
-                    .ok_or(StoreError::NotFound("resource"))?;
-                let mut state = row.state.clone();
-                match update {
-                    ResourceUpdate::Visibility(v) => state.visibility = v.clone(),
-                    ResourceUpdate::Owner(owner) => state.owner_id = *owner,
-                }
-                if state == row.state {
-                    let current = current_revision_query!()
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(err("changelog"))?;
-                    return Ok((row, current));
-                }
-                if let ResourceUpdate::Owner(Some(owner)) = update {
-                    let member = sqlx::query_scalar::<_, i64>(
-                        "SELECT COUNT(*) FROM memberships WHERE workspace_id = $1 AND user_id = $2",
-                    )
-                    .bind(state.workspace_id)
-                    .bind(owner)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(err("member"))?;
-                    if member == 0 {
-                        return Err(refused(Error::FailedPrecondition(
-                            "owner_id is not a member of the resource's workspace".into(),
-                        )));
-                    }
-                }
-                sqlx::query(
-                    "UPDATE resources SET owner_id = $2, visibility = $3, updated_at = $4 \
-                     WHERE id = $1",
-                )
-                .bind(row.id)
-                .bind(state.owner_id)
-                .bind(&state.visibility)
-                .bind(Utc::now())
-                .execute(&mut *tx)
-                .await
-                .map_err(err("resource"))?;
-                let change = Change::ResourceSet {
-                    resource: state,
-                    created: false,
-                };
-                let revision = append_change!(tx, change)
-                    .await
-                    .map_err(err("changelog"))?;
-                insert_audit_query!(audit)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err("audit event"))?;
-                let (row, _) = Self::resource_in(&mut *tx, key)
-                    .await?
-                    .ok_or(StoreError::Internal)?;
-                tx.commit().await.map_err(err("resource"))?;
-                Ok((row, revision))
-            }
-
-            async fn delete_resource(
-                &self,
-                key: &ResourceKey,
-                audit: &AuditRow,
-            ) -> StoreResult<Option<i64>> {
-                let mut tx = self.begin_write(WriteLock::Changelog).await?;
-                let Some((row, _)) = Self::resource_in(&mut *tx, key).await? else {
-                    return Ok(None);
-                };
-                sqlx::query("UPDATE resources SET parent_id = NULL WHERE parent_id = $1")
-                    .bind(row.id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err("resource"))?;
-                sqlx::query("DELETE FROM resources WHERE id = $1")
-                    .bind(row.id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err("resource"))?;
-                let change = Change::ResourceDeleted {
-                    workspace_id: row.state.workspace_id,
-                    key: key.clone(),
-                };
-                let revision = append_change!(tx, change)
-                    .await
-                    .map_err(err("changelog"))?;
-                insert_audit_query!(audit)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err("audit event"))?;
-                tx.commit().await.map_err(err("resource"))?;
-                Ok(Some(revision))
-            }
-
-            async fn share(
-                &self,
-                key: &ResourceKey,
-                grant: &GrantRow,
-                audit: &AuditRow,
-            ) -> StoreResult<(GrantRow, bool, i64)> {
-                let mut tx = self.begin_write(WriteLock::Changelog).await?;
-                let (row, _) = Self::resource_in(&mut *tx, key)
-                    .await?
-                    .ok_or(StoreError::NotFound("resource"))?;
-                let workspace_id = row.state.workspace_id;
-                match grant.grantee {
-                    GranteeRef::User(user) => {
-                        let exists = sqlx::query_scalar::<_, i64>(
-                            "SELECT COUNT(*) FROM users WHERE id = $1",
-                        )
-                        .bind(user)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(err("user"))?;
-                        if exists == 0 {
-                            return Err(StoreError::NotFound("user"));
-                        }
-                        let member = sqlx::query_scalar::<_, i64>(
-                            "SELECT COUNT(*) FROM memberships \
-                             WHERE workspace_id = $1 AND user_id = $2",
-                        )
-                        .bind(workspace_id)
-                        .bind(user)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(err("member"))?;
-                        if member == 0 {
-                            return Err(refused(Error::FailedPrecondition(
-                                "the grantee is not a member of the resource's workspace".into(),
-                            )));
-                        }
-                    }
-                    GranteeRef::Group(group) => {
-                        let home = sqlx::query_scalar::<_, Uuid>(
-                            "SELECT workspace_id FROM groups WHERE id = $1",
-                        )
-                        .bind(group)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(err("group"))?
-                        .ok_or(StoreError::NotFound("group"))?;
-                        if home != workspace_id {
-                            return Err(refused(Error::FailedPrecondition(
-                                "the group belongs to another workspace".into(),
-                            )));
-                        }
-                    }
-                }
-                let existing = sqlx::query(
-                    "SELECT grantee_type, grantee_id, permission, expires_at, granted_by, \
-                     created_at FROM grants WHERE resource_id = $1 AND grantee_type = $2 \
-                     AND grantee_id = $3",
-                )
-                .bind(row.id)
-                .bind(grant.grantee.kind())
-                .bind(grant.grantee.id())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(err("grant"))?
-                .map(|r| grant_from_row(&r))
-                .transpose()?;
-                if let Some(existing) = &existing
-                    && existing.permission == grant.permission
-                    && existing.expires_at == grant.expires_at
-                {
-                    let current = current_revision_query!()
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(err("changelog"))?;
-                    return Ok((existing.clone(), false, current));
-                }
-                sqlx::query(
-                    "INSERT INTO grants (resource_id, grantee_type, grantee_id, permission, \
-                     expires_at, granted_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     ON CONFLICT (resource_id, grantee_type, grantee_id) DO UPDATE SET \
-                     permission = excluded.permission, expires_at = excluded.expires_at, \
-                     granted_by = excluded.granted_by, created_at = excluded.created_at",
-                )
-                .bind(row.id)
-                .bind(grant.grantee.kind())
-                .bind(grant.grantee.id())
-                .bind(&grant.permission)
-                .bind(grant.expires_at)
-                .bind(grant.granted_by)
-                .bind(grant.created_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(err("grant"))?;
-                let change = Change::GrantSet {
-                    workspace_id,
-                    key: key.clone(),
-                    grantee: grant.grantee,
-                    permission: grant.permission.clone(),
-                    expires_at: grant.expires_at,
-                    created: existing.is_none(),
-                };
-                let revision = append_change!(tx, change)
-                    .await
-                    .map_err(err("changelog"))?;
-                insert_audit_query!(audit)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err("audit event"))?;
-                tx.commit().await.map_err(err("grant"))?;
-                Ok((grant.clone(), true, revision))
-            }
-
-            async fn unshare(
-                &self,
-                key: &ResourceKey,
-                grantee: GranteeRef,
-                permission: Option<&str>,
-                audit: &AuditRow,
-            ) -> StoreResult<(bool, i64)> {
-                let mut tx = self.begin_write(WriteLock::Changelog).await?;
-                let (row, _) = Self::resource_in(&mut *tx, key)
-                    .await?
-                    .ok_or(StoreError::NotFound("resource"))?;
-                let removed = sqlx::query(
-                    "DELETE FROM grants WHERE resource_id = $1 AND grantee_type = $2 \
-                     AND grantee_id = $3 AND ($4 IS NULL OR permission = $4)",
-                )
-                .bind(row.id)
-                .bind(grantee.kind())
-                .bind(grantee.id())
-                .bind(permission)
-                .execute(&mut *tx)
-                .await
-                .map_err(err("grant"))?
-                .rows_affected()
-                    > 0;
-                if !removed {
-                    let current = current_revision_query!()
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(err("changelog"))?;
-                    return Ok((false, current));
-                }
-                let change = Change::GrantRemoved {
-                    workspace_id: row.state.workspace_id,
-                    key: key.clone(),
-                    grantee,
-                };
-                let revision = append_change!(tx, change)
-                    .await
-                    .map_err(err("changelog"))?;
-                insert_audit_query!(audit)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err("audit event"))?;
-                tx.commit().await.map_err(err("grant"))?;
-                Ok((true, revision))
             }
 
             async fn service_in_workspace(
@@ -791,7 +296,7 @@ fn grantee(kind: &str, id: Uuid) -> GranteeRef {
     }
 }
 
-fn resource_from_row<R: Row>(row: &R) -> StoreResult<(ResourceRow, Option<Uuid>)>
+pub(super) fn resource_from_row<R: Row>(row: &R) -> StoreResult<(ResourceRow, Option<Uuid>)>
 where
     for<'a> &'a str: sqlx::ColumnIndex<R>,
     for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
@@ -823,7 +328,7 @@ where
     ))
 }
 
-fn grant_from_row<R: Row>(row: &R) -> StoreResult<GrantRow>
+pub(super) fn grant_from_row<R: Row>(row: &R) -> StoreResult<GrantRow>
 where
     for<'a> &'a str: sqlx::ColumnIndex<R>,
     for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{StoreError, StoreResult, WriteLock};
-use crate::authz::Change;
+use crate::model::Change;
 
 /// An external identity linked to a user.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

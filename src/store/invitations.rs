@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{AuditRow, StoreError, StoreResult, WriteLock};
-use crate::authz::Change;
+use crate::model::Change;
 
 /// A pending invitation.
 #[derive(Debug, Clone)]

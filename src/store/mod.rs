@@ -25,7 +25,7 @@ macro_rules! insert_audit_query {
     };
 }
 
-/// Appends a [`crate::authz::Change`] to the changelog inside a caller's transaction (which must
+/// Appends a [`crate::model::Change`] to the changelog inside a caller's transaction (which must
 /// hold [`WriteLock::Changelog`]); evaluates to the revision.
 macro_rules! append_change {
     ($tx:expr, $change:expr) => {
@@ -49,6 +49,19 @@ macro_rules! current_revision_query {
     };
 }
 
+/// The columns of a resource row with its parent's key, for `WHERE` `$where`.
+macro_rules! resource_select {
+    ($where:literal) => {
+        concat!(
+            "SELECT r.id, r.service_name, r.resource_type, r.resource_id, r.workspace_id, \
+             r.owner_id, r.visibility, r.parent_id, r.created_at, r.updated_at, \
+             p.resource_type AS parent_type, p.resource_id AS parent_key \
+             FROM resources r LEFT JOIN resources p ON p.id = r.parent_id WHERE ",
+            $where
+        )
+    };
+}
+
 mod admin;
 mod apps;
 mod authz;
@@ -59,6 +72,7 @@ pub mod postgres;
 mod sessions;
 pub mod sqlite;
 mod tenancy;
+mod tx;
 
 use std::sync::Arc;
 
@@ -69,16 +83,15 @@ use crate::config::{Config, DatabaseKind};
 
 pub use admin::{AdminStore, AuditFilter, Stats};
 pub use apps::{AppStore, ClientAppChange, ClientAppRow, ServiceAppChange, ServiceAppRow};
-pub use authz::{AuthzStore, ChangeRow, GrantRow, ResourceRow, ResourceUpdate};
+pub use authz::{AuthzStore, ChangeRow, GrantRow, ResourceRow};
 pub use identity::{IdentityRow, IdentityStore, UserRow, WorkspaceRow};
 pub use invitations::{Accepted, InvitationRow, InvitationStore, PendingInvitation};
 pub use keys::{KeyStatus, NewSigningKey, SigningKeyRow};
 pub use sessions::{
     AuditRow, RefreshOutcome, RevocationRow, RevokeScope, SessionRow, SessionStore,
 };
-pub use tenancy::{
-    GroupRow, LinkOutcome, MemberFacts, MemberRow, MembershipOp, RoleRow, TenancyStore,
-};
+pub use tenancy::{GroupRow, LinkOutcome, MemberRow, RoleRow, TenancyStore};
+pub use tx::{ChangelogTx, MembershipTx, ResourceTx, WriteTxStore};
 
 /// Errors of the storage layer. Never carries SQL text or driver details to callers: those are
 /// logged where the error is made.
@@ -96,9 +109,6 @@ pub enum StoreError {
     /// Anything else; details were logged.
     #[error("database error")]
     Internal,
-    /// A rule checked inside the transaction refused the write; nothing changed.
-    #[error("refused: {0}")]
-    Refused(Box<crate::error::Error>),
 }
 
 impl StoreError {
@@ -212,6 +222,7 @@ pub trait Store:
     + TenancyStore
     + InvitationStore
     + AuthzStore
+    + WriteTxStore
     + Send
     + Sync
 {

@@ -11,7 +11,7 @@ use super::identity::user_from_row;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{AuditRow, StoreError, StoreResult, UserRow, WriteLock};
-use crate::authz::Change;
+use crate::model::Change;
 
 /// A workspace member with their profile.
 #[derive(Debug, Clone)]
@@ -70,28 +70,6 @@ pub struct RoleRow {
     pub updated_at: DateTime<Utc>,
 }
 
-/// What a membership rule is decided on, read under the changelog lock.
-#[derive(Debug, Clone)]
-pub struct MemberFacts {
-    /// The caller's role in the workspace (`None`: not a member, or no user caller).
-    pub caller_role: Option<String>,
-    /// The target's current role (`None`: not a member).
-    pub target_role: Option<String>,
-    /// Number of owners before the change.
-    pub owners: i64,
-}
-
-/// A membership write.
-#[derive(Debug, Clone, Copy)]
-pub enum MembershipOp<'a> {
-    /// Add the target with a role.
-    Add(&'a str),
-    /// Change the target's role.
-    SetRole(&'a str),
-    /// Remove the target, with their groups and custom roles in the workspace.
-    Remove,
-}
-
 /// Outcome of an idempotent link write (group membership, role assignment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkOutcome {
@@ -102,10 +80,6 @@ pub enum LinkOutcome {
     /// The user is not a member of the workspace.
     NotWorkspaceMember,
 }
-
-/// The rule applied to [`MemberFacts`] before a membership write; an error refuses it.
-pub type MemberRule<'a> =
-    &'a (dyn Fn(&MemberFacts) -> Result<(), crate::error::Error> + Send + Sync);
 
 /// Tenancy storage.
 #[async_trait]
@@ -124,17 +98,6 @@ pub trait TenancyStore: Send + Sync {
         after: Option<(String, String, Uuid)>,
         limit: i64,
     ) -> StoreResult<Vec<MemberRow>>;
-    /// Adds, re-roles or removes a member once `rule` accepts the facts read under the
-    /// changelog lock. Returns the revision, or `None` when nothing changed.
-    async fn change_membership(
-        &self,
-        workspace_id: Uuid,
-        target: Uuid,
-        op: MembershipOp<'_>,
-        caller: Option<Uuid>,
-        rule: MemberRule<'_>,
-        audit: &AuditRow,
-    ) -> StoreResult<Option<i64>>;
     /// Creates a group.
     async fn create_group(&self, group: &GroupRow, audit: &AuditRow) -> StoreResult<()>;
     /// One group.
@@ -401,120 +364,6 @@ macro_rules! impl_tenancy_store {
                 rows.iter().map(member_from_row).collect()
             }
 
-            async fn change_membership(
-                &self,
-                workspace_id: Uuid,
-                target: Uuid,
-                op: MembershipOp<'_>,
-                caller: Option<Uuid>,
-                rule: MemberRule<'_>,
-                audit: &AuditRow,
-            ) -> StoreResult<Option<i64>> {
-                let mut tx = self.begin_write(WriteLock::Changelog).await?;
-                let role_of = "SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2";
-                let caller_role = match caller {
-                    Some(caller) => sqlx::query_scalar::<_, String>(role_of)
-                        .bind(workspace_id)
-                        .bind(caller)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(err("member"))?,
-                    None => None,
-                };
-                let target_role = sqlx::query_scalar::<_, String>(role_of)
-                    .bind(workspace_id)
-                    .bind(target)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(err("member"))?;
-                let owners = sqlx::query_scalar::<_, i64>(
-                    "SELECT COUNT(*) FROM memberships WHERE workspace_id = $1 AND role = 'owner'",
-                )
-                .bind(workspace_id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(err("member"))?;
-                let facts = MemberFacts {
-                    caller_role,
-                    target_role,
-                    owners,
-                };
-                rule(&facts).map_err(|e| StoreError::Refused(Box::new(e)))?;
-                let now = Utc::now();
-                let change = match op {
-                    MembershipOp::Add(role) => {
-                        sqlx::query(
-                            "INSERT INTO memberships (workspace_id, user_id, role, created_at, \
-                             updated_at) VALUES ($1, $2, $3, $4, $4)",
-                        )
-                        .bind(workspace_id)
-                        .bind(target)
-                        .bind(role)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(err("member"))?;
-                        Change::MemberSet {
-                            workspace_id,
-                            user_id: target,
-                            role: role.to_string(),
-                            added: matches!(op, MembershipOp::Add(_)),
-                        }
-                    }
-                    MembershipOp::SetRole(role) => {
-                        if facts.target_role.as_deref() == Some(role) {
-                            return Ok(None);
-                        }
-                        sqlx::query(
-                            "UPDATE memberships SET role = $3, updated_at = $4 \
-                             WHERE workspace_id = $1 AND user_id = $2",
-                        )
-                        .bind(workspace_id)
-                        .bind(target)
-                        .bind(role)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(err("member"))?;
-                        Change::MemberSet {
-                            workspace_id,
-                            user_id: target,
-                            role: role.to_string(),
-                            added: matches!(op, MembershipOp::Add(_)),
-                        }
-                    }
-                    MembershipOp::Remove => {
-                        for sql in [
-                            "DELETE FROM group_members WHERE user_id = $2 AND group_id IN \
-                             (SELECT id FROM groups WHERE workspace_id = $1)",
-                            "DELETE FROM role_assignments WHERE user_id = $2 AND role_id IN \
-                             (SELECT id FROM roles WHERE workspace_id = $1)",
-                            "DELETE FROM memberships WHERE workspace_id = $1 AND user_id = $2",
-                        ] {
-                            sqlx::query(sql)
-                                .bind(workspace_id)
-                                .bind(target)
-                                .execute(&mut *tx)
-                                .await
-                                .map_err(err("member"))?;
-                        }
-                        Change::MemberRemoved {
-                            workspace_id,
-                            user_id: target,
-                        }
-                    }
-                };
-                let revision = append_change!(tx, change)
-                    .await
-                    .map_err(err("changelog"))?;
-                insert_audit_query!(audit)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err("audit event"))?;
-                tx.commit().await.map_err(err("member"))?;
-                Ok(Some(revision))
-            }
-
             async fn create_group(&self, group: &GroupRow, audit: &AuditRow) -> StoreResult<()> {
                 let mut tx = self.pool.begin().await.map_err(err("group"))?;
                 sqlx::query(
@@ -632,12 +481,12 @@ macro_rules! impl_tenancy_store {
                     let e = err("grant");
                     let change = Change::GrantRemoved {
                         workspace_id,
-                        key: crate::authz::change::ResourceKey {
+                        key: crate::model::change::ResourceKey {
                             service_name: row.try_get("service_name").map_err(&e)?,
                             resource_type: row.try_get("resource_type").map_err(&e)?,
                             resource_id: row.try_get("resource_id").map_err(&e)?,
                         },
-                        grantee: crate::authz::change::GranteeRef::Group(id),
+                        grantee: crate::model::change::GranteeRef::Group(id),
                     };
                     append_change!(tx, change)
                         .await

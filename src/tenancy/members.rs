@@ -1,6 +1,6 @@
-//! Memberships and invitations (made here; answered in `invitations.rs`). Who may change whom is decided inside the write's transaction
-//! (under the changelog lock), so concurrent demotions and removals can never leave a workspace
-//! without an owner.
+//! Memberships and invitations (made here; answered in `invitations.rs`). Who may change whom
+//! is decided once, on facts read inside the write's transaction (under the changelog lock), so
+//! concurrent demotions and removals can never leave a workspace without an owner.
 
 use chrono::Utc;
 use uuid::Uuid;
@@ -8,9 +8,10 @@ use uuid::Uuid;
 use super::{Caller, Workspaces, rank};
 use crate::audit;
 use crate::error::Error;
+use crate::model::Email;
 use crate::model::WorkspaceRole;
-use crate::operator::normalize_email;
-use crate::store::{InvitationRow, MemberFacts, MemberRow, MembershipOp, RevokeScope};
+use crate::model::change::Change;
+use crate::store::{ChangelogTx, InvitationRow, MemberRow, RevokeScope};
 
 /// How long an invitation waits for its invitee's answer.
 const INVITATION_TTL_DAYS: i64 = 30;
@@ -33,6 +34,36 @@ pub fn validate_role(field: &str, role: &str) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+/// What a membership rule is decided on, read under the changelog lock.
+#[derive(Debug, Clone)]
+struct MemberFacts {
+    /// The caller's role in the workspace (`None`: not a member).
+    caller_role: Option<String>,
+    /// The target's current role (`None`: not a member).
+    target_role: Option<String>,
+    /// Number of owners before the change.
+    owners: i64,
+}
+
+impl MemberFacts {
+    async fn read(
+        tx: &mut dyn ChangelogTx,
+        workspace_id: Uuid,
+        target: Uuid,
+        caller: Option<Uuid>,
+    ) -> Result<MemberFacts, Error> {
+        let caller_role = match caller {
+            Some(caller) => tx.role_of(workspace_id, caller).await?,
+            None => None,
+        };
+        Ok(MemberFacts {
+            caller_role,
+            target_role: tx.role_of(workspace_id, target).await?,
+            owners: tx.owner_count(workspace_id).await?,
+        })
+    }
 }
 
 /// The caller's rank from facts read under the lock (platform admins rank as owners).
@@ -101,7 +132,7 @@ impl Workspaces {
                     .ok_or_else(|| Error::NotFound("user".into()))?;
                 (user.email, Some(id))
             }
-            Invitee::Email(email) => (normalize_email(&email)?, None),
+            Invitee::Email(email) => (Email::parse(&email)?.into_string(), None),
         };
         let existing = match user {
             Some(id) => Some(id),
@@ -168,7 +199,6 @@ impl Workspaces {
     ) -> Result<(MemberRow, usize, i64), Error> {
         validate_role("role", role)?;
         let standing = self.standing(caller, workspace_id).await?;
-        standing.require(WorkspaceRole::Admin, "changing member roles")?;
         let mut event = audit::event(
             "member.role_changed",
             &caller.actor,
@@ -177,20 +207,20 @@ impl Workspaces {
             serde_json::json!({ "role": role }),
         );
         event.workspace_id = Some(workspace_id);
-        let admin = standing.admin;
-        let rule = move |facts: &MemberFacts| {
-            let Some(current) = facts.target_role.as_deref() else {
-                return Err(Error::NotFound("member".into()));
-            };
-            let caller_rank = caller_rank(facts, admin);
-            if caller_rank < Some(WorkspaceRole::Admin) {
-                return Err(Error::PermissionDenied(
-                    "changing member roles needs the admin role or higher".into(),
-                ));
-            }
-            if current == role {
-                return Ok(());
-            }
+        let mut tx = self.store.begin_changelog().await?;
+        let facts = MemberFacts::read(tx.as_mut(), workspace_id, target, caller.user).await?;
+        let caller_rank = caller_rank(&facts, standing.admin);
+        if caller_rank < Some(WorkspaceRole::Admin) {
+            return Err(Error::PermissionDenied(
+                "changing member roles needs the admin role or higher".into(),
+            ));
+        }
+        let Some(current) = facts.target_role.as_deref() else {
+            return Err(Error::NotFound("member".into()));
+        };
+        let revision = if current == role {
+            None
+        } else {
             if (is_owner(Some(role)) || is_owner(Some(current)))
                 && caller_rank < Some(WorkspaceRole::Owner)
             {
@@ -198,19 +228,18 @@ impl Workspaces {
                     "only an owner grants or removes the owner role".into(),
                 ));
             }
-            last_owner(facts, "demoted")
-        };
-        let revision = self
-            .store
-            .change_membership(
+            last_owner(&facts, "demoted")?;
+            tx.set_member_role(workspace_id, target, role).await?;
+            let change = Change::MemberSet {
                 workspace_id,
-                target,
-                MembershipOp::SetRole(role),
-                caller.user,
-                &rule,
-                &event,
-            )
-            .await?;
+                user_id: target,
+                role: role.to_string(),
+                added: false,
+            };
+            let revision = tx.record(&change, &event).await?;
+            tx.commit().await?;
+            Some(revision)
+        };
         let revoked = match revision {
             Some(_) => {
                 self.revoke_member(workspace_id, target, "membership_changed")
@@ -242,9 +271,6 @@ impl Workspaces {
     ) -> Result<(usize, i64), Error> {
         let standing = self.standing(caller, workspace_id).await?;
         let leaving = caller.user == Some(target);
-        if !leaving {
-            standing.require(WorkspaceRole::Admin, "removing members")?;
-        }
         let mut event = audit::event(
             if leaving {
                 "member.left"
@@ -257,40 +283,34 @@ impl Workspaces {
             serde_json::json!({}),
         );
         event.workspace_id = Some(workspace_id);
-        let admin = standing.admin;
-        let rule = move |facts: &MemberFacts| {
+        let mut tx = self.store.begin_changelog().await?;
+        let facts = MemberFacts::read(tx.as_mut(), workspace_id, target, caller.user).await?;
+        if !leaving {
+            let caller_rank = caller_rank(&facts, standing.admin);
+            if caller_rank < Some(WorkspaceRole::Admin) {
+                return Err(Error::PermissionDenied(
+                    "removing members needs the admin role or higher".into(),
+                ));
+            }
             if facts.target_role.is_none() {
                 return Err(Error::NotFound("member".into()));
             }
-            if !leaving {
-                let caller_rank = caller_rank(facts, admin);
-                if caller_rank < Some(WorkspaceRole::Admin) {
-                    return Err(Error::PermissionDenied(
-                        "removing members needs the admin role or higher".into(),
-                    ));
-                }
-                if is_owner(facts.target_role.as_deref())
-                    && caller_rank < Some(WorkspaceRole::Owner)
-                {
-                    return Err(Error::PermissionDenied(
-                        "only an owner removes an owner".into(),
-                    ));
-                }
+            if is_owner(facts.target_role.as_deref()) && caller_rank < Some(WorkspaceRole::Owner) {
+                return Err(Error::PermissionDenied(
+                    "only an owner removes an owner".into(),
+                ));
             }
-            last_owner(facts, "removed")
+        } else if facts.target_role.is_none() {
+            return Err(Error::NotFound("member".into()));
+        }
+        last_owner(&facts, "removed")?;
+        tx.remove_member(workspace_id, target).await?;
+        let change = Change::MemberRemoved {
+            workspace_id,
+            user_id: target,
         };
-        let revision = self
-            .store
-            .change_membership(
-                workspace_id,
-                target,
-                MembershipOp::Remove,
-                caller.user,
-                &rule,
-                &event,
-            )
-            .await?
-            .ok_or(Error::Internal)?;
+        let revision = tx.record(&change, &event).await?;
+        tx.commit().await?;
         let revoked = self
             .revoke_member(workspace_id, target, "membership_changed")
             .await?;

@@ -21,7 +21,6 @@ use crate::apps::validate_name;
 use crate::audit::{self, Actor};
 use crate::error::Error;
 use crate::model::WorkspaceRole;
-use crate::operator::validate_slug;
 use crate::store::{RevokeScope, Store, WorkspaceRow};
 use crate::tokens::service::TokenService;
 
@@ -209,7 +208,7 @@ impl Workspaces {
         description: &str,
     ) -> Result<WorkspaceRow, Error> {
         let name = validate_name(name)?;
-        validate_slug(slug)?;
+        crate::model::Slug::parse(slug)?;
         let now = Utc::now();
         let workspace = WorkspaceRow {
             id: Uuid::new_v4(),
@@ -276,7 +275,7 @@ impl Workspaces {
         }
         let name = name.map(validate_name).transpose()?;
         if let Some(slug) = slug {
-            validate_slug(slug)?;
+            crate::model::Slug::parse(slug)?;
         }
         let description = description.map(validate_description).transpose()?;
         let event = audit::event(

@@ -62,38 +62,7 @@ pub enum KeyError {
     NoActiveKey,
 }
 
-/// JWS algorithm of a signing key, selectable per deployment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub enum SigningAlgorithm {
-    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit keys (the default: every verifier supports it).
-    #[default]
-    RS256,
-    /// ECDSA P-256 with SHA-256.
-    ES256,
-    /// Ed25519.
-    EdDSA,
-}
-
-impl SigningAlgorithm {
-    /// The JWS `alg` name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SigningAlgorithm::RS256 => "RS256",
-            SigningAlgorithm::ES256 => "ES256",
-            SigningAlgorithm::EdDSA => "EdDSA",
-        }
-    }
-
-    /// Parses a JWS `alg` name.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "RS256" => Some(SigningAlgorithm::RS256),
-            "ES256" => Some(SigningAlgorithm::ES256),
-            "EdDSA" => Some(SigningAlgorithm::EdDSA),
-            _ => None,
-        }
-    }
-}
+pub use crate::model::SigningAlgorithm;
 
 /// A public key in JWK form (RFC 7517).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

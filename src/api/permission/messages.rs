@@ -1,11 +1,11 @@
 //! PermissionService requests parsed into domain values, and domain values as messages.
 
 use super::super::convert;
-use crate::authz::change::{Change, GranteeRef, ResourceKey};
 use crate::authz::consistency;
 use crate::authz::engine::Freshness;
 use crate::authz::watch::WatchEvent;
 use crate::error::Error;
+use crate::model::change::{Change, GranteeRef, ResourceKey};
 use crate::proto::v1 as pb;
 use crate::store::{GrantRow, ResourceRow};
 

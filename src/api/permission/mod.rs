@@ -12,9 +12,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::convert::{self, page, page_size, token_cursor};
-use crate::app::AppState;
 use crate::audit;
-use crate::authz::change::ResourceState;
 use crate::authz::check::{CheckItem, Subject};
 use crate::authz::consistency;
 use crate::authz::index::Action;
@@ -23,8 +21,10 @@ use crate::authz::resources::{NewGrant, Sharer};
 use crate::authz::watch::WatchQuery;
 use crate::credentials;
 use crate::error::Error;
+use crate::model::change::ResourceState;
 use crate::proto::v1 as pb;
 use crate::proto::v1::permission_service_server::PermissionService;
+use crate::services::Services;
 use crate::streams::StillAllowed;
 use messages::*;
 
@@ -33,12 +33,12 @@ const MAX_BULK: usize = 1000;
 
 /// Handlers of `sentinel.v1.PermissionService`.
 pub struct PermissionApi {
-    state: AppState,
+    state: Services,
 }
 
 impl PermissionApi {
     /// Handlers over the shared application state.
-    pub fn new(state: AppState) -> Self {
+    pub fn new(state: Services) -> Self {
         Self { state }
     }
 }

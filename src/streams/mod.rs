@@ -1,11 +1,16 @@
 //! What the server streams (Watch, WatchRevocations) share: they ask, every [`RECHECK`],
-//! whether their caller may still listen, and end with the error when not.
+//! whether their caller may still listen, and end with the error when not; each holds one of
+//! its key's [`slots`] while open.
 
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 
 use crate::error::Error;
+
+pub mod slots;
+
+pub use slots::{StreamSlot, StreamSlots};
 
 /// How often an open stream asks whether its caller may still listen.
 pub const RECHECK: Duration = Duration::from_secs(1);

@@ -1,0 +1,222 @@
+//! The domain's vocabulary: values parsed once at the edge and compared as types, not strings.
+
+use std::fmt;
+
+pub mod change;
+pub mod snapshot;
+
+pub use change::Change;
+
+/// A role in a workspace, ordered by what it may do: owner > admin > editor > viewer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WorkspaceRole {
+    /// Reads what the workspace shows its members.
+    Viewer,
+    /// Also edits what the workspace shows its members.
+    Editor,
+    /// Also manages members, groups and roles, and may do anything to the workspace's resources.
+    Admin,
+    /// Also grants the owner role and deletes the workspace.
+    Owner,
+}
+
+impl WorkspaceRole {
+    /// Every role, highest first.
+    pub const ALL: [WorkspaceRole; 4] = [
+        WorkspaceRole::Owner,
+        WorkspaceRole::Admin,
+        WorkspaceRole::Editor,
+        WorkspaceRole::Viewer,
+    ];
+
+    /// The role named `name` (`owner`, `admin`, `editor`, `viewer`).
+    pub fn parse(name: &str) -> Option<WorkspaceRole> {
+        WorkspaceRole::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    /// Its name, as stored and in tokens (`wrole`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkspaceRole::Owner => "owner",
+            WorkspaceRole::Admin => "admin",
+            WorkspaceRole::Editor => "editor",
+            WorkspaceRole::Viewer => "viewer",
+        }
+    }
+}
+
+impl fmt::Display for WorkspaceRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// JWS algorithm of a signing key, selectable per deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+pub enum SigningAlgorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit keys (the default: every verifier supports it).
+    #[default]
+    RS256,
+    /// ECDSA P-256 with SHA-256.
+    ES256,
+    /// Ed25519.
+    EdDSA,
+}
+
+impl SigningAlgorithm {
+    /// The JWS `alg` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlgorithm::RS256 => "RS256",
+            SigningAlgorithm::ES256 => "ES256",
+            SigningAlgorithm::EdDSA => "EdDSA",
+        }
+    }
+
+    /// Parses a JWS `alg` name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "RS256" => Some(SigningAlgorithm::RS256),
+            "ES256" => Some(SigningAlgorithm::ES256),
+            "EdDSA" => Some(SigningAlgorithm::EdDSA),
+            _ => None,
+        }
+    }
+}
+
+/// A value that failed to parse: the field it came from and what is wrong with it. Becomes
+/// INVALID_ARGUMENT naming the field at the edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// The request field.
+    pub field: String,
+    /// What is wrong, phrased to follow the field name.
+    pub reason: String,
+}
+
+impl Invalid {
+    fn new(field: &str, reason: &str) -> Invalid {
+        Invalid {
+            field: field.to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// The same complaint about another field (a request that names the value differently).
+    pub fn at(mut self, field: &str) -> Invalid {
+        self.field = field.to_owned();
+        self
+    }
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.field, self.reason)
+    }
+}
+
+/// A workspace slug: 2-64 lowercase letters, digits or dashes, starting and ending with a letter
+/// or digit.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Slug(String);
+
+impl Slug {
+    /// Checks `text` (field `slug`).
+    pub fn parse(text: &str) -> Result<Slug, Invalid> {
+        let bytes = text.as_bytes();
+        let edge = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        let ok = (2..=64).contains(&bytes.len())
+            && bytes.first().is_some_and(edge)
+            && bytes.last().is_some_and(edge)
+            && bytes.iter().all(|b| edge(b) || *b == b'-');
+        if ok {
+            Ok(Slug(text.to_owned()))
+        } else {
+            Err(Invalid::new(
+                "slug",
+                "must be 2-64 lowercase letters, digits or dashes, starting and ending with a letter or digit",
+            ))
+        }
+    }
+
+    /// The slug.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The slug as an owned string.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// An email address, trimmed and lowercased: one `@`, a dot in the domain, at most 254 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+impl Email {
+    /// Checks and normalises `text` (field `email`).
+    pub fn parse(text: &str) -> Result<Email, Invalid> {
+        let email = text.trim().to_ascii_lowercase();
+        let valid = email.len() <= 254
+            && email.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty() && domain.contains('.') && !domain.contains('@')
+            });
+        if valid {
+            Ok(Email(email))
+        } else {
+            Err(Invalid::new("email", "is not an email address"))
+        }
+    }
+
+    /// The normalised address.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The normalised address as an owned string.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_order_and_round_trip() {
+        use WorkspaceRole::*;
+        assert!(Owner > Admin && Admin > Editor && Editor > Viewer);
+        for role in WorkspaceRole::ALL {
+            assert_eq!(WorkspaceRole::parse(role.as_str()), Some(role));
+            assert_eq!(role.to_string(), role.as_str());
+        }
+        for name in ["", "Owner", "root", "owner "] {
+            assert_eq!(WorkspaceRole::parse(name), None, "{name:?}");
+        }
+        // An unknown role ranks below every role.
+        assert!(None < Some(Viewer));
+    }
+
+    #[test]
+    fn slugs_and_emails_parse_at_the_edge() {
+        for good in ["ab", "acme-1", "a1", "0-9", &"a".repeat(64)] {
+            assert_eq!(Slug::parse(good).unwrap().as_str(), good);
+        }
+        for bad in ["a", "-ab", "ab-", "Acme", "a_b", "a b", "", &"a".repeat(65)] {
+            assert_eq!(Slug::parse(bad).unwrap_err().field, "slug", "{bad:?}");
+        }
+        assert_eq!(
+            Email::parse(" Ann@Example.COM ").unwrap().as_str(),
+            "ann@example.com"
+        );
+        for bad in ["", "ann", "@example.com", "ann@example", "a@b@c.d"] {
+            assert_eq!(Email::parse(bad).unwrap_err().field, "email", "{bad:?}");
+        }
+        assert_eq!(
+            Email::parse("x").unwrap_err().at("user_email").field,
+            "user_email"
+        );
+    }
+}

@@ -1,0 +1,46 @@
+//! What the permission index is built from: every resource, grant, membership and group
+//! membership as the store reads them at start.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::change::{GranteeRef, ResourceState};
+
+/// One resource as loaded from SQL.
+#[derive(Debug, Clone)]
+pub struct ResourceRecord {
+    /// Row id (parents reference it).
+    pub id: Uuid,
+    /// Its state (the `parent` key is ignored; `parent_id` is used).
+    pub state: ResourceState,
+    /// Parent row id.
+    pub parent_id: Option<Uuid>,
+}
+
+/// One grant as loaded from SQL.
+#[derive(Debug, Clone)]
+pub struct GrantRecord {
+    /// The resource's row id.
+    pub resource: Uuid,
+    /// The grantee.
+    pub grantee: GranteeRef,
+    /// `view` or `edit`.
+    pub permission: String,
+    /// Expiry, if any.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Everything the index is built from.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Changelog revision the snapshot is at least as new as.
+    pub revision: i64,
+    /// (workspace, user, role).
+    pub memberships: Vec<(Uuid, Uuid, String)>,
+    /// (workspace, group, user).
+    pub group_members: Vec<(Uuid, Uuid, Uuid)>,
+    /// Resources.
+    pub resources: Vec<ResourceRecord>,
+    /// Grants.
+    pub grants: Vec<GrantRecord>,
+}

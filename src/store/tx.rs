@@ -1,0 +1,393 @@
+//! Write transactions the domain holds. [`WriteTxStore::begin_changelog`] opens a transaction
+//! under [`WriteLock::Changelog`]; the domain reads the facts its rule needs through it, decides,
+//! writes, records the change with its audit event and commits — one place for the rule and no
+//! window between the check and the write. Dropping a transaction without committing rolls it
+//! back. The store only reads and writes rows here: every rule lives in the domain.
+
+use async_trait::async_trait;
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::authz::{grant_from_row, resource_from_row};
+use super::postgres::PostgresStore;
+use super::sqlite::SqliteStore;
+use super::{AuditRow, GrantRow, ResourceRow, StoreError, StoreResult, WriteLock};
+use crate::model::change::{Change, GranteeRef, ResourceKey, ResourceState};
+
+/// Memberships, users, workspaces and groups, read and written inside a transaction.
+#[async_trait]
+pub trait MembershipTx: Send {
+    /// Whether the workspace exists.
+    async fn workspace_exists(&mut self, workspace: Uuid) -> StoreResult<bool>;
+    /// Whether the user exists.
+    async fn user_exists(&mut self, user: Uuid) -> StoreResult<bool>;
+    /// The user's stored role in the workspace (`None`: not a member).
+    async fn role_of(&mut self, workspace: Uuid, user: Uuid) -> StoreResult<Option<String>>;
+    /// How many owners the workspace has.
+    async fn owner_count(&mut self, workspace: Uuid) -> StoreResult<i64>;
+    /// The workspace a group belongs to (`None`: no such group).
+    async fn group_workspace(&mut self, group: Uuid) -> StoreResult<Option<Uuid>>;
+    /// Sets a member's role.
+    async fn set_member_role(&mut self, workspace: Uuid, user: Uuid, role: &str)
+    -> StoreResult<()>;
+    /// Removes a member with their group memberships and custom roles in the workspace.
+    async fn remove_member(&mut self, workspace: Uuid, user: Uuid) -> StoreResult<()>;
+}
+
+/// Resources and grants, read and written inside a transaction.
+#[async_trait]
+pub trait ResourceTx: Send {
+    /// One resource by key, with its parent's row id.
+    async fn resource(
+        &mut self,
+        key: &ResourceKey,
+    ) -> StoreResult<Option<(ResourceRow, Option<Uuid>)>>;
+    /// The parent row id of a resource (by row id): one step up the parent chain.
+    async fn parent_of(&mut self, resource: Uuid) -> StoreResult<Option<Uuid>>;
+    /// How many grants and children a resource (by row id) has.
+    async fn attachments(&mut self, resource: Uuid) -> StoreResult<i64>;
+    /// Stores a resource: inserts it (`existing` is `None`) or replaces the state of the row
+    /// `existing`; the stored row.
+    async fn put_resource(
+        &mut self,
+        existing: Option<Uuid>,
+        state: &ResourceState,
+        parent: Option<Uuid>,
+    ) -> StoreResult<ResourceRow>;
+    /// Deletes a resource (by row id) with its grants; its children are detached.
+    async fn delete_resource(&mut self, resource: Uuid) -> StoreResult<()>;
+    /// The grantee's grant on a resource (by row id), if any.
+    async fn grant(&mut self, resource: Uuid, grantee: GranteeRef)
+    -> StoreResult<Option<GrantRow>>;
+    /// Creates or replaces the grantee's grant on a resource (by row id).
+    async fn put_grant(&mut self, resource: Uuid, grant: &GrantRow) -> StoreResult<()>;
+    /// Removes the grantee's grant on a resource (only of `permission`, when given); whether
+    /// one was removed.
+    async fn delete_grant(
+        &mut self,
+        resource: Uuid,
+        grantee: GranteeRef,
+        permission: Option<&str>,
+    ) -> StoreResult<bool>;
+}
+
+/// A transaction holding the changelog lock: authorization facts, decided and written in one
+/// place, committed in revision order.
+#[async_trait]
+pub trait ChangelogTx: MembershipTx + ResourceTx {
+    /// The newest committed revision (the answer for a write that changed nothing).
+    async fn revision(&mut self) -> StoreResult<i64>;
+    /// Appends `change` to the changelog with its audit event; the change's revision.
+    async fn record(&mut self, change: &Change, audit: &AuditRow) -> StoreResult<i64>;
+    /// Commits everything written.
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+}
+
+/// Opens write transactions.
+#[async_trait]
+pub trait WriteTxStore: Send + Sync {
+    /// A transaction holding [`WriteLock::Changelog`] until it commits or is dropped.
+    async fn begin_changelog(&self) -> StoreResult<Box<dyn ChangelogTx>>;
+}
+
+fn err(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| StoreError::from_sqlx(e, what)
+}
+
+/// A transaction of one of the pools.
+pub(crate) struct Tx<Db: sqlx::Database>(sqlx::Transaction<'static, Db>);
+
+macro_rules! impl_write_tx {
+    ($store:ty, $db:ty) => {
+        #[async_trait]
+        impl WriteTxStore for $store {
+            async fn begin_changelog(&self) -> StoreResult<Box<dyn ChangelogTx>> {
+                Ok(Box::new(Tx(self.begin_write(WriteLock::Changelog).await?)))
+            }
+        }
+
+        #[async_trait]
+        impl MembershipTx for Tx<$db> {
+            async fn workspace_exists(&mut self, workspace: Uuid) -> StoreResult<bool> {
+                sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM workspaces WHERE id = $1)")
+                    .bind(workspace)
+                    .fetch_one(&mut *self.0)
+                    .await
+                    .map_err(err("workspace"))
+            }
+
+            async fn user_exists(&mut self, user: Uuid) -> StoreResult<bool> {
+                sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
+                    .bind(user)
+                    .fetch_one(&mut *self.0)
+                    .await
+                    .map_err(err("user"))
+            }
+
+            async fn role_of(&mut self, workspace: Uuid, user: Uuid) -> StoreResult<Option<String>> {
+                sqlx::query_scalar::<_, String>(
+                    "SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2",
+                )
+                .bind(workspace)
+                .bind(user)
+                .fetch_optional(&mut *self.0)
+                .await
+                .map_err(err("member"))
+            }
+
+            async fn owner_count(&mut self, workspace: Uuid) -> StoreResult<i64> {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM memberships WHERE workspace_id = $1 AND role = 'owner'",
+                )
+                .bind(workspace)
+                .fetch_one(&mut *self.0)
+                .await
+                .map_err(err("member"))
+            }
+
+            async fn group_workspace(&mut self, group: Uuid) -> StoreResult<Option<Uuid>> {
+                sqlx::query_scalar::<_, Uuid>("SELECT workspace_id FROM groups WHERE id = $1")
+                    .bind(group)
+                    .fetch_optional(&mut *self.0)
+                    .await
+                    .map_err(err("group"))
+            }
+
+            async fn set_member_role(
+                &mut self,
+                workspace: Uuid,
+                user: Uuid,
+                role: &str,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE memberships SET role = $3, updated_at = $4 \
+                     WHERE workspace_id = $1 AND user_id = $2",
+                )
+                .bind(workspace)
+                .bind(user)
+                .bind(role)
+                .bind(Utc::now())
+                .execute(&mut *self.0)
+                .await
+                .map_err(err("member"))?;
+                Ok(())
+            }
+
+            async fn remove_member(&mut self, workspace: Uuid, user: Uuid) -> StoreResult<()> {
+                for sql in [
+                    "DELETE FROM group_members WHERE user_id = $2 AND group_id IN \
+                     (SELECT id FROM groups WHERE workspace_id = $1)",
+                    "DELETE FROM role_assignments WHERE user_id = $2 AND role_id IN \
+                     (SELECT id FROM roles WHERE workspace_id = $1)",
+                    "DELETE FROM memberships WHERE workspace_id = $1 AND user_id = $2",
+                ] {
+                    sqlx::query(sql)
+                        .bind(workspace)
+                        .bind(user)
+                        .execute(&mut *self.0)
+                        .await
+                        .map_err(err("member"))?;
+                }
+                Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl ResourceTx for Tx<$db> {
+            async fn resource(
+                &mut self,
+                key: &ResourceKey,
+            ) -> StoreResult<Option<(ResourceRow, Option<Uuid>)>> {
+                let row = sqlx::query(resource_select!(
+                    "r.service_name = $1 AND r.resource_type = $2 AND r.resource_id = $3"
+                ))
+                .bind(&key.service_name)
+                .bind(&key.resource_type)
+                .bind(&key.resource_id)
+                .fetch_optional(&mut *self.0)
+                .await
+                .map_err(err("resource"))?;
+                row.map(|r| resource_from_row(&r)).transpose()
+            }
+
+            async fn parent_of(&mut self, resource: Uuid) -> StoreResult<Option<Uuid>> {
+                Ok(sqlx::query_scalar::<_, Option<Uuid>>(
+                    "SELECT parent_id FROM resources WHERE id = $1",
+                )
+                .bind(resource)
+                .fetch_optional(&mut *self.0)
+                .await
+                .map_err(err("resource"))?
+                .flatten())
+            }
+
+            async fn attachments(&mut self, resource: Uuid) -> StoreResult<i64> {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT (SELECT COUNT(*) FROM grants WHERE resource_id = $1) + \
+                     (SELECT COUNT(*) FROM resources WHERE parent_id = $1)",
+                )
+                .bind(resource)
+                .fetch_one(&mut *self.0)
+                .await
+                .map_err(err("resource"))
+            }
+
+            async fn put_resource(
+                &mut self,
+                existing: Option<Uuid>,
+                state: &ResourceState,
+                parent: Option<Uuid>,
+            ) -> StoreResult<ResourceRow> {
+                let now = Utc::now();
+                match existing {
+                    None => {
+                        sqlx::query(
+                            "INSERT INTO resources (id, service_name, resource_type, \
+                             resource_id, workspace_id, owner_id, visibility, parent_id, \
+                             created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                        )
+                        .bind(Uuid::new_v4())
+                        .bind(&state.service_name)
+                        .bind(&state.resource_type)
+                        .bind(&state.resource_id)
+                        .bind(state.workspace_id)
+                        .bind(state.owner_id)
+                        .bind(&state.visibility)
+                        .bind(parent)
+                        .bind(now)
+                        .execute(&mut *self.0)
+                        .await
+                        .map_err(err("resource"))?;
+                    }
+                    Some(id) => {
+                        sqlx::query(
+                            "UPDATE resources SET workspace_id = $2, owner_id = $3, \
+                             visibility = $4, parent_id = $5, updated_at = $6 WHERE id = $1",
+                        )
+                        .bind(id)
+                        .bind(state.workspace_id)
+                        .bind(state.owner_id)
+                        .bind(&state.visibility)
+                        .bind(parent)
+                        .bind(now)
+                        .execute(&mut *self.0)
+                        .await
+                        .map_err(err("resource"))?;
+                    }
+                }
+                let key = ResourceKey {
+                    service_name: state.service_name.clone(),
+                    resource_type: state.resource_type.clone(),
+                    resource_id: state.resource_id.clone(),
+                };
+                let (row, _) = self.resource(&key).await?.ok_or(StoreError::Internal)?;
+                Ok(row)
+            }
+
+            async fn delete_resource(&mut self, resource: Uuid) -> StoreResult<()> {
+                for sql in [
+                    "UPDATE resources SET parent_id = NULL WHERE parent_id = $1",
+                    "DELETE FROM resources WHERE id = $1",
+                ] {
+                    sqlx::query(sql)
+                        .bind(resource)
+                        .execute(&mut *self.0)
+                        .await
+                        .map_err(err("resource"))?;
+                }
+                Ok(())
+            }
+
+            async fn grant(
+                &mut self,
+                resource: Uuid,
+                grantee: GranteeRef,
+            ) -> StoreResult<Option<GrantRow>> {
+                sqlx::query(
+                    "SELECT grantee_type, grantee_id, permission, expires_at, granted_by, \
+                     created_at FROM grants WHERE resource_id = $1 AND grantee_type = $2 \
+                     AND grantee_id = $3",
+                )
+                .bind(resource)
+                .bind(grantee.kind())
+                .bind(grantee.id())
+                .fetch_optional(&mut *self.0)
+                .await
+                .map_err(err("grant"))?
+                .map(|r| grant_from_row(&r))
+                .transpose()
+            }
+
+            async fn put_grant(&mut self, resource: Uuid, grant: &GrantRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO grants (resource_id, grantee_type, grantee_id, permission, \
+                     expires_at, granted_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (resource_id, grantee_type, grantee_id) DO UPDATE SET \
+                     permission = excluded.permission, expires_at = excluded.expires_at, \
+                     granted_by = excluded.granted_by, created_at = excluded.created_at",
+                )
+                .bind(resource)
+                .bind(grant.grantee.kind())
+                .bind(grant.grantee.id())
+                .bind(&grant.permission)
+                .bind(grant.expires_at)
+                .bind(grant.granted_by)
+                .bind(grant.created_at)
+                .execute(&mut *self.0)
+                .await
+                .map_err(err("grant"))?;
+                Ok(())
+            }
+
+            async fn delete_grant(
+                &mut self,
+                resource: Uuid,
+                grantee: GranteeRef,
+                permission: Option<&str>,
+            ) -> StoreResult<bool> {
+                Ok(sqlx::query(
+                    "DELETE FROM grants WHERE resource_id = $1 AND grantee_type = $2 \
+                     AND grantee_id = $3 AND ($4 IS NULL OR permission = $4)",
+                )
+                .bind(resource)
+                .bind(grantee.kind())
+                .bind(grantee.id())
+                .bind(permission)
+                .execute(&mut *self.0)
+                .await
+                .map_err(err("grant"))?
+                .rows_affected()
+                    > 0)
+            }
+        }
+
+        #[async_trait]
+        impl ChangelogTx for Tx<$db> {
+            async fn revision(&mut self) -> StoreResult<i64> {
+                current_revision_query!()
+                    .fetch_one(&mut *self.0)
+                    .await
+                    .map_err(err("changelog"))
+            }
+
+            async fn record(&mut self, change: &Change, audit: &AuditRow) -> StoreResult<i64> {
+                let revision = append_change!(self.0, change)
+                    .await
+                    .map_err(err("changelog"))?;
+                insert_audit_query!(audit)
+                    .execute(&mut *self.0)
+                    .await
+                    .map_err(err("audit event"))?;
+                Ok(revision)
+            }
+
+            async fn commit(self: Box<Self>) -> StoreResult<()> {
+                self.0.commit().await.map_err(err("transaction"))
+            }
+        }
+    };
+}
+
+impl_write_tx!(SqliteStore, sqlx::Sqlite);
+impl_write_tx!(PostgresStore, sqlx::Postgres);
