@@ -141,6 +141,7 @@ impl Resources {
             && (!upsert || row.state == *state)
         {
             let revision = tx.revision().await?;
+            drop(tx);
             return self.written((row.clone(), false), revision).await;
         }
         if !tx.workspace_exists(state.workspace_id).await? {
@@ -224,6 +225,7 @@ impl Resources {
         let Some((row, _)) = tx.resource(key).await? else {
             if allow_missing {
                 let revision = tx.revision().await?;
+                drop(tx);
                 return Ok(Written {
                     value: false,
                     revision,
@@ -301,6 +303,7 @@ impl Resources {
         }
         if state == row.state {
             let revision = tx.revision().await?;
+            drop(tx);
             return self.written(row, revision).await;
         }
         if let ResourceUpdate::Owner(Some(owner)) = update
@@ -374,6 +377,7 @@ impl Resources {
             && existing.expires_at == grant.expires_at
         {
             let revision = tx.revision().await?;
+            drop(tx);
             return self.written((existing.clone(), false), revision).await;
         }
         let stored = GrantRow {
@@ -422,6 +426,7 @@ impl Resources {
         event.workspace_id = Some(row.state.workspace_id);
         if !tx.delete_grant(row.id, grantee, permission).await? {
             let revision = tx.revision().await?;
+            drop(tx);
             return self.written(false, revision).await;
         }
         let change = Change::GrantRemoved {
@@ -503,3 +508,6 @@ async fn may_share(
     }
     Ok(Some(user))
 }
+
+#[cfg(test)]
+mod tests;

@@ -62,17 +62,32 @@ macro_rules! resource_select {
     };
 }
 
+macro_rules! user_columns {
+    () => {
+        "id, email, name, avatar_url, is_active, is_admin, created_at, updated_at"
+    };
+}
+macro_rules! workspace_columns {
+    () => {
+        "id, name, slug, description, created_at, updated_at"
+    };
+}
+
 mod admin;
 mod apps;
 mod authz;
+mod groups;
 mod identity;
 mod invitations;
 mod keys;
 pub mod postgres;
+mod revocations;
+mod roles;
 mod sessions;
 pub mod sqlite;
 mod tenancy;
 mod tx;
+mod workspaces;
 
 use std::sync::Arc;
 
@@ -84,14 +99,16 @@ use crate::config::{Config, DatabaseKind};
 pub use admin::{AdminStore, AuditFilter, Stats};
 pub use apps::{AppStore, ClientAppChange, ClientAppRow, ServiceAppChange, ServiceAppRow};
 pub use authz::{AuthzStore, ChangeRow, GrantRow, ResourceRow};
-pub use identity::{IdentityRow, IdentityStore, UserRow, WorkspaceRow};
+pub use groups::{GroupRow, GroupStore};
+pub use identity::{IdentityRow, IdentityStore, UserRow};
 pub use invitations::{Accepted, InvitationRow, InvitationStore, PendingInvitation};
 pub use keys::{KeyStatus, NewSigningKey, SigningKeyRow};
-pub use sessions::{
-    AuditRow, RefreshOutcome, RevocationRow, RevokeScope, SessionRow, SessionStore,
-};
-pub use tenancy::{GroupRow, LinkOutcome, MemberRow, RoleRow, TenancyStore};
+pub use revocations::{RevocationRow, RevocationStore, RevokeScope};
+pub use roles::{RoleRow, RoleStore};
+pub use sessions::{AuditRow, RefreshOutcome, SessionRow, SessionStore};
+pub use tenancy::{LinkOutcome, MemberRow, TenancyStore};
 pub use tx::{ChangelogTx, MembershipTx, ResourceTx, WriteTxStore};
+pub use workspaces::{WorkspaceRow, WorkspaceStore};
 
 /// Errors of the storage layer. Never carries SQL text or driver details to callers: those are
 /// logged where the error is made.
@@ -216,10 +233,14 @@ pub trait KeyStore: Send + Sync {
 pub trait Store:
     KeyStore
     + IdentityStore
+    + WorkspaceStore
     + SessionStore
+    + RevocationStore
     + AppStore
     + AdminStore
     + TenancyStore
+    + GroupStore
+    + RoleStore
     + InvitationStore
     + AuthzStore
     + WriteTxStore

@@ -1,5 +1,4 @@
-//! `sessions`, `refresh_tokens`, `revocations`, `audit_events`: refresh-token families, the
-//! revocation log and the audit trail.
+//! `sessions`, `refresh_tokens`, `audit_events`: refresh-token families and the audit trail.
 
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use uuid::Uuid;
 use super::identity::UserRow;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
-use super::{StoreError, StoreResult, WriteLock};
+use super::{StoreError, StoreResult};
 
 /// A session: one refresh-token family.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,28 +41,6 @@ pub struct SessionRow {
     pub revoked_at: Option<DateTime<Utc>>,
     /// Revocation reason.
     pub revoked_reason: Option<String>,
-}
-
-/// One entry of the revocation log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RevocationRow {
-    /// Position in the log.
-    pub revision: i64,
-    /// Revoked session; `None` for a user-wide revocation.
-    pub session_id: Option<Uuid>,
-    /// Revoked single token.
-    pub jti: Option<String>,
-    /// The user.
-    pub user_id: Uuid,
-    /// Why (`logout`, `token_reuse`, …).
-    pub reason: String,
-    /// When.
-    pub revoked_at: DateTime<Utc>,
-    /// When no affected token can be unexpired any more.
-    pub expires_at: DateTime<Utc>,
-    /// For a revocation without a session: the workspace whose tokens (`wid`) it covers;
-    /// `None` for a user-wide one. With the nil user, every user's tokens of that workspace.
-    pub workspace_id: Option<Uuid>,
 }
 
 /// An audit event to record.
@@ -124,26 +101,6 @@ pub struct RefreshContext {
     pub rotated_at: Option<DateTime<Utc>>,
 }
 
-/// Which sessions to revoke.
-#[derive(Debug, Clone, Copy)]
-pub enum RevokeScope {
-    /// One session.
-    Session(Uuid),
-    /// Every session of a user, plus a user-wide entry for tokens without a session.
-    User(Uuid),
-    /// Every session signed in through a client app.
-    ClientApp(Uuid),
-    /// Every session scoped to a workspace.
-    Workspace(Uuid),
-    /// Every session of a user scoped to a workspace (role change, removal).
-    Member {
-        /// The workspace.
-        workspace_id: Uuid,
-        /// The member.
-        user_id: Uuid,
-    },
-}
-
 /// Sessions, refresh tokens, revocations and audit.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
@@ -165,8 +122,6 @@ pub trait SessionStore: Send + Sync {
     /// Deletes revocation-log entries, refresh tokens and invitations that can no longer matter
     /// (expired before `before`). Returns how many rows went.
     async fn prune(&self, before: DateTime<Utc>) -> StoreResult<u64>;
-    /// The lowest and highest revision in the revocation log (0, 0 when empty).
-    async fn revocation_bounds(&self) -> StoreResult<(i64, i64)>;
     /// A session by id.
     async fn session_by_id(&self, id: Uuid) -> StoreResult<Option<SessionRow>>;
     /// Moves a live session to another workspace. Returns the session, or `None` when it is
@@ -177,16 +132,6 @@ pub trait SessionStore: Send + Sync {
         workspace_id: Uuid,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<SessionRow>>;
-    /// Revokes live sessions in `scope`, appends to the revocation log and records `audit`, in
-    /// one transaction. Returns the new log entries.
-    async fn revoke_sessions(
-        &self,
-        scope: RevokeScope,
-        reason: &str,
-        now: DateTime<Utc>,
-        tokens_expire_at: DateTime<Utc>,
-        audit: Option<&AuditRow>,
-    ) -> StoreResult<Vec<RevocationRow>>;
     /// A user's sessions, newest first, after the keyset cursor `before`.
     async fn list_sessions(
         &self,
@@ -196,9 +141,6 @@ pub trait SessionStore: Send + Sync {
         before: Option<(DateTime<Utc>, Uuid)>,
         limit: i64,
     ) -> StoreResult<Vec<SessionRow>>;
-    /// Log entries after `revision`, in order.
-    async fn revocations_since(&self, revision: i64, limit: i64)
-    -> StoreResult<Vec<RevocationRow>>;
     /// Records an audit event on its own.
     async fn insert_audit(&self, event: &AuditRow) -> StoreResult<()>;
 }
@@ -209,24 +151,6 @@ macro_rules! session_columns {
          created_at, last_used_at, expires_at, revoked_at, revoked_reason"
     };
 }
-/// The revocation UPDATE of one scope of `revoke_sessions`: the scopes differ only in the
-/// condition selecting sessions (a single session is revoked even past its expiry).
-macro_rules! revoke_where {
-    ($filter:literal) => {
-        concat!(
-            "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE ",
-            $filter,
-            " AND revoked_at IS NULL RETURNING id, user_id"
-        )
-    };
-}
-
-macro_rules! revocation_columns {
-    () => {
-        "revision, session_id, jti, user_id, reason, revoked_at, expires_at, workspace_id"
-    };
-}
-
 fn err(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |e| StoreError::from_sqlx(e, what)
 }
@@ -428,20 +352,6 @@ macro_rules! impl_session_store {
                     + invitations.rows_affected())
             }
 
-            async fn revocation_bounds(&self) -> StoreResult<(i64, i64)> {
-                let row = sqlx::query(
-                    "SELECT COALESCE(MIN(revision), 0) AS low, COALESCE(MAX(revision), 0) AS high \
-                     FROM revocations",
-                )
-                .fetch_one(&self.pool)
-                .await
-                .map_err(err("revocation"))?;
-                Ok((
-                    row.try_get("low").map_err(err("revocation"))?,
-                    row.try_get("high").map_err(err("revocation"))?,
-                ))
-            }
-
             async fn session_by_id(&self, id: Uuid) -> StoreResult<Option<SessionRow>> {
                 let row = sqlx::query(concat!(
                     "SELECT ",
@@ -475,102 +385,6 @@ macro_rules! impl_session_store {
                 row.map(|r| session_from_row(&r)).transpose()
             }
 
-            async fn revoke_sessions(
-                &self,
-                scope: RevokeScope,
-                reason: &str,
-                now: DateTime<Utc>,
-                tokens_expire_at: DateTime<Utc>,
-                audit: Option<&AuditRow>,
-            ) -> StoreResult<Vec<RevocationRow>> {
-                let mut tx = self.begin_write(WriteLock::Revocations).await?;
-                // One statement per scope; they differ only in the column that selects sessions
-                // (a single session is revoked even if past its expiry, for the record).
-                let mut member = None;
-                // Besides the sessions: an entry without a session covering tokens by user
-                // and/or workspace (tokens of sessions scoped elsewhere, authz tokens).
-                let (sql, id, wide): (&str, Uuid, Option<(Uuid, Option<Uuid>)>) = match scope {
-                    RevokeScope::Session(id) => (revoke_where!("id = $1"), id, None),
-                    RevokeScope::Workspace(id) => (
-                        revoke_where!("workspace_id = $1 AND expires_at > $2"),
-                        id,
-                        Some((Uuid::nil(), Some(id))),
-                    ),
-                    RevokeScope::ClientApp(id) => (
-                        revoke_where!("client_app_id = $1 AND expires_at > $2"),
-                        id,
-                        None,
-                    ),
-                    RevokeScope::Member {
-                        workspace_id,
-                        user_id,
-                    } => {
-                        member = Some(user_id);
-                        (
-                            revoke_where!("workspace_id = $1 AND expires_at > $2 AND user_id = $4"),
-                            workspace_id,
-                            Some((user_id, Some(workspace_id))),
-                        )
-                    }
-                    RevokeScope::User(id) => (
-                        revoke_where!("user_id = $1 AND expires_at > $2"),
-                        id,
-                        Some((id, None)),
-                    ),
-                };
-                let mut query = sqlx::query(sql).bind(id).bind(now).bind(reason);
-                if let Some(user) = member {
-                    query = query.bind(user);
-                }
-                let rows = query
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(err("session"))?;
-                let mut targets: Vec<(Option<Uuid>, Uuid, Option<Uuid>)> =
-                    Vec::with_capacity(rows.len() + 1);
-                for row in &rows {
-                    targets.push((
-                        Some(row.try_get("id").map_err(err("session"))?),
-                        row.try_get("user_id").map_err(err("session"))?,
-                        None,
-                    ));
-                }
-                if let Some((user, workspace)) = wide {
-                    targets.push((None, user, workspace));
-                }
-                let mut log = Vec::with_capacity(targets.len());
-                for (session_id, user_id, workspace_id) in targets {
-                    let row = sqlx::query(concat!(
-                        "INSERT INTO revocations (session_id, jti, user_id, reason, revoked_at, \
-                         expires_at, workspace_id) VALUES ($1, NULL, $2, $3, $4, $5, $6) \
-                         RETURNING ",
-                        revocation_columns!()
-                    ))
-                    .bind(session_id)
-                    .bind(user_id)
-                    .bind(reason)
-                    .bind(now)
-                    .bind(tokens_expire_at)
-                    .bind(workspace_id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(err("revocation"))?;
-                    log.push(revocation_from_row(&row)?);
-                }
-                // Audited only when something was revoked: of concurrent reuse detections of
-                // one family, only the first records an event.
-                if let Some(event) = audit
-                    && !log.is_empty()
-                {
-                    insert_audit_query!(event)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(err("audit event"))?;
-                }
-                tx.commit().await.map_err(err("revocation"))?;
-                Ok(log)
-            }
-
             async fn list_sessions(
                 &self,
                 user_id: Uuid,
@@ -598,24 +412,6 @@ macro_rules! impl_session_store {
                 .await
                 .map_err(err("session"))?;
                 rows.iter().map(session_from_row).collect()
-            }
-
-            async fn revocations_since(
-                &self,
-                revision: i64,
-                limit: i64,
-            ) -> StoreResult<Vec<RevocationRow>> {
-                let rows = sqlx::query(concat!(
-                    "SELECT ",
-                    revocation_columns!(),
-                    " FROM revocations WHERE revision > $1 ORDER BY revision LIMIT $2"
-                ))
-                .bind(revision)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(err("revocation"))?;
-                rows.iter().map(revocation_from_row).collect()
             }
 
             async fn insert_audit(&self, event: &AuditRow) -> StoreResult<()> {
@@ -654,29 +450,6 @@ where
         expires_at: row.try_get("expires_at").map_err(&e)?,
         revoked_at: row.try_get("revoked_at").map_err(&e)?,
         revoked_reason: row.try_get("revoked_reason").map_err(&e)?,
-    })
-}
-
-fn revocation_from_row<R: Row>(row: &R) -> StoreResult<RevocationRow>
-where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<Uuid>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
-    let e = err("revocation");
-    Ok(RevocationRow {
-        revision: row.try_get("revision").map_err(&e)?,
-        session_id: row.try_get("session_id").map_err(&e)?,
-        jti: row.try_get("jti").map_err(&e)?,
-        user_id: row.try_get("user_id").map_err(&e)?,
-        reason: row.try_get("reason").map_err(&e)?,
-        revoked_at: row.try_get("revoked_at").map_err(&e)?,
-        expires_at: row.try_get("expires_at").map_err(&e)?,
-        workspace_id: row.try_get("workspace_id").map_err(&e)?,
     })
 }
 

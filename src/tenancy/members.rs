@@ -219,6 +219,7 @@ impl Workspaces {
             return Err(Error::NotFound("member".into()));
         };
         let revision = if current == role {
+            drop(tx);
             None
         } else {
             if (is_owner(Some(role)) || is_owner(Some(current)))

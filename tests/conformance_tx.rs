@@ -1,0 +1,354 @@
+//! Conformance of the write transactions the domain holds (`ChangelogTx`), run against every
+//! store: what the facts read, what the writes leave, that a dropped transaction leaves nothing,
+//! and that changelog transactions run one at a time.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use common::{Backend, TestDatabase};
+use sentinel::audit::{Actor, event};
+use sentinel::model::change::{Change, GranteeRef, ResourceKey, ResourceState};
+use sentinel::store::{self, GrantRow, GroupRow, LinkOutcome, Store, UserRow, WorkspaceRow};
+use uuid::Uuid;
+
+both_backends!(
+    changelog_tx_reads_and_writes_conformance,
+    changelog_tx_rolls_back_when_dropped_conformance,
+    changelog_tx_serializes_writers_conformance,
+);
+
+async fn fresh_store(backend: Backend) -> (Arc<dyn Store>, TestDatabase) {
+    let db = TestDatabase::create(backend).await;
+    let store = store::connect(&db.config()).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    (store, db)
+}
+
+fn audit_row() -> sentinel::store::AuditRow {
+    event(
+        "test.write",
+        &Actor::default(),
+        "resource",
+        "doc/1",
+        serde_json::json!({}),
+    )
+}
+
+fn user(email: &str) -> UserRow {
+    let now = Utc::now();
+    UserRow {
+        id: Uuid::new_v4(),
+        email: email.into(),
+        name: email.into(),
+        avatar_url: String::new(),
+        is_active: true,
+        is_admin: false,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// A workspace owned by `owner`, with `editor` as an editor.
+async fn workspace(store: &dyn Store, owner: &UserRow, editor: &UserRow) -> WorkspaceRow {
+    let now = Utc::now();
+    let workspace = WorkspaceRow {
+        id: Uuid::new_v4(),
+        name: "Acme".into(),
+        slug: "acme".into(),
+        description: String::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    store.insert_user(owner, true).await.unwrap();
+    store.insert_user(editor, true).await.unwrap();
+    store
+        .create_workspace(&workspace, owner.id, &audit_row())
+        .await
+        .unwrap();
+    store
+        .upsert_membership(workspace.id, editor.id, "editor", now)
+        .await
+        .unwrap();
+    workspace
+}
+
+fn doc(workspace_id: Uuid, id: &str, owner: Option<Uuid>) -> ResourceState {
+    ResourceState {
+        service_name: "docs".into(),
+        resource_type: "doc".into(),
+        resource_id: id.into(),
+        workspace_id,
+        owner_id: owner,
+        visibility: "private".into(),
+        parent: None,
+    }
+}
+
+fn key(id: &str) -> ResourceKey {
+    ResourceKey {
+        service_name: "docs".into(),
+        resource_type: "doc".into(),
+        resource_id: id.into(),
+    }
+}
+
+async fn changelog_tx_reads_and_writes_conformance(backend: Backend) {
+    let (store, _db) = fresh_store(backend).await;
+    let (ann, bob) = (user("ann@example.com"), user("bob@example.com"));
+    let ws = workspace(store.as_ref(), &ann, &bob).await;
+    let outsider = user("out@example.com");
+    store.insert_user(&outsider, true).await.unwrap();
+    let group = GroupRow {
+        id: Uuid::new_v4(),
+        workspace_id: ws.id,
+        name: "Team".into(),
+        description: String::new(),
+        member_count: 0,
+        created_at: Utc::now(),
+        updated_at: Utc::now(),
+    };
+    store.create_group(&group, &audit_row()).await.unwrap();
+    let linked = store
+        .set_group_member(ws.id, group.id, bob.id, true, &audit_row())
+        .await
+        .unwrap();
+    assert!(matches!(linked, LinkOutcome::Changed(_)), "{linked:?}");
+
+    // Facts.
+    let mut tx = store.begin_changelog().await.unwrap();
+    assert!(tx.workspace_exists(ws.id).await.unwrap());
+    assert!(!tx.workspace_exists(Uuid::new_v4()).await.unwrap());
+    assert!(tx.user_exists(outsider.id).await.unwrap());
+    assert!(!tx.user_exists(Uuid::new_v4()).await.unwrap());
+    assert_eq!(
+        tx.role_of(ws.id, ann.id).await.unwrap().as_deref(),
+        Some("owner")
+    );
+    assert_eq!(
+        tx.role_of(ws.id, bob.id).await.unwrap().as_deref(),
+        Some("editor")
+    );
+    assert_eq!(tx.role_of(ws.id, outsider.id).await.unwrap(), None);
+    assert_eq!(tx.owner_count(ws.id).await.unwrap(), 1);
+    assert_eq!(tx.group_workspace(group.id).await.unwrap(), Some(ws.id));
+    assert_eq!(tx.group_workspace(Uuid::new_v4()).await.unwrap(), None);
+    let before = tx.revision().await.unwrap();
+
+    // Resources: insert, a child under it, grants.
+    let parent = tx
+        .put_resource(None, &doc(ws.id, "folder", Some(ann.id)), None)
+        .await
+        .unwrap();
+    assert_eq!(parent.state, doc(ws.id, "folder", Some(ann.id)));
+    let mut child_state = doc(ws.id, "page", None);
+    child_state.parent = Some(("doc".into(), "folder".into()));
+    let child = tx
+        .put_resource(None, &child_state, Some(parent.id))
+        .await
+        .unwrap();
+    assert_eq!(child.state.parent, Some(("doc".into(), "folder".into())));
+    let (found, parent_row) = tx.resource(&key("page")).await.unwrap().unwrap();
+    assert_eq!((found.id, parent_row), (child.id, Some(parent.id)));
+    assert_eq!(tx.parent_of(child.id).await.unwrap(), Some(parent.id));
+    assert_eq!(tx.parent_of(parent.id).await.unwrap(), None);
+    assert_eq!(tx.attachments(parent.id).await.unwrap(), 1);
+    assert!(tx.resource(&key("nothing")).await.unwrap().is_none());
+
+    let grant = GrantRow {
+        grantee: GranteeRef::User(bob.id),
+        permission: "view".into(),
+        expires_at: None,
+        granted_by: Some(ann.id),
+        created_at: Utc::now(),
+    };
+    tx.put_grant(parent.id, &grant).await.unwrap();
+    assert_eq!(tx.attachments(parent.id).await.unwrap(), 2);
+    let stored = tx
+        .grant(parent.id, GranteeRef::User(bob.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.permission.as_str(), stored.granted_by),
+        ("view", Some(ann.id))
+    );
+    let edit = GrantRow {
+        permission: "edit".into(),
+        ..grant.clone()
+    };
+    tx.put_grant(parent.id, &edit).await.unwrap();
+    let stored = tx.grant(parent.id, GranteeRef::User(bob.id)).await.unwrap();
+    assert_eq!(
+        stored.unwrap().permission,
+        "edit",
+        "a second grant replaces the first"
+    );
+    assert!(
+        !tx.delete_grant(parent.id, GranteeRef::User(bob.id), Some("view"))
+            .await
+            .unwrap(),
+        "only a grant of the named permission is removed"
+    );
+    assert!(
+        tx.delete_grant(parent.id, GranteeRef::User(bob.id), None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        tx.grant(parent.id, GranteeRef::User(bob.id))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Replacing a state keeps the row; the record lands at the next revision.
+    let mut moved = doc(ws.id, "folder", None);
+    moved.visibility = "workspace".into();
+    let replaced = tx
+        .put_resource(Some(parent.id), &moved, None)
+        .await
+        .unwrap();
+    assert_eq!((replaced.id, &replaced.state), (parent.id, &moved));
+    let change = Change::ResourceSet {
+        resource: moved.clone(),
+        created: true,
+    };
+    let revision = tx.record(&change, &audit_row()).await.unwrap();
+    assert!(revision > before, "{revision} after {before}");
+    assert_eq!(tx.revision().await.unwrap(), revision);
+    tx.commit().await.unwrap();
+
+    assert_eq!(store.current_revision().await.unwrap(), revision);
+    let logged = store.changes_since(before, None, 10).await.unwrap();
+    assert_eq!(logged.len(), 1);
+    assert_eq!(logged[0].revision, revision);
+    assert_eq!(logged[0].change, change);
+    assert_eq!(
+        store.resource(&key("folder")).await.unwrap().unwrap().state,
+        moved
+    );
+
+    // Deleting detaches children; members change role and leave with their groups.
+    let mut tx = store.begin_changelog().await.unwrap();
+    tx.delete_resource(parent.id).await.unwrap();
+    assert!(tx.resource(&key("folder")).await.unwrap().is_none());
+    assert_eq!(tx.parent_of(child.id).await.unwrap(), None);
+    tx.set_member_role(ws.id, bob.id, "admin").await.unwrap();
+    assert_eq!(
+        tx.role_of(ws.id, bob.id).await.unwrap().as_deref(),
+        Some("admin")
+    );
+    tx.set_member_role(ws.id, bob.id, "owner").await.unwrap();
+    assert_eq!(tx.owner_count(ws.id).await.unwrap(), 2);
+    tx.remove_member(ws.id, bob.id).await.unwrap();
+    assert_eq!(tx.role_of(ws.id, bob.id).await.unwrap(), None);
+    assert_eq!(tx.owner_count(ws.id).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    assert!(store.resource(&key("folder")).await.unwrap().is_none());
+    assert_eq!(store.membership_role(ws.id, bob.id).await.unwrap(), None);
+    assert!(
+        store.group_ids(ws.id, bob.id).await.unwrap().is_empty(),
+        "a removed member leaves the workspace's groups"
+    );
+}
+
+async fn changelog_tx_rolls_back_when_dropped_conformance(backend: Backend) {
+    let (store, _db) = fresh_store(backend).await;
+    let (ann, bob) = (user("ann@example.com"), user("bob@example.com"));
+    let ws = workspace(store.as_ref(), &ann, &bob).await;
+    let before = store.current_revision().await.unwrap();
+    {
+        let mut tx = store.begin_changelog().await.unwrap();
+        tx.put_resource(None, &doc(ws.id, "draft", None), None)
+            .await
+            .unwrap();
+        tx.remove_member(ws.id, bob.id).await.unwrap();
+        let change = Change::MemberRemoved {
+            workspace_id: ws.id,
+            user_id: bob.id,
+        };
+        tx.record(&change, &audit_row()).await.unwrap();
+        // Dropped: a rule refused after the writes.
+    }
+    assert!(store.resource(&key("draft")).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .membership_role(ws.id, bob.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("editor")
+    );
+    assert_eq!(store.current_revision().await.unwrap(), before);
+    assert!(
+        store
+            .changes_since(before, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The lock went with it: the next transaction begins and commits.
+    let mut tx = store.begin_changelog().await.unwrap();
+    tx.put_resource(None, &doc(ws.id, "draft", None), None)
+        .await
+        .unwrap();
+    let change = Change::ResourceSet {
+        resource: doc(ws.id, "draft", None),
+        created: true,
+    };
+    let revision = tx.record(&change, &audit_row()).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(revision > before);
+    assert!(store.resource(&key("draft")).await.unwrap().is_some());
+}
+
+/// A second changelog transaction begins only once the first has ended, so facts read under
+/// the lock cannot change before the write that relies on them commits.
+async fn changelog_tx_serializes_writers_conformance(backend: Backend) {
+    let (store, _db) = fresh_store(backend).await;
+    let (ann, bob) = (user("ann@example.com"), user("bob@example.com"));
+    let ws = workspace(store.as_ref(), &ann, &bob).await;
+    let mut first = store.begin_changelog().await.unwrap();
+    let (began, mut began_rx) = tokio::sync::oneshot::channel();
+    let second = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let mut tx = store.begin_changelog().await.unwrap();
+            let _ = began.send(());
+            let facts = (
+                tx.revision().await.unwrap(),
+                tx.role_of(ws.id, bob.id).await.unwrap(),
+            );
+            drop(tx);
+            facts
+        }
+    });
+    tx_demote(&mut *first, ws.id, bob.id).await;
+    let committed = first.revision().await.unwrap();
+    // However long the first one takes, the second waits for it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        began_rx.try_recv().is_err(),
+        "a second changelog transaction began while the first held the lock"
+    );
+    first.commit().await.unwrap();
+    let (revision, role) = second.await.unwrap();
+    assert_eq!(revision, committed, "the second saw the first one's commit");
+    assert_eq!(role.as_deref(), Some("viewer"));
+}
+
+async fn tx_demote(tx: &mut dyn sentinel::store::ChangelogTx, workspace_id: Uuid, user: Uuid) {
+    tx.set_member_role(workspace_id, user, "viewer")
+        .await
+        .unwrap();
+    let change = Change::MemberSet {
+        workspace_id,
+        user_id: user,
+        role: "viewer".into(),
+        added: false,
+    };
+    tx.record(&change, &audit_row()).await.unwrap();
+}
