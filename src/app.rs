@@ -95,19 +95,19 @@ impl AppState {
                 max_staleness: config.revocation_max_staleness,
             },
         ));
-        let metrics = Arc::new(Metrics::new(|path| {
-            crate::credentials::tiers::tiers_of(path).is_some()
-        }));
-        let limiter = Arc::new(RateLimiter::new(
-            cache.clone(),
-            metrics.clone(),
-            config.rate_limit.clone(),
-        ));
         let engine = Arc::new(
             crate::authz::engine::Engine::load(store.clone(), cache.clone())
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot build the permission index: {e}"))?,
         );
+        let mut metrics = Metrics::new(|path| crate::credentials::tiers::tiers_of(path).is_some());
+        metrics.observe(engine.clone(), tokens.clone());
+        let metrics = Arc::new(metrics);
+        let limiter = Arc::new(RateLimiter::new(
+            cache.clone(),
+            metrics.clone(),
+            config.rate_limit.clone(),
+        ));
         let apps = Arc::new(ServiceApps::new(store.clone(), engine.clone()));
         apps.refresh_origins()
             .await

@@ -1,4 +1,5 @@
-//! Prometheus metrics: per-RPC request counts and latency histograms, HTTP routes, rate limiting.
+//! Prometheus metrics: per-RPC request counts and latency histograms, HTTP routes, rate
+//! limiting, and what the domain counts (check decisions, index freshness, tokens issued).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,11 +12,18 @@ use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use crate::authz::engine::Engine;
+use crate::tokens::service::TokenService;
 
 /// Latency buckets from 50 µs to 10 s: checks are microseconds, logins are hundreds of ms.
 const BUCKETS: [f64; 16] = [
@@ -54,6 +62,57 @@ struct ScopeLabels {
 
 fn histogram() -> Histogram {
     Histogram::new(BUCKETS)
+}
+
+/// Reads the domain's own counters at scrape time.
+struct DomainCollector {
+    engine: Arc<Engine>,
+    tokens: Arc<TokenService>,
+}
+
+impl std::fmt::Debug for DomainCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DomainCollector")
+    }
+}
+
+impl Collector for DomainCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let (allowed, denied) = self.engine.decisions();
+        let mut family = encoder.encode_descriptor(
+            "check_decisions",
+            "Check answers by result; each CheckBulk item counts once",
+            None,
+            MetricType::Counter,
+        )?;
+        for (result, n) in [("allowed", allowed), ("denied", denied)] {
+            ConstCounter::new(n).encode(family.encode_family(&[("result", result)])?)?;
+        }
+        ConstGauge::new(self.engine.revision()).encode(encoder.encode_descriptor(
+            "permission_index_revision",
+            "Changelog revision this replica's permission index has applied",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        ConstGauge::new(self.engine.staleness().as_secs_f64()).encode(
+            encoder.encode_descriptor(
+                "permission_index_staleness_seconds",
+                "Time since the permission index last read the changelog to its end",
+                None,
+                MetricType::Gauge,
+            )?,
+        )?;
+        let mut family = encoder.encode_descriptor(
+            "tokens_issued",
+            "Tokens issued by this process, by kind",
+            None,
+            MetricType::Counter,
+        )?;
+        for (kind, n) in self.tokens.issued() {
+            ConstCounter::new(n).encode(family.encode_family(&[("kind", kind.label())])?)?;
+        }
+        Ok(())
+    }
 }
 
 /// All metric families of one process.
@@ -115,6 +174,13 @@ impl Metrics {
             rate_limited,
             served,
         }
+    }
+
+    /// Adds what the domain counts itself, read on each scrape: check decisions by result,
+    /// the permission index's revision and staleness, tokens issued by kind.
+    pub fn observe(&mut self, engine: Arc<Engine>, tokens: Arc<TokenService>) {
+        self.registry
+            .register_collector(Box::new(DomainCollector { engine, tokens }));
     }
 
     /// The Prometheus text exposition of every family.

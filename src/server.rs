@@ -128,6 +128,9 @@ pub fn router(
                     request_id = %request_id,
                     method = %request.method(),
                     path = %request.uri().path(),
+                    user = tracing::field::Empty,
+                    workspace = tracing::field::Empty,
+                    service = tracing::field::Empty,
                 )
             }),
         )

@@ -12,8 +12,8 @@ use sentinel::cache::Cache;
 use sentinel::cache::memory::MemoryCache;
 use sentinel::cache::redis::RedisCache;
 use sentinel::store::{
-    self, Accepted, ClientAppChange, ClientAppRow, InvitationRow, KeyStatus, NewSigningKey, Store,
-    UserRow, WorkspaceRow,
+    self, ClientAppChange, ClientAppRow, InvitationRow, KeyStatus, NewSigningKey, Store, UserRow,
+    WorkspaceRow,
 };
 use uuid::Uuid;
 
@@ -374,15 +374,24 @@ async fn invitation_store_conformance(backend: Backend) {
     assert_eq!(listed.len(), 3);
     assert_eq!(listed[2].user_id, Some(other.id));
 
-    // Accepting: a membership and its change, once.
+    // Taken inside the changelog transaction (the domain's accept): once.
     let before = store.current_revision().await.unwrap();
-    let accepted = store
-        .accept_invitation(to_vera.id, verified.id, &audit_row())
+    let mut tx = store.begin_changelog().await.unwrap();
+    assert_eq!(
+        tx.take_invitation(to_vera.id).await.unwrap(),
+        Some((workspace.id, "editor".to_string()))
+    );
+    tx.add_member(workspace.id, verified.id, "editor")
         .await
         .unwrap();
-    let Accepted::Joined(revision) = accepted else {
-        panic!("joined: {accepted:?}");
+    let change = sentinel::model::Change::MemberSet {
+        workspace_id: workspace.id,
+        user_id: verified.id,
+        role: "editor".into(),
+        added: true,
     };
+    let revision = tx.record(&change, &audit_row()).await.unwrap();
+    tx.commit().await.unwrap();
     assert!(revision > before);
     assert_eq!(
         store
@@ -392,26 +401,30 @@ async fn invitation_store_conformance(backend: Backend) {
             .as_deref(),
         Some("editor")
     );
-    assert_eq!(
-        store
-            .accept_invitation(to_vera.id, verified.id, &audit_row())
-            .await
-            .unwrap(),
-        Accepted::Gone
-    );
-    // A second invitation to a member: answered as already a member, and gone.
+    let mut tx = store.begin_changelog().await.unwrap();
+    assert_eq!(tx.take_invitation(to_vera.id).await.unwrap(), None);
+    drop(tx);
+    // A second invitation to a member: taken, and nothing else changes.
     let to_vera_again = invitation(workspace.id, "vera@example.com", None);
     store
         .create_invitation(&to_vera_again, &audit_row())
         .await
         .unwrap();
-    assert_eq!(
-        store
-            .accept_invitation(to_vera_again.id, verified.id, &audit_row())
+    let mut tx = store.begin_changelog().await.unwrap();
+    assert!(
+        tx.take_invitation(to_vera_again.id)
             .await
-            .unwrap(),
-        Accepted::AlreadyMember
+            .unwrap()
+            .is_some()
     );
+    assert_eq!(
+        tx.role_of(workspace.id, verified.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("editor")
+    );
+    tx.commit().await.unwrap();
     assert!(store.invitation(to_vera_again.id).await.unwrap().is_none());
     assert_eq!(store.current_revision().await.unwrap(), revision);
     // Declining removes.

@@ -11,13 +11,14 @@ use chrono::Utc;
 use common::{Backend, TestDatabase};
 use sentinel::audit::{Actor, event};
 use sentinel::model::change::{Change, GranteeRef, ResourceKey, ResourceState};
-use sentinel::store::{self, GrantRow, GroupRow, LinkOutcome, Store, UserRow, WorkspaceRow};
+use sentinel::store::{self, GrantRow, GroupRow, Store, UserRow, WorkspaceRow};
 use uuid::Uuid;
 
 both_backends!(
     changelog_tx_reads_and_writes_conformance,
     changelog_tx_rolls_back_when_dropped_conformance,
     changelog_tx_serializes_writers_conformance,
+    changelog_tx_takes_invitations_once_conformance,
 );
 
 async fn fresh_store(backend: Backend) -> (Arc<dyn Store>, TestDatabase) {
@@ -111,11 +112,20 @@ async fn changelog_tx_reads_and_writes_conformance(backend: Backend) {
         updated_at: Utc::now(),
     };
     store.create_group(&group, &audit_row()).await.unwrap();
-    let linked = store
-        .set_group_member(ws.id, group.id, bob.id, true, &audit_row())
-        .await
-        .unwrap();
-    assert!(matches!(linked, LinkOutcome::Changed(_)), "{linked:?}");
+    // Links: a change reports itself once; the same write again changes nothing.
+    let mut tx = store.begin_changelog().await.unwrap();
+    assert!(tx.set_group_member(group.id, bob.id, true).await.unwrap());
+    assert!(!tx.set_group_member(group.id, bob.id, true).await.unwrap());
+    assert!(
+        !tx.set_group_member(group.id, outsider.id, false)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.group(group.id).await.unwrap().unwrap().member_count,
+        1
+    );
 
     // Facts.
     let mut tx = store.begin_changelog().await.unwrap();
@@ -351,4 +361,56 @@ async fn tx_demote(tx: &mut dyn sentinel::store::ChangelogTx, workspace_id: Uuid
         added: false,
     };
     tx.record(&change, &audit_row()).await.unwrap();
+}
+
+/// An invitation is taken once: a dropped transaction leaves it pending, a committed one turns
+/// it into a membership; a second take finds nothing.
+async fn changelog_tx_takes_invitations_once_conformance(backend: Backend) {
+    let (store, _db) = fresh_store(backend).await;
+    let (owner, editor, guest) = (user("o@x.io"), user("e@x.io"), user("g@x.io"));
+    let ws = workspace(store.as_ref(), &owner, &editor).await;
+    store.insert_user(&guest, true).await.unwrap();
+    let now = Utc::now();
+    let invitation = sentinel::store::InvitationRow {
+        id: Uuid::new_v4(),
+        workspace_id: ws.id,
+        email: guest.email.clone(),
+        user_id: Some(guest.id),
+        role: "viewer".into(),
+        invited_by: Some(owner.id),
+        created_at: now,
+        expires_at: now + chrono::Duration::days(7),
+    };
+    store
+        .create_invitation(&invitation, &audit_row())
+        .await
+        .unwrap();
+
+    {
+        let mut tx = store.begin_changelog().await.unwrap();
+        let taken = tx.take_invitation(invitation.id).await.unwrap();
+        assert_eq!(taken, Some((ws.id, "viewer".to_string())));
+        tx.add_member(ws.id, guest.id, "viewer").await.unwrap();
+        // dropped: rolled back
+    }
+    assert!(store.invitation(invitation.id).await.unwrap().is_some());
+    assert!(store.member(ws.id, guest.id).await.unwrap().is_none());
+
+    let mut tx = store.begin_changelog().await.unwrap();
+    let (workspace_id, role) = tx.take_invitation(invitation.id).await.unwrap().unwrap();
+    assert_eq!(tx.role_of(workspace_id, guest.id).await.unwrap(), None);
+    tx.add_member(workspace_id, guest.id, &role).await.unwrap();
+    assert_eq!(
+        tx.role_of(workspace_id, guest.id).await.unwrap().as_deref(),
+        Some("viewer")
+    );
+    tx.commit().await.unwrap();
+    assert!(store.invitation(invitation.id).await.unwrap().is_none());
+    assert_eq!(
+        store.member(ws.id, guest.id).await.unwrap().unwrap().role,
+        "viewer"
+    );
+
+    let mut tx = store.begin_changelog().await.unwrap();
+    assert_eq!(tx.take_invitation(invitation.id).await.unwrap(), None);
 }

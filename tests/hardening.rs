@@ -6,7 +6,8 @@ mod common;
 
 use base64::Engine;
 use common::{
-    Backend, TestApp, TestDatabase, dual, service_key, sign_in, with_bearer, with_service_key,
+    Backend, TestApp, TestDatabase, dual, metrics_text, service_key, sign_in, with_bearer,
+    with_service_key,
 };
 use sentinel::proto::v1::permission_service_client::PermissionServiceClient;
 use sentinel::proto::v1::service_app_service_client::ServiceAppServiceClient;
@@ -37,18 +38,6 @@ both_backends!(
     metrics_can_stay_off_the_public_port,
     watch_shows_membership_only_where_the_service_is,
 );
-
-/// The Prometheus exposition.
-async fn metrics_text(app: &TestApp) -> String {
-    app.http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
 
 async fn made_up_methods_do_not_grow_the_metrics(backend: Backend) {
     let (app, _db) = TestApp::spawn(backend).await;

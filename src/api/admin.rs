@@ -7,10 +7,10 @@ use super::convert::{self, optional_uuid, page_size, timestamp};
 use crate::credentials;
 use crate::csv_io::ExportKind;
 use crate::error::Error;
+use crate::model::AuditFilter;
 use crate::proto::v1 as pb;
 use crate::proto::v1::admin_service_server::AdminService;
 use crate::services::Services;
-use crate::store::AuditFilter;
 
 /// Handlers of `sentinel.v1.AdminService`.
 pub struct AdminApi {

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::Error;
+use crate::model::{SessionRow, WorkspaceRow};
 use crate::proto::v1 as pb;
-use crate::store::{SessionRow, WorkspaceRow};
 use crate::tokens::service::{IssuedTokens, WorkspaceScope};
 
 /// A protobuf timestamp.
@@ -134,7 +134,7 @@ fn json_list(text: &str) -> Vec<String> {
 }
 
 /// A service app message (never the key, only its display prefix).
-pub fn service_app(row: &crate::store::ServiceAppRow) -> pb::ServiceApp {
+pub fn service_app(row: &crate::model::ServiceAppRow) -> pb::ServiceApp {
     pb::ServiceApp {
         id: row.id.to_string(),
         name: row.name.clone(),
@@ -154,7 +154,7 @@ pub fn service_app(row: &crate::store::ServiceAppRow) -> pb::ServiceApp {
 }
 
 /// A client app message.
-pub fn client_app(row: &crate::store::ClientAppRow) -> pb::ClientApp {
+pub fn client_app(row: &crate::model::ClientAppRow) -> pb::ClientApp {
     pb::ClientApp {
         id: row.id.to_string(),
         name: row.name.clone(),
@@ -183,7 +183,7 @@ pub fn duration(
 }
 
 /// A user message.
-pub fn user(row: &crate::store::UserRow) -> pb::User {
+pub fn user(row: &crate::model::UserRow) -> pb::User {
     pb::User {
         id: row.id.to_string(),
         email: row.email.clone(),
@@ -198,7 +198,7 @@ pub fn user(row: &crate::store::UserRow) -> pb::User {
 }
 
 /// A linked identity message.
-pub fn identity(row: &crate::store::IdentityRow) -> pb::LinkedIdentity {
+pub fn identity(row: &crate::model::IdentityRow) -> pb::LinkedIdentity {
     pb::LinkedIdentity {
         provider: row.provider.clone(),
         subject: row.subject.clone(),
@@ -261,7 +261,7 @@ pub fn details(json: &str) -> Option<prost_types::Struct> {
 }
 
 /// An audit event message.
-pub fn audit_event(row: &crate::store::AuditRow) -> pb::AuditEvent {
+pub fn audit_event(row: &crate::model::AuditRow) -> pb::AuditEvent {
     let outcome = match row.outcome.as_str() {
         "success" => pb::AuditOutcome::Success,
         "denied" => pb::AuditOutcome::Denied,
@@ -296,7 +296,7 @@ pub fn role_name(value: i32) -> Option<&'static str> {
 }
 
 /// A user's public profile.
-pub fn user_summary(row: &crate::store::UserRow) -> pb::UserSummary {
+pub fn user_summary(row: &crate::model::UserRow) -> pb::UserSummary {
     pb::UserSummary {
         id: row.id.to_string(),
         email: row.email.clone(),
@@ -306,7 +306,7 @@ pub fn user_summary(row: &crate::store::UserRow) -> pb::UserSummary {
 }
 
 /// A membership message.
-pub fn member(row: &crate::store::MemberRow) -> pb::Member {
+pub fn member(row: &crate::model::MemberRow) -> pb::Member {
     pb::Member {
         workspace_id: row.workspace_id.to_string(),
         user: Some(user_summary(&row.user)),
@@ -317,7 +317,7 @@ pub fn member(row: &crate::store::MemberRow) -> pb::Member {
 }
 
 /// An invitation message. An invitation by user id shows the id, never that user's email.
-pub fn invitation(row: &crate::store::InvitationRow) -> pb::Invitation {
+pub fn invitation(row: &crate::model::InvitationRow) -> pb::Invitation {
     pb::Invitation {
         id: row.id.to_string(),
         workspace_id: row.workspace_id.to_string(),
@@ -336,7 +336,7 @@ pub fn invitation(row: &crate::store::InvitationRow) -> pb::Invitation {
 }
 
 /// A group message.
-pub fn group(row: &crate::store::GroupRow) -> pb::Group {
+pub fn group(row: &crate::model::GroupRow) -> pb::Group {
     pb::Group {
         id: row.id.to_string(),
         workspace_id: row.workspace_id.to_string(),
@@ -349,7 +349,7 @@ pub fn group(row: &crate::store::GroupRow) -> pb::Group {
 }
 
 /// A custom role message.
-pub fn custom_role(row: &crate::store::RoleRow) -> pb::CustomRole {
+pub fn custom_role(row: &crate::model::RoleRow) -> pb::CustomRole {
     pb::CustomRole {
         id: row.id.to_string(),
         workspace_id: row.workspace_id.to_string(),
@@ -385,7 +385,7 @@ pub fn page<T, K: serde::Serialize>(
 }
 
 /// A revocation log entry message.
-pub fn revocation(row: &crate::store::RevocationRow) -> pb::Revocation {
+pub fn revocation(row: &crate::model::RevocationRow) -> pb::Revocation {
     pb::Revocation {
         session_id: row.session_id.map(|s| s.to_string()).unwrap_or_default(),
         jti: row.jti.clone().unwrap_or_default(),

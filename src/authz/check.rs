@@ -75,10 +75,11 @@ impl Engine {
         self.ensure(freshness).await?;
         let now = chrono::Utc::now().timestamp_millis();
         let index = self.read();
-        Ok(Decision {
-            allowed: decide(&index, subject, item, now),
-            revision: index.revision(),
-        })
+        let allowed = decide(&index, subject, item, now);
+        let revision = index.revision();
+        drop(index);
+        self.count_decisions(u64::from(allowed), u64::from(!allowed));
+        Ok(Decision { allowed, revision })
     }
 
     /// Answers many Checks of one subject under one read of the index (one revision).
@@ -91,13 +92,14 @@ impl Engine {
         self.ensure(freshness).await?;
         let now = chrono::Utc::now().timestamp_millis();
         let index = self.read();
-        let allowed = items
+        let allowed: Vec<bool> = items
             .iter()
             .map(|item| decide(&index, subject, item, now))
             .collect();
-        Ok(Decisions {
-            allowed,
-            revision: index.revision(),
-        })
+        let revision = index.revision();
+        drop(index);
+        let yes = allowed.iter().filter(|a| **a).count() as u64;
+        self.count_decisions(yes, allowed.len() as u64 - yes);
+        Ok(Decisions { allowed, revision })
     }
 }

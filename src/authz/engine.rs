@@ -4,8 +4,9 @@
 //! names a revision newer than the index catches up from the database before answering, so it
 //! never answers from state older than that write.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
@@ -43,6 +44,10 @@ pub struct Engine {
     /// Changelog entries as the index applies them, in revision order: every `Watch` stream of
     /// this replica listens here instead of polling the database.
     feed: tokio::sync::broadcast::Sender<Arc<[crate::store::ChangeRow]>>,
+    /// Check answers so far: allowed, denied (CheckBulk counts each item).
+    decisions: [AtomicU64; 2],
+    /// When the index last read the changelog to its end.
+    current_at: std::sync::Mutex<Instant>,
 }
 
 /// Batches a slow `Watch` may fall behind by before it re-reads the database.
@@ -63,6 +68,8 @@ impl Engine {
             catching_up: Mutex::new(()),
             applied,
             feed: tokio::sync::broadcast::channel(FEED_CAPACITY).0,
+            decisions: [AtomicU64::new(0), AtomicU64::new(0)],
+            current_at: std::sync::Mutex::new(Instant::now()),
         };
         engine.catch_up().await?;
         tracing::info!(
@@ -123,7 +130,31 @@ impl Engine {
             }
         }
         self.applied.send_replace(self.revision());
+        *self.current_at.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         Ok(())
+    }
+
+    /// Counts answered checks.
+    pub(super) fn count_decisions(&self, allowed: u64, denied: u64) {
+        self.decisions[0].fetch_add(allowed, Ordering::Relaxed);
+        self.decisions[1].fetch_add(denied, Ordering::Relaxed);
+    }
+
+    /// Check answers so far: (allowed, denied), CheckBulk items counted one by one.
+    pub fn decisions(&self) -> (u64, u64) {
+        (
+            self.decisions[0].load(Ordering::Relaxed),
+            self.decisions[1].load(Ordering::Relaxed),
+        )
+    }
+
+    /// How long ago the index last read the changelog to its end: about the follow interval
+    /// when healthy, growing while the database cannot be read.
+    pub fn staleness(&self) -> std::time::Duration {
+        self.current_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
     }
 
     /// Waits until the index is at least as fresh as `freshness` asks, reading the changelog
@@ -167,28 +198,13 @@ impl Engine {
 }
 
 /// Follows the changelog: on nudges from other replicas and every 500 ms.
-pub fn follow(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut nudges = engine.cache.subscribe(CHANNEL).await.ok();
-        let mut tick = tokio::time::interval(POLL);
-        let mut rounds: u64 = 0;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                Some(_) = async {
-                    match nudges.as_mut() {
-                        Some(sub) => sub.next().await,
-                        None => std::future::pending().await,
-                    }
-                } => {}
-                _ = stop.changed() => break,
-            }
+pub fn follow(engine: Arc<Engine>, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    let cache = engine.cache.clone();
+    crate::cache::follow(cache, CHANNEL, POLL, stop, move |_| {
+        let engine = engine.clone();
+        async move {
             if let Err(err) = engine.catch_up().await {
                 tracing::debug!(error = %err, "changelog not readable; retrying");
-            }
-            rounds += 1;
-            if nudges.is_none() && rounds.is_multiple_of(20) {
-                nudges = engine.cache.subscribe(CHANNEL).await.ok();
             }
         }
     })

@@ -4,6 +4,7 @@
 //! limits) but never loses data. The in-process implementation serves the embedded mode, Redis
 //! the clustered mode; both pass one conformance suite.
 
+mod follow;
 pub mod memory;
 pub mod redis;
 
@@ -14,6 +15,8 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use crate::config::Config;
+
+pub use follow::follow;
 
 /// Errors of the cache layer; details are logged where they arise.
 #[derive(Debug, thiserror::Error)]

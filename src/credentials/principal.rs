@@ -33,6 +33,26 @@ pub struct Principal {
     pub client_address: Option<IpAddr>,
 }
 
+impl Principal {
+    /// Records who is calling on the request span: the user, the workspace their token is
+    /// scoped to, and the calling service (never a credential).
+    fn record_on(&self, span: &tracing::Span) {
+        if let Some(user) = &self.user {
+            span.record("user", user.sub.as_str());
+            if let Some(workspace) = &user.wid {
+                span.record("workspace", workspace.as_str());
+            }
+        }
+        if let Some(authz) = &self.authz {
+            span.record("user", authz.sub.as_str());
+            span.record("workspace", authz.wid.as_str());
+        }
+        if let Some(service) = &self.service {
+            span.record("service", service.service_name.as_str());
+        }
+    }
+}
+
 /// RPCs whose abuse costs the most (token minting, sign-in, key management): they get the
 /// stricter per-address limit.
 const SENSITIVE: [&str; 8] = [
@@ -101,6 +121,7 @@ pub async fn enforce(
         crate::ratelimit::client_address(&request, state.config.rate_limit.trust_forwarded_for);
     match authorize(&state, &path, tiers, request.headers(), client_address).await {
         Ok(principal) => {
+            principal.record_on(&tracing::Span::current());
             request.extensions_mut().insert(principal);
             next.run(request).await
         }

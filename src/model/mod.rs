@@ -3,9 +3,15 @@
 use std::fmt;
 
 pub mod change;
+pub mod records;
 pub mod snapshot;
 
 pub use change::Change;
+pub use records::{
+    AuditFilter, AuditRow, ClientAppRow, GrantRow, GroupRow, IdentityRow, InvitationRow, MemberRow,
+    ResourceRow, RevocationRow, RevokeScope, RoleRow, ServiceAppRow, SessionRow, UserRow,
+    WorkspaceRow,
+};
 
 /// A role in a workspace, ordered by what it may do: owner > admin > editor > viewer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

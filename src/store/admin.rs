@@ -8,25 +8,7 @@ use uuid::Uuid;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{AuditRow, StoreError, StoreResult, UserRow};
-
-/// Filters of an audit query (all optional, combined with AND).
-#[derive(Debug, Clone, Default)]
-pub struct AuditFilter {
-    /// Exact action, or a prefix ending in `.` (`token.`).
-    pub action: Option<String>,
-    /// Acting user.
-    pub actor_user_id: Option<Uuid>,
-    /// Target id.
-    pub target_id: Option<String>,
-    /// Workspace.
-    pub workspace_id: Option<Uuid>,
-    /// From (inclusive).
-    pub start: Option<DateTime<Utc>>,
-    /// Until (exclusive).
-    pub end: Option<DateTime<Utc>>,
-    /// `success`, `denied` or `failure`.
-    pub outcome: Option<String>,
-}
+use crate::model::records::AuditFilter;
 
 /// Dashboard counts.
 #[derive(Debug, Clone, Default)]

@@ -9,54 +9,7 @@ use uuid::Uuid;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{AuditRow, StoreError, StoreResult};
-
-/// A service app row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceAppRow {
-    /// App id.
-    pub id: Uuid,
-    /// Display name.
-    pub name: String,
-    /// The service the app acts for; unique.
-    pub service_name: String,
-    /// SHA-256 of the current key.
-    pub key_hash: Vec<u8>,
-    /// First characters of the key, for display.
-    pub key_prefix: String,
-    /// Browser origins (JSON array).
-    pub allowed_origins: String,
-    /// Inactive apps are refused.
-    pub is_active: bool,
-    /// Creation time.
-    pub created_at: DateTime<Utc>,
-    /// Last change.
-    pub updated_at: DateTime<Utc>,
-    /// Last key rotation.
-    pub key_rotated_at: Option<DateTime<Utc>>,
-    /// Until when the previous key still works.
-    pub previous_key_expires_at: Option<DateTime<Utc>>,
-    /// Last authenticated call (written in batches).
-    pub last_used_at: Option<DateTime<Utc>>,
-}
-
-/// A client app row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientAppRow {
-    /// App id.
-    pub id: Uuid,
-    /// Display name.
-    pub name: String,
-    /// Exact redirect URIs (JSON array).
-    pub redirect_uris: String,
-    /// Services whose names join the access tokens' `aud` (JSON array).
-    pub services: String,
-    /// Inactive apps cannot start sign-ins.
-    pub is_active: bool,
-    /// Creation time.
-    pub created_at: DateTime<Utc>,
-    /// Last change.
-    pub updated_at: DateTime<Utc>,
-}
+use crate::model::records::{ClientAppRow, ServiceAppRow};
 
 /// A partial update of a service app (`None` keeps the value).
 #[derive(Debug, Clone, Default)]

@@ -10,35 +10,8 @@ use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{StoreError, StoreResult};
 use crate::model::change::{Change, GranteeRef, ResourceKey, ResourceState};
+use crate::model::records::{GrantRow, ResourceRow};
 use crate::model::snapshot::{GrantRecord, ResourceRecord, Snapshot};
-
-/// A stored resource.
-#[derive(Debug, Clone)]
-pub struct ResourceRow {
-    /// Row id.
-    pub id: Uuid,
-    /// Its state, with the parent's key.
-    pub state: ResourceState,
-    /// Registered.
-    pub created_at: DateTime<Utc>,
-    /// Last changed.
-    pub updated_at: DateTime<Utc>,
-}
-
-/// A stored grant.
-#[derive(Debug, Clone)]
-pub struct GrantRow {
-    /// Who.
-    pub grantee: GranteeRef,
-    /// `view` or `edit`.
-    pub permission: String,
-    /// Expiry, if any.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// The acting user, if any.
-    pub granted_by: Option<Uuid>,
-    /// When granted (or last changed).
-    pub created_at: DateTime<Utc>,
-}
 
 /// A changelog entry.
 #[derive(Debug, Clone)]

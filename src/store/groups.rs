@@ -9,27 +9,9 @@ use uuid::Uuid;
 use super::identity::user_from_row;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
-use super::{AuditRow, LinkOutcome, StoreError, StoreResult, UserRow, WriteLock};
+use super::{AuditRow, StoreError, StoreResult, UserRow, WriteLock};
 use crate::model::Change;
-
-/// A group with its member count.
-#[derive(Debug, Clone)]
-pub struct GroupRow {
-    /// Group id.
-    pub id: Uuid,
-    /// Its workspace.
-    pub workspace_id: Uuid,
-    /// Name, unique per workspace regardless of case.
-    pub name: String,
-    /// Description.
-    pub description: String,
-    /// Number of members.
-    pub member_count: i64,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Last modified.
-    pub updated_at: DateTime<Utc>,
-}
+use crate::model::records::GroupRow;
 
 /// Groups of a workspace and their members.
 #[async_trait]
@@ -57,15 +39,6 @@ pub trait GroupStore: Send + Sync {
     ) -> StoreResult<Option<GroupRow>>;
     /// Deletes a group; the revision, or `None` when it did not exist.
     async fn delete_group(&self, id: Uuid, audit: &AuditRow) -> StoreResult<Option<i64>>;
-    /// Adds (`add`) or removes a user to or from a group of `workspace_id`.
-    async fn set_group_member(
-        &self,
-        workspace_id: Uuid,
-        group_id: Uuid,
-        user_id: Uuid,
-        add: bool,
-        audit: &AuditRow,
-    ) -> StoreResult<LinkOutcome>;
     /// Members of a group by name, email, id after the cursor, with when they were added.
     async fn list_group_members(
         &self,
@@ -240,37 +213,6 @@ macro_rules! impl_group_store {
                     .map_err(err("audit event"))?;
                 tx.commit().await.map_err(err("group"))?;
                 Ok(Some(revision))
-            }
-
-            async fn set_group_member(
-                &self,
-                workspace_id: Uuid,
-                group_id: Uuid,
-                user_id: Uuid,
-                add: bool,
-                audit: &AuditRow,
-            ) -> StoreResult<LinkOutcome> {
-                let change = if add {
-                    Change::GroupMemberAdded {
-                        workspace_id,
-                        group_id,
-                        user_id,
-                    }
-                } else {
-                    Change::GroupMemberRemoved {
-                        workspace_id,
-                        group_id,
-                        user_id,
-                    }
-                };
-                let sql = if add {
-                    "INSERT INTO group_members (group_id, user_id, created_at) \
-                     VALUES ($1, $2, $3) ON CONFLICT (group_id, user_id) DO NOTHING"
-                } else {
-                    "DELETE FROM group_members WHERE group_id = $1 AND user_id = $2"
-                };
-                self.write_link(workspace_id, sql, group_id, user_id, add, change, audit)
-                    .await
             }
 
             async fn list_group_members(

@@ -9,30 +9,8 @@ use uuid::Uuid;
 
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
-use super::{AuditRow, StoreError, StoreResult, WriteLock};
-use crate::model::Change;
-
-/// A pending invitation.
-#[derive(Debug, Clone)]
-pub struct InvitationRow {
-    /// Invitation id.
-    pub id: Uuid,
-    /// The workspace to join.
-    pub workspace_id: Uuid,
-    /// Lowercased email it was made to (for an invitation by user id: that user's email when
-    /// it was made, kept so one person has one pending invitation per workspace).
-    pub email: String,
-    /// The user it was made to, when made by user id.
-    pub user_id: Option<Uuid>,
-    /// Role on joining.
-    pub role: String,
-    /// Who invited.
-    pub invited_by: Option<Uuid>,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Lapses.
-    pub expires_at: DateTime<Utc>,
-}
+use super::{AuditRow, StoreError, StoreResult};
+use crate::model::records::InvitationRow;
 
 /// An invitation as its invitee sees it: with the workspace's name and slug.
 #[derive(Debug, Clone)]
@@ -43,17 +21,6 @@ pub struct PendingInvitation {
     pub workspace_name: String,
     /// The workspace's slug.
     pub workspace_slug: String,
-}
-
-/// What accepting an invitation did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Accepted {
-    /// The invitee joined at this revision.
-    Joined(i64),
-    /// The invitee already was a member; the invitation is gone.
-    AlreadyMember,
-    /// No such invitation (answered or withdrawn meanwhile).
-    Gone,
 }
 
 /// Invitation storage.
@@ -85,13 +52,6 @@ pub trait InvitationStore: Send + Sync {
         after: Option<(DateTime<Utc>, Uuid)>,
         limit: i64,
     ) -> StoreResult<Vec<PendingInvitation>>;
-    /// Removes the invitation and makes `user_id` a member with its role, in one transaction.
-    async fn accept_invitation(
-        &self,
-        id: Uuid,
-        user_id: Uuid,
-        audit: &AuditRow,
-    ) -> StoreResult<Accepted>;
     /// Removes an invitation (declined or withdrawn). `false` when there was none.
     async fn delete_invitation(&self, id: Uuid, audit: &AuditRow) -> StoreResult<bool>;
     /// The user's email when it is verified.
@@ -229,61 +189,6 @@ macro_rules! impl_invitation_store {
                         })
                     })
                     .collect()
-            }
-
-            async fn accept_invitation(
-                &self,
-                id: Uuid,
-                user_id: Uuid,
-                audit: &AuditRow,
-            ) -> StoreResult<Accepted> {
-                let mut tx = self.begin_write(WriteLock::Changelog).await?;
-                let row = sqlx::query(
-                    "DELETE FROM invitations WHERE id = $1 RETURNING workspace_id, role",
-                )
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(err("invitation"))?;
-                let Some(row) = row else {
-                    return Ok(Accepted::Gone);
-                };
-                let workspace_id: Uuid = row.try_get("workspace_id").map_err(err("invitation"))?;
-                let role: String = row.try_get("role").map_err(err("invitation"))?;
-                let now = Utc::now();
-                let joined = sqlx::query(
-                    "INSERT INTO memberships (workspace_id, user_id, role, created_at, \
-                     updated_at) VALUES ($1, $2, $3, $4, $4) \
-                     ON CONFLICT (workspace_id, user_id) DO NOTHING",
-                )
-                .bind(workspace_id)
-                .bind(user_id)
-                .bind(&role)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(err("membership"))?
-                .rows_affected()
-                    == 1;
-                if !joined {
-                    tx.commit().await.map_err(err("invitation"))?;
-                    return Ok(Accepted::AlreadyMember);
-                }
-                let change = Change::MemberSet {
-                    workspace_id,
-                    user_id,
-                    role,
-                    added: true,
-                };
-                let revision = append_change!(tx, change)
-                    .await
-                    .map_err(err("changelog"))?;
-                insert_audit_query!(audit)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err("audit event"))?;
-                tx.commit().await.map_err(err("invitation"))?;
-                Ok(Accepted::Joined(revision))
             }
 
             async fn delete_invitation(&self, id: Uuid, audit: &AuditRow) -> StoreResult<bool> {

@@ -96,19 +96,24 @@ use chrono::{DateTime, Utc};
 
 use crate::config::{Config, DatabaseKind};
 
-pub use admin::{AdminStore, AuditFilter, Stats};
-pub use apps::{AppStore, ClientAppChange, ClientAppRow, ServiceAppChange, ServiceAppRow};
-pub use authz::{AuthzStore, ChangeRow, GrantRow, ResourceRow};
-pub use groups::{GroupRow, GroupStore};
-pub use identity::{IdentityRow, IdentityStore, UserRow};
-pub use invitations::{Accepted, InvitationRow, InvitationStore, PendingInvitation};
+pub use crate::model::records::{
+    AuditFilter, AuditRow, ClientAppRow, GrantRow, GroupRow, IdentityRow, InvitationRow, MemberRow,
+    ResourceRow, RevocationRow, RevokeScope, RoleRow, ServiceAppRow, SessionRow, UserRow,
+    WorkspaceRow,
+};
+pub use admin::{AdminStore, Stats};
+pub use apps::{AppStore, ClientAppChange, ServiceAppChange};
+pub use authz::{AuthzStore, ChangeRow};
+pub use groups::GroupStore;
+pub use identity::IdentityStore;
+pub use invitations::{InvitationStore, PendingInvitation};
 pub use keys::{KeyStatus, NewSigningKey, SigningKeyRow};
-pub use revocations::{RevocationRow, RevocationStore, RevokeScope};
-pub use roles::{RoleRow, RoleStore};
-pub use sessions::{AuditRow, RefreshOutcome, SessionRow, SessionStore};
-pub use tenancy::{LinkOutcome, MemberRow, TenancyStore};
+pub use revocations::RevocationStore;
+pub use roles::RoleStore;
+pub use sessions::{Consumed, SessionStore};
+pub use tenancy::TenancyStore;
 pub use tx::{ChangelogTx, MembershipTx, ResourceTx, WriteTxStore};
-pub use workspaces::{WorkspaceRow, WorkspaceStore};
+pub use workspaces::WorkspaceStore;
 
 /// Errors of the storage layer. Never carries SQL text or driver details to callers: those are
 /// logged where the error is made.

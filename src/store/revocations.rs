@@ -9,48 +9,7 @@ use uuid::Uuid;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{AuditRow, StoreError, StoreResult, WriteLock};
-
-/// One entry of the revocation log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RevocationRow {
-    /// Position in the log.
-    pub revision: i64,
-    /// Revoked session; `None` for a user-wide revocation.
-    pub session_id: Option<Uuid>,
-    /// Revoked single token.
-    pub jti: Option<String>,
-    /// The user.
-    pub user_id: Uuid,
-    /// Why (`logout`, `token_reuse`, …).
-    pub reason: String,
-    /// When.
-    pub revoked_at: DateTime<Utc>,
-    /// When no affected token can be unexpired any more.
-    pub expires_at: DateTime<Utc>,
-    /// For a revocation without a session: the workspace whose tokens (`wid`) it covers;
-    /// `None` for a user-wide one. With the nil user, every user's tokens of that workspace.
-    pub workspace_id: Option<Uuid>,
-}
-
-/// Which sessions to revoke.
-#[derive(Debug, Clone, Copy)]
-pub enum RevokeScope {
-    /// One session.
-    Session(Uuid),
-    /// Every session of a user, plus a user-wide entry for tokens without a session.
-    User(Uuid),
-    /// Every session signed in through a client app.
-    ClientApp(Uuid),
-    /// Every session scoped to a workspace.
-    Workspace(Uuid),
-    /// Every session of a user scoped to a workspace (role change, removal).
-    Member {
-        /// The workspace.
-        workspace_id: Uuid,
-        /// The member.
-        user_id: Uuid,
-    },
-}
+use crate::model::records::{RevocationRow, RevokeScope};
 
 /// The revocation log.
 #[async_trait]

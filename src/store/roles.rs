@@ -8,31 +8,9 @@ use uuid::Uuid;
 
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
-use super::{AuditRow, LinkOutcome, StoreError, StoreResult, WriteLock};
+use super::{AuditRow, StoreError, StoreResult, WriteLock};
 use crate::model::Change;
-
-/// A custom role with its actions and assignment count.
-#[derive(Debug, Clone)]
-pub struct RoleRow {
-    /// Role id.
-    pub id: Uuid,
-    /// Its workspace.
-    pub workspace_id: Uuid,
-    /// The service whose actions it holds.
-    pub service_name: String,
-    /// Name, unique per (workspace, service) regardless of case.
-    pub name: String,
-    /// Description.
-    pub description: String,
-    /// Actions, sorted.
-    pub actions: Vec<String>,
-    /// Number of assigned users.
-    pub assigned: i64,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Last modified.
-    pub updated_at: DateTime<Utc>,
-}
+use crate::model::records::RoleRow;
 
 /// Service actions and custom roles.
 #[async_trait]
@@ -70,14 +48,6 @@ pub trait RoleStore: Send + Sync {
         actions: &[String],
         audit: &AuditRow,
     ) -> StoreResult<Option<i64>>;
-    /// Assigns (`assign`) or unassigns a role of `workspace_id` to or from a user.
-    async fn set_role_assignment(
-        &self,
-        role: &RoleRow,
-        user_id: Uuid,
-        assign: bool,
-        audit: &AuditRow,
-    ) -> StoreResult<LinkOutcome>;
     /// Names of the user's roles of `service_name` in a workspace that hold `action`, sorted.
     async fn roles_holding(
         &self,
@@ -387,30 +357,6 @@ macro_rules! impl_role_store {
                     .map_err(err("audit event"))?;
                 tx.commit().await.map_err(err("role"))?;
                 Ok(Some(revision))
-            }
-
-            async fn set_role_assignment(
-                &self,
-                role: &RoleRow,
-                user_id: Uuid,
-                assign: bool,
-                audit: &AuditRow,
-            ) -> StoreResult<LinkOutcome> {
-                let change = Change::RoleAssignment {
-                    workspace_id: role.workspace_id,
-                    service_name: role.service_name.clone(),
-                    role_id: role.id,
-                    user_id,
-                    assigned: assign,
-                };
-                let sql = if assign {
-                    "INSERT INTO role_assignments (role_id, user_id, created_at) \
-                     VALUES ($1, $2, $3) ON CONFLICT (role_id, user_id) DO NOTHING"
-                } else {
-                    "DELETE FROM role_assignments WHERE role_id = $1 AND user_id = $2"
-                };
-                self.write_link(role.workspace_id, sql, role.id, user_id, assign, change, audit)
-                    .await
             }
 
             async fn roles_holding(

@@ -1,90 +1,32 @@
 //! `sessions`, `refresh_tokens`, `audit_events`: refresh-token families and the audit trail.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::identity::UserRow;
+use super::UserRow;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{StoreError, StoreResult};
+use crate::model::records::{AuditRow, SessionRow};
 
-/// A session: one refresh-token family.
+/// What consuming a refresh token found. The store reports facts; whether a replay is a
+/// tolerated retry or a reuse is the token service's rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionRow {
-    /// Session id (`sid`).
-    pub id: Uuid,
-    /// Owner.
-    pub user_id: Uuid,
-    /// Current workspace, if scoped.
-    pub workspace_id: Option<Uuid>,
-    /// Client app signed in through.
-    pub client_app_id: Option<Uuid>,
-    /// Identity provider id.
-    pub provider: String,
-    /// Authentication methods, space-separated.
-    pub amr: String,
-    /// User-Agent at sign-in.
-    pub user_agent: String,
-    /// Client address at sign-in.
-    pub client_address: String,
-    /// Sign-in time (`auth_time`).
-    pub created_at: DateTime<Utc>,
-    /// Last refresh.
-    pub last_used_at: DateTime<Utc>,
-    /// End of the family.
-    pub expires_at: DateTime<Utc>,
-    /// Revocation time.
-    pub revoked_at: Option<DateTime<Utc>>,
-    /// Revocation reason.
-    pub revoked_reason: Option<String>,
-}
-
-/// An audit event to record.
-#[derive(Debug, Clone, Default)]
-pub struct AuditRow {
-    /// Event id.
-    pub id: Uuid,
-    /// When.
-    pub occurred_at: DateTime<Utc>,
-    /// Dotted action name (`token.reuse_detected`).
-    pub action: String,
-    /// Acting user.
-    pub actor_user_id: Option<Uuid>,
-    /// Acting service.
-    pub actor_service: Option<String>,
-    /// Target kind (`session`, `user`, …).
-    pub target_type: Option<String>,
-    /// Target id.
-    pub target_id: Option<String>,
-    /// Workspace concerned.
-    pub workspace_id: Option<Uuid>,
-    /// Client address.
-    pub client_address: Option<String>,
-    /// Request id.
-    pub request_id: Option<String>,
-    /// `success` or `failure`.
-    pub outcome: String,
-    /// JSON details.
-    pub details: String,
-}
-
-/// What a refresh did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RefreshOutcome {
-    /// The token was consumed (or replayed within the grace) and the new one stored.
+pub enum Consumed {
+    /// It was unused: consumed, its session touched and the successor stored, atomically.
     Rotated(SessionRow),
-    /// The token had been rotated longer ago than the grace: reuse.
-    Reused {
+    /// It had been rotated before; nothing was written.
+    Replayed {
         /// The family.
         session_id: Uuid,
         /// Its owner.
         user_id: Uuid,
         /// Its workspace.
         workspace_id: Option<Uuid>,
+        /// When it was rotated.
+        rotated_at: DateTime<Utc>,
     },
     /// Unknown, expired, or its session is revoked or over.
     Invalid,
@@ -106,16 +48,25 @@ pub struct RefreshContext {
 pub trait SessionStore: Send + Sync {
     /// Stores a new session with its first refresh token.
     async fn create_session(&self, session: &SessionRow, refresh_hash: &[u8]) -> StoreResult<()>;
-    /// Atomically consumes `old_hash` and stores `new_hash` in the same family. A token rotated
-    /// at most `grace` ago is accepted again; one rotated earlier is reported as reused.
-    async fn rotate_refresh(
+    /// Atomically consumes the unused token `old_hash`, touches its live session (re-scoped to
+    /// `workspace_id` when given) and stores `new_hash` in the same family. A token rotated
+    /// before is reported with when, untouched.
+    async fn consume_refresh(
         &self,
         old_hash: &[u8],
         new_hash: &[u8],
         workspace_id: Option<Uuid>,
         now: DateTime<Utc>,
-        grace: Duration,
-    ) -> StoreResult<RefreshOutcome>;
+    ) -> StoreResult<Consumed>;
+    /// Touches a live session and stores `new_hash` as one more token of it (a tolerated
+    /// replay). `None` when the session is revoked or over.
+    async fn continue_session(
+        &self,
+        session_id: Uuid,
+        new_hash: &[u8],
+        workspace_id: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<SessionRow>>;
     /// The session a refresh token belongs to (in any state), its user, and when the token was
     /// rotated, in one query.
     async fn refresh_context(&self, hash: &[u8]) -> StoreResult<Option<RefreshContext>>;
@@ -153,6 +104,43 @@ macro_rules! session_columns {
 }
 fn err(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |e| StoreError::from_sqlx(e, what)
+}
+
+/// Inside a transaction: touches a live session and stores one more refresh token of it;
+/// `None` (nothing written) when the session is revoked or over.
+macro_rules! extend_session {
+    ($tx:ident, $session_id:expr, $new_hash:expr, $workspace_id:expr, $now:expr) => {{
+        let session = sqlx::query(concat!(
+            "UPDATE sessions SET last_used_at = $2, \
+             workspace_id = COALESCE($3, workspace_id) \
+             WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 RETURNING ",
+            session_columns!()
+        ))
+        .bind($session_id)
+        .bind($now)
+        .bind($workspace_id)
+        .fetch_optional(&mut *$tx)
+        .await
+        .map_err(err("session"))?;
+        match session {
+            None => None,
+            Some(session) => {
+                let session = session_from_row(&session)?;
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind($new_hash)
+                .bind(session.id)
+                .bind($now)
+                .bind(session.expires_at)
+                .execute(&mut *$tx)
+                .await
+                .map_err(err("refresh token"))?;
+                Some(session)
+            }
+        }
+    }};
 }
 
 macro_rules! impl_session_store {
@@ -198,16 +186,15 @@ macro_rules! impl_session_store {
                 tx.commit().await.map_err(err("session"))
             }
 
-            async fn rotate_refresh(
+            async fn consume_refresh(
                 &self,
                 old_hash: &[u8],
                 new_hash: &[u8],
                 workspace_id: Option<Uuid>,
                 now: DateTime<Utc>,
-                grace: Duration,
-            ) -> StoreResult<RefreshOutcome> {
+            ) -> StoreResult<Consumed> {
                 if let Some(session) = self.rotate_fast(old_hash, new_hash, workspace_id, now).await? {
-                    return Ok(RefreshOutcome::Rotated(session));
+                    return Ok(Consumed::Rotated(session));
                 }
                 let mut tx = self.pool.begin().await.map_err(err("refresh token"))?;
                 // Single use, decided by one conditional write: concurrent refreshes of one
@@ -222,74 +209,56 @@ macro_rules! impl_session_store {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(err("refresh token"))?;
-                let session_id: Uuid = match consumed {
-                    Some(row) => row.try_get("session_id").map_err(err("refresh token"))?,
-                    None => {
-                        let previous = sqlx::query(
-                            "SELECT r.session_id, r.rotated_at, r.expires_at, s.user_id, \
-                             s.workspace_id FROM refresh_tokens r \
-                             JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1",
-                        )
-                        .bind(old_hash)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(err("refresh token"))?;
-                        let Some(previous) = previous else {
-                            return Ok(RefreshOutcome::Invalid);
-                        };
-                        let e = err("refresh token");
-                        let session_id: Uuid = previous.try_get("session_id").map_err(&e)?;
-                        let rotated_at: Option<DateTime<Utc>> =
-                            previous.try_get("rotated_at").map_err(&e)?;
-                        let expires_at: DateTime<Utc> =
-                            previous.try_get("expires_at").map_err(&e)?;
-                        match rotated_at {
-                            Some(at) if expires_at > now => {
-                                let age = (now - at).to_std().unwrap_or_default();
-                                if age > grace {
-                                    return Ok(RefreshOutcome::Reused {
-                                        session_id,
-                                        user_id: previous.try_get("user_id").map_err(&e)?,
-                                        workspace_id: previous
-                                            .try_get("workspace_id")
-                                            .map_err(&e)?,
-                                    });
-                                }
-                                session_id
-                            }
-                            _ => return Ok(RefreshOutcome::Invalid),
-                        }
-                    }
-                };
-                let session = sqlx::query(concat!(
-                    "UPDATE sessions SET last_used_at = $2, \
-                     workspace_id = COALESCE($3, workspace_id) \
-                     WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 RETURNING ",
-                    session_columns!()
-                ))
-                .bind(session_id)
+                if let Some(row) = consumed {
+                    let session_id: Uuid = row.try_get("session_id").map_err(err("refresh token"))?;
+                    let Some(session) = extend_session!(tx, session_id, new_hash, workspace_id, now)
+                    else {
+                        return Ok(Consumed::Invalid);
+                    };
+                    tx.commit().await.map_err(err("refresh token"))?;
+                    return Ok(Consumed::Rotated(session));
+                }
+                let previous = sqlx::query(
+                    "SELECT r.session_id, r.rotated_at, r.expires_at, s.user_id, \
+                     s.workspace_id FROM refresh_tokens r \
+                     JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1 \
+                     AND s.revoked_at IS NULL AND s.expires_at > $2",
+                )
+                .bind(old_hash)
                 .bind(now)
-                .bind(workspace_id)
                 .fetch_optional(&mut *tx)
                 .await
-                .map_err(err("session"))?;
-                let Some(session) = session else {
-                    return Ok(RefreshOutcome::Invalid);
-                };
-                let session = session_from_row(&session)?;
-                sqlx::query(
-                    "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(new_hash)
-                .bind(session.id)
-                .bind(now)
-                .bind(session.expires_at)
-                .execute(&mut *tx)
-                .await
                 .map_err(err("refresh token"))?;
-                tx.commit().await.map_err(err("refresh token"))?;
-                Ok(RefreshOutcome::Rotated(session))
+                let Some(previous) = previous else {
+                    return Ok(Consumed::Invalid);
+                };
+                let e = err("refresh token");
+                let rotated_at: Option<DateTime<Utc>> = previous.try_get("rotated_at").map_err(&e)?;
+                let expires_at: DateTime<Utc> = previous.try_get("expires_at").map_err(&e)?;
+                match rotated_at {
+                    Some(rotated_at) if expires_at > now => Ok(Consumed::Replayed {
+                        session_id: previous.try_get("session_id").map_err(&e)?,
+                        user_id: previous.try_get("user_id").map_err(&e)?,
+                        workspace_id: previous.try_get("workspace_id").map_err(&e)?,
+                        rotated_at,
+                    }),
+                    _ => Ok(Consumed::Invalid),
+                }
+            }
+
+            async fn continue_session(
+                &self,
+                session_id: Uuid,
+                new_hash: &[u8],
+                workspace_id: Option<Uuid>,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Option<SessionRow>> {
+                let mut tx = self.pool.begin().await.map_err(err("refresh token"))?;
+                let session = extend_session!(tx, session_id, new_hash, workspace_id, now);
+                if session.is_some() {
+                    tx.commit().await.map_err(err("refresh token"))?;
+                }
+                Ok(session)
             }
 
             async fn refresh_context(&self, hash: &[u8]) -> StoreResult<Option<RefreshContext>> {
@@ -486,6 +455,8 @@ impl PostgresStore {
         let row = sqlx::query(concat!(
             "WITH consumed AS (UPDATE refresh_tokens SET rotated_at = $2 \
              WHERE token_hash = $1 AND rotated_at IS NULL AND expires_at > $2 \
+             AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = refresh_tokens.session_id \
+             AND s.revoked_at IS NULL AND s.expires_at > $2) \
              RETURNING session_id), \
              touched AS (UPDATE sessions SET last_used_at = $2, \
              workspace_id = COALESCE($4, workspace_id) \

@@ -10,34 +10,8 @@ use uuid::Uuid;
 use super::identity::user_from_row;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
-use super::{AuditRow, StoreError, StoreResult, UserRow, WriteLock};
-use crate::model::Change;
-
-/// A workspace member with their profile.
-#[derive(Debug, Clone)]
-pub struct MemberRow {
-    /// The member.
-    pub user: UserRow,
-    /// The workspace.
-    pub workspace_id: Uuid,
-    /// Workspace role.
-    pub role: String,
-    /// When the user joined.
-    pub joined_at: DateTime<Utc>,
-    /// When the role last changed.
-    pub updated_at: DateTime<Utc>,
-}
-
-/// Outcome of an idempotent link write (group membership, role assignment).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkOutcome {
-    /// The link changed at this revision.
-    Changed(i64),
-    /// Nothing to do; the current revision.
-    Unchanged(i64),
-    /// The user is not a member of the workspace.
-    NotWorkspaceMember,
-}
+use super::{StoreError, StoreResult};
+use crate::model::records::MemberRow;
 
 /// Memberships of workspaces.
 #[async_trait]
@@ -76,62 +50,6 @@ macro_rules! member_select {
 
 macro_rules! impl_tenancy_store {
     ($store:ty) => {
-        impl $store {
-            /// Adds (`add`, with `sql` an INSERT … ON CONFLICT DO NOTHING of `$1, $2, $3 =
-            /// now`) or removes (`sql` a DELETE of `$1, $2`) a (thing, user) link; only
-            /// workspace members are linked. Appends `change` and `audit` when it changed.
-            #[allow(clippy::too_many_arguments)]
-            pub(super) async fn write_link(
-                &self,
-                workspace_id: Uuid,
-                sql: &'static str,
-                thing: Uuid,
-                user_id: Uuid,
-                add: bool,
-                change: Change,
-                audit: &AuditRow,
-            ) -> StoreResult<LinkOutcome> {
-                let mut tx = self.begin_write(WriteLock::Changelog).await?;
-                if add {
-                    let member = sqlx::query_scalar::<_, i64>(
-                        "SELECT COUNT(*) FROM memberships WHERE workspace_id = $1 AND user_id = $2",
-                    )
-                    .bind(workspace_id)
-                    .bind(user_id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(err("member"))?;
-                    if member == 0 {
-                        return Ok(LinkOutcome::NotWorkspaceMember);
-                    }
-                }
-                let mut query = sqlx::query(sql).bind(thing).bind(user_id);
-                if add {
-                    query = query.bind(Utc::now());
-                }
-                let changed = query
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err("link"))?
-                    .rows_affected()
-                    == 1;
-                if !changed {
-                    let revision = current_revision_query!()
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(err("changelog"))?;
-                    return Ok(LinkOutcome::Unchanged(revision));
-                }
-                let revision = append_change!(tx, change).await.map_err(err("changelog"))?;
-                insert_audit_query!(audit)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err("audit event"))?;
-                tx.commit().await.map_err(err("link"))?;
-                Ok(LinkOutcome::Changed(revision))
-            }
-        }
-
         #[async_trait]
         impl TenancyStore for $store {
             async fn current_revision(&self) -> StoreResult<i64> {

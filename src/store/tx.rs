@@ -32,6 +32,19 @@ pub trait MembershipTx: Send {
     -> StoreResult<()>;
     /// Removes a member with their group memberships and custom roles in the workspace.
     async fn remove_member(&mut self, workspace: Uuid, user: Uuid) -> StoreResult<()>;
+    /// Adds a member with a role (the caller has checked they are not one).
+    async fn add_member(&mut self, workspace: Uuid, user: Uuid, role: &str) -> StoreResult<()>;
+    /// Deletes an invitation, returning its workspace and role (`None`: already gone).
+    async fn take_invitation(&mut self, id: Uuid) -> StoreResult<Option<(Uuid, String)>>;
+    /// Adds (`add`) or removes a user to or from a group; whether anything changed.
+    async fn set_group_member(&mut self, group: Uuid, user: Uuid, add: bool) -> StoreResult<bool>;
+    /// Assigns (`assign`) or unassigns a custom role; whether anything changed.
+    async fn set_role_assignment(
+        &mut self,
+        role: Uuid,
+        user: Uuid,
+        assign: bool,
+    ) -> StoreResult<bool>;
 }
 
 /// Resources and grants, read and written inside a transaction.
@@ -96,6 +109,22 @@ fn err(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
 
 /// A transaction of one of the pools.
 pub(crate) struct Tx<Db: sqlx::Database>(sqlx::Transaction<'static, Db>);
+
+/// Runs a link INSERT (binding `$1, $2, $3 = now`) or DELETE (`$1, $2`); whether a row changed.
+macro_rules! link {
+    ($tx:expr, $sql:expr, $thing:expr, $user:expr, $add:expr, $what:literal) => {{
+        let mut query = sqlx::query($sql).bind($thing).bind($user);
+        if $add {
+            query = query.bind(Utc::now());
+        }
+        Ok(query
+            .execute(&mut *$tx)
+            .await
+            .map_err(err($what))?
+            .rows_affected()
+            == 1)
+    }};
+}
 
 macro_rules! impl_write_tx {
     ($store:ty, $db:ty) => {
@@ -189,6 +218,66 @@ macro_rules! impl_write_tx {
                         .map_err(err("member"))?;
                 }
                 Ok(())
+            }
+
+            async fn add_member(
+                &mut self,
+                workspace: Uuid,
+                user: Uuid,
+                role: &str,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO memberships (workspace_id, user_id, role, created_at, \
+                     updated_at) VALUES ($1, $2, $3, $4, $4)",
+                )
+                .bind(workspace)
+                .bind(user)
+                .bind(role)
+                .bind(Utc::now())
+                .execute(&mut *self.0)
+                .await
+                .map_err(err("member"))?;
+                Ok(())
+            }
+
+            async fn take_invitation(&mut self, id: Uuid) -> StoreResult<Option<(Uuid, String)>> {
+                sqlx::query_as::<_, (Uuid, String)>(
+                    "DELETE FROM invitations WHERE id = $1 RETURNING workspace_id, role",
+                )
+                .bind(id)
+                .fetch_optional(&mut *self.0)
+                .await
+                .map_err(err("invitation"))
+            }
+
+            async fn set_group_member(
+                &mut self,
+                group: Uuid,
+                user: Uuid,
+                add: bool,
+            ) -> StoreResult<bool> {
+                let sql = if add {
+                    "INSERT INTO group_members (group_id, user_id, created_at) \
+                     VALUES ($1, $2, $3) ON CONFLICT (group_id, user_id) DO NOTHING"
+                } else {
+                    "DELETE FROM group_members WHERE group_id = $1 AND user_id = $2"
+                };
+                link!(self.0, sql, group, user, add, "group member")
+            }
+
+            async fn set_role_assignment(
+                &mut self,
+                role: Uuid,
+                user: Uuid,
+                assign: bool,
+            ) -> StoreResult<bool> {
+                let sql = if assign {
+                    "INSERT INTO role_assignments (role_id, user_id, created_at) \
+                     VALUES ($1, $2, $3) ON CONFLICT (role_id, user_id) DO NOTHING"
+                } else {
+                    "DELETE FROM role_assignments WHERE role_id = $1 AND user_id = $2"
+                };
+                link!(self.0, sql, role, user, assign, "role assignment")
             }
         }
 

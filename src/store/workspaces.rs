@@ -10,23 +10,7 @@ use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{StoreError, StoreResult, UserRow, WriteLock};
 use crate::model::Change;
-
-/// A workspace row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkspaceRow {
-    /// Workspace id.
-    pub id: Uuid,
-    /// Display name.
-    pub name: String,
-    /// Unique slug.
-    pub slug: String,
-    /// Free text.
-    pub description: String,
-    /// Creation time.
-    pub created_at: DateTime<Utc>,
-    /// Last change.
-    pub updated_at: DateTime<Utc>,
-}
+use crate::model::records::WorkspaceRow;
 
 /// Workspaces and memberships.
 #[async_trait]

@@ -7,8 +7,8 @@ use super::{Caller, Standing, Workspaces, validate_description};
 use crate::apps::validate_name;
 use crate::audit;
 use crate::error::Error;
-use crate::model::WorkspaceRole;
-use crate::store::{GroupRow, LinkOutcome, UserRow};
+use crate::model::{Change, WorkspaceRole};
+use crate::store::{GroupRow, UserRow};
 
 impl Workspaces {
     /// A group and the caller's standing in its workspace; NOT_FOUND for a group the caller
@@ -154,17 +154,33 @@ impl Workspaces {
             serde_json::json!({ "user_id": user_id }),
         );
         event.workspace_id = Some(group.workspace_id);
-        match self
-            .store
-            .set_group_member(group.workspace_id, group_id, user_id, add, &event)
-            .await?
-        {
-            LinkOutcome::Changed(revision) => Ok((true, self.applied(revision).await?)),
-            LinkOutcome::Unchanged(revision) => Ok((false, self.applied(revision).await?)),
-            LinkOutcome::NotWorkspaceMember => Err(Error::FailedPrecondition(
+        let mut tx = self.store.begin_changelog().await?;
+        if add && tx.role_of(group.workspace_id, user_id).await?.is_none() {
+            return Err(Error::FailedPrecondition(
                 "the user is not a member of the group's workspace".into(),
-            )),
+            ));
         }
+        if !tx.set_group_member(group_id, user_id, add).await? {
+            let revision = tx.revision().await?;
+            drop(tx);
+            return Ok((false, self.applied(revision).await?));
+        }
+        let change = if add {
+            Change::GroupMemberAdded {
+                workspace_id: group.workspace_id,
+                group_id,
+                user_id,
+            }
+        } else {
+            Change::GroupMemberRemoved {
+                workspace_id: group.workspace_id,
+                group_id,
+                user_id,
+            }
+        };
+        let revision = tx.record(&change, &event).await?;
+        tx.commit().await?;
+        Ok((true, self.applied(revision).await?))
     }
 
     /// Members of a group (any member of its workspace).

@@ -8,8 +8,8 @@ use uuid::Uuid;
 use super::{Caller, Workspaces};
 use crate::audit;
 use crate::error::Error;
-use crate::model::WorkspaceRole;
-use crate::store::{Accepted, InvitationRow, MemberRow, PendingInvitation};
+use crate::model::{Change, WorkspaceRole};
+use crate::store::{InvitationRow, MemberRow, PendingInvitation};
 
 /// A keyset cursor over invitations: (created_at, id).
 pub type InvitationCursor = Option<(DateTime<Utc>, Uuid)>;
@@ -83,15 +83,27 @@ impl Workspaces {
             serde_json::json!({ "role": invitation.role }),
         );
         event.workspace_id = Some(invitation.workspace_id);
-        let revision = match self.store.accept_invitation(id, user, &event).await? {
-            Accepted::Joined(revision) => revision,
-            Accepted::AlreadyMember => {
-                return Err(Error::AlreadyExists(
-                    "you already are a member of the workspace; the invitation is answered".into(),
-                ));
-            }
-            Accepted::Gone => return Err(Error::NotFound("invitation".into())),
+        // The invitation is taken and the membership written under the changelog lock, so a
+        // concurrent answer, withdrawal or AddMember is seen here.
+        let mut tx = self.store.begin_changelog().await?;
+        let Some((workspace_id, role)) = tx.take_invitation(id).await? else {
+            return Err(Error::NotFound("invitation".into()));
         };
+        if tx.role_of(workspace_id, user).await?.is_some() {
+            tx.commit().await?;
+            return Err(Error::AlreadyExists(
+                "you already are a member of the workspace; the invitation is answered".into(),
+            ));
+        }
+        tx.add_member(workspace_id, user, &role).await?;
+        let change = Change::MemberSet {
+            workspace_id,
+            user_id: user,
+            role,
+            added: true,
+        };
+        let revision = tx.record(&change, &event).await?;
+        tx.commit().await?;
         let member = self
             .store
             .member(invitation.workspace_id, user)

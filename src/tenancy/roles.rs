@@ -10,8 +10,8 @@ use super::{Caller, Standing, Workspaces, validate_description};
 use crate::apps::{validate_name, validate_service_name};
 use crate::audit;
 use crate::error::Error;
-use crate::model::WorkspaceRole;
-use crate::store::{LinkOutcome, RoleRow};
+use crate::model::{Change, WorkspaceRole};
+use crate::store::RoleRow;
 
 /// Most actions one role may hold.
 pub const MAX_ROLE_ACTIONS: usize = 500;
@@ -248,17 +248,27 @@ impl Workspaces {
             serde_json::json!({ "user_id": user_id }),
         );
         event.workspace_id = Some(role.workspace_id);
-        match self
-            .store
-            .set_role_assignment(&role, user_id, assign, &event)
-            .await?
-        {
-            LinkOutcome::Changed(revision) => Ok((true, self.applied(revision).await?)),
-            LinkOutcome::Unchanged(revision) => Ok((false, self.applied(revision).await?)),
-            LinkOutcome::NotWorkspaceMember => Err(Error::FailedPrecondition(
+        let mut tx = self.store.begin_changelog().await?;
+        if assign && tx.role_of(role.workspace_id, user_id).await?.is_none() {
+            return Err(Error::FailedPrecondition(
                 "the user is not a member of the role's workspace".into(),
-            )),
+            ));
         }
+        if !tx.set_role_assignment(role.id, user_id, assign).await? {
+            let revision = tx.revision().await?;
+            drop(tx);
+            return Ok((false, self.applied(revision).await?));
+        }
+        let change = Change::RoleAssignment {
+            workspace_id: role.workspace_id,
+            service_name: role.service_name.clone(),
+            role_id: role.id,
+            user_id,
+            assigned: assign,
+        };
+        let revision = tx.record(&change, &event).await?;
+        tx.commit().await?;
+        Ok((true, self.applied(revision).await?))
     }
 
     /// Upserts a service's actions: (created, updated, revision).

@@ -252,37 +252,22 @@ impl RevocationSet {
     }
 }
 
-/// Follows the log until `stop`: on every nudge and at least every [`POLL`].
+/// Follows the log until `stop`: on every nudge and at least every [`POLL`]; every ten
+/// minutes, entries past their tokens' expiry leave the set.
 pub fn follow(
     set: Arc<RevocationSet>,
     store: Arc<dyn Store>,
     cache: Arc<dyn Cache>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut nudges = cache.subscribe(CHANNEL).await.ok();
-        let mut tick = tokio::time::interval(POLL);
-        let mut rounds: u64 = 0;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                Some(_) = async {
-                    match nudges.as_mut() {
-                        Some(sub) => sub.next().await,
-                        None => std::future::pending().await,
-                    }
-                } => {}
-                _ = stop.changed() => break,
-            }
+    crate::cache::follow(cache, CHANNEL, POLL, stop, move |round| {
+        let (set, store) = (set.clone(), store.clone());
+        async move {
             if let Err(err) = set.catch_up(store.as_ref()).await {
                 tracing::debug!(error = %err, "revocation log not readable; retrying");
             }
-            rounds += 1;
-            if rounds.is_multiple_of(1200) {
+            if round.is_multiple_of(1200) {
                 set.purge_expired();
-            }
-            if nudges.is_none() && rounds.is_multiple_of(20) {
-                nudges = cache.subscribe(CHANNEL).await.ok();
             }
         }
     })

@@ -11,40 +11,22 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::issued::{Issued, TokenKind};
 use super::jwt::{AUDIENCE, AccessClaims, AuthzClaims, Verifier};
 use super::keys::KeyRing;
 use super::revocation::{self, RevocationSet};
 use crate::cache::Cache;
 use crate::error::Error;
 use crate::store::{
-    AuditRow, RefreshOutcome, RevocationRow, RevokeScope, SessionRow, Store, UserRow, WorkspaceRow,
+    AuditRow, Consumed, RevocationRow, RevokeScope, SessionRow, Store, UserRow, WorkspaceRow,
 };
 
 /// Prefix of refresh tokens, so scanners and humans can tell them apart.
 pub const REFRESH_PREFIX: &str = "rt_";
+pub use super::policy::TokenPolicy;
+
 /// The message of every refused credential: it never says why.
 pub const INVALID_CREDENTIAL: &str = "invalid or expired credential";
-
-/// Lifetimes and policy.
-#[derive(Debug, Clone)]
-pub struct TokenPolicy {
-    /// `iss` of every token.
-    pub issuer: String,
-    /// Access-token lifetime.
-    pub access_ttl: Duration,
-    /// Authz-token lifetime.
-    pub authz_ttl: Duration,
-    /// Session lifetime.
-    pub refresh_ttl: Duration,
-    /// Replay window of a rotated refresh token.
-    pub reuse_grace: Duration,
-    /// Group ids an access token carries at most (`groups_truncated` says when there are more).
-    pub max_groups: usize,
-    /// Actions an authz token carries at most (`actions_truncated` says when there are more).
-    pub max_actions: usize,
-    /// How far behind the revocation log may be before tokens are refused (UNAVAILABLE).
-    pub max_staleness: Duration,
-}
 
 /// The workspace a token is scoped to.
 #[derive(Debug, Clone)]
@@ -100,6 +82,7 @@ pub struct TokenService {
     revocations: Arc<RevocationSet>,
     policy: TokenPolicy,
     rng: SystemRandom,
+    issued: Issued,
 }
 
 fn hash_token(token: &str) -> Vec<u8> {
@@ -125,7 +108,13 @@ impl TokenService {
             revocations,
             policy,
             rng: SystemRandom::new(),
+            issued: Issued::default(),
         }
+    }
+
+    /// Tokens issued by this process so far, by kind.
+    pub fn issued(&self) -> [(TokenKind, u64); 3] {
+        self.issued.counts()
     }
 
     /// The revocation set (shared with the follower task).
@@ -219,6 +208,7 @@ impl TokenService {
             tracing::error!(error = %err, "signing failed");
             Error::Internal
         })?;
+        self.issued.count(TokenKind::Access);
         Ok((token, expires))
     }
 
@@ -261,6 +251,7 @@ impl TokenService {
         self.store
             .create_session(&session, &hash_token(&refresh_token))
             .await?;
+        self.issued.count(TokenKind::Refresh);
         let (access_token, access_expires_at) =
             self.sign_access(user, &session, scope.as_ref(), now)?;
         Ok(IssuedTokens {
@@ -300,7 +291,7 @@ impl TokenService {
         // the requested workspace first (that would let an old token probe memberships).
         let replay_after_grace = context
             .rotated_at
-            .is_some_and(|at| (now - at).to_std().unwrap_or_default() > self.policy.reuse_grace);
+            .is_some_and(|at| !self.policy.tolerates_replay(at, now));
         let target = workspace_id
             .or(session.workspace_id)
             .filter(|_| !replay_after_grace);
@@ -319,34 +310,28 @@ impl TokenService {
         };
 
         let new_token = self.new_refresh_token()?;
-        let outcome = self
+        let new_hash = hash_token(&new_token);
+        let workspace = scope.as_ref().map(|s| s.workspace.id);
+        let session = match self
             .store
-            .rotate_refresh(
-                &old_hash,
-                &hash_token(&new_token),
-                scope.as_ref().map(|s| s.workspace.id),
-                now,
-                self.policy.reuse_grace,
-            )
-            .await?;
-        match outcome {
-            RefreshOutcome::Rotated(session) => {
-                let (access_token, access_expires_at) =
-                    self.sign_access(&user, &session, scope.as_ref(), now)?;
-                Ok(IssuedTokens {
-                    access_token,
-                    refresh_token: new_token,
-                    access_expires_at,
-                    expires_in: self.policy.access_ttl.as_secs() as i64,
-                    session,
-                    scope,
-                    user,
-                })
-            }
-            RefreshOutcome::Reused {
+            .consume_refresh(&old_hash, &new_hash, workspace, now)
+            .await?
+        {
+            Consumed::Rotated(session) => session,
+            Consumed::Replayed {
+                session_id,
+                rotated_at,
+                ..
+            } if self.policy.tolerates_replay(rotated_at, now) => self
+                .store
+                .continue_session(session_id, &new_hash, workspace, now)
+                .await?
+                .ok_or(Error::Unauthenticated(INVALID_CREDENTIAL))?,
+            Consumed::Replayed {
                 session_id,
                 user_id,
                 workspace_id,
+                ..
             } => {
                 tracing::warn!(%session_id, %user_id, "refresh token reuse detected; session revoked");
                 let audit = AuditRow {
@@ -368,10 +353,22 @@ impl TokenService {
                     Some(&audit),
                 )
                 .await?;
-                Err(Error::Unauthenticated(INVALID_CREDENTIAL))
+                return Err(Error::Unauthenticated(INVALID_CREDENTIAL));
             }
-            RefreshOutcome::Invalid => Err(Error::Unauthenticated(INVALID_CREDENTIAL)),
-        }
+            Consumed::Invalid => return Err(Error::Unauthenticated(INVALID_CREDENTIAL)),
+        };
+        self.issued.count(TokenKind::Refresh);
+        let (access_token, access_expires_at) =
+            self.sign_access(&user, &session, scope.as_ref(), now)?;
+        Ok(IssuedTokens {
+            access_token,
+            refresh_token: new_token,
+            access_expires_at,
+            expires_in: self.policy.access_ttl.as_secs() as i64,
+            session,
+            scope,
+            user,
+        })
     }
 
     /// Re-scopes the caller's session to another workspace they belong to and issues an access
@@ -509,6 +506,7 @@ impl TokenService {
             tracing::error!(error = %err, "signing failed");
             Error::Internal
         })?;
+        self.issued.count(TokenKind::Authz);
         Ok((token, expires))
     }
 

@@ -404,3 +404,15 @@ pub async fn platform_admin(app: &TestApp) -> String {
         .unwrap();
     issued.access_token
 }
+
+/// The Prometheus exposition of a test server.
+pub async fn metrics_text(app: &TestApp) -> String {
+    app.http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}

@@ -6,8 +6,8 @@ use crate::authz::engine::Freshness;
 use crate::authz::watch::WatchEvent;
 use crate::error::Error;
 use crate::model::change::{Change, GranteeRef, ResourceKey};
+use crate::model::{GrantRow, ResourceRow};
 use crate::proto::v1 as pb;
-use crate::store::{GrantRow, ResourceRow};
 
 /// Validates a read's consistency requirement. RBAC reads are answered from the database,
 /// which is always at least as fresh as any token it issued.
