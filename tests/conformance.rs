@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{Backend, TestDatabase};
+use common::{Backend, fresh_store};
 use sentinel::audit::{Actor, event};
 use sentinel::cache::Cache;
 use sentinel::cache::memory::MemoryCache;
 use sentinel::cache::redis::RedisCache;
 use sentinel::store::{
-    self, ClientAppChange, ClientAppRow, InvitationRow, KeyStatus, NewSigningKey, Store, UserRow,
+    self, ClientAppChange, ClientAppRow, InvitationRow, KeyStatus, NewSigningKey, UserRow,
     WorkspaceRow,
 };
 use uuid::Uuid;
@@ -24,13 +24,6 @@ both_backends!(
     invitation_store_conformance,
     identity_links_conformance,
 );
-
-async fn fresh_store(backend: Backend) -> (Arc<dyn Store>, TestDatabase) {
-    let db = TestDatabase::create(backend).await;
-    let store = store::connect(&db.config()).await.expect("connect");
-    store.migrate().await.expect("migrate");
-    (store, db)
-}
 
 fn key(kid: &str) -> NewSigningKey {
     NewSigningKey {

@@ -4,12 +4,10 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use chrono::{Duration, Utc};
-use common::{Backend, TestDatabase};
+use common::{Backend, fresh_store};
 use sentinel::audit::{Actor, event};
-use sentinel::store::{self, Consumed, RevokeScope, SessionRow, Store, UserRow, WorkspaceRow};
+use sentinel::store::{Consumed, RevokeScope, SessionRow, Store, UserRow, WorkspaceRow};
 use uuid::Uuid;
 
 both_backends!(
@@ -18,13 +16,6 @@ both_backends!(
     a_dead_session_consumes_nothing_conformance,
     sessions_list_newest_first_by_keyset_conformance,
 );
-
-async fn fresh_store(backend: Backend) -> (Arc<dyn Store>, TestDatabase) {
-    let db = TestDatabase::create(backend).await;
-    let store = store::connect(&db.config()).await.expect("connect");
-    store.migrate().await.expect("migrate");
-    (store, db)
-}
 
 async fn user(store: &dyn Store) -> UserRow {
     let now = Utc::now();

@@ -4,14 +4,13 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{Backend, TestDatabase};
+use common::{Backend, fresh_store};
 use sentinel::audit::{Actor, event};
 use sentinel::model::change::{Change, GranteeRef, ResourceKey, ResourceState};
-use sentinel::store::{self, GrantRow, GroupRow, Store, UserRow, WorkspaceRow};
+use sentinel::store::{GrantRow, GroupRow, Store, UserRow, WorkspaceRow};
 use uuid::Uuid;
 
 both_backends!(
@@ -20,13 +19,6 @@ both_backends!(
     changelog_tx_serializes_writers_conformance,
     changelog_tx_takes_invitations_once_conformance,
 );
-
-async fn fresh_store(backend: Backend) -> (Arc<dyn Store>, TestDatabase) {
-    let db = TestDatabase::create(backend).await;
-    let store = store::connect(&db.config()).await.expect("connect");
-    store.migrate().await.expect("migrate");
-    (store, db)
-}
 
 fn audit_row() -> sentinel::store::AuditRow {
     event(

@@ -416,3 +416,15 @@ pub async fn metrics_text(app: &TestApp) -> String {
         .await
         .expect("metrics text")
 }
+
+/// A migrated store on a fresh database of `backend`, for the conformance suites.
+pub async fn fresh_store(
+    backend: Backend,
+) -> (std::sync::Arc<dyn sentinel::store::Store>, TestDatabase) {
+    let db = TestDatabase::create(backend).await;
+    let store = sentinel::store::connect(&db.config())
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    (store, db)
+}
