@@ -137,7 +137,7 @@ pub async fn import(
             fail(&mut report, "name: longer than 200 characters".into());
             continue;
         }
-        if name.chars().any(crate::apps::is_control_or_format) {
+        if name.chars().any(crate::model::is_control_or_format) {
             fail(
                 &mut report,
                 "name: contains control or invisible formatting characters".into(),

@@ -250,7 +250,8 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::RefreshResponse>, Status> {
-        let client = request.remote_addr().map(|a| a.ip().to_string());
+        // The credential layer's address: the client's, behind a trusted proxy too.
+        let client = credentials::actor(&request).client_address;
         let request = request.into_inner();
         if request.refresh_token.is_empty() {
             return Err(Error::invalid("refresh_token", "is required").into());

@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{self, page, page_size, token_cursor, uuid};
 use crate::authz::consistency;
 use crate::credentials;
+use crate::model::Written;
 use crate::proto::v1 as pb;
 use crate::services::Services;
 
@@ -42,7 +43,10 @@ pub(super) async fn accept(
 ) -> Result<Response<pb::AcceptInvitationResponse>, Status> {
     let caller = credentials::caller(&request)?;
     let id = uuid("invitation_id", &request.get_ref().invitation_id)?;
-    let (member, revision) = state.workspaces.accept_invitation(&caller, id).await?;
+    let Written {
+        value: member,
+        revision,
+    } = state.workspaces.accept_invitation(&caller, id).await?;
     Ok(Response::new(pb::AcceptInvitationResponse {
         member: Some(convert::member(&member)),
         consistency_token: consistency::encode(revision),

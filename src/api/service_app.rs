@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{self, page_cursor, page_size, page_token, uuid};
 use crate::apps::client::ClientAppUpdate;
 use crate::credentials;
+use crate::model::Written;
 use crate::proto::v1 as pb;
 use crate::proto::v1::service_app_service_server::ServiceAppService;
 use crate::services::Services;
@@ -137,7 +138,10 @@ impl ServiceAppService for ServiceAppApi {
         credentials::admin(&request)?;
         let actor = credentials::actor(&request);
         let id = uuid("id", &request.get_ref().id)?;
-        let (resources, revision) = self.state.apps.delete(&actor, id).await?;
+        let Written {
+            value: resources,
+            revision,
+        } = self.state.apps.delete(&actor, id).await?;
         Ok(Response::new(pb::DeleteServiceAppResponse {
             deleted_resource_count: i64::try_from(resources).unwrap_or(i64::MAX),
             consistency_token: crate::authz::consistency::encode(revision),

@@ -64,8 +64,10 @@ impl UserService for UserApi {
         let name = r
             .name
             .as_deref()
-            .map(crate::apps::validate_name)
-            .transpose()?;
+            .map(crate::model::DisplayName::parse)
+            .transpose()
+            .map_err(Error::from)?
+            .map(crate::model::DisplayName::into_string);
         let avatar = r.avatar_url.as_deref().map(validate_avatar).transpose()?;
         let user = self
             .state
@@ -133,8 +135,10 @@ impl UserService for UserApi {
         let name = r
             .name
             .as_deref()
-            .map(crate::apps::validate_name)
-            .transpose()?;
+            .map(crate::model::DisplayName::parse)
+            .transpose()
+            .map_err(Error::from)?
+            .map(crate::model::DisplayName::into_string);
         let (user, revoked) = self
             .state
             .users

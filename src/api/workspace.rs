@@ -7,6 +7,7 @@ use super::convert::{self, optional_uuid, page, page_size, page_token, token_cur
 use crate::authz::consistency;
 use crate::credentials;
 use crate::error::Error;
+use crate::model::Written;
 use crate::proto::v1 as pb;
 use crate::proto::v1::workspace_service_server::WorkspaceService;
 use crate::services::Services;
@@ -213,7 +214,10 @@ impl WorkspaceService for WorkspaceApi {
         };
         let role = convert::role_name(r.role)
             .ok_or_else(|| Error::invalid("role", "is required (owner, admin, editor, viewer)"))?;
-        let (invitation, revision) = self
+        let Written {
+            value: invitation,
+            revision,
+        } = self
             .state
             .workspaces
             .add_member(&caller, workspace_id, invitee, role)
@@ -271,7 +275,10 @@ impl WorkspaceService for WorkspaceApi {
         let user_id = uuid("user_id", &r.user_id)?;
         let role = convert::role_name(r.role)
             .ok_or_else(|| Error::invalid("role", "is required (owner, admin, editor, viewer)"))?;
-        let (member, revoked, revision) = self
+        let Written {
+            value: (member, revoked),
+            revision,
+        } = self
             .state
             .workspaces
             .update_member_role(&caller, workspace_id, user_id, role)
@@ -291,7 +298,10 @@ impl WorkspaceService for WorkspaceApi {
         let r = request.into_inner();
         let workspace_id = uuid("workspace_id", &r.workspace_id)?;
         let user_id = uuid("user_id", &r.user_id)?;
-        let (revoked, revision) = self
+        let Written {
+            value: revoked,
+            revision,
+        } = self
             .state
             .workspaces
             .remove_member(&caller, workspace_id, user_id)
@@ -385,7 +395,10 @@ impl WorkspaceService for WorkspaceApi {
         let r = request.into_inner();
         let group_id = uuid("group_id", &r.group_id)?;
         let user_id = uuid("user_id", &r.user_id)?;
-        let (added, revision) = self
+        let Written {
+            value: added,
+            revision,
+        } = self
             .state
             .workspaces
             .set_group_member(&caller, group_id, user_id, true)
@@ -404,7 +417,10 @@ impl WorkspaceService for WorkspaceApi {
         let r = request.into_inner();
         let group_id = uuid("group_id", &r.group_id)?;
         let user_id = uuid("user_id", &r.user_id)?;
-        let (removed, revision) = self
+        let Written {
+            value: removed,
+            revision,
+        } = self
             .state
             .workspaces
             .set_group_member(&caller, group_id, user_id, false)
@@ -451,7 +467,7 @@ impl WorkspaceService for WorkspaceApi {
         let caller = credentials::caller(&request)?;
         let r = request.into_inner();
         let workspace_id = uuid("workspace_id", &r.workspace_id)?;
-        let (role, _) = self
+        let Written { value: role, .. } = self
             .state
             .workspaces
             .create_role(
@@ -518,7 +534,10 @@ impl WorkspaceService for WorkspaceApi {
         let caller = credentials::caller(&request)?;
         let r = request.into_inner();
         let id = uuid("id", &r.id)?;
-        let (role, revision) = self
+        let Written {
+            value: role,
+            revision,
+        } = self
             .state
             .workspaces
             .set_role_actions(&caller, id, &r.actions)
@@ -537,7 +556,10 @@ impl WorkspaceService for WorkspaceApi {
         let r = request.into_inner();
         let id = uuid("id", &r.id)?;
         let user_id = uuid("user_id", &r.user_id)?;
-        let (assigned, revision) = self
+        let Written {
+            value: assigned,
+            revision,
+        } = self
             .state
             .workspaces
             .set_role_assignment(&caller, id, user_id, true)
@@ -556,7 +578,10 @@ impl WorkspaceService for WorkspaceApi {
         let r = request.into_inner();
         let id = uuid("id", &r.id)?;
         let user_id = uuid("user_id", &r.user_id)?;
-        let (removed, revision) = self
+        let Written {
+            value: removed,
+            revision,
+        } = self
             .state
             .workspaces
             .set_role_assignment(&caller, id, user_id, false)

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::{validate_name, validate_service_name};
 use crate::audit::{self, Actor};
 use crate::error::Error;
+use crate::model::{DisplayName, ServiceName};
 use crate::store::{ClientAppChange, ClientAppRow, RevokeScope, Store};
 use crate::tokens::service::TokenService;
 
@@ -45,7 +45,7 @@ pub fn validate_redirect_uris(uris: &[String]) -> Result<Vec<String>, Error> {
 fn validate_services(services: &[String]) -> Result<Vec<String>, Error> {
     let mut out: Vec<String> = Vec::new();
     for service in services {
-        validate_service_name(service).map_err(|_| {
+        ServiceName::parse(service).map_err(|_| {
             Error::invalid("services", format!("`{service}` is not a service name"))
         })?;
         if !out.contains(service) {
@@ -97,7 +97,7 @@ impl ClientApps {
         let now = Utc::now();
         let app = ClientAppRow {
             id: Uuid::new_v4(),
-            name: validate_name(name)?,
+            name: DisplayName::parse(name)?.into_string(),
             redirect_uris: json(&validate_redirect_uris(redirect_uris)?),
             services: json(&validate_services(services)?),
             is_active: true,
@@ -149,7 +149,10 @@ impl ClientApps {
             revoke_sessions,
         } = update;
         let change = ClientAppChange {
-            name: name.map(validate_name).transpose()?,
+            name: name
+                .map(DisplayName::parse)
+                .transpose()?
+                .map(DisplayName::into_string),
             redirect_uris: redirect_uris
                 .map(validate_redirect_uris)
                 .transpose()?

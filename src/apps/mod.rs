@@ -7,9 +7,7 @@ mod names;
 pub mod origins;
 
 pub use keys::{generate_key, key_hash, well_formed};
-pub use names::{
-    clean_name, is_control_or_format, validate_name, validate_origins, validate_service_name,
-};
+pub use names::validate_origins;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -20,6 +18,7 @@ use uuid::Uuid;
 
 use crate::audit::{self, Actor};
 use crate::error::Error;
+use crate::model::{DisplayName, ServiceName, Written};
 use crate::store::{ServiceAppChange, ServiceAppRow, Store, StoreError};
 
 /// Prefix of every service key.
@@ -129,8 +128,8 @@ impl ServiceApps {
         service_name: &str,
         allowed_origins: &[String],
     ) -> Result<(ServiceAppRow, String), Error> {
-        let name = validate_name(name)?;
-        validate_service_name(service_name)?;
+        let name = DisplayName::parse(name)?.into_string();
+        ServiceName::parse(service_name)?;
         let origins = validate_origins(allowed_origins)?;
         self.refuse_taken_origins(&origins, None).await?;
         let key = generate_key()?;
@@ -220,7 +219,10 @@ impl ServiceApps {
             self.refuse_taken_origins(origins, Some(id)).await?;
         }
         let change = ServiceAppChange {
-            name: name.map(validate_name).transpose()?,
+            name: name
+                .map(DisplayName::parse)
+                .transpose()?
+                .map(DisplayName::into_string),
             allowed_origins: origins
                 .map(|o| serde_json::to_string(&o).unwrap_or_else(|_| "[]".into())),
             is_active,
@@ -279,7 +281,7 @@ impl ServiceApps {
     /// Deletes an app (its key stops working within a second) with its service's resources,
     /// grants, actions and custom roles. Returns the number of resources deleted and the
     /// changelog revision.
-    pub async fn delete(&self, actor: &Actor, id: Uuid) -> Result<(u64, i64), Error> {
+    pub async fn delete(&self, actor: &Actor, id: Uuid) -> Result<Written<u64>, Error> {
         let audit = audit::event(
             "service_app.deleted",
             actor,
@@ -287,15 +289,18 @@ impl ServiceApps {
             id,
             serde_json::json!({}),
         );
-        let deleted = self
+        let (resources, revision) = self
             .store
             .delete_service_app(id, &audit)
             .await?
             .ok_or_else(|| Error::NotFound("service app".into()))?;
         self.forget_cached();
         self.refresh_origins_after_change().await;
-        self.engine.written(deleted.1).await?;
-        Ok(deleted)
+        self.engine.written(revision).await?;
+        Ok(Written {
+            value: resources,
+            revision,
+        })
     }
 
     /// Drops remembered key lookups (after a change made by this process).

@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::engine::Engine;
 use crate::audit::{self, Actor};
 use crate::error::Error;
-use crate::model::WorkspaceRole;
 use crate::model::change::{Change, GranteeRef, ResourceKey, ResourceState};
+use crate::model::{WorkspaceRole, Written};
 use crate::store::{ChangelogTx, GrantRow, ResourceRow, Store};
 
 /// Longest parent chain walked when looking for a cycle.
@@ -31,15 +31,6 @@ enum ResourceUpdate {
 
 fn precondition(reason: &str) -> Error {
     Error::FailedPrecondition(reason.into())
-}
-
-/// A write's result and the revision it committed at.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Written<T> {
-    /// What the write returns.
-    pub value: T,
-    /// Its changelog revision (read-your-writes: pass it back as a consistency token).
-    pub revision: i64,
 }
 
 /// Who writes a resource's grants: the calling service, and on the dual tier the user it acts

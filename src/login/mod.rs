@@ -469,7 +469,7 @@ impl Login {
                     let user = UserRow {
                         id: Uuid::new_v4(),
                         email: email.clone(),
-                        name: crate::apps::clean_name(&identity.name),
+                        name: crate::model::DisplayName::clean(&identity.name).into_string(),
                         avatar_url: if identity.avatar_url.starts_with("https://") {
                             identity.avatar_url.clone()
                         } else {

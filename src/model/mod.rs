@@ -3,15 +3,26 @@
 use std::fmt;
 
 pub mod change;
+mod names;
 pub mod records;
 pub mod snapshot;
 
 pub use change::Change;
+pub use names::{Description, DisplayName, ServiceName, is_control_or_format};
 pub use records::{
     AuditFilter, AuditRow, ClientAppRow, GrantRow, GroupRow, IdentityRow, InvitationRow, MemberRow,
     ResourceRow, RevocationRow, RevokeScope, RoleRow, ServiceAppRow, SessionRow, UserRow,
     WorkspaceRow,
 };
+
+/// A write's result and the revision it committed at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written<T> {
+    /// What the write returns.
+    pub value: T,
+    /// Its changelog revision (read-your-writes: pass it back as a consistency token).
+    pub revision: i64,
+}
 
 /// A role in a workspace, ordered by what it may do: owner > admin > editor > viewer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

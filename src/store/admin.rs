@@ -168,7 +168,8 @@ macro_rules! impl_admin_store {
                 limit: i64,
             ) -> StoreResult<Vec<AuditRow>> {
                 let (action_exact, action_prefix) = match filter.action.as_deref() {
-                    Some(a) if a.ends_with('.') => (None, Some(format!("{a}%"))),
+                    // A family (`token.`): a prefix, its `_`, `%` and `\` taken literally.
+                    Some(a) if a.ends_with('.') => (None, Some(super::prefix_pattern(a))),
                     Some(a) => (Some(a.to_string()), None),
                     None => (None, None),
                 };
@@ -177,7 +178,7 @@ macro_rules! impl_admin_store {
                     "SELECT id, occurred_at, action, actor_user_id, actor_service, target_type, \
                      target_id, workspace_id, client_address, request_id, outcome, details \
                      FROM audit_events WHERE ($1 IS NULL OR action = $1) \
-                     AND ($2 IS NULL OR action LIKE $2) AND ($3 IS NULL OR actor_user_id = $3) \
+                     AND ($2 IS NULL OR action LIKE $2 ESCAPE '\\') AND ($3 IS NULL OR actor_user_id = $3) \
                      AND ($4 IS NULL OR target_id = $4) AND ($5 IS NULL OR workspace_id = $5) \
                      AND ($6 IS NULL OR occurred_at >= $6) AND ($7 IS NULL OR occurred_at < $7) \
                      AND ($8 IS NULL OR outcome = $8) \

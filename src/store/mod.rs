@@ -181,6 +181,20 @@ pub(crate) enum WriteLock {
     Changelog = 0x5e_0003,
 }
 
+/// A `LIKE` pattern matching what starts with `text` (case kept), with `%`, `_` and `\` in it
+/// taken literally (queries say `ESCAPE '\'`).
+pub(crate) fn prefix_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 1);
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 /// A `LIKE` pattern matching `text` anywhere, with `%`, `_` and `\` in it taken literally
 /// (queries say `ESCAPE '\'`).
 pub(crate) fn contains_pattern(text: &str) -> String {
@@ -277,5 +291,6 @@ mod tests {
     fn like_patterns_take_wildcards_literally() {
         assert_eq!(super::contains_pattern("A_b%"), "%a\\_b\\%%");
         assert_eq!(super::contains_pattern("x\\y"), "%x\\\\y%");
+        assert_eq!(super::prefix_pattern("group_member."), "group\\_member.%");
     }
 }

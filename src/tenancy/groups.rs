@@ -3,11 +3,10 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Caller, Standing, Workspaces, validate_description};
-use crate::apps::validate_name;
+use super::{Caller, Standing, Workspaces};
 use crate::audit;
 use crate::error::Error;
-use crate::model::{Change, WorkspaceRole};
+use crate::model::{Change, Description, DisplayName, WorkspaceRole, Written};
 use crate::store::{GroupRow, UserRow};
 
 impl Workspaces {
@@ -38,8 +37,8 @@ impl Workspaces {
         name: &str,
         description: &str,
     ) -> Result<GroupRow, Error> {
-        let name = validate_name(name)?;
-        let description = validate_description(description)?;
+        let name = DisplayName::parse(name)?.into_string();
+        let description = Description::parse(description)?.into_string();
         self.standing(caller, workspace_id)
             .await?
             .require(WorkspaceRole::Admin, "creating groups")?;
@@ -90,8 +89,14 @@ impl Workspaces {
         name: Option<&str>,
         description: Option<&str>,
     ) -> Result<GroupRow, Error> {
-        let name = name.map(validate_name).transpose()?;
-        let description = description.map(validate_description).transpose()?;
+        let name = name
+            .map(DisplayName::parse)
+            .transpose()?
+            .map(DisplayName::into_string);
+        let description = description
+            .map(Description::parse)
+            .transpose()?
+            .map(Description::into_string);
         let (group, standing) = self.group_in_scope(caller, id).await?;
         standing.require(WorkspaceRole::Admin, "changing groups")?;
         let mut event = audit::event(
@@ -136,7 +141,7 @@ impl Workspaces {
         group_id: Uuid,
         user_id: Uuid,
         add: bool,
-    ) -> Result<(bool, i64), Error> {
+    ) -> Result<Written<bool>, Error> {
         let (group, standing) = self.group_in_scope(caller, group_id).await?;
         standing.require(WorkspaceRole::Admin, "changing group members")?;
         if add && self.store.user_by_id(user_id).await?.is_none() {
@@ -163,7 +168,10 @@ impl Workspaces {
         if !tx.set_group_member(group_id, user_id, add).await? {
             let revision = tx.revision().await?;
             drop(tx);
-            return Ok((false, self.applied(revision).await?));
+            return Ok(Written {
+                value: false,
+                revision: self.applied(revision).await?,
+            });
         }
         let change = if add {
             Change::GroupMemberAdded {
@@ -180,7 +188,10 @@ impl Workspaces {
         };
         let revision = tx.record(&change, &event).await?;
         tx.commit().await?;
-        Ok((true, self.applied(revision).await?))
+        Ok(Written {
+            value: true,
+            revision: self.applied(revision).await?,
+        })
     }
 
     /// Members of a group (any member of its workspace).

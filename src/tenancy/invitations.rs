@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{Caller, Workspaces};
 use crate::audit;
 use crate::error::Error;
-use crate::model::{Change, WorkspaceRole};
+use crate::model::{Change, WorkspaceRole, Written};
 use crate::store::{InvitationRow, MemberRow, PendingInvitation};
 
 /// A keyset cursor over invitations: (created_at, id).
@@ -67,7 +67,7 @@ impl Workspaces {
         &self,
         caller: &Caller,
         id: Uuid,
-    ) -> Result<(MemberRow, i64), Error> {
+    ) -> Result<Written<MemberRow>, Error> {
         let user = Self::invitee(caller)?;
         let invitation = self.addressed_to(id, user).await?;
         if invitation.expires_at <= Utc::now() {
@@ -109,7 +109,10 @@ impl Workspaces {
             .member(invitation.workspace_id, user)
             .await?
             .ok_or(Error::Internal)?;
-        Ok((member, self.applied(revision).await?))
+        Ok(Written {
+            value: member,
+            revision: self.applied(revision).await?,
+        })
     }
 
     /// Declines an invitation addressed to the caller (lapsed ones too).

@@ -9,8 +9,8 @@ use super::{Caller, Workspaces, rank};
 use crate::audit;
 use crate::error::Error;
 use crate::model::Email;
-use crate::model::WorkspaceRole;
 use crate::model::change::Change;
+use crate::model::{WorkspaceRole, Written};
 use crate::store::{ChangelogTx, InvitationRow, MemberRow, RevokeScope};
 
 /// How long an invitation waits for its invitee's answer.
@@ -116,7 +116,7 @@ impl Workspaces {
         workspace_id: Uuid,
         invitee: Invitee,
         role: &str,
-    ) -> Result<(InvitationRow, i64), Error> {
+    ) -> Result<Written<InvitationRow>, Error> {
         validate_role("role", role)?;
         let standing = self.standing(caller, workspace_id).await?;
         standing.require(WorkspaceRole::Admin, "inviting members")?;
@@ -184,7 +184,10 @@ impl Workspaces {
                 other => other.into(),
             })?;
         let revision = self.store.current_revision().await?;
-        Ok((invitation, revision))
+        Ok(Written {
+            value: invitation,
+            revision,
+        })
     }
 
     /// Changes a member's role (admin+; owner to grant or take the owner role; never the last
@@ -196,7 +199,7 @@ impl Workspaces {
         workspace_id: Uuid,
         target: Uuid,
         role: &str,
-    ) -> Result<(MemberRow, usize, i64), Error> {
+    ) -> Result<Written<(MemberRow, usize)>, Error> {
         validate_role("role", role)?;
         let standing = self.standing(caller, workspace_id).await?;
         let mut event = audit::event(
@@ -258,7 +261,10 @@ impl Workspaces {
             Some(revision) => revision,
             None => self.store.current_revision().await?,
         };
-        Ok((member, revoked, self.applied(revision).await?))
+        Ok(Written {
+            value: (member, revoked),
+            revision: self.applied(revision).await?,
+        })
     }
 
     /// Removes a member (admin+, or the member themself; owner to remove an owner; never the
@@ -269,7 +275,7 @@ impl Workspaces {
         caller: &Caller,
         workspace_id: Uuid,
         target: Uuid,
-    ) -> Result<(usize, i64), Error> {
+    ) -> Result<Written<usize>, Error> {
         let standing = self.standing(caller, workspace_id).await?;
         let leaving = caller.user == Some(target);
         let mut event = audit::event(
@@ -315,7 +321,10 @@ impl Workspaces {
         let revoked = self
             .revoke_member(workspace_id, target, "membership_changed")
             .await?;
-        Ok((revoked, self.applied(revision).await?))
+        Ok(Written {
+            value: revoked,
+            revision: self.applied(revision).await?,
+        })
     }
 
     async fn revoke_member(

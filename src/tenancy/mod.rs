@@ -17,10 +17,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::apps::validate_name;
 use crate::audit::{self, Actor};
 use crate::error::Error;
-use crate::model::WorkspaceRole;
+use crate::model::{Description, DisplayName, WorkspaceRole};
 use crate::store::{RevokeScope, Store, WorkspaceRow};
 use crate::tokens::service::TokenService;
 
@@ -76,23 +75,6 @@ impl Standing {
             )))
         }
     }
-}
-
-pub(crate) fn validate_description(text: &str) -> Result<String, Error> {
-    if text.chars().count() > 2000 {
-        return Err(Error::invalid("description", "at most 2000 characters"));
-    }
-    // Line breaks and tabs are text; other control and format characters are not.
-    if text
-        .chars()
-        .any(|c| !matches!(c, '\n' | '\r' | '\t') && crate::apps::is_control_or_format(c))
-    {
-        return Err(Error::invalid(
-            "description",
-            "must not contain control or invisible formatting characters",
-        ));
-    }
-    Ok(text.trim().to_string())
 }
 
 /// Workspace operations.
@@ -207,14 +189,14 @@ impl Workspaces {
         slug: &str,
         description: &str,
     ) -> Result<WorkspaceRow, Error> {
-        let name = validate_name(name)?;
+        let name = DisplayName::parse(name)?.into_string();
         crate::model::Slug::parse(slug)?;
         let now = Utc::now();
         let workspace = WorkspaceRow {
             id: Uuid::new_v4(),
             name,
             slug: slug.to_string(),
-            description: validate_description(description)?,
+            description: Description::parse(description)?.into_string(),
             created_at: now,
             updated_at: now,
         };
@@ -273,11 +255,17 @@ impl Workspaces {
                 "updating a workspace needs the admin or owner role".into(),
             ));
         }
-        let name = name.map(validate_name).transpose()?;
+        let name = name
+            .map(DisplayName::parse)
+            .transpose()?
+            .map(DisplayName::into_string);
         if let Some(slug) = slug {
             crate::model::Slug::parse(slug)?;
         }
-        let description = description.map(validate_description).transpose()?;
+        let description = description
+            .map(Description::parse)
+            .transpose()?
+            .map(Description::into_string);
         let event = audit::event(
             "workspace.updated",
             actor,

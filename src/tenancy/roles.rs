@@ -6,11 +6,10 @@ use std::collections::BTreeSet;
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::{Caller, Standing, Workspaces, validate_description};
-use crate::apps::{validate_name, validate_service_name};
+use super::{Caller, Standing, Workspaces};
 use crate::audit;
 use crate::error::Error;
-use crate::model::{Change, WorkspaceRole};
+use crate::model::{Change, Description, DisplayName, ServiceName, WorkspaceRole, Written};
 use crate::store::RoleRow;
 
 /// Most actions one role may hold.
@@ -101,9 +100,9 @@ impl Workspaces {
         name: &str,
         description: &str,
         actions: &[String],
-    ) -> Result<(RoleRow, i64), Error> {
-        let name = validate_name(name)?;
-        let description = validate_description(description)?;
+    ) -> Result<Written<RoleRow>, Error> {
+        let name = DisplayName::parse(name)?.into_string();
+        let description = Description::parse(description)?.into_string();
         let service = match (&caller.service, service_name) {
             (Some(own), "") => own.clone(),
             (Some(own), named) if named == own => own.clone(),
@@ -114,7 +113,7 @@ impl Workspaces {
             }
             (None, "") => return Err(Error::invalid("service_name", "is required")),
             (None, named) => {
-                validate_service_name(named)?;
+                ServiceName::parse(named)?;
                 if !self.store.service_exists(named).await? {
                     return Err(Error::invalid(
                         "service_name",
@@ -150,7 +149,10 @@ impl Workspaces {
         );
         event.workspace_id = Some(workspace_id);
         let revision = self.store.create_role(&role, &event).await?;
-        Ok((role, self.applied(revision).await?))
+        Ok(Written {
+            value: role,
+            revision: self.applied(revision).await?,
+        })
     }
 
     /// Custom roles of a workspace (any member; a service key lists its own only).
@@ -197,7 +199,7 @@ impl Workspaces {
         caller: &Caller,
         id: Uuid,
         actions: &[String],
-    ) -> Result<(RoleRow, i64), Error> {
+    ) -> Result<Written<RoleRow>, Error> {
         let (role, standing) = self.role_in_scope(caller, id).await?;
         standing.require(WorkspaceRole::Admin, "changing roles")?;
         let actions = self.role_action_set(&role.service_name, actions).await?;
@@ -219,7 +221,10 @@ impl Workspaces {
             .role(id)
             .await?
             .ok_or_else(|| Error::NotFound("role".into()))?;
-        Ok((role, revision))
+        Ok(Written {
+            value: role,
+            revision,
+        })
     }
 
     /// Assigns (`assign`) or unassigns a custom role. Idempotent; whether anything changed
@@ -230,7 +235,7 @@ impl Workspaces {
         id: Uuid,
         user_id: Uuid,
         assign: bool,
-    ) -> Result<(bool, i64), Error> {
+    ) -> Result<Written<bool>, Error> {
         let (role, standing) = self.role_in_scope(caller, id).await?;
         standing.require(WorkspaceRole::Admin, "assigning roles")?;
         if assign && self.store.user_by_id(user_id).await?.is_none() {
@@ -257,7 +262,10 @@ impl Workspaces {
         if !tx.set_role_assignment(role.id, user_id, assign).await? {
             let revision = tx.revision().await?;
             drop(tx);
-            return Ok((false, self.applied(revision).await?));
+            return Ok(Written {
+                value: false,
+                revision: self.applied(revision).await?,
+            });
         }
         let change = Change::RoleAssignment {
             workspace_id: role.workspace_id,
@@ -268,7 +276,10 @@ impl Workspaces {
         };
         let revision = tx.record(&change, &event).await?;
         tx.commit().await?;
-        Ok((true, self.applied(revision).await?))
+        Ok(Written {
+            value: true,
+            revision: self.applied(revision).await?,
+        })
     }
 
     /// Upserts a service's actions: (created, updated, revision).
@@ -277,7 +288,7 @@ impl Workspaces {
         caller: &Caller,
         service: &str,
         actions: &[(String, String)],
-    ) -> Result<(i64, i64, i64), Error> {
+    ) -> Result<Written<(i64, i64)>, Error> {
         if actions.is_empty() || actions.len() > MAX_REGISTERED_ACTIONS {
             return Err(Error::invalid("actions", "must hold 1 to 1000 actions"));
         }
@@ -308,7 +319,10 @@ impl Workspaces {
             .store
             .register_actions(service, actions, &event)
             .await?;
-        Ok((created, updated, self.applied(revision).await?))
+        Ok(Written {
+            value: (created, updated),
+            revision: self.applied(revision).await?,
+        })
     }
 
     /// The user's roles of `service` in a workspace holding `action` (empty: not allowed,

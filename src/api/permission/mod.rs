@@ -21,6 +21,7 @@ use crate::authz::resources::{NewGrant, Sharer};
 use crate::authz::watch::WatchQuery;
 use crate::credentials;
 use crate::error::Error;
+use crate::model::Written;
 use crate::model::change::ResourceState;
 use crate::proto::v1 as pb;
 use crate::proto::v1::permission_service_server::PermissionService;
@@ -469,7 +470,10 @@ impl PermissionService for PermissionApi {
             .into_iter()
             .map(|a| (a.action, a.description))
             .collect();
-        let (created, updated, revision) = self
+        let Written {
+            value: (created, updated),
+            revision,
+        } = self
             .state
             .workspaces
             .register_actions(&caller, &service.service_name, &actions)
