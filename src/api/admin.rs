@@ -138,20 +138,13 @@ impl AdminService for AdminApi {
         {
             return Err(Error::invalid("end_time", "must not be before start_time").into());
         }
-        let before = crate::cursor::decode_time_id(&r.page_token)?;
-        let mut rows = self
+        let before = convert::token_cursor(&r.page_token)?;
+        let rows = self
             .state
             .platform
             .audit_events(&filter, before, limit + 1)
             .await?;
-        let next_page_token = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last()
-                .map(|e| crate::cursor::encode_time_id(e.occurred_at, e.id))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (rows, next_page_token) = convert::page(rows, limit, |e| (e.occurred_at, e.id));
         Ok(Response::new(pb::ListAuditEventsResponse {
             events: rows.iter().map(convert::audit_event).collect(),
             next_page_token,

@@ -329,20 +329,13 @@ impl AuthService for AuthApi {
         let request = request.into_inner();
         let user_id = optional_uuid("user_id", &request.user_id)?.unwrap_or(caller);
         let limit = convert::page_size(request.page_size)?;
-        let before = crate::cursor::decode_time_id(&request.page_token)?;
-        let mut rows = self
+        let before = convert::token_cursor(&request.page_token)?;
+        let rows = self
             .state
             .users
             .sessions(caller, user_id, request.include_inactive, before, limit + 1)
             .await?;
-        let next_page_token = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last()
-                .map(|r| crate::cursor::encode_time_id(r.created_at, r.id))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (rows, next_page_token) = convert::page(rows, limit, |r| (r.created_at, r.id));
         Ok(Response::new(pb::ListSessionsResponse {
             sessions: rows
                 .iter()

@@ -166,8 +166,6 @@ pub fn client_app(row: &crate::model::ClientAppRow) -> pb::ClientApp {
     }
 }
 
-pub use crate::cursor::{decode_text as page_cursor, encode_text as page_token};
-
 /// A non-negative duration from a request field.
 pub fn duration(
     field: &str,
@@ -363,26 +361,7 @@ pub fn custom_role(row: &crate::model::RoleRow) -> pb::CustomRole {
     }
 }
 
-pub use crate::cursor::{decode as token_cursor, encode as cursor_token};
-
-/// Cuts a page fetched with `limit + 1` rows to `limit`, with the next page's token.
-pub fn page<T, K: serde::Serialize>(
-    mut rows: Vec<T>,
-    limit: i64,
-    key: impl Fn(&T) -> K,
-) -> (Vec<T>, String) {
-    let limit = usize::try_from(limit).unwrap_or(0);
-    if rows.len() > limit {
-        rows.truncate(limit);
-        let token = rows
-            .last()
-            .map(|r| cursor_token(&key(r)))
-            .unwrap_or_default();
-        (rows, token)
-    } else {
-        (rows, String::new())
-    }
-}
+pub use crate::cursor::{decode as token_cursor, page};
 
 /// A revocation log entry message.
 pub fn revocation(row: &crate::model::RevocationRow) -> pb::Revocation {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{self, page_cursor, page_size, page_token, uuid};
+use super::convert::{self, page, page_size, token_cursor, uuid};
 use crate::apps::client::ClientAppUpdate;
 use crate::credentials;
 use crate::model::Written;
@@ -56,20 +56,13 @@ impl ServiceAppService for ServiceAppApi {
         credentials::admin(&request)?;
         let r = request.into_inner();
         let limit = page_size(r.page_size)?;
-        let after = page_cursor(&r.page_token)?;
-        let mut rows = self
+        let after: Option<String> = token_cursor(&r.page_token)?;
+        let rows = self
             .state
             .apps
             .list(query(&r.query), after.as_deref(), limit + 1)
             .await?;
-        let next_page_token = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last()
-                .map(|a| page_token(&a.service_name))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (rows, next_page_token) = page(rows, limit, |a| a.service_name.clone());
         Ok(Response::new(pb::ListServiceAppsResponse {
             apps: rows.iter().map(convert::service_app).collect(),
             next_page_token,
@@ -172,22 +165,13 @@ impl ServiceAppService for ServiceAppApi {
         credentials::admin(&request)?;
         let r = request.into_inner();
         let limit = page_size(r.page_size)?;
-        let after = page_cursor(&r.page_token)?
-            .map(|c| uuid("page_token", &c))
-            .transpose()?;
-        let mut rows = self
+        let after: Option<uuid::Uuid> = token_cursor(&r.page_token)?;
+        let rows = self
             .state
             .client_apps
             .list(query(&r.query), after, limit + 1)
             .await?;
-        let next_page_token = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last()
-                .map(|a| page_token(&a.id.to_string()))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (rows, next_page_token) = page(rows, limit, |a| a.id);
         Ok(Response::new(pb::ListClientAppsResponse {
             apps: rows.iter().map(convert::client_app).collect(),
             next_page_token,

@@ -86,24 +86,17 @@ impl UserService for UserApi {
         credentials::admin(&request)?;
         let r = request.into_inner();
         let limit = convert::page_size(r.page_size)?;
-        let after = convert::page_cursor(&r.page_token)?;
+        let after: Option<String> = convert::token_cursor(&r.page_token)?;
         let query = Some(r.query.trim()).filter(|q| !q.is_empty());
         if query.is_some_and(|q| q.len() > 200) {
             return Err(Error::invalid("query", "at most 200 characters").into());
         }
-        let mut rows = self
+        let rows = self
             .state
             .users
             .list(query, r.is_active, r.is_admin, after.as_deref(), limit + 1)
             .await?;
-        let next_page_token = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last()
-                .map(|u| convert::page_token(&u.email))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (rows, next_page_token) = convert::page(rows, limit, |u| u.email.clone());
         Ok(Response::new(pb::ListUsersResponse {
             users: rows.iter().map(convert::user).collect(),
             next_page_token,

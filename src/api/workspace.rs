@@ -3,7 +3,7 @@
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::convert::{self, optional_uuid, page, page_size, page_token, token_cursor, uuid};
+use super::convert::{self, optional_uuid, page, page_size, token_cursor, uuid};
 use crate::authz::consistency;
 use crate::credentials;
 use crate::error::Error;
@@ -98,23 +98,13 @@ impl WorkspaceService for WorkspaceApi {
             Some(other.unwrap_or(caller))
         };
         let query = Some(r.query.trim()).filter(|q| !q.is_empty());
-        let mut views = self
+        let views = self
             .state
             .workspaces
             .list(of, query, token_cursor(&r.page_token)?, limit + 1)
             .await?;
-        let next_page_token = if views.len() as i64 > limit {
-            views.truncate(limit as usize);
-            views
-                .last()
-                .map(|v| {
-                    let key = (v.workspace.name.clone(), v.workspace.id.to_string());
-                    page_token(&serde_json::to_string(&key).unwrap_or_default())
-                })
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (views, next_page_token) =
+            page(views, limit, |v| (v.workspace.name.clone(), v.workspace.id));
         Ok(Response::new(pb::ListWorkspacesResponse {
             workspaces: views.iter().map(access).collect(),
             next_page_token,
