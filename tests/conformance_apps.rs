@@ -6,12 +6,11 @@
 mod common;
 
 use chrono::{Duration, Utc};
+use common::rows::{self, audit};
 use common::{Backend, fresh_store};
 use sentinel::audit::{Actor, event};
 use sentinel::model::Change;
-use sentinel::store::{
-    AuditFilter, AuditRow, ServiceAppChange, ServiceAppRow, Store, StoreError, UserRow,
-};
+use sentinel::store::{AuditFilter, ServiceAppChange, ServiceAppRow, Store, StoreError, UserRow};
 use uuid::Uuid;
 
 both_backends!(
@@ -20,45 +19,17 @@ both_backends!(
     audit_trail_conformance,
 );
 
-fn audit() -> AuditRow {
-    event(
-        "test.write",
-        &Actor::default(),
-        "test",
-        "1",
-        serde_json::json!({}),
-    )
-}
-
-fn app(name: &str, service: &str, key: &[u8]) -> ServiceAppRow {
-    let now = Utc::now();
-    ServiceAppRow {
-        id: Uuid::new_v4(),
-        name: name.into(),
-        service_name: service.into(),
-        key_hash: key.to_vec(),
-        key_prefix: "sk_test".into(),
-        allowed_origins: String::new(),
-        is_active: true,
-        created_at: now,
-        updated_at: now,
-        key_rotated_at: None,
-        previous_key_expires_at: None,
-        last_used_at: None,
-    }
-}
-
 async fn service_apps_conformance(backend: Backend) {
     let (store, _db) = fresh_store(backend).await;
-    let docs = app("Docs", "docs", b"key-docs");
-    let billing = app("Billing", "billing", b"key-billing");
+    let docs = rows::service_app("Docs", "docs", b"key-docs");
+    let billing = rows::service_app("Billing", "billing", b"key-billing");
     for a in [&docs, &billing] {
         store.insert_service_app(a, &audit()).await.unwrap();
     }
     // Service names and keys are unique.
     for clash in [
-        app("Other", "docs", b"key-other"),
-        app("Other", "other", b"key-docs"),
+        rows::service_app("Other", "docs", b"key-other"),
+        rows::service_app("Other", "other", b"key-docs"),
     ] {
         assert!(matches!(
             store.insert_service_app(&clash, &audit()).await,

@@ -6,11 +6,11 @@
 mod common;
 
 use chrono::{Duration, Utc};
+use common::rows::{self, audit};
 use common::{Backend, fresh_store};
-use sentinel::audit::{Actor, event};
 use sentinel::model::Change;
 use sentinel::store::{
-    AuditRow, GroupRow, RevokeScope, SessionRow, Store, StoreError, UserRow, WorkspaceRow,
+    GroupRow, RevokeScope, SessionRow, Store, StoreError, UserRow, WorkspaceRow,
 };
 use uuid::Uuid;
 
@@ -21,46 +21,14 @@ both_backends!(
     revocation_log_conformance,
 );
 
-fn audit() -> AuditRow {
-    event(
-        "test.write",
-        &Actor::default(),
-        "test",
-        "1",
-        serde_json::json!({}),
-    )
-}
-
 async fn user(store: &dyn Store, name: &str, email: &str) -> UserRow {
-    let now = Utc::now();
-    let user = UserRow {
-        id: Uuid::new_v4(),
-        email: email.into(),
-        name: name.into(),
-        avatar_url: String::new(),
-        is_active: true,
-        is_admin: false,
-        created_at: now,
-        updated_at: now,
-    };
+    let user = rows::user(name, email);
     store.insert_user(&user, true).await.unwrap();
     user
 }
 
-fn workspace_row(name: &str, slug: &str) -> WorkspaceRow {
-    let now = Utc::now();
-    WorkspaceRow {
-        id: Uuid::new_v4(),
-        name: name.into(),
-        slug: slug.into(),
-        description: String::new(),
-        created_at: now,
-        updated_at: now,
-    }
-}
-
 async fn workspace(store: &dyn Store, name: &str, slug: &str, owner: &UserRow) -> WorkspaceRow {
-    let row = workspace_row(name, slug);
+    let row = rows::workspace(name, slug);
     store
         .create_workspace(&row, owner.id, &audit())
         .await
@@ -77,7 +45,7 @@ async fn workspaces_conformance(backend: Backend) {
     let corp = workspace(store.as_ref(), "Corp", "corp", &ann).await;
 
     // Slugs are unique; lookups by id and slug agree.
-    let clash = workspace_row("Other", "acme");
+    let clash = rows::workspace("Other", "acme");
     assert!(matches!(
         store.create_workspace(&clash, ann.id, &audit()).await,
         Err(StoreError::Conflict(_))

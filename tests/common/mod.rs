@@ -15,6 +15,7 @@
 pub mod model;
 pub mod oidc;
 pub mod proxy;
+pub mod rows;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
