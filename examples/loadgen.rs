@@ -176,11 +176,9 @@ async fn main() -> anyhow::Result<()> {
         .any(|s| matches!(s.as_str(), "check" | "checkbulk" | "lookup"));
     if needs_resources {
         // The fixtures are made as the service itself (the load users are editors).
-        let caller = sentinel::tenancy::Caller {
-            user: None,
-            authz_workspace: None,
+        let caller = sentinel::model::Caller {
             service: Some("load".into()),
-            actor: sentinel::audit::Actor::default(),
+            ..sentinel::model::Caller::default()
         };
         let group = state
             .workspaces

@@ -5,28 +5,7 @@ use uuid::Uuid;
 
 use crate::store::AuditRow;
 
-/// Who did something, for the audit trail.
-#[derive(Debug, Clone, Default)]
-pub struct Actor {
-    /// Acting user.
-    pub user_id: Option<Uuid>,
-    /// Acting service.
-    pub service: Option<String>,
-    /// Client address.
-    pub client_address: Option<String>,
-    /// Request id.
-    pub request_id: Option<String>,
-}
-
-impl Actor {
-    /// An operator acting through the command line.
-    pub fn operator() -> Self {
-        Self {
-            service: Some("sentinel-cli".into()),
-            ..Self::default()
-        }
-    }
-}
+pub use crate::model::Actor;
 
 /// A successful action on a target.
 pub fn event(

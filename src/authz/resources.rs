@@ -11,10 +11,10 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::engine::Engine;
-use crate::audit::{self, Actor};
+use crate::audit;
 use crate::error::Error;
 use crate::model::change::{Change, GranteeRef, ResourceKey, ResourceState};
-use crate::model::{WorkspaceRole, Written};
+use crate::model::{Caller, WorkspaceRole, Written};
 use crate::store::{ChangelogTx, GrantRow, ResourceRow, Store};
 
 /// Longest parent chain walked when looking for a cycle.
@@ -31,18 +31,6 @@ enum ResourceUpdate {
 
 fn precondition(reason: &str) -> Error {
     Error::FailedPrecondition(reason.into())
-}
-
-/// Who writes a resource's grants: the calling service, and on the dual tier the user it acts
-/// for with the workspace of that user's token.
-#[derive(Debug, Clone, Copy)]
-pub struct Sharer<'a> {
-    /// The audit actor.
-    pub actor: &'a Actor,
-    /// The acting user (`None`: the service itself, which may share anything it registered).
-    pub user: Option<Uuid>,
-    /// The workspace the acting user's token is scoped to.
-    pub token_workspace: Option<Uuid>,
 }
 
 /// A new grant.
@@ -101,7 +89,7 @@ impl Resources {
     /// whether it was created.
     pub async fn register(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         state: &ResourceState,
         upsert: bool,
     ) -> Result<Written<(ResourceRow, bool)>, Error> {
@@ -115,7 +103,7 @@ impl Resources {
         }
         let mut event = audit::event(
             "resource.registered",
-            actor,
+            &caller.actor,
             "resource",
             format!("{}/{}", state.resource_type, state.resource_id),
             serde_json::json!({ "upsert": upsert, "visibility": state.visibility }),
@@ -201,13 +189,13 @@ impl Resources {
     /// none and `allow_missing`, NOT_FOUND otherwise.
     pub async fn delete(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         key: &ResourceKey,
         allow_missing: bool,
     ) -> Result<Written<bool>, Error> {
         let event = audit::event(
             "resource.deleted",
-            actor,
+            &caller.actor,
             "resource",
             target(key),
             serde_json::json!({}),
@@ -237,12 +225,12 @@ impl Resources {
     /// Sets a resource's visibility (`private` or `workspace`).
     pub async fn set_visibility(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         key: &ResourceKey,
         visibility: &str,
     ) -> Result<Written<ResourceRow>, Error> {
         self.update(
-            actor,
+            caller,
             key,
             ResourceUpdate::Visibility(visibility.into()),
             "resource.visibility_set",
@@ -254,12 +242,12 @@ impl Resources {
     /// Sets (or, with `None`, clears) a resource's owner; NOT_FOUND for an unknown user.
     pub async fn set_owner(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         key: &ResourceKey,
         owner: Option<Uuid>,
     ) -> Result<Written<ResourceRow>, Error> {
         self.update(
-            actor,
+            caller,
             key,
             ResourceUpdate::Owner(owner),
             "resource.owner_set",
@@ -270,13 +258,13 @@ impl Resources {
 
     async fn update(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         key: &ResourceKey,
         update: ResourceUpdate,
         action: &str,
         details: serde_json::Value,
     ) -> Result<Written<ResourceRow>, Error> {
-        let event = audit::event(action, actor, "resource", target(key), details);
+        let event = audit::event(action, &caller.actor, "resource", target(key), details);
         let mut tx = self.store.begin_changelog().await?;
         if let ResourceUpdate::Owner(Some(owner)) = update
             && !tx.user_exists(owner).await?
@@ -318,7 +306,7 @@ impl Resources {
     /// grant and whether anything changed.
     pub async fn share(
         &self,
-        sharer: &Sharer<'_>,
+        caller: &Caller,
         key: &ResourceKey,
         grant: &NewGrant,
     ) -> Result<Written<(GrantRow, bool)>, Error> {
@@ -327,7 +315,7 @@ impl Resources {
             .resource(key)
             .await?
             .ok_or_else(|| Error::NotFound("resource".into()))?;
-        let granted_by = may_share(tx.as_mut(), sharer, &row).await?;
+        let granted_by = may_share(tx.as_mut(), caller, &row).await?;
         let workspace_id = row.state.workspace_id;
         match grant.grantee {
             GranteeRef::User(user) => {
@@ -352,7 +340,7 @@ impl Resources {
         }
         let mut event = audit::event(
             "resource.shared",
-            sharer.actor,
+            &caller.actor,
             "resource",
             target(key),
             serde_json::json!({
@@ -396,7 +384,7 @@ impl Resources {
     /// one was removed.
     pub async fn unshare(
         &self,
-        sharer: &Sharer<'_>,
+        caller: &Caller,
         key: &ResourceKey,
         grantee: GranteeRef,
         permission: Option<&str>,
@@ -406,10 +394,10 @@ impl Resources {
             .resource(key)
             .await?
             .ok_or_else(|| Error::NotFound("resource".into()))?;
-        may_share(tx.as_mut(), sharer, &row).await?;
+        may_share(tx.as_mut(), caller, &row).await?;
         let mut event = audit::event(
             "resource.unshared",
-            sharer.actor,
+            &caller.actor,
             "resource",
             target(key),
             serde_json::json!({ "grantee": grantee }),
@@ -472,13 +460,13 @@ impl Resources {
 /// or owner of its workspace, and act in that workspace. Returns who grants.
 async fn may_share(
     tx: &mut dyn ChangelogTx,
-    sharer: &Sharer<'_>,
+    caller: &Caller,
     row: &ResourceRow,
 ) -> Result<Option<Uuid>, Error> {
-    let Some(user) = sharer.user else {
+    let Some(user) = caller.user else {
         return Ok(None); // the service itself
     };
-    if sharer.token_workspace != Some(row.state.workspace_id) {
+    if caller.token_workspace != Some(row.state.workspace_id) {
         // Say what to fix: the user may well be the owner, but acts from another workspace.
         return Err(Error::PermissionDenied(
             "the token's workspace does not match the resource's workspace; use a token \

@@ -123,10 +123,11 @@ pub fn authz_workspace<T>(request: &Request<T>) -> Result<Option<uuid::Uuid>, Er
 }
 
 /// The caller of a tenancy operation: user (if any), service by key (if any), audit actor.
-pub fn caller<T>(request: &Request<T>) -> Result<crate::tenancy::Caller, Error> {
+pub fn caller<T>(request: &Request<T>) -> Result<crate::model::Caller, Error> {
     let principal = principal(request)?;
-    Ok(crate::tenancy::Caller {
+    Ok(crate::model::Caller {
         user: user_id(request)?,
+        token_workspace: token_workspace(request)?,
         authz_workspace: authz_workspace(request)?,
         service: principal
             .service

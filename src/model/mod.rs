@@ -2,11 +2,13 @@
 
 use std::fmt;
 
+mod caller;
 pub mod change;
 mod names;
 pub mod records;
 pub mod snapshot;
 
+pub use caller::{Actor, Caller};
 pub use change::Change;
 pub use names::{Description, DisplayName, ServiceName, is_control_or_format};
 pub use records::{

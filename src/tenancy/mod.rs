@@ -39,19 +39,7 @@ pub struct WorkspaceView {
     pub joined_at: Option<DateTime<Utc>>,
 }
 
-/// Who is calling a tenancy operation.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// The signed-in user (access or authz token), if any.
-    pub user: Option<Uuid>,
-    /// When the user came with an authz token: its workspace, the only one it acts in (and
-    /// never with platform-admin rights).
-    pub authz_workspace: Option<Uuid>,
-    /// The calling service (by key), if any.
-    pub service: Option<String>,
-    /// For the audit trail.
-    pub actor: Actor,
-}
+pub use crate::model::Caller;
 
 /// The caller's standing in one workspace.
 #[derive(Debug, Clone, Copy)]

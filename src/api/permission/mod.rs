@@ -12,12 +12,11 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::convert::{self, page, page_size, token_cursor};
-use crate::audit;
 use crate::authz::check::{CheckItem, Subject};
 use crate::authz::consistency;
 use crate::authz::index::Action;
 use crate::authz::lookup::LookupQuery;
-use crate::authz::resources::{NewGrant, Sharer};
+use crate::authz::resources::NewGrant;
 use crate::authz::watch::WatchQuery;
 use crate::credentials;
 use crate::error::Error;
@@ -79,15 +78,6 @@ fn reader<T>(request: &Request<T>) -> Result<(Uuid, Option<Uuid>), Error> {
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
 
-/// The writer of a resource's grants: the service, and the user it acts for (dual tier).
-fn sharer<'a, T>(request: &Request<T>, actor: &'a audit::Actor) -> Result<Sharer<'a>, Error> {
-    Ok(Sharer {
-        actor,
-        user: credentials::user_id(request)?,
-        token_workspace: credentials::token_workspace(request)?,
-    })
-}
-
 #[tonic::async_trait]
 impl PermissionService for PermissionApi {
     type WatchStream = WatchStream;
@@ -97,7 +87,7 @@ impl PermissionService for PermissionApi {
         request: Request<pb::RegisterResourceRequest>,
     ) -> Result<Response<pb::RegisterResourceResponse>, Status> {
         let service = credentials::service(&request)?;
-        let actor = credentials::actor(&request);
+        let caller = credentials::caller(&request)?;
         let r = request.into_inner();
         validate_type("resource_type", &r.resource_type)?;
         validate_id("resource_id", &r.resource_id)?;
@@ -123,7 +113,7 @@ impl PermissionService for PermissionApi {
         let written = self
             .state
             .resources
-            .register(&actor, &state, r.upsert)
+            .register(&caller, &state, r.upsert)
             .await?;
         let (row, created) = written.value;
         Ok(Response::new(pb::RegisterResourceResponse {
@@ -138,13 +128,13 @@ impl PermissionService for PermissionApi {
         request: Request<pb::DeleteResourceRequest>,
     ) -> Result<Response<pb::DeleteResourceResponse>, Status> {
         let service = credentials::service(&request)?;
-        let actor = credentials::actor(&request);
+        let caller = credentials::caller(&request)?;
         let r = request.into_inner();
         let key = key_of(&service.service_name, r.resource.as_ref(), "resource")?;
         let written = self
             .state
             .resources
-            .delete(&actor, &key, r.allow_missing)
+            .delete(&caller, &key, r.allow_missing)
             .await?;
         Ok(Response::new(pb::DeleteResourceResponse {
             deleted: written.value,
@@ -157,14 +147,14 @@ impl PermissionService for PermissionApi {
         request: Request<pb::SetVisibilityRequest>,
     ) -> Result<Response<pb::SetVisibilityResponse>, Status> {
         let service = credentials::service(&request)?;
-        let actor = credentials::actor(&request);
+        let caller = credentials::caller(&request)?;
         let r = request.into_inner();
         let key = key_of(&service.service_name, r.resource.as_ref(), "resource")?;
         let visibility = visibility_name(r.visibility, "visibility", None)?;
         let written = self
             .state
             .resources
-            .set_visibility(&actor, &key, visibility)
+            .set_visibility(&caller, &key, visibility)
             .await?;
         Ok(Response::new(pb::SetVisibilityResponse {
             resource: Some(resource_message(&written.value, Vec::new())),
@@ -177,11 +167,11 @@ impl PermissionService for PermissionApi {
         request: Request<pb::SetOwnerRequest>,
     ) -> Result<Response<pb::SetOwnerResponse>, Status> {
         let service = credentials::service(&request)?;
-        let actor = credentials::actor(&request);
+        let caller = credentials::caller(&request)?;
         let r = request.into_inner();
         let key = key_of(&service.service_name, r.resource.as_ref(), "resource")?;
         let owner = convert::optional_uuid("owner_id", &r.owner_id)?;
-        let written = self.state.resources.set_owner(&actor, &key, owner).await?;
+        let written = self.state.resources.set_owner(&caller, &key, owner).await?;
         Ok(Response::new(pb::SetOwnerResponse {
             resource: Some(resource_message(&written.value, Vec::new())),
             consistency_token: consistency::encode(written.revision),
@@ -193,7 +183,7 @@ impl PermissionService for PermissionApi {
         request: Request<pb::ShareRequest>,
     ) -> Result<Response<pb::ShareResponse>, Status> {
         let service = credentials::service(&request)?;
-        let actor = credentials::actor(&request);
+        let caller = credentials::caller(&request)?;
         let r = request.get_ref();
         let key = key_of(&service.service_name, r.resource.as_ref(), "resource")?;
         let grantee = grantee_of(r.grantee.as_ref())?;
@@ -212,11 +202,7 @@ impl PermissionService for PermissionApi {
             permission,
             expires_at,
         };
-        let written = self
-            .state
-            .resources
-            .share(&sharer(&request, &actor)?, &key, &grant)
-            .await?;
+        let written = self.state.resources.share(&caller, &key, &grant).await?;
         let (grant, changed) = written.value;
         Ok(Response::new(pb::ShareResponse {
             grant: Some(grant_message(&grant)),
@@ -230,7 +216,7 @@ impl PermissionService for PermissionApi {
         request: Request<pb::UnshareRequest>,
     ) -> Result<Response<pb::UnshareResponse>, Status> {
         let service = credentials::service(&request)?;
-        let actor = credentials::actor(&request);
+        let caller = credentials::caller(&request)?;
         let r = request.get_ref();
         let key = key_of(&service.service_name, r.resource.as_ref(), "resource")?;
         let grantee = grantee_of(r.grantee.as_ref())?;
@@ -244,7 +230,7 @@ impl PermissionService for PermissionApi {
         let written = self
             .state
             .resources
-            .unshare(&sharer(&request, &actor)?, &key, grantee, permission)
+            .unshare(&caller, &key, grantee, permission)
             .await?;
         Ok(Response::new(pb::UnshareResponse {
             removed: written.value,

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::*;
 use crate::cache::memory::MemoryCache;
 use crate::config::Config;
+use crate::model::Actor;
 use crate::store::{UserRow, WorkspaceRow};
 
 struct Fixture {
@@ -110,7 +111,7 @@ async fn register(
     upsert: bool,
 ) -> Result<Written<(ResourceRow, bool)>, Error> {
     f.resources
-        .register(&Actor::default(), &state, upsert)
+        .register(&Caller::default(), &state, upsert)
         .await
 }
 
@@ -162,11 +163,10 @@ async fn share(
     user: Option<(Uuid, Uuid)>,
     grantee: GranteeRef,
 ) -> Result<Written<(GrantRow, bool)>, Error> {
-    let actor = Actor::default();
-    let sharer = Sharer {
-        actor: &actor,
+    let sharer = Caller {
         user: user.map(|(u, _)| u),
         token_workspace: user.map(|(_, w)| w),
+        ..Caller::default()
     };
     let grant = NewGrant {
         grantee,
@@ -224,11 +224,10 @@ async fn sharing_follows_who_may_share_and_who_may_receive() {
     let again = share(&f, None, GranteeRef::User(f.editor)).await.unwrap();
     assert_eq!((again.value.1, again.revision), (false, shared.revision));
 
-    let actor = Actor::default();
-    let sharer = Sharer {
-        actor: &actor,
+    let sharer = Caller {
         user: Some(f.owner),
         token_workspace: Some(f.workspace),
+        ..Caller::default()
     };
     let removed = f
         .resources
@@ -238,7 +237,7 @@ async fn sharing_follows_who_may_share_and_who_may_receive() {
     assert!(removed.value && removed.revision > shared.revision);
     let missing = f
         .resources
-        .delete(&actor, &key("nope"), true)
+        .delete(&sharer, &key("nope"), true)
         .await
         .unwrap();
     assert!(!missing.value);

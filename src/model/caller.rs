@@ -1,0 +1,54 @@
+//! Who is calling: the one view of the caller the domain is given, built once by the credential
+//! layer from what it verified.
+
+use uuid::Uuid;
+
+/// Who did something, for the audit trail.
+#[derive(Debug, Clone, Default)]
+pub struct Actor {
+    /// Acting user.
+    pub user_id: Option<Uuid>,
+    /// Acting service.
+    pub service: Option<String>,
+    /// Client address (behind a trusted proxy: the forwarded one).
+    pub client_address: Option<String>,
+    /// Request id.
+    pub request_id: Option<String>,
+}
+
+impl Actor {
+    /// An operator acting through the command line.
+    pub fn operator() -> Self {
+        Self {
+            service: Some("sentinel-cli".into()),
+            ..Self::default()
+        }
+    }
+}
+
+/// The caller of a domain operation, as the credential layer verified it.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// The signed-in user (access or authz token), if any.
+    pub user: Option<Uuid>,
+    /// The workspace the user's token is scoped to (`wid` of an access or authz token).
+    pub token_workspace: Option<Uuid>,
+    /// When the user came with an authz token: its workspace, the only one it acts in (and
+    /// never with platform-admin rights).
+    pub authz_workspace: Option<Uuid>,
+    /// The calling service (by key; not a browser origin), if any.
+    pub service: Option<String>,
+    /// For the audit trail.
+    pub actor: Actor,
+}
+
+impl Caller {
+    /// A service acting by its key alone (no user), for the audit trail as `actor`.
+    pub fn service(actor: Actor) -> Caller {
+        Caller {
+            service: actor.service.clone(),
+            actor,
+            ..Caller::default()
+        }
+    }
+}
