@@ -10,7 +10,7 @@ pub mod principal;
 pub mod tiers;
 
 use crate::error::Error;
-use crate::store::ServiceAppRow;
+use crate::model::ServiceAppRow;
 use crate::tokens::jwt::AccessClaims;
 use crate::tokens::service::INVALID_CREDENTIAL;
 pub use principal::Principal;

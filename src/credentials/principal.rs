@@ -11,9 +11,9 @@ use axum::response::Response;
 
 use super::tiers::{Tier, tiers_of};
 use crate::error::Error;
+use crate::model::ServiceAppRow;
 use crate::ratelimit::error_response;
 use crate::services::Services;
-use crate::store::ServiceAppRow;
 use crate::tokens::jwt::{AccessClaims, AuthzClaims};
 
 /// Who is calling, as established by the credential layer.

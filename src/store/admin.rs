@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 use uuid::Uuid;
 
 use super::postgres::PostgresStore;
@@ -77,27 +77,9 @@ fn err(e: sqlx::Error) -> StoreError {
 
 fn audit_from_row<R: Row>(row: &R) -> StoreResult<AuditRow>
 where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<Uuid>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    AuditRow: for<'r> sqlx::FromRow<'r, R>,
 {
-    Ok(AuditRow {
-        id: row.try_get("id").map_err(err)?,
-        occurred_at: row.try_get("occurred_at").map_err(err)?,
-        action: row.try_get("action").map_err(err)?,
-        actor_user_id: row.try_get("actor_user_id").map_err(err)?,
-        actor_service: row.try_get("actor_service").map_err(err)?,
-        target_type: row.try_get("target_type").map_err(err)?,
-        target_id: row.try_get("target_id").map_err(err)?,
-        workspace_id: row.try_get("workspace_id").map_err(err)?,
-        client_address: row.try_get("client_address").map_err(err)?,
-        request_id: row.try_get("request_id").map_err(err)?,
-        outcome: row.try_get("outcome").map_err(err)?,
-        details: row.try_get("details").map_err(err)?,
-    })
+    AuditRow::from_row(row).map_err(err)
 }
 
 macro_rules! impl_admin_store {

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 use uuid::Uuid;
 
 use super::postgres::PostgresStore;
@@ -132,47 +132,16 @@ macro_rules! client_app_columns {
 
 fn app_from_row<R: Row>(row: &R) -> StoreResult<ServiceAppRow>
 where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Vec<u8>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<DateTime<Utc>>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    ServiceAppRow: for<'r> sqlx::FromRow<'r, R>,
 {
-    Ok(ServiceAppRow {
-        id: row.try_get("id").map_err(err)?,
-        name: row.try_get("name").map_err(err)?,
-        service_name: row.try_get("service_name").map_err(err)?,
-        key_hash: row.try_get("key_hash").map_err(err)?,
-        key_prefix: row.try_get("key_prefix").map_err(err)?,
-        allowed_origins: row.try_get("allowed_origins").map_err(err)?,
-        is_active: row.try_get("is_active").map_err(err)?,
-        created_at: row.try_get("created_at").map_err(err)?,
-        updated_at: row.try_get("updated_at").map_err(err)?,
-        key_rotated_at: row.try_get("key_rotated_at").map_err(err)?,
-        previous_key_expires_at: row.try_get("previous_key_expires_at").map_err(err)?,
-        last_used_at: row.try_get("last_used_at").map_err(err)?,
-    })
+    ServiceAppRow::from_row(row).map_err(err)
 }
 
 fn client_from_row<R: Row>(row: &R) -> StoreResult<ClientAppRow>
 where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    ClientAppRow: for<'r> sqlx::FromRow<'r, R>,
 {
-    Ok(ClientAppRow {
-        id: row.try_get("id").map_err(client_err)?,
-        name: row.try_get("name").map_err(client_err)?,
-        redirect_uris: row.try_get("redirect_uris").map_err(client_err)?,
-        services: row.try_get("services").map_err(client_err)?,
-        is_active: row.try_get("is_active").map_err(client_err)?,
-        created_at: row.try_get("created_at").map_err(client_err)?,
-        updated_at: row.try_get("updated_at").map_err(client_err)?,
-    })
+    ClientAppRow::from_row(row).map_err(client_err)
 }
 
 /// Replaces the indexed redirect URIs of a client app inside the caller's transaction, from the

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 use uuid::Uuid;
 
 use super::identity::user_from_row;
@@ -257,22 +257,9 @@ macro_rules! impl_group_store {
 
 fn group_from_row<R: Row>(row: &R) -> StoreResult<GroupRow>
 where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    GroupRow: for<'r> sqlx::FromRow<'r, R>,
 {
-    let e = err("group");
-    Ok(GroupRow {
-        id: row.try_get("id").map_err(&e)?,
-        workspace_id: row.try_get("workspace_id").map_err(&e)?,
-        name: row.try_get("name").map_err(&e)?,
-        description: row.try_get("description").map_err(&e)?,
-        member_count: row.try_get("member_count").map_err(&e)?,
-        created_at: row.try_get("created_at").map_err(&e)?,
-        updated_at: row.try_get("updated_at").map_err(&e)?,
-    })
+    GroupRow::from_row(row).map_err(err("group"))
 }
 
 impl_group_store!(SqliteStore);

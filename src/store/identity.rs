@@ -1,8 +1,8 @@
 //! `users` and `identities`: who signs in, and through which providers.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use sqlx::Row;
+use chrono::Utc;
+use sqlx::{FromRow, Row};
 use uuid::Uuid;
 
 use super::postgres::PostgresStore;
@@ -232,23 +232,9 @@ macro_rules! impl_identity_store {
 
 pub(super) fn user_from_row<R: Row>(row: &R) -> StoreResult<UserRow>
 where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    UserRow: for<'r> sqlx::FromRow<'r, R>,
 {
-    let e = err("user");
-    Ok(UserRow {
-        id: row.try_get("id").map_err(&e)?,
-        email: row.try_get("email").map_err(&e)?,
-        name: row.try_get("name").map_err(&e)?,
-        avatar_url: row.try_get("avatar_url").map_err(&e)?,
-        is_active: row.try_get("is_active").map_err(&e)?,
-        is_admin: row.try_get("is_admin").map_err(&e)?,
-        created_at: row.try_get("created_at").map_err(&e)?,
-        updated_at: row.try_get("updated_at").map_err(&e)?,
-    })
+    UserRow::from_row(row).map_err(err("user"))
 }
 
 impl_identity_store!(SqliteStore);

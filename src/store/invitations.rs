@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 use uuid::Uuid;
 
 use super::postgres::PostgresStore;
@@ -238,20 +238,7 @@ impl_invitation_store!(PostgresStore);
 
 fn invitation_from_row<R: Row>(row: &R) -> StoreResult<InvitationRow>
 where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    InvitationRow: for<'r> sqlx::FromRow<'r, R>,
 {
-    let e = err("invitation");
-    Ok(InvitationRow {
-        id: row.try_get("id").map_err(&e)?,
-        workspace_id: row.try_get("workspace_id").map_err(&e)?,
-        email: row.try_get("email").map_err(&e)?,
-        user_id: row.try_get("user_id").map_err(&e)?,
-        role: row.try_get("role").map_err(&e)?,
-        invited_by: row.try_get("invited_by").map_err(&e)?,
-        created_at: row.try_get("created_at").map_err(&e)?,
-        expires_at: row.try_get("expires_at").map_err(&e)?,
-    })
+    InvitationRow::from_row(row).map_err(err("invitation"))
 }

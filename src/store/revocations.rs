@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 use uuid::Uuid;
 
 use super::postgres::PostgresStore;
@@ -187,25 +187,9 @@ macro_rules! impl_revocation_store {
 
 fn revocation_from_row<R: Row>(row: &R) -> StoreResult<RevocationRow>
 where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<Uuid>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    RevocationRow: for<'r> sqlx::FromRow<'r, R>,
 {
-    let e = err("revocation");
-    Ok(RevocationRow {
-        revision: row.try_get("revision").map_err(&e)?,
-        session_id: row.try_get("session_id").map_err(&e)?,
-        jti: row.try_get("jti").map_err(&e)?,
-        user_id: row.try_get("user_id").map_err(&e)?,
-        reason: row.try_get("reason").map_err(&e)?,
-        revoked_at: row.try_get("revoked_at").map_err(&e)?,
-        expires_at: row.try_get("expires_at").map_err(&e)?,
-        workspace_id: row.try_get("workspace_id").map_err(&e)?,
-    })
+    RevocationRow::from_row(row).map_err(err("revocation"))
 }
 
 impl_revocation_store!(SqliteStore);

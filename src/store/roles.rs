@@ -2,8 +2,8 @@
 //! an action hold [`WriteLock::Changelog`] and append their [`Change`] with the audit event.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use sqlx::Row;
+use chrono::Utc;
+use sqlx::{FromRow, Row};
 use uuid::Uuid;
 
 use super::postgres::PostgresStore;
@@ -413,24 +413,9 @@ macro_rules! impl_role_store {
 
 fn role_from_row<R: Row>(row: &R) -> StoreResult<RoleRow>
 where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    RoleRow: for<'r> sqlx::FromRow<'r, R>,
 {
-    let e = err("role");
-    Ok(RoleRow {
-        id: row.try_get("id").map_err(&e)?,
-        workspace_id: row.try_get("workspace_id").map_err(&e)?,
-        service_name: row.try_get("service_name").map_err(&e)?,
-        name: row.try_get("name").map_err(&e)?,
-        description: row.try_get("description").map_err(&e)?,
-        actions: Vec::new(),
-        assigned: row.try_get("assigned").map_err(&e)?,
-        created_at: row.try_get("created_at").map_err(&e)?,
-        updated_at: row.try_get("updated_at").map_err(&e)?,
-    })
+    RoleRow::from_row(row).map_err(err("role"))
 }
 
 impl_role_store!(SqliteStore);

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 use uuid::Uuid;
 
 use super::UserRow;
@@ -396,30 +396,9 @@ macro_rules! impl_session_store {
 
 fn session_from_row<R: Row>(row: &R) -> StoreResult<SessionRow>
 where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<Uuid>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<DateTime<Utc>>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    SessionRow: for<'r> sqlx::FromRow<'r, R>,
 {
-    let e = err("session");
-    Ok(SessionRow {
-        id: row.try_get("id").map_err(&e)?,
-        user_id: row.try_get("user_id").map_err(&e)?,
-        workspace_id: row.try_get("workspace_id").map_err(&e)?,
-        client_app_id: row.try_get("client_app_id").map_err(&e)?,
-        provider: row.try_get("provider").map_err(&e)?,
-        amr: row.try_get("amr").map_err(&e)?,
-        user_agent: row.try_get("user_agent").map_err(&e)?,
-        client_address: row.try_get("client_address").map_err(&e)?,
-        created_at: row.try_get("created_at").map_err(&e)?,
-        last_used_at: row.try_get("last_used_at").map_err(&e)?,
-        expires_at: row.try_get("expires_at").map_err(&e)?,
-        revoked_at: row.try_get("revoked_at").map_err(&e)?,
-        revoked_reason: row.try_get("revoked_reason").map_err(&e)?,
-    })
+    SessionRow::from_row(row).map_err(err("session"))
 }
 
 impl_session_store!(SqliteStore);

@@ -3,11 +3,9 @@
 //! [`Change`] in the same transaction as the change and its audit event.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 use uuid::Uuid;
 
-use super::identity::user_from_row;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{StoreError, StoreResult};
@@ -113,20 +111,9 @@ macro_rules! impl_tenancy_store {
 
 fn member_from_row<R: Row>(row: &R) -> StoreResult<MemberRow>
 where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    MemberRow: for<'r> sqlx::FromRow<'r, R>,
 {
-    let e = err("member");
-    Ok(MemberRow {
-        user: user_from_row(row)?,
-        workspace_id: row.try_get("workspace_id").map_err(&e)?,
-        role: row.try_get("role").map_err(&e)?,
-        joined_at: row.try_get("joined_at").map_err(&e)?,
-        updated_at: row.try_get("role_updated_at").map_err(&e)?,
-    })
+    MemberRow::from_row(row).map_err(err("member"))
 }
 
 impl_tenancy_store!(SqliteStore);

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 use uuid::Uuid;
 
 use super::postgres::PostgresStore;
@@ -498,20 +498,9 @@ macro_rules! impl_workspace_store {
 
 fn workspace_from_row<R: Row>(row: &R) -> StoreResult<WorkspaceRow>
 where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    WorkspaceRow: for<'r> sqlx::FromRow<'r, R>,
 {
-    let e = err("workspace");
-    Ok(WorkspaceRow {
-        id: row.try_get("id").map_err(&e)?,
-        name: row.try_get("name").map_err(&e)?,
-        slug: row.try_get("slug").map_err(&e)?,
-        description: row.try_get("description").map_err(&e)?,
-        created_at: row.try_get("created_at").map_err(&e)?,
-        updated_at: row.try_get("updated_at").map_err(&e)?,
-    })
+    WorkspaceRow::from_row(row).map_err(err("workspace"))
 }
 
 impl_workspace_store!(SqliteStore);

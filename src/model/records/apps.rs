@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// A service app row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ServiceAppRow {
     /// App id.
     pub id: Uuid,
@@ -33,7 +33,7 @@ pub struct ServiceAppRow {
 }
 
 /// A client app row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ClientAppRow {
     /// App id.
     pub id: Uuid,

@@ -19,7 +19,7 @@ pub struct IdentityRow {
 }
 
 /// A user row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UserRow {
     /// User id.
     pub id: Uuid,

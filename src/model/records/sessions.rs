@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// A session: one refresh-token family.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SessionRow {
     /// Session id (`sid`).
     pub id: Uuid,
@@ -35,7 +35,7 @@ pub struct SessionRow {
 }
 
 /// An audit event to record.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct AuditRow {
     /// Event id.
     pub id: Uuid,
@@ -83,7 +83,7 @@ pub struct AuditFilter {
 }
 
 /// One entry of the revocation log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RevocationRow {
     /// Position in the log.
     pub revision: i64,

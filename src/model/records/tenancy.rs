@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::UserRow;
 
 /// A workspace row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct WorkspaceRow {
     /// Workspace id.
     pub id: Uuid,
@@ -23,9 +23,10 @@ pub struct WorkspaceRow {
 }
 
 /// A workspace member with their profile.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MemberRow {
     /// The member.
+    #[sqlx(flatten)]
     pub user: UserRow,
     /// The workspace.
     pub workspace_id: Uuid,
@@ -34,11 +35,12 @@ pub struct MemberRow {
     /// When the user joined.
     pub joined_at: DateTime<Utc>,
     /// When the role last changed.
+    #[sqlx(rename = "role_updated_at")]
     pub updated_at: DateTime<Utc>,
 }
 
 /// A pending invitation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct InvitationRow {
     /// Invitation id.
     pub id: Uuid,
@@ -60,7 +62,7 @@ pub struct InvitationRow {
 }
 
 /// A group with its member count.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct GroupRow {
     /// Group id.
     pub id: Uuid,
@@ -79,7 +81,7 @@ pub struct GroupRow {
 }
 
 /// A custom role with its actions and assignment count.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RoleRow {
     /// Role id.
     pub id: Uuid,
@@ -91,7 +93,8 @@ pub struct RoleRow {
     pub name: String,
     /// Description.
     pub description: String,
-    /// Actions, sorted.
+    /// Actions, sorted (read separately: not a column).
+    #[sqlx(skip)]
     pub actions: Vec<String>,
     /// Number of assigned users.
     pub assigned: i64,
