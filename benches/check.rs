@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use sentinel::authz::change::{GranteeRef, ResourceState};
 use sentinel::authz::index::{Action, GrantRecord, Index, Lookup, ResourceRecord, Snapshot};
+use sentinel::model::{GroupId, UserId, WorkspaceId};
 use uuid::Uuid;
 
 /// Counts live heap bytes.
@@ -39,23 +40,23 @@ static ALLOCATOR: Counting = Counting;
 
 struct World {
     index: Index,
-    workspace: Uuid,
+    workspace: WorkspaceId,
     /// A viewer with direct grants on some resources.
-    viewer: Uuid,
+    viewer: UserId,
     /// A viewer in the group granted 10k resources.
-    grouped: Uuid,
+    grouped: UserId,
     resources: usize,
 }
 
 /// 1M resources across 100 workspaces; every resource has 2 user grants; the first workspace
 /// also has a group granted view on 10k of its resources.
 fn world(resources: usize) -> World {
-    let workspaces: Vec<Uuid> = (0..100).map(|_| Uuid::new_v4()).collect();
-    let users: Vec<Uuid> = (0..10_000).map(|_| Uuid::new_v4()).collect();
+    let workspaces: Vec<WorkspaceId> = (0..100).map(|_| WorkspaceId::random()).collect();
+    let users: Vec<UserId> = (0..10_000).map(|_| UserId::random()).collect();
     let workspace = workspaces[0];
     let viewer = users[0];
     let grouped = users[1];
-    let group = Uuid::new_v4();
+    let group = GroupId::random();
     let mut snapshot = Snapshot::default();
     for (i, user) in users.iter().enumerate() {
         snapshot
@@ -157,8 +158,8 @@ fn main() {
             "docs",
             "doc",
             id,
-            world.viewer,
-            world.workspace,
+            world.viewer.into(),
+            world.workspace.into(),
             Action::View,
             now,
         ));
@@ -171,8 +172,8 @@ fn main() {
     let found = match world.index.lookup(
         "docs",
         "doc",
-        world.grouped,
-        world.workspace,
+        world.grouped.into(),
+        world.workspace.into(),
         Action::View,
         now,
     ) {
@@ -195,8 +196,8 @@ fn main() {
                 "docs",
                 "doc",
                 id,
-                world.viewer,
-                world.workspace,
+                world.viewer.into(),
+                world.workspace.into(),
                 Action::View,
                 now,
             )
@@ -212,8 +213,8 @@ fn main() {
                     "docs",
                     "doc",
                     id,
-                    world.viewer,
-                    world.workspace,
+                    world.viewer.into(),
+                    world.workspace.into(),
                     Action::View,
                     now,
                 ));
@@ -226,8 +227,8 @@ fn main() {
             world.index.lookup(
                 "docs",
                 "doc",
-                world.grouped,
-                world.workspace,
+                world.grouped.into(),
+                world.workspace.into(),
                 Action::View,
                 now,
             )

@@ -7,12 +7,12 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use crate::audit::{self, Actor};
 use crate::error::Error;
 use crate::model::Email;
 use crate::model::WorkspaceRole;
+use crate::model::{UserId, WorkspaceId};
 use crate::store::{Store, UserRow};
 
 /// Largest accepted CSV file.
@@ -93,7 +93,7 @@ pub async fn import(
         applied: !dry_run,
         ..ImportReport::default()
     };
-    let mut workspaces: HashMap<String, Option<Uuid>> = HashMap::new();
+    let mut workspaces: HashMap<String, Option<WorkspaceId>> = HashMap::new();
     let mut seen_in_file: HashMap<String, ()> = HashMap::new();
     let mut would_create: std::collections::HashSet<String> = std::collections::HashSet::new();
     for (index, record) in reader.records().enumerate() {
@@ -183,7 +183,7 @@ pub async fn import(
 
         let now = Utc::now();
         let user = UserRow {
-            id: Uuid::new_v4(),
+            id: UserId::random(),
             name: if name.is_empty() {
                 email.split('@').next().unwrap_or_default().to_string()
             } else {
@@ -242,7 +242,7 @@ pub async fn import(
 async fn dry_run_row(
     store: &dyn Store,
     email: &str,
-    workspace_id: Option<Uuid>,
+    workspace_id: Option<WorkspaceId>,
     would_create: &mut std::collections::HashSet<String>,
 ) -> Result<(bool, bool), Error> {
     let existing = store.user_by_email(email).await?;

@@ -3,11 +3,11 @@
 //! sign-in and are meant for development, smoke tests and first setup.
 
 use chrono::Utc;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::error::Error;
 use crate::model::{Email, Slug};
+use crate::model::{UserId, WorkspaceId};
 use crate::store::{UserRow, WorkspaceRow};
 use crate::tokens::service::{IssuedTokens, SignIn};
 
@@ -31,7 +31,7 @@ async fn audit_operator(
     state: &AppState,
     action: &str,
     target_type: &str,
-    target: Uuid,
+    target: impl ToString,
     details: serde_json::Value,
 ) -> Result<(), Error> {
     let event = crate::audit::event(
@@ -65,7 +65,7 @@ pub async fn issue_token(
         Some(user) => user,
         None if request.create => {
             let user = UserRow {
-                id: Uuid::new_v4(),
+                id: UserId::random(),
                 name: email.split('@').next().unwrap_or_default().to_string(),
                 email: email.clone(),
                 avatar_url: String::new(),
@@ -101,7 +101,7 @@ pub async fn issue_token(
         Some(workspace) => workspace,
         None if request.create => {
             let workspace = WorkspaceRow {
-                id: Uuid::new_v4(),
+                id: WorkspaceId::random(),
                 name: request.workspace.clone(),
                 slug: request.workspace.clone(),
                 description: String::new(),

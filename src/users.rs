@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use crate::audit::{self, Actor};
 use crate::error::Error;
+use crate::model::{SessionId, UserId};
 use crate::store::{IdentityRow, RevokeScope, SessionRow, Store, UserRow};
 use crate::tokens::service::TokenService;
 
@@ -22,7 +22,7 @@ pub struct Profile {
 }
 
 /// Whether `id` is an active platform admin (an unknown user is not).
-pub async fn is_platform_admin(store: &dyn Store, id: Uuid) -> Result<bool, Error> {
+pub async fn is_platform_admin(store: &dyn Store, id: UserId) -> Result<bool, Error> {
     Ok(store
         .user_by_id(id)
         .await?
@@ -42,11 +42,11 @@ impl Users {
     }
 
     /// Whether `id` is an active platform admin.
-    pub async fn is_platform_admin(&self, id: Uuid) -> Result<bool, Error> {
+    pub async fn is_platform_admin(&self, id: UserId) -> Result<bool, Error> {
         is_platform_admin(self.store.as_ref(), id).await
     }
 
-    async fn existing(&self, id: Uuid) -> Result<UserRow, Error> {
+    async fn existing(&self, id: UserId) -> Result<UserRow, Error> {
         self.store
             .user_by_id(id)
             .await?
@@ -54,7 +54,7 @@ impl Users {
     }
 
     /// The user with their linked identities; NOT_FOUND for an unknown user.
-    pub async fn profile(&self, id: Uuid) -> Result<Profile, Error> {
+    pub async fn profile(&self, id: UserId) -> Result<Profile, Error> {
         let user = self.existing(id).await?;
         let identities = self.store.identities_of(id).await?;
         Ok(Profile { user, identities })
@@ -64,7 +64,7 @@ impl Users {
     pub async fn update_profile(
         &self,
         actor: &Actor,
-        id: Uuid,
+        id: UserId,
         name: Option<&str>,
         avatar_url: Option<&str>,
     ) -> Result<UserRow, Error> {
@@ -103,7 +103,7 @@ impl Users {
     pub async fn update(
         &self,
         actor: &Actor,
-        id: Uuid,
+        id: UserId,
         name: Option<&str>,
         is_active: Option<bool>,
         is_admin: Option<bool>,
@@ -134,7 +134,7 @@ impl Users {
 
     /// A platform admin revokes every session and live token of a user, audited; the number
     /// of sessions revoked.
-    pub async fn revoke_tokens(&self, actor: &Actor, id: Uuid) -> Result<usize, Error> {
+    pub async fn revoke_tokens(&self, actor: &Actor, id: UserId) -> Result<usize, Error> {
         self.existing(id).await?;
         let event = audit::event(
             "user.tokens_revoked",
@@ -151,7 +151,7 @@ impl Users {
     }
 
     /// Whether `caller` may act on `user`'s sessions: themself, or a platform admin.
-    async fn may_manage(&self, caller: Uuid, user: Uuid) -> Result<(), Error> {
+    async fn may_manage(&self, caller: UserId, user: UserId) -> Result<(), Error> {
         if caller == user || self.is_platform_admin(caller).await? {
             Ok(())
         } else {
@@ -165,10 +165,10 @@ impl Users {
     /// keyset cursor; at most `limit`. The caller must be the user or a platform admin.
     pub async fn sessions(
         &self,
-        caller: Uuid,
-        user: Uuid,
+        caller: UserId,
+        user: UserId,
         include_inactive: bool,
-        before: Option<(DateTime<Utc>, Uuid)>,
+        before: Option<(DateTime<Utc>, SessionId)>,
         limit: i64,
     ) -> Result<Vec<SessionRow>, Error> {
         self.may_manage(caller, user).await?;
@@ -184,8 +184,8 @@ impl Users {
     pub async fn revoke_session(
         &self,
         actor: &Actor,
-        caller: Uuid,
-        id: Uuid,
+        caller: UserId,
+        id: SessionId,
     ) -> Result<SessionRow, Error> {
         let not_found = || Error::NotFound("session".into());
         let session = self.store.session_by_id(id).await?.ok_or_else(not_found)?;

@@ -270,7 +270,7 @@ async fn client_app_redirect_index_conformance(backend: Backend) {
 fn user(email: &str) -> UserRow {
     let now = Utc::now();
     UserRow {
-        id: Uuid::new_v4(),
+        id: sentinel::model::UserId::random(),
         email: email.into(),
         name: email.into(),
         avatar_url: String::new(),
@@ -281,7 +281,11 @@ fn user(email: &str) -> UserRow {
     }
 }
 
-fn invitation(workspace_id: Uuid, email: &str, user_id: Option<Uuid>) -> InvitationRow {
+fn invitation(
+    workspace_id: sentinel::model::WorkspaceId,
+    email: &str,
+    user_id: Option<sentinel::model::UserId>,
+) -> InvitationRow {
     let now = Utc::now();
     InvitationRow {
         id: Uuid::new_v4(),
@@ -301,7 +305,7 @@ async fn invitation_store_conformance(backend: Backend) {
     let (store, _db) = fresh_store(backend).await;
     let now = Utc::now();
     let workspace = WorkspaceRow {
-        id: Uuid::new_v4(),
+        id: sentinel::model::WorkspaceId::random(),
         name: "Acme".into(),
         slug: "acme".into(),
         description: String::new(),
@@ -335,7 +339,7 @@ async fn invitation_store_conformance(backend: Backend) {
         store.create_invitation(&again, &audit_row()).await,
         Err(store::StoreError::Conflict(_))
     ));
-    let mine = |id: Uuid| {
+    let mine = |id: sentinel::model::UserId| {
         let store = store.clone();
         async move {
             store
@@ -508,7 +512,7 @@ async fn identity_links_conformance(backend: Backend) {
     assert_eq!(store.identities_of(bob.id).await.unwrap().len(), 1);
     assert!(
         store
-            .identities_of(Uuid::new_v4())
+            .identities_of(sentinel::model::UserId::random())
             .await
             .unwrap()
             .is_empty()

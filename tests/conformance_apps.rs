@@ -184,7 +184,7 @@ async fn service_apps_conformance(backend: Backend) {
 async fn user(store: &dyn Store, name: &str, email: &str, active: bool, admin: bool) -> UserRow {
     let now = Utc::now();
     let user = UserRow {
-        id: Uuid::new_v4(),
+        id: sentinel::model::UserId::random(),
         email: email.into(),
         name: name.into(),
         avatar_url: String::new(),
@@ -254,7 +254,13 @@ async fn users_and_counts_conformance(backend: Backend) {
     );
     assert!(
         store
-            .update_user(Uuid::new_v4(), Some("x"), None, None, &audit())
+            .update_user(
+                sentinel::model::UserId::random(),
+                Some("x"),
+                None,
+                None,
+                &audit()
+            )
             .await
             .unwrap()
             .is_none()
@@ -280,8 +286,8 @@ async fn users_and_counts_conformance(backend: Backend) {
 async fn audit_trail_conformance(backend: Backend) {
     let (store, _db) = fresh_store(backend).await;
     let base = Utc::now() - Duration::hours(1);
-    let actor = Uuid::new_v4();
-    let workspace = Uuid::new_v4();
+    let actor = sentinel::model::UserId::random();
+    let workspace = sentinel::model::WorkspaceId::random();
     let mut written = Vec::new();
     for (i, (action, outcome)) in [
         ("token.issued", "success"),

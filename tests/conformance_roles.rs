@@ -25,7 +25,7 @@ async fn workspace(store: &dyn Store, slug: &str) -> (WorkspaceRow, UserRow) {
     store.insert_user(&owner, true).await.unwrap();
     let now = Utc::now();
     let ws = WorkspaceRow {
-        id: Uuid::new_v4(),
+        id: sentinel::model::WorkspaceId::random(),
         name: slug.into(),
         slug: slug.into(),
         description: String::new(),
@@ -39,10 +39,10 @@ async fn workspace(store: &dyn Store, slug: &str) -> (WorkspaceRow, UserRow) {
     (ws, owner)
 }
 
-fn role_row(workspace_id: Uuid, name: &str, actions: &[&str]) -> RoleRow {
+fn role_row(workspace_id: sentinel::model::WorkspaceId, name: &str, actions: &[&str]) -> RoleRow {
     let now = Utc::now();
     RoleRow {
-        id: Uuid::new_v4(),
+        id: sentinel::model::RoleId::random(),
         workspace_id,
         service_name: "docs".into(),
         name: name.into(),
@@ -224,7 +224,7 @@ async fn roles_and_actions_conformance(backend: Backend) {
     );
 }
 
-fn doc(service: &str, workspace_id: Uuid, id: &str) -> ResourceState {
+fn doc(service: &str, workspace_id: sentinel::model::WorkspaceId, id: &str) -> ResourceState {
     ResourceState {
         service_name: service.into(),
         resource_type: "doc".into(),
@@ -386,7 +386,7 @@ async fn users_conformance(backend: Backend) {
     assert!(profile.updated_at >= ada.updated_at);
     assert!(
         store
-            .update_profile(Uuid::new_v4(), Some("x"), None, &audit())
+            .update_profile(sentinel::model::UserId::random(), Some("x"), None, &audit())
             .await
             .unwrap()
             .is_none()

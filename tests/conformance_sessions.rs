@@ -20,7 +20,7 @@ both_backends!(
 async fn user(store: &dyn Store) -> UserRow {
     let now = Utc::now();
     let user = UserRow {
-        id: Uuid::new_v4(),
+        id: sentinel::model::UserId::random(),
         email: format!("{}@example.com", Uuid::new_v4().simple()),
         name: "Ada".into(),
         avatar_url: String::new(),
@@ -34,10 +34,10 @@ async fn user(store: &dyn Store) -> UserRow {
 }
 
 /// A workspace owned by `owner`; its id.
-async fn workspace_of(store: &dyn Store, owner: &UserRow) -> Uuid {
+async fn workspace_of(store: &dyn Store, owner: &UserRow) -> sentinel::model::WorkspaceId {
     let now = Utc::now();
     let workspace = WorkspaceRow {
-        id: Uuid::new_v4(),
+        id: sentinel::model::WorkspaceId::random(),
         name: "Acme".into(),
         slug: format!("acme-{}", Uuid::new_v4().simple()),
         description: String::new(),
@@ -62,7 +62,7 @@ async fn workspace_of(store: &dyn Store, owner: &UserRow) -> Uuid {
 async fn session(store: &dyn Store, user: &UserRow, hash: &[u8], age: Duration) -> SessionRow {
     let created = Utc::now() - age;
     let session = SessionRow {
-        id: Uuid::new_v4(),
+        id: sentinel::model::SessionId::random(),
         user_id: user.id,
         workspace_id: None,
         client_app_id: None,
@@ -81,7 +81,7 @@ async fn session(store: &dyn Store, user: &UserRow, hash: &[u8], age: Duration) 
 }
 
 /// Revokes one session now.
-async fn revoke(store: &dyn Store, session: Uuid) {
+async fn revoke(store: &dyn Store, session: sentinel::model::SessionId) {
     let now = Utc::now();
     store
         .revoke_sessions(
@@ -246,7 +246,7 @@ async fn sessions_list_newest_first_by_keyset_conformance(backend: Backend) {
         .list_sessions(ada.id, false, Utc::now(), None, 10)
         .await
         .unwrap();
-    let ids: Vec<Uuid> = live.iter().map(|s| s.id).collect();
+    let ids: Vec<sentinel::model::SessionId> = live.iter().map(|s| s.id).collect();
     assert_eq!(ids, vec![made[3].id, made[2].id, made[1].id, made[0].id]);
 
     let all = store

@@ -139,7 +139,13 @@ async fn workspaces_conformance(backend: Backend) {
     );
     assert!(
         store
-            .update_workspace(Uuid::new_v4(), Some("x"), None, None, &audit())
+            .update_workspace(
+                sentinel::model::WorkspaceId::random(),
+                Some("x"),
+                None,
+                None,
+                &audit()
+            )
             .await
             .unwrap()
             .is_none()
@@ -284,10 +290,10 @@ async fn members_conformance(backend: Backend) {
     );
 }
 
-fn group_row(workspace_id: Uuid, name: &str) -> GroupRow {
+fn group_row(workspace_id: sentinel::model::WorkspaceId, name: &str) -> GroupRow {
     let now = Utc::now();
     GroupRow {
-        id: Uuid::new_v4(),
+        id: sentinel::model::GroupId::random(),
         workspace_id,
         name: name.into(),
         description: String::new(),
@@ -407,10 +413,14 @@ async fn groups_conformance(backend: Backend) {
     assert!(store.group(elsewhere.id).await.unwrap().is_some());
 }
 
-async fn session_of(store: &dyn Store, user: &UserRow, workspace: Option<Uuid>) -> SessionRow {
+async fn session_of(
+    store: &dyn Store,
+    user: &UserRow,
+    workspace: Option<sentinel::model::WorkspaceId>,
+) -> SessionRow {
     let now = Utc::now();
     let session = SessionRow {
-        id: Uuid::new_v4(),
+        id: sentinel::model::SessionId::random(),
         user_id: user.id,
         workspace_id: workspace,
         client_app_id: None,

@@ -33,7 +33,7 @@ fn audit_row() -> sentinel::store::AuditRow {
 fn user(email: &str) -> UserRow {
     let now = Utc::now();
     UserRow {
-        id: Uuid::new_v4(),
+        id: sentinel::model::UserId::random(),
         email: email.into(),
         name: email.into(),
         avatar_url: String::new(),
@@ -48,7 +48,7 @@ fn user(email: &str) -> UserRow {
 async fn workspace(store: &dyn Store, owner: &UserRow, editor: &UserRow) -> WorkspaceRow {
     let now = Utc::now();
     let workspace = WorkspaceRow {
-        id: Uuid::new_v4(),
+        id: sentinel::model::WorkspaceId::random(),
         name: "Acme".into(),
         slug: "acme".into(),
         description: String::new(),
@@ -68,7 +68,11 @@ async fn workspace(store: &dyn Store, owner: &UserRow, editor: &UserRow) -> Work
     workspace
 }
 
-fn doc(workspace_id: Uuid, id: &str, owner: Option<Uuid>) -> ResourceState {
+fn doc(
+    workspace_id: sentinel::model::WorkspaceId,
+    id: &str,
+    owner: Option<sentinel::model::UserId>,
+) -> ResourceState {
     ResourceState {
         service_name: "docs".into(),
         resource_type: "doc".into(),
@@ -95,7 +99,7 @@ async fn changelog_tx_reads_and_writes_conformance(backend: Backend) {
     let outsider = user("out@example.com");
     store.insert_user(&outsider, true).await.unwrap();
     let group = GroupRow {
-        id: Uuid::new_v4(),
+        id: sentinel::model::GroupId::random(),
         workspace_id: ws.id,
         name: "Team".into(),
         description: String::new(),
@@ -122,9 +126,17 @@ async fn changelog_tx_reads_and_writes_conformance(backend: Backend) {
     // Facts.
     let mut tx = store.begin_changelog().await.unwrap();
     assert!(tx.workspace_exists(ws.id).await.unwrap());
-    assert!(!tx.workspace_exists(Uuid::new_v4()).await.unwrap());
+    assert!(
+        !tx.workspace_exists(sentinel::model::WorkspaceId::random())
+            .await
+            .unwrap()
+    );
     assert!(tx.user_exists(outsider.id).await.unwrap());
-    assert!(!tx.user_exists(Uuid::new_v4()).await.unwrap());
+    assert!(
+        !tx.user_exists(sentinel::model::UserId::random())
+            .await
+            .unwrap()
+    );
     assert_eq!(
         tx.role_of(ws.id, ann.id).await.unwrap().as_deref(),
         Some("owner")
@@ -136,7 +148,12 @@ async fn changelog_tx_reads_and_writes_conformance(backend: Backend) {
     assert_eq!(tx.role_of(ws.id, outsider.id).await.unwrap(), None);
     assert_eq!(tx.owner_count(ws.id).await.unwrap(), 1);
     assert_eq!(tx.group_workspace(group.id).await.unwrap(), Some(ws.id));
-    assert_eq!(tx.group_workspace(Uuid::new_v4()).await.unwrap(), None);
+    assert_eq!(
+        tx.group_workspace(sentinel::model::GroupId::random())
+            .await
+            .unwrap(),
+        None
+    );
     let before = tx.revision().await.unwrap();
 
     // Resources: insert, a child under it, grants.
@@ -342,7 +359,11 @@ async fn changelog_tx_serializes_writers_conformance(backend: Backend) {
     assert_eq!(role.as_deref(), Some("viewer"));
 }
 
-async fn tx_demote(tx: &mut dyn sentinel::store::ChangelogTx, workspace_id: Uuid, user: Uuid) {
+async fn tx_demote(
+    tx: &mut dyn sentinel::store::ChangelogTx,
+    workspace_id: sentinel::model::WorkspaceId,
+    user: sentinel::model::UserId,
+) {
     tx.set_member_role(workspace_id, user, "viewer")
         .await
         .unwrap();

@@ -13,6 +13,7 @@ use chrono::{Duration, Utc};
 use common::model::Model;
 use sentinel::authz::change::{Change, GranteeRef, ResourceKey, ResourceState};
 use sentinel::authz::index::{Action, GrantRecord, Index, Lookup, ResourceRecord, Snapshot};
+use sentinel::model::{GroupId, UserId, WorkspaceId};
 use uuid::Uuid;
 
 const ROLES: [&str; 4] = ["owner", "admin", "editor", "viewer"];
@@ -21,10 +22,10 @@ const SERVICES: [&str; 2] = ["docs", "mail"];
 
 struct World {
     rng: fastrand::Rng,
-    workspaces: Vec<Uuid>,
-    users: Vec<Uuid>,
+    workspaces: Vec<WorkspaceId>,
+    users: Vec<UserId>,
     /// group → workspace (live groups).
-    groups: Vec<(Uuid, Uuid)>,
+    groups: Vec<(GroupId, WorkspaceId)>,
     /// Row ids of live resources, for snapshots.
     rows: HashMap<(String, String, String), Uuid>,
 }
@@ -81,7 +82,7 @@ impl World {
                 30 => {
                     let at = self.rng.usize(..self.groups.len());
                     let (g, gw) = self.groups[at];
-                    self.groups[at] = (Uuid::new_v4(), gw);
+                    self.groups[at] = (GroupId::random(), gw);
                     return Change::GroupDeleted {
                         workspace_id: gw,
                         group_id: g,
@@ -153,7 +154,7 @@ impl World {
                         key.resource_id.clone(),
                     );
                     if let Some(r) = model.resources.get(&k) {
-                        let groups: Vec<Uuid> = self
+                        let groups: Vec<GroupId> = self
                             .groups
                             .iter()
                             .filter(|(_, gw)| *gw == r.workspace)
@@ -199,9 +200,9 @@ impl World {
                 96 => {
                     let at = self.rng.usize(..self.workspaces.len());
                     let gone = self.workspaces[at];
-                    self.workspaces[at] = Uuid::new_v4();
+                    self.workspaces[at] = WorkspaceId::random();
                     for group in self.groups.iter_mut().filter(|(_, gw)| *gw == gone) {
-                        *group = (Uuid::new_v4(), self.workspaces[at]);
+                        *group = (GroupId::random(), self.workspaces[at]);
                     }
                     self.rows
                         .retain(|k, _| model.resources.get(k).is_none_or(|r| r.workspace != gone));
@@ -270,14 +271,16 @@ fn compare(index: &Index, model: &Model, world: &World, seed: u64, step: usize) 
                         for i in 0..8 {
                             let id = format!("r{i}");
                             let expected = model.check(service, t, &id, u, w, edit, now);
-                            let got = index.check(service, t, &id, u, w, action, millis);
+                            let got =
+                                index.check(service, t, &id, u.into(), w.into(), action, millis);
                             assert_eq!(
                                 got, expected,
                                 "seed {seed} step {step}: check {service}/{t}/{id} user {u} ws {w} edit {edit}"
                             );
                         }
                         let expected = model.lookup(service, t, u, w, edit, now);
-                        let got = match index.lookup(service, t, u, w, action, millis) {
+                        let got = match index.lookup(service, t, u.into(), w.into(), action, millis)
+                        {
                             Lookup::FullAccess => None,
                             Lookup::Ids(ids) => Some(ids.iter().map(|s| s.to_string()).collect()),
                         };
@@ -300,13 +303,13 @@ fn the_index_agrees_with_the_reference_model() {
         .unwrap_or_else(|| fastrand::u64(..));
     for round in 0..40u64 {
         let seed = base.wrapping_add(round);
-        let workspaces = vec![Uuid::new_v4(), Uuid::new_v4()];
+        let workspaces = vec![WorkspaceId::random(), WorkspaceId::random()];
         let groups = (0..4)
-            .map(|i| (Uuid::new_v4(), workspaces[i % 2]))
+            .map(|i| (GroupId::random(), workspaces[i % 2]))
             .collect();
         let mut world = World {
             rng: fastrand::Rng::with_seed(seed),
-            users: (0..5).map(|_| Uuid::new_v4()).collect(),
+            users: (0..5).map(|_| UserId::random()).collect(),
             workspaces,
             groups,
             rows: HashMap::new(),

@@ -209,7 +209,7 @@ async fn out_of_range_expiry_is_refused_not_made_permanent(backend: Backend) {
     let ann = sign_in(&app, "ann@example.com", "acme", "owner").await;
     let bob = sign_in(&app, "bob@example.com", "acme", "viewer").await;
     let workspace = ann.scope.as_ref().unwrap().workspace.id;
-    register(&app, &key, "a", workspace).await;
+    register(&app, &key, "a", workspace.into()).await;
     let mut perms = PermissionServiceClient::new(app.channel.clone());
     for expires in [
         prost_types::Timestamp {
@@ -267,7 +267,7 @@ async fn forged_lookup_offsets_are_refused(backend: Backend) {
     let bob = sign_in(&app, "bob@example.com", "acme", "viewer").await;
     let workspace = bob.scope.as_ref().unwrap().workspace.id;
     for i in 0..3 {
-        register(&app, &key, &format!("d{i}"), workspace).await;
+        register(&app, &key, &format!("d{i}"), workspace.into()).await;
     }
     let lookup = |token: String| {
         let request = dual(
@@ -528,7 +528,7 @@ async fn authz_tokens_act_in_their_workspace_only(backend: Backend) {
         async move { client.list_members(request).await }
     };
     assert!(
-        members(scope.workspace.id).await.is_ok(),
+        members(scope.workspace.id.into()).await.is_ok(),
         "its own workspace"
     );
     for workspace in [
@@ -536,7 +536,7 @@ async fn authz_tokens_act_in_their_workspace_only(backend: Backend) {
         // Not a member: a platform admin's authz token does not elevate either.
         stranger.scope.as_ref().unwrap().workspace.id,
     ] {
-        let err = members(workspace).await.unwrap_err();
+        let err = members(workspace.into()).await.unwrap_err();
         assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
         assert!(err.message().contains("authz token"), "{}", err.message());
     }
@@ -644,8 +644,8 @@ async fn a_shared_resource_does_not_move_to_another_workspace(backend: Backend) 
     let other = sign_in(&app, "zed@example.com", "other", "owner").await;
     let acme = ann.scope.as_ref().unwrap().workspace.id;
     let elsewhere = other.scope.as_ref().unwrap().workspace.id;
-    register(&app, &key, "moving", acme).await;
-    register(&app, &key, "plain", acme).await;
+    register(&app, &key, "moving", acme.into()).await;
+    register(&app, &key, "plain", acme.into()).await;
     let mut perms = PermissionServiceClient::new(app.channel.clone());
     perms
         .share(with_service_key(
@@ -837,7 +837,7 @@ async fn lookup_snapshots_are_bounded_per_user(backend: Backend) {
     let bob = sign_in(&app, "bob@example.com", "acme", "viewer").await;
     let workspace = bob.scope.as_ref().unwrap().workspace.id;
     for i in 0..5 {
-        register(&app, &key, &format!("d{i}"), workspace).await;
+        register(&app, &key, &format!("d{i}"), workspace.into()).await;
     }
     let lookup = |token: String| {
         let request = dual(
@@ -1116,7 +1116,7 @@ async fn watch_shows_membership_only_where_the_service_is(backend: Backend) {
     let carl = sign_in(&app, "carl@example.com", "carl-home", "owner").await;
     let acme = ann.scope.as_ref().unwrap().workspace.id;
     let other = zed.scope.as_ref().unwrap().workspace.id;
-    register(&app, &key, "a", acme).await;
+    register(&app, &key, "a", acme.into()).await;
     let mut watch = PermissionServiceClient::new(app.channel.clone())
         .watch(with_service_key(WatchRequest::default(), &key))
         .await
@@ -1150,9 +1150,9 @@ async fn watch_shows_membership_only_where_the_service_is(backend: Backend) {
                 .unwrap()
         }
     };
-    add(other, zed.access_token.clone()).await;
-    add(acme, ann.access_token.clone()).await;
-    register(&app, &key, "fence", acme).await;
+    add(other.into(), zed.access_token.clone()).await;
+    add(acme.into(), ann.access_token.clone()).await;
+    register(&app, &key, "fence", acme.into()).await;
     let mut member_events = Vec::new();
     while let Some(message) = watch.next().await {
         let message = message.unwrap();

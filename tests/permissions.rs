@@ -12,6 +12,7 @@ use common::{
     Backend, TestApp, TestDatabase, dual, service_key, sign_in, with_bearer, with_service_key,
 };
 use sentinel::authz::change::{Change, GranteeRef, ResourceState};
+use sentinel::model::{GroupId, UserId};
 use sentinel::proto::v1::permission_service_client::PermissionServiceClient;
 use sentinel::proto::v1::service_app_service_client::ServiceAppServiceClient;
 use sentinel::proto::v1::workspace_service_client::WorkspaceServiceClient;
@@ -23,7 +24,6 @@ use sentinel::proto::v1::{
     consistency::Requirement, grantee,
 };
 use tonic::Code;
-use uuid::Uuid;
 
 both_backends!(
     check_and_lookup_agree_with_the_reference_model,
@@ -53,13 +53,13 @@ fn fresh(token: &str) -> Option<Consistency> {
     })
 }
 
-fn user_grantee(id: Uuid) -> Option<Grantee> {
+fn user_grantee(id: UserId) -> Option<Grantee> {
     Some(Grantee {
         grantee: Some(grantee::Grantee::UserId(id.to_string())),
     })
 }
 
-fn group_grantee(id: Uuid) -> Option<Grantee> {
+fn group_grantee(id: GroupId) -> Option<Grantee> {
     Some(Grantee {
         grantee: Some(grantee::Grantee::GroupId(id.to_string())),
     })
@@ -71,8 +71,8 @@ async fn register(
     key: &str,
     t: &str,
     id: &str,
-    workspace: Uuid,
-    owner: Option<Uuid>,
+    workspace: sentinel::model::WorkspaceId,
+    owner: Option<sentinel::model::UserId>,
     visibility: Visibility,
     parent: Option<(&str, &str)>,
 ) -> Result<pb::RegisterResourceResponse, tonic::Status> {
@@ -93,7 +93,12 @@ async fn register(
         .map(|r| r.into_inner())
 }
 
-async fn create_group(app: &TestApp, token: &str, workspace: Uuid, name: &str) -> Uuid {
+async fn create_group(
+    app: &TestApp,
+    token: &str,
+    workspace: sentinel::model::WorkspaceId,
+    name: &str,
+) -> GroupId {
     let id = WorkspaceServiceClient::new(app.channel.clone())
         .create_group(with_bearer(
             CreateGroupRequest {
@@ -109,10 +114,15 @@ async fn create_group(app: &TestApp, token: &str, workspace: Uuid, name: &str) -
         .group
         .unwrap()
         .id;
-    Uuid::parse_str(&id).unwrap()
+    id.parse().unwrap()
 }
 
-async fn add_to_group(app: &TestApp, token: &str, group: Uuid, user: Uuid) -> String {
+async fn add_to_group(
+    app: &TestApp,
+    token: &str,
+    group: sentinel::model::GroupId,
+    user: sentinel::model::UserId,
+) -> String {
     WorkspaceServiceClient::new(app.channel.clone())
         .add_group_member(with_bearer(
             AddGroupMemberRequest {
@@ -238,8 +248,8 @@ async fn check_and_lookup_agree_with_the_reference_model(backend: Backend) {
         }
     }
     // Members of a workspace: its owner and the users who joined it.
-    let members_of = |wi: usize, memberships: &BTreeMap<(usize, usize), String>| -> Vec<Uuid> {
-        let mut members: Vec<Uuid> = memberships
+    let members_of = |wi: usize, memberships: &BTreeMap<(usize, usize), String>| -> Vec<UserId> {
+        let mut members: Vec<UserId> = memberships
             .keys()
             .filter(|(_, w)| *w == wi)
             .map(|(u, _)| users[*u].1)
@@ -334,7 +344,7 @@ async fn check_and_lookup_agree_with_the_reference_model(backend: Backend) {
                     let members = members_of(wi, &memberships);
                     GranteeRef::User(members[rng.usize(..members.len())])
                 } else {
-                    let mine: Vec<Uuid> = groups
+                    let mine: Vec<GroupId> = groups
                         .iter()
                         .filter(|(_, gw)| *gw == wi)
                         .map(|(g, _)| *g)
@@ -978,8 +988,8 @@ async fn bad_input_gets_clear_codes_and_changes_nothing(backend: Backend) {
     // Registration rules.
     let reg = |t: &'static str,
                id: &'static str,
-               ws: Uuid,
-               owner: Option<Uuid>,
+               ws: sentinel::model::WorkspaceId,
+               owner: Option<sentinel::model::UserId>,
                parent: Option<(&'static str, &'static str)>| {
         let app = &app;
         let key = key.clone();
@@ -1020,7 +1030,15 @@ async fn bad_input_gets_clear_codes_and_changes_nothing(backend: Backend) {
         "parent",
     );
     expect(
-        reg("doc", "x", Uuid::new_v4(), None, None).await.map(drop),
+        reg(
+            "doc",
+            "x",
+            sentinel::model::WorkspaceId::random(),
+            None,
+            None,
+        )
+        .await
+        .map(drop),
         Code::NotFound,
         "workspace",
     );
@@ -1068,7 +1086,7 @@ async fn bad_input_gets_clear_codes_and_changes_nothing(backend: Backend) {
         share(
             None,
             "a",
-            group_grantee(Uuid::new_v4()),
+            group_grantee(GroupId::random()),
             Permission::View,
             None,
         )

@@ -356,7 +356,7 @@ async fn members_invitations_and_role_changes(backend: Backend) {
     // An email no provider or operator vouched for: invitations to it do not reach its user
     // (anyone could have signed up with it); one by user id does.
     let una_row = sentinel::store::UserRow {
-        id: uuid::Uuid::new_v4(),
+        id: sentinel::model::UserId::random(),
         email: "una@example.com".into(),
         name: "Una".into(),
         avatar_url: String::new(),
@@ -842,7 +842,7 @@ async fn the_last_owner_survives_concurrent_demotions_and_removals(backend: Back
     }
     // Count owners straight from the store.
     let state = app.app.state();
-    let id = uuid::Uuid::parse_str(&workspace).unwrap();
+    let id: sentinel::model::WorkspaceId = workspace.parse().unwrap();
     let owners_left = state
         .store
         .list_members(id, None, Some("owner"), None, 100)

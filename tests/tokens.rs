@@ -1011,12 +1011,17 @@ async fn role_and_group_changes_show_in_the_next_refresh(backend: Backend) {
 
     // Groups of this workspace appear in the next token; groups elsewhere do not.
     let mut groups = [
-        add_to_new_group(&db, workspace, issued.user.id).await,
-        add_to_new_group(&db, workspace, issued.user.id).await,
+        add_to_new_group(&db, workspace.into(), issued.user.id.into()).await,
+        add_to_new_group(&db, workspace.into(), issued.user.id.into()).await,
     ];
     groups.sort();
     let elsewhere = sign_in(&app, "ivy@example.com", "other", "viewer").await;
-    add_to_new_group(&db, elsewhere.scope.unwrap().workspace.id, issued.user.id).await;
+    add_to_new_group(
+        &db,
+        elsewhere.scope.unwrap().workspace.id.into(),
+        issued.user.id.into(),
+    )
+    .await;
     let pair = refresh(&app, &pair.refresh_token).await.unwrap();
     let claims = introspect(&app, &key, &pair.access_token).await;
     let expected: Vec<String> = groups.iter().map(|g| g.to_string()).collect();

@@ -141,7 +141,7 @@ async fn workspaces_follow_their_role_rules(backend: Backend) {
     // Update: admin+ only; the slug stays unique.
     let state = app.app.state();
     let viewer = sign_in(&app, "vic@example.com", "home", "viewer").await;
-    let research = uuid::Uuid::parse_str(&created.id).unwrap();
+    let research: sentinel::model::WorkspaceId = created.id.parse().unwrap();
     state
         .store
         .upsert_membership(research, viewer.user.id, "viewer", chrono::Utc::now())

@@ -16,16 +16,18 @@ pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
-/// Parses a required UUID field.
-pub fn uuid(field: &str, value: &str) -> Result<Uuid, Error> {
+/// Parses a required id field into its type (`UserId`, `WorkspaceId`, … or a bare `Uuid`).
+pub fn uuid<T: From<Uuid>>(field: &str, value: &str) -> Result<T, Error> {
     if value.is_empty() {
         return Err(Error::invalid(field, "is required"));
     }
-    Uuid::parse_str(value).map_err(|_| Error::invalid(field, "must be a UUID"))
+    Uuid::parse_str(value)
+        .map(T::from)
+        .map_err(|_| Error::invalid(field, "must be a UUID"))
 }
 
-/// Parses an optional UUID field (empty = absent).
-pub fn optional_uuid(field: &str, value: &str) -> Result<Option<Uuid>, Error> {
+/// Parses an optional id field (empty = absent).
+pub fn optional_uuid<T: From<Uuid>>(field: &str, value: &str) -> Result<Option<T>, Error> {
     if value.is_empty() {
         Ok(None)
     } else {

@@ -1,13 +1,12 @@
 //! `sentinel.v1.WorkspaceService`: workspaces, members and invitations, groups, custom roles.
 
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use super::convert::{self, optional_uuid, page, page_size, token_cursor, uuid};
 use crate::authz::consistency;
 use crate::credentials;
 use crate::error::Error;
-use crate::model::Written;
+use crate::model::{UserId, Written};
 use crate::proto::v1 as pb;
 use crate::proto::v1::workspace_service_server::WorkspaceService;
 use crate::services::Services;
@@ -24,7 +23,7 @@ impl WorkspaceApi {
         Self { state }
     }
 
-    async fn is_admin(&self, user: Uuid) -> Result<bool, Error> {
+    async fn is_admin(&self, user: UserId) -> Result<bool, Error> {
         self.state.users.is_platform_admin(user).await
     }
 }

@@ -2,11 +2,10 @@
 //! freshness the caller chooses. This is the one seam where a Check is answered; routing a
 //! Check to the replica that owns its workspace would go here.
 
-use uuid::Uuid;
-
 use super::engine::{Engine, Freshness};
 use super::index::{Action, Index};
 use crate::error::Error;
+use crate::model::{UserId, WorkspaceId};
 
 /// Who asks: the calling service and the user it acts for, in the user's token workspace
 /// (`None`: the token names no workspace, and nothing is allowed).
@@ -15,9 +14,9 @@ pub struct Subject<'a> {
     /// The calling service (resources live in its namespace).
     pub service: &'a str,
     /// The user.
-    pub user: Uuid,
+    pub user: UserId,
     /// The workspace the user acts in.
-    pub workspace: Option<Uuid>,
+    pub workspace: Option<WorkspaceId>,
 }
 
 /// One question of a Check: an action on a resource of the subject's service.
@@ -56,8 +55,8 @@ fn decide(index: &Index, subject: &Subject<'_>, item: &CheckItem<'_>, now: i64) 
             subject.service,
             item.resource_type,
             item.resource_id,
-            subject.user,
-            workspace,
+            subject.user.into(),
+            workspace.into(),
             item.action,
             now,
         )

@@ -13,6 +13,7 @@ use super::check::Subject;
 use super::engine::{Engine, Freshness};
 use super::index::{Action, Lookup};
 use crate::error::Error;
+use crate::model::WorkspaceId;
 
 /// How long a lookup snapshot (the pages after the first) stays readable.
 pub const SNAPSHOT_TTL: Duration = Duration::from_secs(600);
@@ -30,7 +31,7 @@ pub struct LookupQuery<'a> {
     /// The calling service and the user, in the workspace looked in.
     pub subject: Subject<'a>,
     /// The workspace looked in.
-    pub workspace: Uuid,
+    pub workspace: WorkspaceId,
     /// The resource type.
     pub resource_type: &'a str,
     /// The action.
@@ -121,8 +122,8 @@ impl Engine {
             let answer = index.lookup(
                 query.subject.service,
                 query.resource_type,
-                query.subject.user,
-                query.workspace,
+                query.subject.user.into(),
+                query.workspace.into(),
                 query.action,
                 now,
             );

@@ -8,11 +8,11 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::engine::Engine;
 use crate::audit;
 use crate::error::Error;
+use crate::model::UserId;
 use crate::model::change::{Change, GranteeRef, ResourceKey, ResourceState};
 use crate::model::{Caller, WorkspaceRole, Written};
 use crate::store::{ChangelogTx, GrantRow, ResourceRow, Store};
@@ -26,7 +26,7 @@ enum ResourceUpdate {
     /// New visibility.
     Visibility(String),
     /// New owner (or none).
-    Owner(Option<Uuid>),
+    Owner(Option<UserId>),
 }
 
 fn precondition(reason: &str) -> Error {
@@ -244,7 +244,7 @@ impl Resources {
         &self,
         caller: &Caller,
         key: &ResourceKey,
-        owner: Option<Uuid>,
+        owner: Option<UserId>,
     ) -> Result<Written<ResourceRow>, Error> {
         self.update(
             caller,
@@ -462,7 +462,7 @@ async fn may_share(
     tx: &mut dyn ChangelogTx,
     caller: &Caller,
     row: &ResourceRow,
-) -> Result<Option<Uuid>, Error> {
+) -> Result<Option<UserId>, Error> {
     let Some(user) = caller.user else {
         return Ok(None); // the service itself
     };

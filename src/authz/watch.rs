@@ -13,10 +13,10 @@ use chrono::{DateTime, Utc};
 use futures::Stream;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
-use uuid::Uuid;
 
 use super::engine::Engine;
 use crate::error::Error;
+use crate::model::WorkspaceId;
 use crate::model::change::Change;
 use crate::store::{ChangeRow, Store};
 use crate::streams::{RECHECK, Recheck, StillAllowed};
@@ -70,7 +70,7 @@ struct State {
     done: bool,
     last_sent: Instant,
     /// Workspaces where the service was found to have resources or roles.
-    present_in: HashSet<Uuid>,
+    present_in: HashSet<WorkspaceId>,
 }
 
 impl Engine {

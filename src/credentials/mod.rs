@@ -10,7 +10,7 @@ pub mod principal;
 pub mod tiers;
 
 use crate::error::Error;
-use crate::model::ServiceAppRow;
+use crate::model::{ServiceAppRow, UserId, WorkspaceId};
 use crate::tokens::jwt::AccessClaims;
 use crate::tokens::service::INVALID_CREDENTIAL;
 pub use principal::Principal;
@@ -70,7 +70,7 @@ pub fn actor<T>(request: &Request<T>) -> crate::audit::Actor {
     crate::audit::Actor {
         user_id: principal
             .and_then(|p| p.user.as_ref())
-            .and_then(|u| uuid::Uuid::parse_str(&u.sub).ok()),
+            .and_then(|u| u.sub.parse().ok()),
         service: principal
             .and_then(|p| p.service.as_ref())
             .map(|s| s.service_name.clone()),
@@ -86,36 +86,41 @@ pub fn actor<T>(request: &Request<T>) -> crate::audit::Actor {
 }
 
 /// The signed-in user behind an access token or an authz token of the calling service.
-pub fn user_id<T>(request: &Request<T>) -> Result<Option<uuid::Uuid>, Error> {
+pub fn user_id<T>(request: &Request<T>) -> Result<Option<UserId>, Error> {
     let principal = principal(request)?;
     let sub = match (&principal.user, &principal.authz) {
         (Some(user), _) => &user.sub,
         (None, Some(authz)) => &authz.sub,
         (None, None) => return Ok(None),
     };
-    uuid::Uuid::parse_str(sub)
+    sub.parse()
         .map(Some)
         .map_err(|_| Error::Unauthenticated(INVALID_CREDENTIAL))
 }
 
 /// The workspace named in the caller's token (`wid`), if any.
-pub fn token_workspace<T>(request: &Request<T>) -> Result<Option<uuid::Uuid>, Error> {
+pub fn token_workspace<T>(request: &Request<T>) -> Result<Option<WorkspaceId>, Error> {
     let principal = principal(request)?;
     let wid = match (&principal.user, &principal.authz) {
         (Some(user), _) => user.wid.as_deref(),
         (None, Some(authz)) => Some(authz.wid.as_str()),
         (None, None) => None,
     };
-    wid.map(|w| uuid::Uuid::parse_str(w).map_err(|_| Error::Unauthenticated(INVALID_CREDENTIAL)))
-        .transpose()
+    wid.map(|w| {
+        w.parse()
+            .map_err(|_| Error::Unauthenticated(INVALID_CREDENTIAL))
+    })
+    .transpose()
 }
 
 /// The workspace of the caller's authz token, when an authz token (not an access token) is
 /// the caller's user credential: such a caller acts in that workspace only.
-pub fn authz_workspace<T>(request: &Request<T>) -> Result<Option<uuid::Uuid>, Error> {
+pub fn authz_workspace<T>(request: &Request<T>) -> Result<Option<WorkspaceId>, Error> {
     let principal = principal(request)?;
     match (&principal.user, &principal.authz) {
-        (None, Some(authz)) => uuid::Uuid::parse_str(&authz.wid)
+        (None, Some(authz)) => authz
+            .wid
+            .parse()
             .map(Some)
             .map_err(|_| Error::Unauthenticated(INVALID_CREDENTIAL)),
         _ => Ok(None),

@@ -224,7 +224,7 @@ async fn authorize(
     if tiers.contains(&Tier::Admin)
         && let Some(user) = &principal.user
     {
-        let id = uuid::Uuid::parse_str(&user.sub).map_err(|_| Error::Internal)?;
+        let id = user.sub.parse().map_err(|_| Error::Internal)?;
         principal.is_admin = state.users.is_platform_admin(id).await?;
     }
 

@@ -1,11 +1,10 @@
 //! The one-time code a sign-in ends with: redeemed once, with the client's PKCE verifier, for
 //! a token pair (ExchangeCode), or read first to list the user's workspaces.
 
-use uuid::Uuid;
-
 use super::{CodeGrant, Login, code_key, refused, s256, valid_pkce};
 use crate::audit::{self, Actor};
 use crate::error::Error;
+use crate::model::WorkspaceId;
 use crate::store::UserRow;
 use crate::tokens::service::{IssuedTokens, SignIn};
 
@@ -57,7 +56,7 @@ impl Login {
         &self,
         code: &str,
         verifier: &str,
-        workspace: Option<Uuid>,
+        workspace: Option<WorkspaceId>,
         user_agent: &str,
         actor: &Actor,
     ) -> Result<(IssuedTokens, UserRow), Error> {
@@ -85,7 +84,7 @@ impl Login {
         &self,
         code: &str,
         verifier: &str,
-        workspace: Option<Uuid>,
+        workspace: Option<WorkspaceId>,
         user_agent: &str,
         client_address: &str,
     ) -> Result<(IssuedTokens, UserRow), Error> {

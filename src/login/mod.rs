@@ -32,6 +32,7 @@ use crate::audit::{self, Actor};
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::error::Error;
+use crate::model::UserId;
 use crate::store::{Store, UserRow};
 use crate::tokens::service::TokenService;
 
@@ -91,7 +92,7 @@ struct LoginState {
 /// What the cache keeps between the callback and ExchangeCode.
 #[derive(Serialize, Deserialize)]
 struct CodeGrant {
-    user_id: Uuid,
+    user_id: UserId,
     provider: String,
     client_challenge: String,
     client_app_id: Uuid,
@@ -467,7 +468,7 @@ impl Login {
                 None => {
                     let now = Utc::now();
                     let user = UserRow {
-                        id: Uuid::new_v4(),
+                        id: crate::model::UserId::random(),
                         email: email.clone(),
                         name: crate::model::DisplayName::clean(&identity.name).into_string(),
                         avatar_url: if identity.avatar_url.starts_with("https://") {

@@ -2,11 +2,11 @@
 //! access token); Sentinel resolves the user and may mint an authz token for the service.
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::{Backend, Login, LoginError, MAX_IDP_TOKEN_LEN};
 use crate::audit::{self, Actor};
 use crate::error::Error;
+use crate::model::WorkspaceId;
 use crate::store::{UserRow, WorkspaceRow};
 use crate::tokens::service::WorkspaceScope;
 
@@ -96,7 +96,7 @@ impl Login {
         &self,
         resolved: &ResolvedUser,
         service: &str,
-        workspace: Uuid,
+        workspace: WorkspaceId,
     ) -> Result<MintedAuthz, Error> {
         let user = &resolved.user;
         let (role, workspace_row, groups) =

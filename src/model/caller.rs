@@ -1,13 +1,13 @@
 //! Who is calling: the one view of the caller the domain is given, built once by the credential
 //! layer from what it verified.
 
-use uuid::Uuid;
+use super::{UserId, WorkspaceId};
 
 /// Who did something, for the audit trail.
 #[derive(Debug, Clone, Default)]
 pub struct Actor {
     /// Acting user.
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<UserId>,
     /// Acting service.
     pub service: Option<String>,
     /// Client address (behind a trusted proxy: the forwarded one).
@@ -30,12 +30,12 @@ impl Actor {
 #[derive(Debug, Clone, Default)]
 pub struct Caller {
     /// The signed-in user (access or authz token), if any.
-    pub user: Option<Uuid>,
+    pub user: Option<UserId>,
     /// The workspace the user's token is scoped to (`wid` of an access or authz token).
-    pub token_workspace: Option<Uuid>,
+    pub token_workspace: Option<WorkspaceId>,
     /// When the user came with an authz token: its workspace, the only one it acts in (and
     /// never with platform-admin rights).
-    pub authz_workspace: Option<Uuid>,
+    pub authz_workspace: Option<WorkspaceId>,
     /// The calling service (by key; not a browser origin), if any.
     pub service: Option<String>,
     /// For the audit trail.

@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::{GroupId, RoleId, UserId, WorkspaceId};
+
 /// A resource's state after a change, as the index and Watch need it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceState {
@@ -14,9 +16,9 @@ pub struct ResourceState {
     /// Id within the type.
     pub resource_id: String,
     /// Workspace.
-    pub workspace_id: Uuid,
+    pub workspace_id: WorkspaceId,
     /// Owning user, if any.
-    pub owner_id: Option<Uuid>,
+    pub owner_id: Option<UserId>,
     /// `private` or `workspace`.
     pub visibility: String,
     /// Parent (type, id) of the same service, if any.
@@ -28,9 +30,9 @@ pub struct ResourceState {
 #[serde(tag = "type", content = "id", rename_all = "snake_case")]
 pub enum GranteeRef {
     /// A user.
-    User(Uuid),
+    User(UserId),
     /// A group.
-    Group(Uuid),
+    Group(GroupId),
 }
 
 impl GranteeRef {
@@ -45,7 +47,8 @@ impl GranteeRef {
     /// The user or group id.
     pub fn id(&self) -> Uuid {
         match self {
-            GranteeRef::User(id) | GranteeRef::Group(id) => *id,
+            GranteeRef::User(id) => id.0,
+            GranteeRef::Group(id) => id.0,
         }
     }
 }
@@ -68,9 +71,9 @@ pub enum Change {
     /// A user joined a workspace (`added`) or changed role there.
     MemberSet {
         /// The workspace.
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         /// The member.
-        user_id: Uuid,
+        user_id: UserId,
         /// The new role.
         role: String,
         /// True when the user joined with this change.
@@ -79,70 +82,70 @@ pub enum Change {
     /// A user left a workspace (and with it its groups and custom roles there).
     MemberRemoved {
         /// The workspace.
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         /// The former member.
-        user_id: Uuid,
+        user_id: UserId,
     },
     /// A workspace and everything in it were deleted.
     WorkspaceDeleted {
         /// The workspace.
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
     },
     /// A group was deleted with its memberships and grants.
     GroupDeleted {
         /// The group's workspace.
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         /// The group.
-        group_id: Uuid,
+        group_id: GroupId,
     },
     /// A user joined a group.
     GroupMemberAdded {
         /// The group's workspace.
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         /// The group.
-        group_id: Uuid,
+        group_id: GroupId,
         /// The user.
-        user_id: Uuid,
+        user_id: UserId,
     },
     /// A user left a group.
     GroupMemberRemoved {
         /// The group's workspace.
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         /// The group.
-        group_id: Uuid,
+        group_id: GroupId,
         /// The user.
-        user_id: Uuid,
+        user_id: UserId,
     },
     /// A custom role of a service was created or its actions replaced.
     RoleChanged {
         /// The role's workspace.
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         /// The role's service.
         service_name: String,
         /// The role.
-        role_id: Uuid,
+        role_id: RoleId,
         /// Its full set of actions.
         actions: Vec<String>,
     },
     /// A custom role was deleted with its assignments.
     RoleDeleted {
         /// The role's workspace.
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         /// The role's service.
         service_name: String,
         /// The role.
-        role_id: Uuid,
+        role_id: RoleId,
     },
     /// A custom role was assigned to (`assigned`) or unassigned from a user.
     RoleAssignment {
         /// The role's workspace.
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         /// The role's service.
         service_name: String,
         /// The role.
-        role_id: Uuid,
+        role_id: RoleId,
         /// The user.
-        user_id: Uuid,
+        user_id: UserId,
         /// True for an assignment, false for its removal.
         assigned: bool,
     },
@@ -157,14 +160,14 @@ pub enum Change {
     /// A resource was deleted with its grants; its children were detached.
     ResourceDeleted {
         /// The resource's workspace.
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         /// The resource.
         key: ResourceKey,
     },
     /// A grant was created (`created`) or its level or expiry changed.
     GrantSet {
         /// The resource's workspace.
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         /// The resource.
         key: ResourceKey,
         /// The grantee.
@@ -179,7 +182,7 @@ pub enum Change {
     /// A grant was removed.
     GrantRemoved {
         /// The resource's workspace.
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         /// The resource.
         key: ResourceKey,
         /// The grantee.
@@ -220,7 +223,7 @@ impl Change {
     }
 
     /// The workspace concerned, if any.
-    pub fn workspace_id(&self) -> Option<Uuid> {
+    pub fn workspace_id(&self) -> Option<WorkspaceId> {
         match self {
             Change::MemberSet { workspace_id, .. }
             | Change::MemberRemoved { workspace_id, .. }
@@ -285,7 +288,7 @@ impl Change {
     /// The workspace of a membership or group change (which belongs to no service): Watch
     /// shows it only to services present in that workspace. (A workspace's deletion is shown
     /// to every service: their resources there go with it.)
-    pub fn shared_workspace(&self) -> Option<uuid::Uuid> {
+    pub fn shared_workspace(&self) -> Option<WorkspaceId> {
         match self {
             Change::MemberSet { workspace_id, .. }
             | Change::MemberRemoved { workspace_id, .. }
@@ -304,8 +307,8 @@ mod tests {
     #[test]
     fn payload_round_trips_and_carries_its_kind() {
         let change = Change::MemberSet {
-            workspace_id: Uuid::new_v4(),
-            user_id: Uuid::new_v4(),
+            workspace_id: WorkspaceId::random(),
+            user_id: UserId::random(),
             role: "editor".into(),
             added: true,
         };

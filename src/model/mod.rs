@@ -4,12 +4,14 @@ use std::fmt;
 
 mod caller;
 pub mod change;
+mod ids;
 mod names;
 pub mod records;
 pub mod snapshot;
 
 pub use caller::{Actor, Caller};
 pub use change::Change;
+pub use ids::{GroupId, RoleId, SessionId, UserId, WorkspaceId};
 pub use names::{Description, DisplayName, ServiceName, is_control_or_format};
 pub use records::{
     AuditFilter, AuditRow, ClientAppRow, GrantRow, GroupRow, IdentityRow, InvitationRow, MemberRow,

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::change::{GranteeRef, ResourceState};
+use super::{GroupId, UserId, WorkspaceId};
 
 /// One resource as loaded from SQL.
 #[derive(Debug, Clone)]
@@ -36,9 +37,9 @@ pub struct Snapshot {
     /// Changelog revision the snapshot is at least as new as.
     pub revision: i64,
     /// (workspace, user, role).
-    pub memberships: Vec<(Uuid, Uuid, String)>,
+    pub memberships: Vec<(WorkspaceId, UserId, String)>,
     /// (workspace, group, user).
-    pub group_members: Vec<(Uuid, Uuid, Uuid)>,
+    pub group_members: Vec<(WorkspaceId, GroupId, UserId)>,
     /// Resources.
     pub resources: Vec<ResourceRecord>,
     /// Grants.

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{AuditRow, StoreError, StoreResult, UserRow};
+use crate::model::UserId;
 use crate::model::records::AuditFilter;
 
 /// Dashboard counts.
@@ -52,7 +53,7 @@ pub trait AdminStore: Send + Sync {
     /// Changes name and flags of a user, audited in the same transaction.
     async fn update_user(
         &self,
-        id: Uuid,
+        id: UserId,
         name: Option<&str>,
         is_active: Option<bool>,
         is_admin: Option<bool>,
@@ -115,7 +116,7 @@ macro_rules! impl_admin_store {
 
             async fn update_user(
                 &self,
-                id: Uuid,
+                id: UserId,
                 name: Option<&str>,
                 is_active: Option<bool>,
                 is_admin: Option<bool>,

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{StoreError, StoreResult};
+use crate::model::WorkspaceId;
 use crate::model::change::{Change, GranteeRef, ResourceKey, ResourceState};
 use crate::model::records::{GrantRow, ResourceRow};
 use crate::model::snapshot::{GrantRecord, ResourceRecord, Snapshot};
@@ -42,7 +43,11 @@ pub trait AuthzStore: Send + Sync {
     /// Everything the in-memory index is built from.
     async fn authz_snapshot(&self) -> StoreResult<Snapshot>;
     /// Whether `service` has resources or custom roles in `workspace`.
-    async fn service_in_workspace(&self, service: &str, workspace: Uuid) -> StoreResult<bool>;
+    async fn service_in_workspace(
+        &self,
+        service: &str,
+        workspace: WorkspaceId,
+    ) -> StoreResult<bool>;
 }
 
 fn err(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
@@ -94,7 +99,7 @@ macro_rules! impl_authz_store {
             async fn service_in_workspace(
                 &self,
                 service: &str,
-                workspace: Uuid,
+                workspace: WorkspaceId,
             ) -> StoreResult<bool> {
                 let found: bool = sqlx::query_scalar(
                     "SELECT EXISTS (SELECT 1 FROM resources \
@@ -263,9 +268,9 @@ impl StoreDb for PostgresStore {
 
 fn grantee(kind: &str, id: Uuid) -> GranteeRef {
     if kind == "group" {
-        GranteeRef::Group(id)
+        GranteeRef::Group(id.into())
     } else {
-        GranteeRef::User(id)
+        GranteeRef::User(id.into())
     }
 }
 

@@ -4,7 +4,6 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, Row};
-use uuid::Uuid;
 
 use super::identity::user_from_row;
 use super::postgres::PostgresStore;
@@ -12,6 +11,7 @@ use super::sqlite::SqliteStore;
 use super::{AuditRow, StoreError, StoreResult, UserRow, WriteLock};
 use crate::model::Change;
 use crate::model::records::GroupRow;
+use crate::model::{GroupId, UserId, WorkspaceId};
 
 /// Groups of a workspace and their members.
 #[async_trait]
@@ -19,31 +19,31 @@ pub trait GroupStore: Send + Sync {
     /// Creates a group.
     async fn create_group(&self, group: &GroupRow, audit: &AuditRow) -> StoreResult<()>;
     /// One group.
-    async fn group(&self, id: Uuid) -> StoreResult<Option<GroupRow>>;
+    async fn group(&self, id: GroupId) -> StoreResult<Option<GroupRow>>;
     /// Groups of a workspace by name, id after the cursor.
     async fn list_groups(
         &self,
-        workspace_id: Uuid,
-        member: Option<Uuid>,
+        workspace_id: WorkspaceId,
+        member: Option<UserId>,
         query: Option<&str>,
-        after: Option<(String, Uuid)>,
+        after: Option<(String, GroupId)>,
         limit: i64,
     ) -> StoreResult<Vec<GroupRow>>;
     /// Renames or re-describes a group.
     async fn update_group(
         &self,
-        id: Uuid,
+        id: GroupId,
         name: Option<&str>,
         description: Option<&str>,
         audit: &AuditRow,
     ) -> StoreResult<Option<GroupRow>>;
     /// Deletes a group; the revision, or `None` when it did not exist.
-    async fn delete_group(&self, id: Uuid, audit: &AuditRow) -> StoreResult<Option<i64>>;
+    async fn delete_group(&self, id: GroupId, audit: &AuditRow) -> StoreResult<Option<i64>>;
     /// Members of a group by name, email, id after the cursor, with when they were added.
     async fn list_group_members(
         &self,
-        group_id: Uuid,
-        after: Option<(String, String, Uuid)>,
+        group_id: GroupId,
+        after: Option<(String, String, UserId)>,
         limit: i64,
     ) -> StoreResult<Vec<(UserRow, DateTime<Utc>)>>;
 }
@@ -89,7 +89,7 @@ macro_rules! impl_group_store {
                 tx.commit().await.map_err(err("group"))
             }
 
-            async fn group(&self, id: Uuid) -> StoreResult<Option<GroupRow>> {
+            async fn group(&self, id: GroupId) -> StoreResult<Option<GroupRow>> {
                 let row = sqlx::query(group_select!("g.id = $1"))
                     .bind(id)
                     .fetch_optional(&self.pool)
@@ -100,10 +100,10 @@ macro_rules! impl_group_store {
 
             async fn list_groups(
                 &self,
-                workspace_id: Uuid,
-                member: Option<Uuid>,
+                workspace_id: WorkspaceId,
+                member: Option<UserId>,
                 query: Option<&str>,
-                after: Option<(String, Uuid)>,
+                after: Option<(String, GroupId)>,
                 limit: i64,
             ) -> StoreResult<Vec<GroupRow>> {
                 let pattern = query.map(super::contains_pattern);
@@ -130,7 +130,7 @@ macro_rules! impl_group_store {
 
             async fn update_group(
                 &self,
-                id: Uuid,
+                id: GroupId,
                 name: Option<&str>,
                 description: Option<&str>,
                 audit: &AuditRow,
@@ -158,9 +158,9 @@ macro_rules! impl_group_store {
                 self.group(id).await
             }
 
-            async fn delete_group(&self, id: Uuid, audit: &AuditRow) -> StoreResult<Option<i64>> {
+            async fn delete_group(&self, id: GroupId, audit: &AuditRow) -> StoreResult<Option<i64>> {
                 let mut tx = self.begin_write(WriteLock::Changelog).await?;
-                let workspace_id = sqlx::query_scalar::<_, Uuid>(
+                let workspace_id = sqlx::query_scalar::<_, WorkspaceId>(
                     "DELETE FROM groups WHERE id = $1 RETURNING workspace_id",
                 )
                 .bind(id)
@@ -217,8 +217,8 @@ macro_rules! impl_group_store {
 
             async fn list_group_members(
                 &self,
-                group_id: Uuid,
-                after: Option<(String, String, Uuid)>,
+                group_id: GroupId,
+                after: Option<(String, String, UserId)>,
                 limit: i64,
             ) -> StoreResult<Vec<(UserRow, DateTime<Utc>)>> {
                 let (name, email, id) = match after {

@@ -3,11 +3,11 @@
 use async_trait::async_trait;
 use chrono::Utc;
 use sqlx::{FromRow, Row};
-use uuid::Uuid;
 
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{StoreError, StoreResult};
+use crate::model::UserId;
 use crate::model::records::{IdentityRow, UserRow};
 
 /// Users, workspaces, memberships and group membership, as far as tokens need them.
@@ -17,30 +17,30 @@ pub trait IdentityStore: Send + Sync {
     /// exists.
     async fn insert_user(&self, user: &UserRow, email_verified: bool) -> StoreResult<()>;
     /// A user by id.
-    async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<UserRow>>;
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRow>>;
     /// A user by (lowercase) email.
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>>;
     /// Sets `is_active` / `is_admin`; `NotFound` when the user does not exist.
-    async fn set_user_flags(&self, id: Uuid, is_active: bool, is_admin: bool) -> StoreResult<()>;
+    async fn set_user_flags(&self, id: UserId, is_active: bool, is_admin: bool) -> StoreResult<()>;
     /// Changes a user's own profile (name, avatar), audited in the same transaction.
     async fn update_profile(
         &self,
-        id: Uuid,
+        id: UserId,
         name: Option<&str>,
         avatar_url: Option<&str>,
         audit: &super::AuditRow,
     ) -> StoreResult<Option<UserRow>>;
     /// The user an external identity (provider, subject) is linked to.
-    async fn identity_user(&self, provider: &str, subject: &str) -> StoreResult<Option<Uuid>>;
+    async fn identity_user(&self, provider: &str, subject: &str) -> StoreResult<Option<UserId>>;
     /// The identities linked to a user, oldest link first.
-    async fn identities_of(&self, user_id: Uuid) -> StoreResult<Vec<IdentityRow>>;
+    async fn identities_of(&self, user_id: UserId) -> StoreResult<Vec<IdentityRow>>;
     /// Links an identity to a user, or records a new sign-in of a linked one; `audit` (the
     /// link event) is recorded only when the link is new.
     async fn link_identity(
         &self,
         provider: &str,
         subject: &str,
-        user_id: Uuid,
+        user_id: UserId,
         email: &str,
         audit: &super::AuditRow,
     ) -> StoreResult<bool>;
@@ -75,7 +75,7 @@ macro_rules! impl_identity_store {
                 Ok(())
             }
 
-            async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<UserRow>> {
+            async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRow>> {
                 let row = sqlx::query(concat!(
                     "SELECT ",
                     user_columns!(),
@@ -103,7 +103,7 @@ macro_rules! impl_identity_store {
 
             async fn set_user_flags(
                 &self,
-                id: Uuid,
+                id: UserId,
                 is_active: bool,
                 is_admin: bool,
             ) -> StoreResult<()> {
@@ -125,7 +125,7 @@ macro_rules! impl_identity_store {
 
             async fn update_profile(
                 &self,
-                id: Uuid,
+                id: UserId,
                 name: Option<&str>,
                 avatar_url: Option<&str>,
                 audit: &super::AuditRow,
@@ -158,8 +158,8 @@ macro_rules! impl_identity_store {
                 &self,
                 provider: &str,
                 subject: &str,
-            ) -> StoreResult<Option<Uuid>> {
-                sqlx::query_scalar::<_, Uuid>(
+            ) -> StoreResult<Option<UserId>> {
+                sqlx::query_scalar::<_, UserId>(
                     "SELECT user_id FROM identities WHERE provider = $1 AND subject = $2",
                 )
                 .bind(provider)
@@ -169,7 +169,7 @@ macro_rules! impl_identity_store {
                 .map_err(err("identity"))
             }
 
-            async fn identities_of(&self, user_id: Uuid) -> StoreResult<Vec<IdentityRow>> {
+            async fn identities_of(&self, user_id: UserId) -> StoreResult<Vec<IdentityRow>> {
                 sqlx::query_as::<_, IdentityRow>(
                     "SELECT provider, subject, email, created_at, last_login_at FROM identities \
                      WHERE user_id = $1 ORDER BY created_at, provider, subject",
@@ -184,7 +184,7 @@ macro_rules! impl_identity_store {
                 &self,
                 provider: &str,
                 subject: &str,
-                user_id: Uuid,
+                user_id: UserId,
                 email: &str,
                 audit: &super::AuditRow,
             ) -> StoreResult<bool> {

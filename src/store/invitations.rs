@@ -11,6 +11,7 @@ use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{AuditRow, StoreError, StoreResult};
 use crate::model::records::InvitationRow;
+use crate::model::{UserId, WorkspaceId};
 
 /// An invitation as its invitee sees it: with the workspace's name and slug.
 #[derive(Debug, Clone)]
@@ -38,7 +39,7 @@ pub trait InvitationStore: Send + Sync {
     /// Live invitations of a workspace, oldest first, after the (created_at, id) cursor.
     async fn workspace_invitations(
         &self,
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         now: DateTime<Utc>,
         after: Option<(DateTime<Utc>, Uuid)>,
         limit: i64,
@@ -47,7 +48,7 @@ pub trait InvitationStore: Send + Sync {
     /// is verified. Oldest first, after the (created_at, id) cursor.
     async fn invitations_for(
         &self,
-        user_id: Uuid,
+        user_id: UserId,
         now: DateTime<Utc>,
         after: Option<(DateTime<Utc>, Uuid)>,
         limit: i64,
@@ -55,9 +56,9 @@ pub trait InvitationStore: Send + Sync {
     /// Removes an invitation (declined or withdrawn). `false` when there was none.
     async fn delete_invitation(&self, id: Uuid, audit: &AuditRow) -> StoreResult<bool>;
     /// The user's email when it is verified.
-    async fn verified_email(&self, user_id: Uuid) -> StoreResult<Option<String>>;
+    async fn verified_email(&self, user_id: UserId) -> StoreResult<Option<String>>;
     /// Records that the user's email was vouched for.
-    async fn mark_email_verified(&self, user_id: Uuid) -> StoreResult<()>;
+    async fn mark_email_verified(&self, user_id: UserId) -> StoreResult<()>;
 }
 
 fn err(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
@@ -128,7 +129,7 @@ macro_rules! impl_invitation_store {
 
             async fn workspace_invitations(
                 &self,
-                workspace_id: Uuid,
+                workspace_id: WorkspaceId,
                 now: DateTime<Utc>,
                 after: Option<(DateTime<Utc>, Uuid)>,
                 limit: i64,
@@ -154,7 +155,7 @@ macro_rules! impl_invitation_store {
 
             async fn invitations_for(
                 &self,
-                user_id: Uuid,
+                user_id: UserId,
                 now: DateTime<Utc>,
                 after: Option<(DateTime<Utc>, Uuid)>,
                 limit: i64,
@@ -209,7 +210,7 @@ macro_rules! impl_invitation_store {
                 Ok(true)
             }
 
-            async fn verified_email(&self, user_id: Uuid) -> StoreResult<Option<String>> {
+            async fn verified_email(&self, user_id: UserId) -> StoreResult<Option<String>> {
                 sqlx::query_scalar::<_, String>(
                     "SELECT email FROM users WHERE id = $1 AND email_verified",
                 )
@@ -219,7 +220,7 @@ macro_rules! impl_invitation_store {
                 .map_err(err("user"))
             }
 
-            async fn mark_email_verified(&self, user_id: Uuid) -> StoreResult<()> {
+            async fn mark_email_verified(&self, user_id: UserId) -> StoreResult<()> {
                 sqlx::query(
                     "UPDATE users SET email_verified = TRUE WHERE id = $1 AND NOT email_verified",
                 )

@@ -72,11 +72,11 @@ macro_rules! impl_revocation_store {
                 // Besides the sessions: an entry without a session covering tokens by user
                 // and/or workspace (tokens of sessions scoped elsewhere, authz tokens).
                 let (sql, id, wide): (&str, Uuid, Option<(Uuid, Option<Uuid>)>) = match scope {
-                    RevokeScope::Session(id) => (revoke_where!("id = $1"), id, None),
+                    RevokeScope::Session(id) => (revoke_where!("id = $1"), id.into(), None),
                     RevokeScope::Workspace(id) => (
                         revoke_where!("workspace_id = $1 AND expires_at > $2"),
-                        id,
-                        Some((Uuid::nil(), Some(id))),
+                        id.into(),
+                        Some((Uuid::nil(), Some(id.into()))),
                     ),
                     RevokeScope::ClientApp(id) => (
                         revoke_where!("client_app_id = $1 AND expires_at > $2"),
@@ -90,14 +90,14 @@ macro_rules! impl_revocation_store {
                         member = Some(user_id);
                         (
                             revoke_where!("workspace_id = $1 AND expires_at > $2 AND user_id = $4"),
-                            workspace_id,
-                            Some((user_id, Some(workspace_id))),
+                            workspace_id.into(),
+                            Some((user_id.into(), Some(workspace_id.into()))),
                         )
                     }
                     RevokeScope::User(id) => (
                         revoke_where!("user_id = $1 AND expires_at > $2"),
-                        id,
-                        Some((id, None)),
+                        id.into(),
+                        Some((id.into(), None)),
                     ),
                 };
                 let mut query = sqlx::query(sql).bind(id).bind(now).bind(reason);

@@ -4,13 +4,15 @@
 use async_trait::async_trait;
 use chrono::Utc;
 use sqlx::{FromRow, Row};
-use uuid::Uuid;
+
+use crate::model::RoleId;
 
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{AuditRow, StoreError, StoreResult, WriteLock};
 use crate::model::Change;
 use crate::model::records::RoleRow;
+use crate::model::{UserId, WorkspaceId};
 
 /// Service actions and custom roles.
 #[async_trait]
@@ -29,39 +31,39 @@ pub trait RoleStore: Send + Sync {
     /// Creates a custom role with its actions; the revision.
     async fn create_role(&self, role: &RoleRow, audit: &AuditRow) -> StoreResult<i64>;
     /// One custom role.
-    async fn role(&self, id: Uuid) -> StoreResult<Option<RoleRow>>;
+    async fn role(&self, id: RoleId) -> StoreResult<Option<RoleRow>>;
     /// Custom roles of a workspace by service, name, id after the cursor.
     async fn list_roles(
         &self,
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         service_name: Option<&str>,
-        user_id: Option<Uuid>,
-        after: Option<(String, String, Uuid)>,
+        user_id: Option<UserId>,
+        after: Option<(String, String, RoleId)>,
         limit: i64,
     ) -> StoreResult<Vec<RoleRow>>;
     /// Deletes a custom role; the revision, or `None` when it did not exist.
-    async fn delete_role(&self, id: Uuid, audit: &AuditRow) -> StoreResult<Option<i64>>;
+    async fn delete_role(&self, id: RoleId, audit: &AuditRow) -> StoreResult<Option<i64>>;
     /// Replaces a role's actions; the revision, or `None` when it did not exist.
     async fn set_role_actions(
         &self,
-        id: Uuid,
+        id: RoleId,
         actions: &[String],
         audit: &AuditRow,
     ) -> StoreResult<Option<i64>>;
     /// Names of the user's roles of `service_name` in a workspace that hold `action`, sorted.
     async fn roles_holding(
         &self,
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         service_name: &str,
-        user_id: Uuid,
+        user_id: UserId,
         action: &str,
     ) -> StoreResult<Vec<String>>;
     /// Actions of `service_name` the user holds in a workspace, sorted, after `after`.
     async fn user_actions(
         &self,
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         service_name: &str,
-        user_id: Uuid,
+        user_id: UserId,
         after: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<String>>;
@@ -86,7 +88,7 @@ macro_rules! role_select {
 macro_rules! impl_role_store {
     ($store:ty) => {
         impl $store {
-            async fn role_actions(&self, id: Uuid) -> StoreResult<Vec<String>> {
+            async fn role_actions(&self, id: RoleId) -> StoreResult<Vec<String>> {
                 sqlx::query_scalar::<_, String>(
                     "SELECT action FROM role_actions WHERE role_id = $1 ORDER BY action",
                 )
@@ -234,7 +236,7 @@ macro_rules! impl_role_store {
                 Ok(revision)
             }
 
-            async fn role(&self, id: Uuid) -> StoreResult<Option<RoleRow>> {
+            async fn role(&self, id: RoleId) -> StoreResult<Option<RoleRow>> {
                 let row = sqlx::query(role_select!("r.id = $1"))
                     .bind(id)
                     .fetch_optional(&self.pool)
@@ -248,10 +250,10 @@ macro_rules! impl_role_store {
 
             async fn list_roles(
                 &self,
-                workspace_id: Uuid,
+                workspace_id: WorkspaceId,
                 service_name: Option<&str>,
-                user_id: Option<Uuid>,
-                after: Option<(String, String, Uuid)>,
+                user_id: Option<UserId>,
+                after: Option<(String, String, RoleId)>,
                 limit: i64,
             ) -> StoreResult<Vec<RoleRow>> {
                 let (service, name, id) = match after {
@@ -280,13 +282,13 @@ macro_rules! impl_role_store {
                 let mut roles = Vec::with_capacity(rows.len());
                 for row in &rows {
                     let mut role = role_from_row(row)?;
-                    role.actions = self.role_actions(role.id).await?;
+                    role.actions = self.role_actions(role.id.into()).await?;
                     roles.push(role);
                 }
                 Ok(roles)
             }
 
-            async fn delete_role(&self, id: Uuid, audit: &AuditRow) -> StoreResult<Option<i64>> {
+            async fn delete_role(&self, id: RoleId, audit: &AuditRow) -> StoreResult<Option<i64>> {
                 let mut tx = self.begin_write(WriteLock::Changelog).await?;
                 let row = sqlx::query(
                     "DELETE FROM roles WHERE id = $1 RETURNING workspace_id, service_name",
@@ -314,7 +316,7 @@ macro_rules! impl_role_store {
 
             async fn set_role_actions(
                 &self,
-                id: Uuid,
+                id: RoleId,
                 actions: &[String],
                 audit: &AuditRow,
             ) -> StoreResult<Option<i64>> {
@@ -361,9 +363,9 @@ macro_rules! impl_role_store {
 
             async fn roles_holding(
                 &self,
-                workspace_id: Uuid,
+                workspace_id: WorkspaceId,
                 service_name: &str,
-                user_id: Uuid,
+                user_id: UserId,
                 action: &str,
             ) -> StoreResult<Vec<String>> {
                 sqlx::query_scalar::<_, String>(
@@ -384,9 +386,9 @@ macro_rules! impl_role_store {
 
             async fn user_actions(
                 &self,
-                workspace_id: Uuid,
+                workspace_id: WorkspaceId,
                 service_name: &str,
-                user_id: Uuid,
+                user_id: UserId,
                 after: Option<&str>,
                 limit: i64,
             ) -> StoreResult<Vec<String>> {

@@ -3,13 +3,13 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, Row};
-use uuid::Uuid;
 
 use super::UserRow;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{StoreError, StoreResult};
 use crate::model::records::{AuditRow, SessionRow};
+use crate::model::{SessionId, UserId, WorkspaceId};
 
 /// What consuming a refresh token found. The store reports facts; whether a replay is a
 /// tolerated retry or a reuse is the token service's rule.
@@ -20,11 +20,11 @@ pub enum Consumed {
     /// It had been rotated before; nothing was written.
     Replayed {
         /// The family.
-        session_id: Uuid,
+        session_id: SessionId,
         /// Its owner.
-        user_id: Uuid,
+        user_id: UserId,
         /// Its workspace.
-        workspace_id: Option<Uuid>,
+        workspace_id: Option<WorkspaceId>,
         /// When it was rotated.
         rotated_at: DateTime<Utc>,
     },
@@ -55,16 +55,16 @@ pub trait SessionStore: Send + Sync {
         &self,
         old_hash: &[u8],
         new_hash: &[u8],
-        workspace_id: Option<Uuid>,
+        workspace_id: Option<WorkspaceId>,
         now: DateTime<Utc>,
     ) -> StoreResult<Consumed>;
     /// Touches a live session and stores `new_hash` as one more token of it (a tolerated
     /// replay). `None` when the session is revoked or over.
     async fn continue_session(
         &self,
-        session_id: Uuid,
+        session_id: SessionId,
         new_hash: &[u8],
-        workspace_id: Option<Uuid>,
+        workspace_id: Option<WorkspaceId>,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<SessionRow>>;
     /// The session a refresh token belongs to (in any state), its user, and when the token was
@@ -74,22 +74,22 @@ pub trait SessionStore: Send + Sync {
     /// (expired before `before`). Returns how many rows went.
     async fn prune(&self, before: DateTime<Utc>) -> StoreResult<u64>;
     /// A session by id.
-    async fn session_by_id(&self, id: Uuid) -> StoreResult<Option<SessionRow>>;
+    async fn session_by_id(&self, id: SessionId) -> StoreResult<Option<SessionRow>>;
     /// Moves a live session to another workspace. Returns the session, or `None` when it is
     /// not live.
     async fn switch_session_workspace(
         &self,
-        id: Uuid,
-        workspace_id: Uuid,
+        id: SessionId,
+        workspace_id: WorkspaceId,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<SessionRow>>;
     /// A user's sessions, newest first, after the keyset cursor `before`.
     async fn list_sessions(
         &self,
-        user_id: Uuid,
+        user_id: UserId,
         include_inactive: bool,
         now: DateTime<Utc>,
-        before: Option<(DateTime<Utc>, Uuid)>,
+        before: Option<(DateTime<Utc>, SessionId)>,
         limit: i64,
     ) -> StoreResult<Vec<SessionRow>>;
     /// Records an audit event on its own.
@@ -190,7 +190,7 @@ macro_rules! impl_session_store {
                 &self,
                 old_hash: &[u8],
                 new_hash: &[u8],
-                workspace_id: Option<Uuid>,
+                workspace_id: Option<WorkspaceId>,
                 now: DateTime<Utc>,
             ) -> StoreResult<Consumed> {
                 if let Some(session) = self.rotate_fast(old_hash, new_hash, workspace_id, now).await? {
@@ -210,7 +210,7 @@ macro_rules! impl_session_store {
                 .await
                 .map_err(err("refresh token"))?;
                 if let Some(row) = consumed {
-                    let session_id: Uuid = row.try_get("session_id").map_err(err("refresh token"))?;
+                    let session_id: SessionId = row.try_get("session_id").map_err(err("refresh token"))?;
                     let Some(session) = extend_session!(tx, session_id, new_hash, workspace_id, now)
                     else {
                         return Ok(Consumed::Invalid);
@@ -248,9 +248,9 @@ macro_rules! impl_session_store {
 
             async fn continue_session(
                 &self,
-                session_id: Uuid,
+                session_id: SessionId,
                 new_hash: &[u8],
-                workspace_id: Option<Uuid>,
+                workspace_id: Option<WorkspaceId>,
                 now: DateTime<Utc>,
             ) -> StoreResult<Option<SessionRow>> {
                 let mut tx = self.pool.begin().await.map_err(err("refresh token"))?;
@@ -321,7 +321,7 @@ macro_rules! impl_session_store {
                     + invitations.rows_affected())
             }
 
-            async fn session_by_id(&self, id: Uuid) -> StoreResult<Option<SessionRow>> {
+            async fn session_by_id(&self, id: SessionId) -> StoreResult<Option<SessionRow>> {
                 let row = sqlx::query(concat!(
                     "SELECT ",
                     session_columns!(),
@@ -336,8 +336,8 @@ macro_rules! impl_session_store {
 
             async fn switch_session_workspace(
                 &self,
-                id: Uuid,
-                workspace_id: Uuid,
+                id: SessionId,
+                workspace_id: WorkspaceId,
                 now: DateTime<Utc>,
             ) -> StoreResult<Option<SessionRow>> {
                 let row = sqlx::query(concat!(
@@ -356,10 +356,10 @@ macro_rules! impl_session_store {
 
             async fn list_sessions(
                 &self,
-                user_id: Uuid,
+                user_id: UserId,
                 include_inactive: bool,
                 now: DateTime<Utc>,
-                before: Option<(DateTime<Utc>, Uuid)>,
+                before: Option<(DateTime<Utc>, SessionId)>,
                 limit: i64,
             ) -> StoreResult<Vec<SessionRow>> {
                 let (at, id) = before.unzip();
@@ -413,7 +413,7 @@ impl SqliteStore {
         &self,
         _old_hash: &[u8],
         _new_hash: &[u8],
-        _workspace_id: Option<Uuid>,
+        _workspace_id: Option<WorkspaceId>,
         _now: DateTime<Utc>,
     ) -> StoreResult<Option<SessionRow>> {
         Ok(None)
@@ -428,7 +428,7 @@ impl PostgresStore {
         &self,
         old_hash: &[u8],
         new_hash: &[u8],
-        workspace_id: Option<Uuid>,
+        workspace_id: Option<WorkspaceId>,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<SessionRow>> {
         let row = sqlx::query(concat!(

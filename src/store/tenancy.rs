@@ -4,12 +4,12 @@
 
 use async_trait::async_trait;
 use sqlx::{FromRow, Row};
-use uuid::Uuid;
 
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{StoreError, StoreResult};
 use crate::model::records::MemberRow;
+use crate::model::{UserId, WorkspaceId};
 
 /// Memberships of workspaces.
 #[async_trait]
@@ -17,15 +17,19 @@ pub trait TenancyStore: Send + Sync {
     /// The newest changelog revision.
     async fn current_revision(&self) -> StoreResult<i64>;
     /// One membership with the member's profile.
-    async fn member(&self, workspace_id: Uuid, user_id: Uuid) -> StoreResult<Option<MemberRow>>;
+    async fn member(
+        &self,
+        workspace_id: WorkspaceId,
+        user_id: UserId,
+    ) -> StoreResult<Option<MemberRow>>;
     /// Members by name, email, id after the keyset cursor, filtered by a substring of name or
     /// email and by role.
     async fn list_members(
         &self,
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         query: Option<&str>,
         role: Option<&str>,
-        after: Option<(String, String, Uuid)>,
+        after: Option<(String, String, UserId)>,
         limit: i64,
     ) -> StoreResult<Vec<MemberRow>>;
 }
@@ -59,8 +63,8 @@ macro_rules! impl_tenancy_store {
 
             async fn member(
                 &self,
-                workspace_id: Uuid,
-                user_id: Uuid,
+                workspace_id: WorkspaceId,
+                user_id: UserId,
             ) -> StoreResult<Option<MemberRow>> {
                 let row = sqlx::query(member_select!("m.workspace_id = $1 AND m.user_id = $2"))
                     .bind(workspace_id)
@@ -73,10 +77,10 @@ macro_rules! impl_tenancy_store {
 
             async fn list_members(
                 &self,
-                workspace_id: Uuid,
+                workspace_id: WorkspaceId,
                 query: Option<&str>,
                 role: Option<&str>,
-                after: Option<(String, String, Uuid)>,
+                after: Option<(String, String, UserId)>,
                 limit: i64,
             ) -> StoreResult<Vec<MemberRow>> {
                 let pattern = query.map(super::contains_pattern);

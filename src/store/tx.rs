@@ -13,36 +13,55 @@ use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{AuditRow, GrantRow, ResourceRow, StoreError, StoreResult, WriteLock};
 use crate::model::change::{Change, GranteeRef, ResourceKey, ResourceState};
+use crate::model::{GroupId, RoleId, UserId, WorkspaceId};
 
 /// Memberships, users, workspaces and groups, read and written inside a transaction.
 #[async_trait]
 pub trait MembershipTx: Send {
     /// Whether the workspace exists.
-    async fn workspace_exists(&mut self, workspace: Uuid) -> StoreResult<bool>;
+    async fn workspace_exists(&mut self, workspace: WorkspaceId) -> StoreResult<bool>;
     /// Whether the user exists.
-    async fn user_exists(&mut self, user: Uuid) -> StoreResult<bool>;
+    async fn user_exists(&mut self, user: UserId) -> StoreResult<bool>;
     /// The user's stored role in the workspace (`None`: not a member).
-    async fn role_of(&mut self, workspace: Uuid, user: Uuid) -> StoreResult<Option<String>>;
+    async fn role_of(
+        &mut self,
+        workspace: WorkspaceId,
+        user: UserId,
+    ) -> StoreResult<Option<String>>;
     /// How many owners the workspace has.
-    async fn owner_count(&mut self, workspace: Uuid) -> StoreResult<i64>;
+    async fn owner_count(&mut self, workspace: WorkspaceId) -> StoreResult<i64>;
     /// The workspace a group belongs to (`None`: no such group).
-    async fn group_workspace(&mut self, group: Uuid) -> StoreResult<Option<Uuid>>;
+    async fn group_workspace(&mut self, group: GroupId) -> StoreResult<Option<WorkspaceId>>;
     /// Sets a member's role.
-    async fn set_member_role(&mut self, workspace: Uuid, user: Uuid, role: &str)
-    -> StoreResult<()>;
+    async fn set_member_role(
+        &mut self,
+        workspace: WorkspaceId,
+        user: UserId,
+        role: &str,
+    ) -> StoreResult<()>;
     /// Removes a member with their group memberships and custom roles in the workspace.
-    async fn remove_member(&mut self, workspace: Uuid, user: Uuid) -> StoreResult<()>;
+    async fn remove_member(&mut self, workspace: WorkspaceId, user: UserId) -> StoreResult<()>;
     /// Adds a member with a role (the caller has checked they are not one).
-    async fn add_member(&mut self, workspace: Uuid, user: Uuid, role: &str) -> StoreResult<()>;
+    async fn add_member(
+        &mut self,
+        workspace: WorkspaceId,
+        user: UserId,
+        role: &str,
+    ) -> StoreResult<()>;
     /// Deletes an invitation, returning its workspace and role (`None`: already gone).
-    async fn take_invitation(&mut self, id: Uuid) -> StoreResult<Option<(Uuid, String)>>;
+    async fn take_invitation(&mut self, id: Uuid) -> StoreResult<Option<(WorkspaceId, String)>>;
     /// Adds (`add`) or removes a user to or from a group; whether anything changed.
-    async fn set_group_member(&mut self, group: Uuid, user: Uuid, add: bool) -> StoreResult<bool>;
+    async fn set_group_member(
+        &mut self,
+        group: GroupId,
+        user: UserId,
+        add: bool,
+    ) -> StoreResult<bool>;
     /// Assigns (`assign`) or unassigns a custom role; whether anything changed.
     async fn set_role_assignment(
         &mut self,
-        role: Uuid,
-        user: Uuid,
+        role: RoleId,
+        user: UserId,
         assign: bool,
     ) -> StoreResult<bool>;
 }
@@ -137,7 +156,7 @@ macro_rules! impl_write_tx {
 
         #[async_trait]
         impl MembershipTx for Tx<$db> {
-            async fn workspace_exists(&mut self, workspace: Uuid) -> StoreResult<bool> {
+            async fn workspace_exists(&mut self, workspace: WorkspaceId) -> StoreResult<bool> {
                 sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM workspaces WHERE id = $1)")
                     .bind(workspace)
                     .fetch_one(&mut *self.0)
@@ -145,7 +164,7 @@ macro_rules! impl_write_tx {
                     .map_err(err("workspace"))
             }
 
-            async fn user_exists(&mut self, user: Uuid) -> StoreResult<bool> {
+            async fn user_exists(&mut self, user: UserId) -> StoreResult<bool> {
                 sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
                     .bind(user)
                     .fetch_one(&mut *self.0)
@@ -153,7 +172,7 @@ macro_rules! impl_write_tx {
                     .map_err(err("user"))
             }
 
-            async fn role_of(&mut self, workspace: Uuid, user: Uuid) -> StoreResult<Option<String>> {
+            async fn role_of(&mut self, workspace: WorkspaceId, user: UserId) -> StoreResult<Option<String>> {
                 sqlx::query_scalar::<_, String>(
                     "SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2",
                 )
@@ -164,7 +183,7 @@ macro_rules! impl_write_tx {
                 .map_err(err("member"))
             }
 
-            async fn owner_count(&mut self, workspace: Uuid) -> StoreResult<i64> {
+            async fn owner_count(&mut self, workspace: WorkspaceId) -> StoreResult<i64> {
                 sqlx::query_scalar::<_, i64>(
                     "SELECT COUNT(*) FROM memberships WHERE workspace_id = $1 AND role = 'owner'",
                 )
@@ -174,8 +193,8 @@ macro_rules! impl_write_tx {
                 .map_err(err("member"))
             }
 
-            async fn group_workspace(&mut self, group: Uuid) -> StoreResult<Option<Uuid>> {
-                sqlx::query_scalar::<_, Uuid>("SELECT workspace_id FROM groups WHERE id = $1")
+            async fn group_workspace(&mut self, group: GroupId) -> StoreResult<Option<WorkspaceId>> {
+                sqlx::query_scalar::<_, WorkspaceId>("SELECT workspace_id FROM groups WHERE id = $1")
                     .bind(group)
                     .fetch_optional(&mut *self.0)
                     .await
@@ -184,8 +203,8 @@ macro_rules! impl_write_tx {
 
             async fn set_member_role(
                 &mut self,
-                workspace: Uuid,
-                user: Uuid,
+                workspace: WorkspaceId,
+                user: UserId,
                 role: &str,
             ) -> StoreResult<()> {
                 sqlx::query(
@@ -202,7 +221,7 @@ macro_rules! impl_write_tx {
                 Ok(())
             }
 
-            async fn remove_member(&mut self, workspace: Uuid, user: Uuid) -> StoreResult<()> {
+            async fn remove_member(&mut self, workspace: WorkspaceId, user: UserId) -> StoreResult<()> {
                 for sql in [
                     "DELETE FROM group_members WHERE user_id = $2 AND group_id IN \
                      (SELECT id FROM groups WHERE workspace_id = $1)",
@@ -222,8 +241,8 @@ macro_rules! impl_write_tx {
 
             async fn add_member(
                 &mut self,
-                workspace: Uuid,
-                user: Uuid,
+                workspace: WorkspaceId,
+                user: UserId,
                 role: &str,
             ) -> StoreResult<()> {
                 sqlx::query(
@@ -240,8 +259,8 @@ macro_rules! impl_write_tx {
                 Ok(())
             }
 
-            async fn take_invitation(&mut self, id: Uuid) -> StoreResult<Option<(Uuid, String)>> {
-                sqlx::query_as::<_, (Uuid, String)>(
+            async fn take_invitation(&mut self, id: Uuid) -> StoreResult<Option<(WorkspaceId, String)>> {
+                sqlx::query_as::<_, (WorkspaceId, String)>(
                     "DELETE FROM invitations WHERE id = $1 RETURNING workspace_id, role",
                 )
                 .bind(id)
@@ -252,8 +271,8 @@ macro_rules! impl_write_tx {
 
             async fn set_group_member(
                 &mut self,
-                group: Uuid,
-                user: Uuid,
+                group: GroupId,
+                user: UserId,
                 add: bool,
             ) -> StoreResult<bool> {
                 let sql = if add {
@@ -267,8 +286,8 @@ macro_rules! impl_write_tx {
 
             async fn set_role_assignment(
                 &mut self,
-                role: Uuid,
-                user: Uuid,
+                role: RoleId,
+                user: UserId,
                 assign: bool,
             ) -> StoreResult<bool> {
                 let sql = if assign {

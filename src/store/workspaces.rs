@@ -4,13 +4,13 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, Row};
-use uuid::Uuid;
 
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{StoreError, StoreResult, UserRow, WriteLock};
 use crate::model::Change;
 use crate::model::records::WorkspaceRow;
+use crate::model::{GroupId, UserId, WorkspaceId};
 
 /// Workspaces and memberships.
 #[async_trait]
@@ -18,57 +18,60 @@ pub trait WorkspaceStore: Send + Sync {
     /// Inserts a workspace; `Conflict` when the slug exists.
     async fn insert_workspace(&self, workspace: &WorkspaceRow) -> StoreResult<()>;
     /// A workspace by id.
-    async fn workspace_by_id(&self, id: Uuid) -> StoreResult<Option<WorkspaceRow>>;
+    async fn workspace_by_id(&self, id: WorkspaceId) -> StoreResult<Option<WorkspaceRow>>;
     /// A workspace by slug.
     async fn workspace_by_slug(&self, slug: &str) -> StoreResult<Option<WorkspaceRow>>;
     /// Creates or changes a membership.
     async fn upsert_membership(
         &self,
-        workspace_id: Uuid,
-        user_id: Uuid,
+        workspace_id: WorkspaceId,
+        user_id: UserId,
         role: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
     /// The user's role in the workspace, if a member.
     async fn membership_role(
         &self,
-        workspace_id: Uuid,
-        user_id: Uuid,
+        workspace_id: WorkspaceId,
+        user_id: UserId,
     ) -> StoreResult<Option<String>>;
     /// Creates a workspace with `owner` as its owner, audited, in one transaction.
     async fn create_workspace(
         &self,
         workspace: &WorkspaceRow,
-        owner: Uuid,
+        owner: UserId,
         audit: &super::AuditRow,
     ) -> StoreResult<()>;
     /// Workspaces ordered by (name, id) after the cursor, filtered by a substring of name or
     /// slug; with `member`, only that user's, with their role and join time.
     async fn list_workspaces(
         &self,
-        member: Option<Uuid>,
+        member: Option<UserId>,
         query: Option<&str>,
-        after: Option<(String, Uuid)>,
+        after: Option<(String, WorkspaceId)>,
         limit: i64,
     ) -> StoreResult<Vec<(WorkspaceRow, Option<String>, Option<DateTime<Utc>>)>>;
     /// Changes name, slug or description; `Conflict` when the slug is taken.
     async fn update_workspace(
         &self,
-        id: Uuid,
+        id: WorkspaceId,
         name: Option<&str>,
         slug: Option<&str>,
         description: Option<&str>,
         audit: &super::AuditRow,
     ) -> StoreResult<Option<WorkspaceRow>>;
     /// Deletes a workspace and everything in it; says whether it existed.
-    async fn delete_workspace(&self, id: Uuid, audit: &super::AuditRow)
-    -> StoreResult<Option<i64>>;
+    async fn delete_workspace(
+        &self,
+        id: WorkspaceId,
+        audit: &super::AuditRow,
+    ) -> StoreResult<Option<i64>>;
     /// Imports one CSV row in one transaction: creates the user unless the email exists, then
     /// adds the membership unless it exists. Returns (user created, membership added).
     async fn import_member(
         &self,
         user: &UserRow,
-        membership: Option<(Uuid, &str)>,
+        membership: Option<(WorkspaceId, &str)>,
     ) -> StoreResult<(bool, bool)>;
     /// Every workspace, by slug.
     async fn all_workspaces(&self) -> StoreResult<Vec<WorkspaceRow>>;
@@ -80,11 +83,15 @@ pub trait WorkspaceStore: Send + Sync {
     /// it (sorted); `None` when not a member.
     async fn workspace_scope(
         &self,
-        workspace_id: Uuid,
-        user_id: Uuid,
-    ) -> StoreResult<Option<(String, WorkspaceRow, Vec<Uuid>)>>;
+        workspace_id: WorkspaceId,
+        user_id: UserId,
+    ) -> StoreResult<Option<(String, WorkspaceRow, Vec<GroupId>)>>;
     /// Ids of the workspace's groups the user belongs to, sorted.
-    async fn group_ids(&self, workspace_id: Uuid, user_id: Uuid) -> StoreResult<Vec<Uuid>>;
+    async fn group_ids(
+        &self,
+        workspace_id: WorkspaceId,
+        user_id: UserId,
+    ) -> StoreResult<Vec<GroupId>>;
 }
 
 fn err(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
@@ -113,7 +120,7 @@ macro_rules! impl_workspace_store {
                 Ok(())
             }
 
-            async fn workspace_by_id(&self, id: Uuid) -> StoreResult<Option<WorkspaceRow>> {
+            async fn workspace_by_id(&self, id: WorkspaceId) -> StoreResult<Option<WorkspaceRow>> {
                 let row = sqlx::query(concat!(
                     "SELECT ",
                     workspace_columns!(),
@@ -141,8 +148,8 @@ macro_rules! impl_workspace_store {
 
             async fn upsert_membership(
                 &self,
-                workspace_id: Uuid,
-                user_id: Uuid,
+                workspace_id: WorkspaceId,
+                user_id: UserId,
                 role: &str,
                 now: DateTime<Utc>,
             ) -> StoreResult<()> {
@@ -181,8 +188,8 @@ macro_rules! impl_workspace_store {
 
             async fn membership_role(
                 &self,
-                workspace_id: Uuid,
-                user_id: Uuid,
+                workspace_id: WorkspaceId,
+                user_id: UserId,
             ) -> StoreResult<Option<String>> {
                 let row = sqlx::query(
                     "SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2",
@@ -199,7 +206,7 @@ macro_rules! impl_workspace_store {
             async fn create_workspace(
                 &self,
                 workspace: &WorkspaceRow,
-                owner: Uuid,
+                owner: UserId,
                 audit: &super::AuditRow,
             ) -> StoreResult<()> {
                 let mut tx = self.begin_write(WriteLock::Changelog).await?;
@@ -245,9 +252,9 @@ macro_rules! impl_workspace_store {
 
             async fn list_workspaces(
                 &self,
-                member: Option<Uuid>,
+                member: Option<UserId>,
                 query: Option<&str>,
-                after: Option<(String, Uuid)>,
+                after: Option<(String, WorkspaceId)>,
                 limit: i64,
             ) -> StoreResult<Vec<(WorkspaceRow, Option<String>, Option<DateTime<Utc>>)>> {
                 let pattern = query.map(super::contains_pattern);
@@ -284,7 +291,7 @@ macro_rules! impl_workspace_store {
 
             async fn update_workspace(
                 &self,
-                id: Uuid,
+                id: WorkspaceId,
                 name: Option<&str>,
                 slug: Option<&str>,
                 description: Option<&str>,
@@ -317,7 +324,7 @@ macro_rules! impl_workspace_store {
 
             async fn delete_workspace(
                 &self,
-                id: Uuid,
+                id: WorkspaceId,
                 audit: &super::AuditRow,
             ) -> StoreResult<Option<i64>> {
                 let mut tx = self.begin_write(WriteLock::Changelog).await?;
@@ -344,7 +351,7 @@ macro_rules! impl_workspace_store {
             async fn import_member(
                 &self,
                 user: &UserRow,
-                membership: Option<(Uuid, &str)>,
+                membership: Option<(WorkspaceId, &str)>,
             ) -> StoreResult<(bool, bool)> {
                 let mut tx = self.begin_write(WriteLock::Changelog).await?;
                 let created = sqlx::query(concat!(
@@ -368,7 +375,7 @@ macro_rules! impl_workspace_store {
                     == 1;
                 let mut added = false;
                 if let Some((workspace_id, role)) = membership {
-                    let id: Uuid = sqlx::query("SELECT id FROM users WHERE email = $1")
+                    let id: UserId = sqlx::query("SELECT id FROM users WHERE email = $1")
                         .bind(&user.email)
                         .fetch_one(&mut *tx)
                         .await
@@ -444,9 +451,9 @@ macro_rules! impl_workspace_store {
 
             async fn workspace_scope(
                 &self,
-                workspace_id: Uuid,
-                user_id: Uuid,
-            ) -> StoreResult<Option<(String, WorkspaceRow, Vec<Uuid>)>> {
+                workspace_id: WorkspaceId,
+                user_id: UserId,
+            ) -> StoreResult<Option<(String, WorkspaceRow, Vec<GroupId>)>> {
                 let rows = sqlx::query(
                     "SELECT m.role, w.id, w.name, w.slug, w.description, w.created_at, \
                      w.updated_at, g.id AS group_id FROM memberships m \
@@ -469,7 +476,7 @@ macro_rules! impl_workspace_store {
                 let mut groups = Vec::new();
                 for row in &rows {
                     if let Some(id) = row
-                        .try_get::<Option<Uuid>, _>("group_id")
+                        .try_get::<Option<GroupId>, _>("group_id")
                         .map_err(err("group"))?
                     {
                         groups.push(id);
@@ -478,7 +485,7 @@ macro_rules! impl_workspace_store {
                 Ok(Some((role, workspace, groups)))
             }
 
-            async fn group_ids(&self, workspace_id: Uuid, user_id: Uuid) -> StoreResult<Vec<Uuid>> {
+            async fn group_ids(&self, workspace_id: WorkspaceId, user_id: UserId) -> StoreResult<Vec<GroupId>> {
                 let rows = sqlx::query(
                     "SELECT g.id FROM groups g JOIN group_members m ON m.group_id = g.id \
                      WHERE g.workspace_id = $1 AND m.user_id = $2 ORDER BY g.id",
@@ -489,7 +496,7 @@ macro_rules! impl_workspace_store {
                 .await
                 .map_err(err("group"))?;
                 rows.iter()
-                    .map(|r| r.try_get::<Uuid, _>("id").map_err(err("group")))
+                    .map(|r| r.try_get::<GroupId, _>("id").map_err(err("group")))
                     .collect()
             }
         }

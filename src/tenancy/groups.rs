@@ -1,12 +1,12 @@
 //! Groups: named sets of workspace members, grantees of resource permissions.
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::{Caller, Standing, Workspaces};
 use crate::audit;
 use crate::error::Error;
 use crate::model::{Change, Description, DisplayName, WorkspaceRole, Written};
+use crate::model::{GroupId, UserId, WorkspaceId};
 use crate::store::{GroupRow, UserRow};
 
 impl Workspaces {
@@ -15,7 +15,7 @@ impl Workspaces {
     pub(crate) async fn group_in_scope(
         &self,
         caller: &Caller,
-        id: Uuid,
+        id: GroupId,
     ) -> Result<(GroupRow, Standing), Error> {
         let not_found = || Error::NotFound("group".into());
         let group = self.store.group(id).await?.ok_or_else(not_found)?;
@@ -33,7 +33,7 @@ impl Workspaces {
     pub async fn create_group(
         &self,
         caller: &Caller,
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         name: &str,
         description: &str,
     ) -> Result<GroupRow, Error> {
@@ -44,7 +44,7 @@ impl Workspaces {
             .require(WorkspaceRole::Admin, "creating groups")?;
         let now = Utc::now();
         let group = GroupRow {
-            id: Uuid::new_v4(),
+            id: GroupId::random(),
             workspace_id,
             name,
             description,
@@ -68,10 +68,10 @@ impl Workspaces {
     pub async fn list_groups(
         &self,
         caller: &Caller,
-        workspace_id: Uuid,
-        member: Option<Uuid>,
+        workspace_id: WorkspaceId,
+        member: Option<UserId>,
         query: Option<&str>,
-        after: Option<(String, Uuid)>,
+        after: Option<(String, GroupId)>,
         limit: i64,
     ) -> Result<Vec<GroupRow>, Error> {
         self.standing(caller, workspace_id).await?;
@@ -85,7 +85,7 @@ impl Workspaces {
     pub async fn update_group(
         &self,
         caller: &Caller,
-        id: Uuid,
+        id: GroupId,
         name: Option<&str>,
         description: Option<&str>,
     ) -> Result<GroupRow, Error> {
@@ -114,7 +114,7 @@ impl Workspaces {
     }
 
     /// Deletes a group with its memberships and grants (admin+); the revision.
-    pub async fn delete_group(&self, caller: &Caller, id: Uuid) -> Result<i64, Error> {
+    pub async fn delete_group(&self, caller: &Caller, id: GroupId) -> Result<i64, Error> {
         let (group, standing) = self.group_in_scope(caller, id).await?;
         standing.require(WorkspaceRole::Admin, "deleting groups")?;
         let mut event = audit::event(
@@ -138,8 +138,8 @@ impl Workspaces {
     pub async fn set_group_member(
         &self,
         caller: &Caller,
-        group_id: Uuid,
-        user_id: Uuid,
+        group_id: GroupId,
+        user_id: UserId,
         add: bool,
     ) -> Result<Written<bool>, Error> {
         let (group, standing) = self.group_in_scope(caller, group_id).await?;
@@ -198,8 +198,8 @@ impl Workspaces {
     pub async fn list_group_members(
         &self,
         caller: &Caller,
-        group_id: Uuid,
-        after: Option<(String, String, Uuid)>,
+        group_id: GroupId,
+        after: Option<(String, String, UserId)>,
         limit: i64,
     ) -> Result<Vec<(UserRow, DateTime<Utc>)>, Error> {
         self.group_in_scope(caller, group_id).await?;

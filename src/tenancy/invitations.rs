@@ -9,6 +9,7 @@ use super::{Caller, Workspaces};
 use crate::audit;
 use crate::error::Error;
 use crate::model::{Change, WorkspaceRole, Written};
+use crate::model::{UserId, WorkspaceId};
 use crate::store::{InvitationRow, MemberRow, PendingInvitation};
 
 /// A keyset cursor over invitations: (created_at, id).
@@ -17,7 +18,7 @@ pub type InvitationCursor = Option<(DateTime<Utc>, Uuid)>;
 impl Workspaces {
     /// The signed-in user behind an answer: an access token's user (an authz token acts for one
     /// workspace only and answers nothing).
-    fn invitee(caller: &Caller) -> Result<Uuid, Error> {
+    fn invitee(caller: &Caller) -> Result<UserId, Error> {
         if caller.authz_workspace.is_some() {
             return Err(Error::PermissionDenied(
                 "invitations are answered with an access token, not an authz token".into(),
@@ -29,7 +30,7 @@ impl Workspaces {
     }
 
     /// The invitation when it is addressed to `user`; NOT_FOUND otherwise.
-    async fn addressed_to(&self, id: Uuid, user: Uuid) -> Result<InvitationRow, Error> {
+    async fn addressed_to(&self, id: Uuid, user: UserId) -> Result<InvitationRow, Error> {
         let not_found = || Error::NotFound("invitation".into());
         let invitation = self.store.invitation(id).await?.ok_or_else(not_found)?;
         let mine = match invitation.user_id {
@@ -127,7 +128,7 @@ impl Workspaces {
     pub async fn workspace_invitations(
         &self,
         caller: &Caller,
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         after: InvitationCursor,
         limit: i64,
     ) -> Result<Vec<InvitationRow>, Error> {

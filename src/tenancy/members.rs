@@ -10,6 +10,7 @@ use crate::audit;
 use crate::error::Error;
 use crate::model::Email;
 use crate::model::change::Change;
+use crate::model::{UserId, WorkspaceId};
 use crate::model::{WorkspaceRole, Written};
 use crate::store::{ChangelogTx, InvitationRow, MemberRow, RevokeScope};
 
@@ -22,7 +23,7 @@ pub enum Invitee {
     /// An email, whether or not a user has it.
     Email(String),
     /// An existing user.
-    UserId(Uuid),
+    UserId(UserId),
 }
 
 /// Checks a role name from the API: one of the four workspace roles.
@@ -50,9 +51,9 @@ struct MemberFacts {
 impl MemberFacts {
     async fn read(
         tx: &mut dyn ChangelogTx,
-        workspace_id: Uuid,
-        target: Uuid,
-        caller: Option<Uuid>,
+        workspace_id: WorkspaceId,
+        target: UserId,
+        caller: Option<UserId>,
     ) -> Result<MemberFacts, Error> {
         let caller_role = match caller {
             Some(caller) => tx.role_of(workspace_id, caller).await?,
@@ -94,10 +95,10 @@ impl Workspaces {
     pub async fn list_members(
         &self,
         caller: &Caller,
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         query: Option<&str>,
         role: Option<&str>,
-        after: Option<(String, String, Uuid)>,
+        after: Option<(String, String, UserId)>,
         limit: i64,
     ) -> Result<Vec<MemberRow>, Error> {
         self.standing(caller, workspace_id).await?;
@@ -113,7 +114,7 @@ impl Workspaces {
     pub async fn add_member(
         &self,
         caller: &Caller,
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         invitee: Invitee,
         role: &str,
     ) -> Result<Written<InvitationRow>, Error> {
@@ -196,8 +197,8 @@ impl Workspaces {
     pub async fn update_member_role(
         &self,
         caller: &Caller,
-        workspace_id: Uuid,
-        target: Uuid,
+        workspace_id: WorkspaceId,
+        target: UserId,
         role: &str,
     ) -> Result<Written<(MemberRow, usize)>, Error> {
         validate_role("role", role)?;
@@ -273,8 +274,8 @@ impl Workspaces {
     pub async fn remove_member(
         &self,
         caller: &Caller,
-        workspace_id: Uuid,
-        target: Uuid,
+        workspace_id: WorkspaceId,
+        target: UserId,
     ) -> Result<Written<usize>, Error> {
         let standing = self.standing(caller, workspace_id).await?;
         let leaving = caller.user == Some(target);
@@ -329,8 +330,8 @@ impl Workspaces {
 
     async fn revoke_member(
         &self,
-        workspace_id: Uuid,
-        user_id: Uuid,
+        workspace_id: WorkspaceId,
+        user_id: UserId,
         reason: &str,
     ) -> Result<usize, Error> {
         let rows = self

@@ -15,11 +15,11 @@ pub use members::Invitee;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use crate::audit::{self, Actor};
 use crate::error::Error;
 use crate::model::{Description, DisplayName, WorkspaceRole};
+use crate::model::{UserId, WorkspaceId};
 use crate::store::{RevokeScope, Store, WorkspaceRow};
 use crate::tokens::service::TokenService;
 
@@ -90,7 +90,11 @@ impl Workspaces {
     /// The caller's standing in workspace `id`: a user by membership (platform admins rank as
     /// owners); a service acting alone needs only the workspace to exist. NOT_FOUND for a
     /// workspace the caller cannot see.
-    pub(crate) async fn standing(&self, caller: &Caller, id: Uuid) -> Result<Standing, Error> {
+    pub(crate) async fn standing(
+        &self,
+        caller: &Caller,
+        id: WorkspaceId,
+    ) -> Result<Standing, Error> {
         if caller.authz_workspace.is_some_and(|w| w != id) {
             return Err(Error::PermissionDenied(
                 "workspace_id: the authz token is for another workspace".into(),
@@ -124,8 +128,8 @@ impl Workspaces {
     /// cannot see is NOT_FOUND, whether or not it exists.
     async fn role_of(
         &self,
-        user: Uuid,
-        id: Uuid,
+        user: UserId,
+        id: WorkspaceId,
     ) -> Result<(WorkspaceView, Option<WorkspaceRole>), Error> {
         self.role_of_as(user, id, true).await
     }
@@ -133,8 +137,8 @@ impl Workspaces {
     /// [`Workspaces::role_of`]; platform admins count as owners only when `admin_ok`.
     async fn role_of_as(
         &self,
-        user: Uuid,
-        id: Uuid,
+        user: UserId,
+        id: WorkspaceId,
         admin_ok: bool,
     ) -> Result<(WorkspaceView, Option<WorkspaceRole>), Error> {
         let not_found = || Error::NotFound("workspace".into());
@@ -172,7 +176,7 @@ impl Workspaces {
     pub async fn create(
         &self,
         actor: &Actor,
-        user: Uuid,
+        user: UserId,
         name: &str,
         slug: &str,
         description: &str,
@@ -181,7 +185,7 @@ impl Workspaces {
         crate::model::Slug::parse(slug)?;
         let now = Utc::now();
         let workspace = WorkspaceRow {
-            id: Uuid::new_v4(),
+            id: WorkspaceId::random(),
             name,
             slug: slug.to_string(),
             description: Description::parse(description)?.into_string(),
@@ -202,16 +206,16 @@ impl Workspaces {
     }
 
     /// A workspace the caller belongs to (or any, for a platform admin).
-    pub async fn get(&self, user: Uuid, id: Uuid) -> Result<WorkspaceView, Error> {
+    pub async fn get(&self, user: UserId, id: WorkspaceId) -> Result<WorkspaceView, Error> {
         Ok(self.role_of(user, id).await?.0)
     }
 
     /// The caller's workspaces (or all of them / another user's, `of` decides), by name.
     pub async fn list(
         &self,
-        of: Option<Uuid>,
+        of: Option<UserId>,
         query: Option<&str>,
-        after: Option<(String, Uuid)>,
+        after: Option<(String, WorkspaceId)>,
         limit: i64,
     ) -> Result<Vec<WorkspaceView>, Error> {
         Ok(self
@@ -231,8 +235,8 @@ impl Workspaces {
     pub async fn update(
         &self,
         actor: &Actor,
-        user: Uuid,
-        id: Uuid,
+        user: UserId,
+        id: WorkspaceId,
         name: Option<&str>,
         slug: Option<&str>,
         description: Option<&str>,
@@ -269,7 +273,7 @@ impl Workspaces {
 
     /// Deletes a workspace and everything in it (owner), ending sessions scoped to it.
     /// Returns the changelog revision of the deletion.
-    pub async fn delete(&self, actor: &Actor, user: Uuid, id: Uuid) -> Result<i64, Error> {
+    pub async fn delete(&self, actor: &Actor, user: UserId, id: WorkspaceId) -> Result<i64, Error> {
         let (_, rank_of_caller) = self.role_of(user, id).await?;
         if rank_of_caller < Some(WorkspaceRole::Owner) {
             return Err(Error::PermissionDenied(

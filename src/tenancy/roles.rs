@@ -4,12 +4,12 @@
 use std::collections::BTreeSet;
 
 use chrono::Utc;
-use uuid::Uuid;
 
 use super::{Caller, Standing, Workspaces};
 use crate::audit;
 use crate::error::Error;
 use crate::model::{Change, Description, DisplayName, ServiceName, WorkspaceRole, Written};
+use crate::model::{RoleId, UserId, WorkspaceId};
 use crate::store::RoleRow;
 
 /// Most actions one role may hold.
@@ -70,7 +70,11 @@ impl Workspaces {
 
     /// A role and the caller's standing in its workspace; NOT_FOUND for a role the caller
     /// cannot see; PERMISSION_DENIED for another service's role when called with a key.
-    async fn role_in_scope(&self, caller: &Caller, id: Uuid) -> Result<(RoleRow, Standing), Error> {
+    async fn role_in_scope(
+        &self,
+        caller: &Caller,
+        id: RoleId,
+    ) -> Result<(RoleRow, Standing), Error> {
         let not_found = || Error::NotFound("role".into());
         let role = self.store.role(id).await?.ok_or_else(not_found)?;
         let standing = self
@@ -95,7 +99,7 @@ impl Workspaces {
     pub async fn create_role(
         &self,
         caller: &Caller,
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         service_name: &str,
         name: &str,
         description: &str,
@@ -129,7 +133,7 @@ impl Workspaces {
         let actions = self.role_action_set(&service, actions).await?;
         let now = Utc::now();
         let role = RoleRow {
-            id: Uuid::new_v4(),
+            id: RoleId::random(),
             workspace_id,
             service_name: service,
             name,
@@ -159,10 +163,10 @@ impl Workspaces {
     pub async fn list_roles(
         &self,
         caller: &Caller,
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         service_name: Option<&str>,
-        user_id: Option<Uuid>,
-        after: Option<(String, String, Uuid)>,
+        user_id: Option<UserId>,
+        after: Option<(String, String, RoleId)>,
         limit: i64,
     ) -> Result<Vec<RoleRow>, Error> {
         self.standing(caller, workspace_id).await?;
@@ -174,7 +178,7 @@ impl Workspaces {
     }
 
     /// Deletes a custom role with its assignments; the revision.
-    pub async fn delete_role(&self, caller: &Caller, id: Uuid) -> Result<i64, Error> {
+    pub async fn delete_role(&self, caller: &Caller, id: RoleId) -> Result<i64, Error> {
         let (role, standing) = self.role_in_scope(caller, id).await?;
         standing.require(WorkspaceRole::Admin, "deleting roles")?;
         let mut event = audit::event(
@@ -197,7 +201,7 @@ impl Workspaces {
     pub async fn set_role_actions(
         &self,
         caller: &Caller,
-        id: Uuid,
+        id: RoleId,
         actions: &[String],
     ) -> Result<Written<RoleRow>, Error> {
         let (role, standing) = self.role_in_scope(caller, id).await?;
@@ -232,8 +236,8 @@ impl Workspaces {
     pub async fn set_role_assignment(
         &self,
         caller: &Caller,
-        id: Uuid,
-        user_id: Uuid,
+        id: RoleId,
+        user_id: UserId,
         assign: bool,
     ) -> Result<Written<bool>, Error> {
         let (role, standing) = self.role_in_scope(caller, id).await?;
@@ -330,8 +334,8 @@ impl Workspaces {
     pub async fn check_action(
         &self,
         service: &str,
-        user: Uuid,
-        workspace_id: Uuid,
+        user: UserId,
+        workspace_id: WorkspaceId,
         action: &str,
     ) -> Result<(Vec<String>, i64), Error> {
         validate_action("action", action)?;
@@ -347,8 +351,8 @@ impl Workspaces {
     pub async fn user_actions(
         &self,
         service: &str,
-        user: Uuid,
-        workspace_id: Uuid,
+        user: UserId,
+        workspace_id: WorkspaceId,
         after: Option<&str>,
         limit: i64,
     ) -> Result<(Vec<String>, i64), Error> {

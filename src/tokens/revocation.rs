@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::watch;
-use uuid::Uuid;
 
 use super::jwt::AccessClaims;
 use crate::cache::Cache;
+use crate::model::{SessionId, UserId, WorkspaceId};
 use crate::store::{RevocationRow, Store};
 
 /// Pub/sub channel that carries "the revocation log grew" nudges.
@@ -31,14 +31,14 @@ fn raise(map_entry: &mut Horizon, revoked_at: i64, expires: i64) {
 #[derive(Default)]
 struct State {
     /// Revoked sessions → when their tokens have all expired.
-    sessions: HashMap<Uuid, i64>,
+    sessions: HashMap<SessionId, i64>,
     /// Users → horizon of their tokens everywhere.
-    users: HashMap<Uuid, Horizon>,
+    users: HashMap<UserId, Horizon>,
     /// (user, workspace) → horizon of the user's tokens scoped to that workspace (role changes,
     /// removal).
-    members: HashMap<(Uuid, Uuid), Horizon>,
+    members: HashMap<(UserId, WorkspaceId), Horizon>,
     /// Workspaces → horizon of every token scoped to them (deletion).
-    workspaces: HashMap<Uuid, Horizon>,
+    workspaces: HashMap<WorkspaceId, Horizon>,
     revision: i64,
 }
 
@@ -72,7 +72,7 @@ impl State {
     }
 
     /// The latest horizon that covers tokens of `user` in `workspace` (user-wide included).
-    fn horizon(&self, user: Uuid, workspace: Option<Uuid>) -> Option<i64> {
+    fn horizon(&self, user: UserId, workspace: Option<WorkspaceId>) -> Option<i64> {
         let user_wide = self.users.get(&user).map(|h| h.0);
         let scoped = workspace.and_then(|w| {
             let member = self.members.get(&(user, w)).map(|h| h.0);
@@ -167,7 +167,7 @@ impl RevocationSet {
     /// after it was issued. (User-wide revocations revoke every session of the user, so the
     /// session check covers them exactly.)
     pub fn is_revoked(&self, claims: &AccessClaims) -> bool {
-        let Ok(sid) = Uuid::parse_str(&claims.sid) else {
+        let Ok(sid) = claims.sid.parse::<SessionId>() else {
             return true;
         };
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
@@ -180,8 +180,10 @@ impl RevocationSet {
         if state.members.is_empty() && state.workspaces.is_empty() {
             return false; // the common case: nothing workspace-scoped is revoked
         }
-        let (Ok(workspace), Ok(user)) = (Uuid::parse_str(workspace), Uuid::parse_str(&claims.sub))
-        else {
+        let (Ok(workspace), Ok(user)) = (
+            workspace.parse::<WorkspaceId>(),
+            claims.sub.parse::<UserId>(),
+        ) else {
             return true;
         };
         let member = state.members.get(&(user, workspace)).map(|h| h.0);
@@ -191,14 +193,14 @@ impl RevocationSet {
 
     /// Whether a token without a session (an authz token) of `user` for `workspace`, issued at
     /// `iat`, falls under a user-wide or workspace revocation.
-    pub fn is_user_revoked(&self, user: Uuid, workspace: Option<Uuid>, iat: i64) -> bool {
+    pub fn is_user_revoked(&self, user: UserId, workspace: Option<WorkspaceId>, iat: i64) -> bool {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
         state.horizon(user, workspace).is_some_and(|at| iat <= at)
     }
 
     /// The earliest `iat` a new token of `user` in `workspace` may carry so that no revocation
     /// known here covers it: `now`, or one second past a revocation made in this very second.
-    pub fn issue_at(&self, user: Uuid, workspace: Option<Uuid>, now: i64) -> i64 {
+    pub fn issue_at(&self, user: UserId, workspace: Option<WorkspaceId>, now: i64) -> i64 {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
         match state.horizon(user, workspace) {
             Some(at) if at >= now => at + 1,
@@ -281,9 +283,9 @@ mod tests {
         let now = Utc::now();
         RevocationRow {
             revision,
-            session_id: Some(Uuid::new_v4()),
+            session_id: Some(SessionId::random()),
             jti: None,
-            user_id: Uuid::new_v4(),
+            user_id: UserId::random(),
             reason: "logout".into(),
             revoked_at: now,
             expires_at: now + chrono::Duration::minutes(15),

@@ -17,6 +17,7 @@ use super::keys::KeyRing;
 use super::revocation::{self, RevocationSet};
 use crate::cache::Cache;
 use crate::error::Error;
+use crate::model::{GroupId, SessionId, UserId, WorkspaceId};
 use crate::store::{
     AuditRow, Consumed, RevocationRow, RevokeScope, SessionRow, Store, UserRow, WorkspaceRow,
 };
@@ -36,7 +37,7 @@ pub struct WorkspaceScope {
     /// The user's role in it.
     pub role: String,
     /// The user's groups in it.
-    pub groups: Vec<Uuid>,
+    pub groups: Vec<GroupId>,
 }
 
 /// A freshly issued token pair.
@@ -148,8 +149,8 @@ impl TokenService {
     /// Loads the workspace scope of `user` in `workspace_id` (`None` when not a member).
     pub async fn scope_for(
         &self,
-        user_id: Uuid,
-        workspace_id: Uuid,
+        user_id: UserId,
+        workspace_id: WorkspaceId,
     ) -> Result<Option<WorkspaceScope>, Error> {
         Ok(self
             .store
@@ -195,7 +196,7 @@ impl TokenService {
                     s.groups
                         .iter()
                         .take(self.policy.max_groups)
-                        .map(Uuid::to_string)
+                        .map(GroupId::to_string)
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -216,7 +217,7 @@ impl TokenService {
     pub async fn start_session(
         &self,
         user: &UserRow,
-        workspace_id: Option<Uuid>,
+        workspace_id: Option<WorkspaceId>,
         sign_in: SignIn,
     ) -> Result<IssuedTokens, Error> {
         if !user.is_active {
@@ -233,7 +234,7 @@ impl TokenService {
         let refresh_ttl =
             chrono::Duration::from_std(self.policy.refresh_ttl).map_err(|_| Error::Internal)?;
         let session = SessionRow {
-            id: Uuid::new_v4(),
+            id: SessionId::random(),
             user_id: user.id,
             workspace_id: scope.as_ref().map(|s| s.workspace.id),
             client_app_id: sign_in.client_app_id,
@@ -270,7 +271,7 @@ impl TokenService {
     pub async fn refresh(
         &self,
         refresh_token: &str,
-        workspace_id: Option<Uuid>,
+        workspace_id: Option<WorkspaceId>,
         client_address: Option<String>,
     ) -> Result<IssuedTokens, Error> {
         if !refresh_token.starts_with(REFRESH_PREFIX) || refresh_token.len() > 128 {
@@ -378,10 +379,10 @@ impl TokenService {
     pub async fn switch_workspace(
         &self,
         claims: &AccessClaims,
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
     ) -> Result<IssuedTokens, Error> {
-        let user_id = Uuid::parse_str(&claims.sub).map_err(|_| Error::Internal)?;
-        let session_id = Uuid::parse_str(&claims.sid).map_err(|_| Error::Internal)?;
+        let user_id: UserId = claims.sub.parse().map_err(|_| Error::Internal)?;
+        let session_id: SessionId = claims.sid.parse().map_err(|_| Error::Internal)?;
         let user = self
             .store
             .user_by_id(user_id)
@@ -517,8 +518,8 @@ impl TokenService {
             .verifier
             .verify_authz(token, service)
             .map_err(|_| Error::Unauthenticated(INVALID_CREDENTIAL))?;
-        let workspace = Uuid::parse_str(&claims.wid).ok();
-        let revoked = Uuid::parse_str(&claims.sub).map_or(true, |user| {
+        let workspace = claims.wid.parse::<WorkspaceId>().ok();
+        let revoked = claims.sub.parse::<UserId>().map_or(true, |user| {
             workspace.is_none()
                 || self
                     .revocations

@@ -5,13 +5,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sentinel::authz::change::{Change, GranteeRef, ResourceKey};
-use uuid::Uuid;
+use sentinel::model::{GroupId, UserId, WorkspaceId};
 
 /// A resource in the model.
 #[derive(Debug, Clone)]
 pub struct Res {
-    pub workspace: Uuid,
-    pub owner: Option<Uuid>,
+    pub workspace: WorkspaceId,
+    pub owner: Option<UserId>,
     pub visibility: String,
     pub parent: Option<(String, String)>,
     pub grants: HashMap<GranteeRef, (String, Option<DateTime<Utc>>)>,
@@ -21,11 +21,11 @@ pub struct Res {
 #[derive(Debug, Clone, Default)]
 pub struct Model {
     /// (workspace, user) → role.
-    pub roles: HashMap<(Uuid, Uuid), String>,
+    pub roles: HashMap<(WorkspaceId, UserId), String>,
     /// group → workspace.
-    pub groups: HashMap<Uuid, Uuid>,
+    pub groups: HashMap<GroupId, WorkspaceId>,
     /// (group, user).
-    pub group_members: HashSet<(Uuid, Uuid)>,
+    pub group_members: HashSet<(GroupId, UserId)>,
     /// Resources by key.
     pub resources: BTreeMap<(String, String, String), Res>,
 }
@@ -61,7 +61,7 @@ impl Model {
             }
             Change::WorkspaceDeleted { workspace_id } => {
                 self.roles.retain(|(w, _), _| w != workspace_id);
-                let gone: Vec<Uuid> = self
+                let gone: Vec<GroupId> = self
                     .groups
                     .iter()
                     .filter(|(_, w)| *w == workspace_id)
@@ -148,7 +148,7 @@ impl Model {
         }
     }
 
-    fn drop_group(&mut self, group: Uuid) {
+    fn drop_group(&mut self, group: GroupId) {
         self.groups.remove(&group);
         self.group_members.retain(|(g, _)| *g != group);
         for r in self.resources.values_mut() {
@@ -195,8 +195,8 @@ impl Model {
         service: &str,
         resource_type: &str,
         resource_id: &str,
-        user: Uuid,
-        workspace: Uuid,
+        user: UserId,
+        workspace: WorkspaceId,
         edit: bool,
         now: DateTime<Utc>,
     ) -> bool {
@@ -214,8 +214,8 @@ impl Model {
     fn allowed(
         &self,
         k: (String, String, String),
-        user: Uuid,
-        workspace: Uuid,
+        user: UserId,
+        workspace: WorkspaceId,
         edit: bool,
         now: DateTime<Utc>,
         visited: &mut HashSet<(String, String, String)>,
@@ -277,8 +277,8 @@ impl Model {
         &self,
         service: &str,
         resource_type: &str,
-        user: Uuid,
-        workspace: Uuid,
+        user: UserId,
+        workspace: WorkspaceId,
         edit: bool,
         now: DateTime<Utc>,
     ) -> Option<Vec<String>> {

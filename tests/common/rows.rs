@@ -2,6 +2,7 @@
 
 use chrono::Utc;
 use sentinel::audit::{Actor, event};
+use sentinel::model::{UserId, WorkspaceId};
 use sentinel::store::{AuditRow, ServiceAppRow, UserRow, WorkspaceRow};
 use uuid::Uuid;
 
@@ -20,7 +21,7 @@ pub fn audit() -> AuditRow {
 pub fn user(name: &str, email: &str) -> UserRow {
     let now = Utc::now();
     UserRow {
-        id: Uuid::new_v4(),
+        id: UserId::random(),
         email: email.into(),
         name: name.into(),
         avatar_url: String::new(),
@@ -35,7 +36,7 @@ pub fn user(name: &str, email: &str) -> UserRow {
 pub fn workspace(name: &str, slug: &str) -> WorkspaceRow {
     let now = Utc::now();
     WorkspaceRow {
-        id: Uuid::new_v4(),
+        id: WorkspaceId::random(),
         name: name.into(),
         slug: slug.into(),
         description: String::new(),

@@ -9,7 +9,6 @@ use std::pin::Pin;
 use chrono::Utc;
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use super::convert::{self, page, page_size, token_cursor};
 use crate::authz::check::{CheckItem, Subject};
@@ -20,8 +19,8 @@ use crate::authz::resources::NewGrant;
 use crate::authz::watch::WatchQuery;
 use crate::credentials;
 use crate::error::Error;
-use crate::model::Written;
 use crate::model::change::ResourceState;
+use crate::model::{UserId, WorkspaceId, Written};
 use crate::proto::v1 as pb;
 use crate::proto::v1::permission_service_server::PermissionService;
 use crate::services::Services;
@@ -47,7 +46,7 @@ impl PermissionApi {
 fn user_and_workspace<T>(
     request: &Request<T>,
     workspace_id: &str,
-) -> Result<(uuid::Uuid, uuid::Uuid), Error> {
+) -> Result<(UserId, WorkspaceId), Error> {
     let user = credentials::user_id(request)?.ok_or(Error::Unauthenticated(
         crate::tokens::service::INVALID_CREDENTIAL,
     ))?;
@@ -69,7 +68,7 @@ fn user_and_workspace<T>(
 }
 
 /// The user and workspace a Check-like read is about: the token's.
-fn reader<T>(request: &Request<T>) -> Result<(Uuid, Option<Uuid>), Error> {
+fn reader<T>(request: &Request<T>) -> Result<(UserId, Option<WorkspaceId>), Error> {
     let user = credentials::user_id(request)?.ok_or(Error::Unauthenticated(
         crate::tokens::service::INVALID_CREDENTIAL,
     ))?;

@@ -14,9 +14,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::Error;
-use crate::model::WorkspaceRole;
 use crate::model::change::{Change, GranteeRef, ResourceKey, ResourceState};
 pub use crate::model::snapshot::{GrantRecord, ResourceRecord, Snapshot};
+use crate::model::{GroupId, UserId, WorkspaceId, WorkspaceRole};
 
 /// Hash maps of the index: foldhash is several times faster than SipHash on these small keys,
 /// and the keys (interned ids, resource ids of registered resources) are not attacker-chosen
@@ -159,8 +159,8 @@ impl Index {
         let mut index = Index::new();
         for (workspace, user, role) in &snapshot.memberships {
             let key = (
-                index.workspaces.intern(*workspace),
-                index.users.intern(*user),
+                index.workspaces.intern(workspace.0),
+                index.users.intern(user.0),
             );
             index.roles.insert(key, rank(role));
         }
@@ -241,11 +241,11 @@ impl Index {
         self.find(&key.service_name, &key.resource_type, &key.resource_id)
     }
 
-    fn join_group(&mut self, workspace: Uuid, group: Uuid, user: Uuid) {
+    fn join_group(&mut self, workspace: WorkspaceId, group: GroupId, user: UserId) {
         let (w, g, u) = (
-            self.workspaces.intern(workspace),
-            self.groups.intern(group),
-            self.users.intern(user),
+            self.workspaces.intern(workspace.0),
+            self.groups.intern(group.0),
+            self.users.intern(user.0),
         );
         self.group_workspace.insert(g, w);
         add_to(&mut self.user_groups, u, g);
@@ -273,8 +273,8 @@ impl Index {
     /// Creates or updates a resource from its state; returns its slot.
     fn set_resource(&mut self, state: &ResourceState) -> u32 {
         let ns = self.namespace_or_new(&state.service_name, &state.resource_type);
-        let workspace = self.workspaces.intern(state.workspace_id);
-        let owner = state.owner_id.map_or(NONE, |o| self.users.intern(o));
+        let workspace = self.workspaces.intern(state.workspace_id.into());
+        let owner = state.owner_id.map_or(NONE, |o| self.users.intern(o.into()));
         let visible = state.visibility == "workspace";
         let slot = match self.ns_keys[ns as usize].get(state.resource_id.as_str()) {
             Some(slot) => *slot,
@@ -364,8 +364,8 @@ impl Index {
 
     fn grantee_code(&mut self, grantee: GranteeRef) -> u32 {
         match grantee {
-            GranteeRef::User(id) => self.users.intern(id),
-            GranteeRef::Group(id) => self.groups.intern(id) | GROUP_BIT,
+            GranteeRef::User(id) => self.users.intern(id.into()),
+            GranteeRef::Group(id) => self.groups.intern(id.into()) | GROUP_BIT,
         }
     }
 
@@ -429,8 +429,8 @@ impl Index {
                 ..
             } => {
                 let key = (
-                    self.workspaces.intern(*workspace_id),
-                    self.users.intern(*user_id),
+                    self.workspaces.intern(workspace_id.0),
+                    self.users.intern(user_id.0),
                 );
                 self.roles.insert(key, rank(role));
             }
@@ -438,9 +438,10 @@ impl Index {
                 workspace_id,
                 user_id,
             } => {
-                if let (Some(w), Some(u)) =
-                    (self.workspaces.get(workspace_id), self.users.get(user_id))
-                {
+                if let (Some(w), Some(u)) = (
+                    self.workspaces.get(&workspace_id.0),
+                    self.users.get(&user_id.0),
+                ) {
                     self.roles.remove(&(w, u));
                     let groups: Vec<u32> = self
                         .user_groups
@@ -459,7 +460,7 @@ impl Index {
                 }
             }
             Change::WorkspaceDeleted { workspace_id } => {
-                if let Some(w) = self.workspaces.get(workspace_id) {
+                if let Some(w) = self.workspaces.get(&workspace_id.0) {
                     self.roles.retain(|(ws, _), _| *ws != w);
                     let groups: Vec<u32> = self
                         .group_workspace
@@ -477,7 +478,7 @@ impl Index {
                 }
             }
             Change::GroupDeleted { group_id, .. } => {
-                if let Some(g) = self.groups.get(group_id) {
+                if let Some(g) = self.groups.get(&group_id.0) {
                     self.remove_group(g);
                 }
             }
@@ -489,7 +490,9 @@ impl Index {
             Change::GroupMemberRemoved {
                 group_id, user_id, ..
             } => {
-                if let (Some(g), Some(u)) = (self.groups.get(group_id), self.users.get(user_id)) {
+                if let (Some(g), Some(u)) =
+                    (self.groups.get(&group_id.0), self.users.get(&user_id.0))
+                {
                     remove_from(&mut self.user_groups, u, g);
                     remove_from(&mut self.group_members, g, u);
                 }

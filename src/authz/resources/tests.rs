@@ -4,27 +4,27 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use uuid::Uuid;
 
 use super::*;
 use crate::cache::memory::MemoryCache;
 use crate::config::Config;
 use crate::model::Actor;
+use crate::model::{UserId, WorkspaceId};
 use crate::store::{UserRow, WorkspaceRow};
 
 struct Fixture {
     resources: Resources,
     store: Arc<dyn Store>,
-    workspace: Uuid,
-    owner: Uuid,
-    editor: Uuid,
-    outsider: Uuid,
+    workspace: WorkspaceId,
+    owner: UserId,
+    editor: UserId,
+    outsider: UserId,
 }
 
 fn user(email: &str) -> UserRow {
     let now = Utc::now();
     UserRow {
-        id: Uuid::new_v4(),
+        id: UserId::random(),
         email: email.into(),
         name: email.into(),
         avatar_url: String::new(),
@@ -50,7 +50,7 @@ async fn fixture() -> Fixture {
     }
     let now = Utc::now();
     let workspace = WorkspaceRow {
-        id: Uuid::new_v4(),
+        id: WorkspaceId::random(),
         name: "Acme".into(),
         slug: "acme".into(),
         description: String::new(),
@@ -84,7 +84,7 @@ async fn fixture() -> Fixture {
     }
 }
 
-fn doc(workspace: Uuid, id: &str, parent: Option<&str>) -> ResourceState {
+fn doc(workspace: WorkspaceId, id: &str, parent: Option<&str>) -> ResourceState {
     ResourceState {
         service_name: "docs".into(),
         resource_type: "doc".into(),
@@ -144,7 +144,7 @@ async fn parents_stay_in_the_workspace_and_never_form_a_cycle() {
 
     let missing = register(&f, doc(f.workspace, "d", Some("nope")), false);
     assert!(matches!(missing.await, Err(Error::NotFound(what)) if what == "parent resource"));
-    let elsewhere = register(&f, doc(Uuid::new_v4(), "d", None), false);
+    let elsewhere = register(&f, doc(WorkspaceId::random(), "d", None), false);
     assert!(matches!(elsewhere.await, Err(Error::NotFound(what)) if what == "workspace"));
     let mut owned = doc(f.workspace, "d", None);
     owned.owner_id = Some(f.outsider);
@@ -160,7 +160,7 @@ async fn parents_stay_in_the_workspace_and_never_form_a_cycle() {
 /// Shares `doc/a` for viewing, as `user` acting in `workspace` (`None`: the service itself).
 async fn share(
     f: &Fixture,
-    user: Option<(Uuid, Uuid)>,
+    user: Option<(UserId, WorkspaceId)>,
     grantee: GranteeRef,
 ) -> Result<Written<(GrantRow, bool)>, Error> {
     let sharer = Caller {
@@ -199,7 +199,7 @@ async fn sharing_follows_who_may_share_and_who_may_receive() {
     );
     let elsewhere = share(
         &f,
-        Some((f.owner, Uuid::new_v4())),
+        Some((f.owner, WorkspaceId::random())),
         GranteeRef::User(f.editor),
     )
     .await;
@@ -207,7 +207,12 @@ async fn sharing_follows_who_may_share_and_who_may_receive() {
         matches!(elsewhere, Err(Error::PermissionDenied(_))),
         "{elsewhere:?}"
     );
-    let no_group = share(&f, owner, GranteeRef::Group(Uuid::new_v4())).await;
+    let no_group = share(
+        &f,
+        owner,
+        GranteeRef::Group(crate::model::GroupId::random()),
+    )
+    .await;
     assert!(
         matches!(&no_group, Err(Error::NotFound(what)) if what == "group"),
         "{no_group:?}"

@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::model::UserId;
+
 use crate::model::change::{GranteeRef, ResourceState};
 
 /// A stored resource.
@@ -28,7 +30,7 @@ pub struct GrantRow {
     /// Expiry, if any.
     pub expires_at: Option<DateTime<Utc>>,
     /// The acting user, if any.
-    pub granted_by: Option<Uuid>,
+    pub granted_by: Option<UserId>,
     /// When granted (or last changed).
     pub created_at: DateTime<Utc>,
 }

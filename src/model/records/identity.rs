@@ -1,7 +1,8 @@
 //! Users and their linked identities, as the store returns them.
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
+
+use crate::model::UserId;
 
 /// An external identity linked to a user.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -22,7 +23,7 @@ pub struct IdentityRow {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UserRow {
     /// User id.
-    pub id: Uuid,
+    pub id: UserId,
     /// Unique, lowercase email.
     pub email: String,
     /// Display name.

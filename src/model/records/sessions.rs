@@ -3,15 +3,17 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::model::{SessionId, UserId, WorkspaceId};
+
 /// A session: one refresh-token family.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SessionRow {
     /// Session id (`sid`).
-    pub id: Uuid,
+    pub id: SessionId,
     /// Owner.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// Current workspace, if scoped.
-    pub workspace_id: Option<Uuid>,
+    pub workspace_id: Option<WorkspaceId>,
     /// Client app signed in through.
     pub client_app_id: Option<Uuid>,
     /// Identity provider id.
@@ -44,7 +46,7 @@ pub struct AuditRow {
     /// Dotted action name (`token.reuse_detected`).
     pub action: String,
     /// Acting user.
-    pub actor_user_id: Option<Uuid>,
+    pub actor_user_id: Option<UserId>,
     /// Acting service.
     pub actor_service: Option<String>,
     /// Target kind (`session`, `user`, …).
@@ -52,7 +54,7 @@ pub struct AuditRow {
     /// Target id.
     pub target_id: Option<String>,
     /// Workspace concerned.
-    pub workspace_id: Option<Uuid>,
+    pub workspace_id: Option<WorkspaceId>,
     /// Client address.
     pub client_address: Option<String>,
     /// Request id.
@@ -69,11 +71,11 @@ pub struct AuditFilter {
     /// Exact action, or a prefix ending in `.` (`token.`).
     pub action: Option<String>,
     /// Acting user.
-    pub actor_user_id: Option<Uuid>,
+    pub actor_user_id: Option<UserId>,
     /// Target id.
     pub target_id: Option<String>,
     /// Workspace.
-    pub workspace_id: Option<Uuid>,
+    pub workspace_id: Option<WorkspaceId>,
     /// From (inclusive).
     pub start: Option<DateTime<Utc>>,
     /// Until (exclusive).
@@ -88,11 +90,11 @@ pub struct RevocationRow {
     /// Position in the log.
     pub revision: i64,
     /// Revoked session; `None` for a user-wide revocation.
-    pub session_id: Option<Uuid>,
+    pub session_id: Option<SessionId>,
     /// Revoked single token.
     pub jti: Option<String>,
     /// The user.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// Why (`logout`, `token_reuse`, …).
     pub reason: String,
     /// When.
@@ -101,25 +103,25 @@ pub struct RevocationRow {
     pub expires_at: DateTime<Utc>,
     /// For a revocation without a session: the workspace whose tokens (`wid`) it covers;
     /// `None` for a user-wide one. With the nil user, every user's tokens of that workspace.
-    pub workspace_id: Option<Uuid>,
+    pub workspace_id: Option<WorkspaceId>,
 }
 
 /// Which sessions to revoke.
 #[derive(Debug, Clone, Copy)]
 pub enum RevokeScope {
     /// One session.
-    Session(Uuid),
+    Session(SessionId),
     /// Every session of a user, plus a user-wide entry for tokens without a session.
-    User(Uuid),
+    User(UserId),
     /// Every session signed in through a client app.
     ClientApp(Uuid),
     /// Every session scoped to a workspace.
-    Workspace(Uuid),
+    Workspace(WorkspaceId),
     /// Every session of a user scoped to a workspace (role change, removal).
     Member {
         /// The workspace.
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         /// The member.
-        user_id: Uuid,
+        user_id: UserId,
     },
 }

@@ -3,13 +3,15 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::model::{GroupId, RoleId, UserId, WorkspaceId};
+
 use super::UserRow;
 
 /// A workspace row.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct WorkspaceRow {
     /// Workspace id.
-    pub id: Uuid,
+    pub id: WorkspaceId,
     /// Display name.
     pub name: String,
     /// Unique slug.
@@ -29,7 +31,7 @@ pub struct MemberRow {
     #[sqlx(flatten)]
     pub user: UserRow,
     /// The workspace.
-    pub workspace_id: Uuid,
+    pub workspace_id: WorkspaceId,
     /// Workspace role.
     pub role: String,
     /// When the user joined.
@@ -45,16 +47,16 @@ pub struct InvitationRow {
     /// Invitation id.
     pub id: Uuid,
     /// The workspace to join.
-    pub workspace_id: Uuid,
+    pub workspace_id: WorkspaceId,
     /// Lowercased email it was made to (for an invitation by user id: that user's email when
     /// it was made, kept so one person has one pending invitation per workspace).
     pub email: String,
     /// The user it was made to, when made by user id.
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<UserId>,
     /// Role on joining.
     pub role: String,
     /// Who invited.
-    pub invited_by: Option<Uuid>,
+    pub invited_by: Option<UserId>,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Lapses.
@@ -65,9 +67,9 @@ pub struct InvitationRow {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct GroupRow {
     /// Group id.
-    pub id: Uuid,
+    pub id: GroupId,
     /// Its workspace.
-    pub workspace_id: Uuid,
+    pub workspace_id: WorkspaceId,
     /// Name, unique per workspace regardless of case.
     pub name: String,
     /// Description.
@@ -84,9 +86,9 @@ pub struct GroupRow {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RoleRow {
     /// Role id.
-    pub id: Uuid,
+    pub id: RoleId,
     /// Its workspace.
-    pub workspace_id: Uuid,
+    pub workspace_id: WorkspaceId,
     /// The service whose actions it holds.
     pub service_name: String,
     /// Name, unique per (workspace, service) regardless of case.
