@@ -55,8 +55,8 @@ fn decide(index: &Index, subject: &Subject<'_>, item: &CheckItem<'_>, now: i64) 
             subject.service,
             item.resource_type,
             item.resource_id,
-            subject.user.into(),
-            workspace.into(),
+            subject.user.0,
+            workspace.0,
             item.action,
             now,
         )

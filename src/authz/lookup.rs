@@ -122,8 +122,8 @@ impl Engine {
             let answer = index.lookup(
                 query.subject.service,
                 query.resource_type,
-                query.subject.user.into(),
-                query.workspace.into(),
+                query.subject.user.0,
+                query.workspace.0,
                 query.action,
                 now,
             );

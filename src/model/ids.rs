@@ -7,8 +7,6 @@ use std::str::FromStr;
 
 use uuid::Uuid;
 
-use super::Invalid;
-
 macro_rules! id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -26,25 +24,9 @@ macro_rules! id {
                 Self(Uuid::new_v4())
             }
 
-            /// The id written as `text` in request field `field`.
-            pub fn parse(field: &str, text: &str) -> Result<Self, Invalid> {
-                Uuid::parse_str(text)
-                    .map(Self)
-                    .map_err(|_| Invalid::new(field, "must be a UUID"))
-            }
-
-            /// The all-zero id (stands for "any" where a row needs one, as in a
-            /// workspace-wide revocation's user).
-            pub const NIL: Self = Self(Uuid::nil());
-
-            /// Whether this is [`Self::NIL`].
+            /// Whether this is the all-zero id (the user of a workspace-wide revocation).
             pub fn is_nil(self) -> bool {
                 self.0.is_nil()
-            }
-
-            /// The UUID inside.
-            pub fn uuid(self) -> Uuid {
-                self.0
             }
         }
 
@@ -102,13 +84,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_parse_their_text_and_name_the_field_when_they_cannot() {
+    fn ids_read_back_their_text_and_refuse_other_text() {
         let id = UserId::random();
-        assert_eq!(UserId::parse("user_id", &id.to_string()), Ok(id));
         assert_eq!(id.to_string().parse::<UserId>().ok(), Some(id));
-        let err = WorkspaceId::parse("workspace_id", "nope").unwrap_err();
-        assert_eq!(err.field, "workspace_id");
-        assert_eq!(err.to_string(), "workspace_id must be a UUID");
+        assert!("nope".parse::<WorkspaceId>().is_err());
+        assert!(!id.is_nil() && UserId::from(uuid::Uuid::nil()).is_nil());
     }
 
     #[test]

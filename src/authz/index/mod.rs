@@ -273,8 +273,8 @@ impl Index {
     /// Creates or updates a resource from its state; returns its slot.
     fn set_resource(&mut self, state: &ResourceState) -> u32 {
         let ns = self.namespace_or_new(&state.service_name, &state.resource_type);
-        let workspace = self.workspaces.intern(state.workspace_id.into());
-        let owner = state.owner_id.map_or(NONE, |o| self.users.intern(o.into()));
+        let workspace = self.workspaces.intern(state.workspace_id.0);
+        let owner = state.owner_id.map_or(NONE, |o| self.users.intern(o.0));
         let visible = state.visibility == "workspace";
         let slot = match self.ns_keys[ns as usize].get(state.resource_id.as_str()) {
             Some(slot) => *slot,
@@ -364,8 +364,8 @@ impl Index {
 
     fn grantee_code(&mut self, grantee: GranteeRef) -> u32 {
         match grantee {
-            GranteeRef::User(id) => self.users.intern(id.into()),
-            GranteeRef::Group(id) => self.groups.intern(id.into()) | GROUP_BIT,
+            GranteeRef::User(id) => self.users.intern(id.0),
+            GranteeRef::Group(id) => self.groups.intern(id.0) | GROUP_BIT,
         }
     }
 
