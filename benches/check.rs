@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use sentinel::authz::change::{GranteeRef, ResourceState};
-use sentinel::authz::index::{Action, GrantRecord, Index, Lookup, ResourceRecord, Snapshot};
+use sentinel::authz::index::{GrantRecord, Index, Lookup, Permission, ResourceRecord, Snapshot};
 use sentinel::model::{GroupId, UserId, WorkspaceId};
 use uuid::Uuid;
 
@@ -59,16 +59,18 @@ fn world(resources: usize) -> World {
     let group = GroupId::random();
     let mut snapshot = Snapshot::default();
     for (i, user) in users.iter().enumerate() {
-        snapshot
-            .memberships
-            .push((workspaces[i % workspaces.len()], *user, "viewer".into()));
+        snapshot.memberships.push((
+            workspaces[i % workspaces.len()],
+            *user,
+            sentinel::model::WorkspaceRole::Viewer,
+        ));
     }
     snapshot
         .memberships
-        .push((workspace, viewer, "viewer".into()));
+        .push((workspace, viewer, sentinel::model::WorkspaceRole::Viewer));
     snapshot
         .memberships
-        .push((workspace, grouped, "viewer".into()));
+        .push((workspace, grouped, sentinel::model::WorkspaceRole::Viewer));
     snapshot.group_members.push((workspace, group, grouped));
     let mut rng = fastrand::Rng::with_seed(7);
     for i in 0..resources {
@@ -82,7 +84,7 @@ fn world(resources: usize) -> World {
                 resource_id: format!("doc-{i:07}"),
                 workspace_id: w,
                 owner_id: Some(users[rng.usize(..users.len())]),
-                visibility: "private".into(),
+                visibility: sentinel::model::Visibility::Private,
                 parent: None,
             },
             parent_id: None,
@@ -96,7 +98,7 @@ fn world(resources: usize) -> World {
             snapshot.grants.push(GrantRecord {
                 resource: id,
                 grantee,
-                permission: "view".into(),
+                permission: sentinel::model::Permission::View,
                 expires_at: None,
             });
         }
@@ -106,7 +108,7 @@ fn world(resources: usize) -> World {
             snapshot.grants.push(GrantRecord {
                 resource: id,
                 grantee: GranteeRef::Group(group),
-                permission: "view".into(),
+                permission: sentinel::model::Permission::View,
                 expires_at: None,
             });
         }
@@ -160,7 +162,7 @@ fn main() {
             id,
             world.viewer.into(),
             world.workspace.into(),
-            Action::View,
+            Permission::View,
             now,
         ));
         samples.push(t.elapsed());
@@ -174,7 +176,7 @@ fn main() {
         "doc",
         world.grouped.into(),
         world.workspace.into(),
-        Action::View,
+        Permission::View,
         now,
     ) {
         Lookup::Ids(ids) => ids.len(),
@@ -198,7 +200,7 @@ fn main() {
                 id,
                 world.viewer.into(),
                 world.workspace.into(),
-                Action::View,
+                Permission::View,
                 now,
             )
         })
@@ -215,7 +217,7 @@ fn main() {
                     id,
                     world.viewer.into(),
                     world.workspace.into(),
-                    Action::View,
+                    Permission::View,
                     now,
                 ));
             }
@@ -229,7 +231,7 @@ fn main() {
                 "doc",
                 world.grouped.into(),
                 world.workspace.into(),
-                Action::View,
+                Permission::View,
                 now,
             )
         })

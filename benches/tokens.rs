@@ -23,7 +23,7 @@ fn claims() -> AccessClaims {
         name: "Ada Lovelace".into(),
         wid: Some("a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d".into()),
         wslug: Some("acme".into()),
-        wrole: Some("editor".into()),
+        wrole: Some(sentinel::model::WorkspaceRole::Editor),
         groups: vec!["5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9".into()],
         groups_truncated: false,
         auth_time: now,

@@ -146,8 +146,8 @@ pub async fn import(
         }
         let slug = field(cols.workspace);
         let role = match field(cols.role) {
-            "" => WorkspaceRole::Viewer.as_str(),
-            r if WorkspaceRole::parse(r).is_some() => r,
+            "" => WorkspaceRole::Viewer,
+            r if let Some(role) = WorkspaceRole::parse(r) => role,
             r => {
                 fail(&mut report, format!("role: unknown role \"{r}\""));
                 continue;

@@ -115,6 +115,12 @@ pub fn retry_after_secs(delay: Duration) -> u64 {
     (delay.as_secs() + u64::from(delay.subsec_nanos() > 0)).max(1)
 }
 
+impl From<crate::model::Invalid> for Status {
+    fn from(invalid: crate::model::Invalid) -> Self {
+        Error::from(invalid).into()
+    }
+}
+
 impl From<Error> for Status {
     fn from(err: Error) -> Self {
         let mut status = Status::new(err.code(), err.to_string());

@@ -88,7 +88,7 @@ impl Collector for DomainCollector {
         for (result, n) in [("allowed", allowed), ("denied", denied)] {
             ConstCounter::new(n).encode(family.encode_family(&[("result", result)])?)?;
         }
-        ConstGauge::new(self.engine.revision()).encode(encoder.encode_descriptor(
+        ConstGauge::new(self.engine.revision().0).encode(encoder.encode_descriptor(
             "permission_index_revision",
             "Changelog revision this replica's permission index has applied",
             None,

@@ -52,14 +52,13 @@ pub async fn issue_token(
 ) -> Result<IssuedTokens, Error> {
     let email = Email::parse(&request.email)?.into_string();
     Slug::parse(&request.workspace)?;
-    if let Some(role) = &request.role
-        && crate::model::WorkspaceRole::parse(role).is_none()
-    {
-        return Err(Error::invalid(
-            "role",
-            "must be owner, admin, editor or viewer",
-        ));
-    }
+    let role = match request.role.as_deref() {
+        None => None,
+        Some(name) => Some(
+            crate::model::WorkspaceRole::parse(name)
+                .ok_or_else(|| Error::invalid("role", "must be owner, admin, editor or viewer"))?,
+        ),
+    };
     let now = Utc::now();
     let user = match state.store.user_by_email(&email).await? {
         Some(user) => user,
@@ -131,7 +130,7 @@ pub async fn issue_token(
         None => return Err(Error::NotFound(format!("workspace {}", request.workspace))),
     };
     let member = state.store.membership_role(workspace.id, user.id).await?;
-    match (&member, request.create, &request.role) {
+    match (member, request.create, role) {
         (Some(current), true, Some(role)) if current != role => {
             state
                 .store
@@ -147,9 +146,7 @@ pub async fn issue_token(
             .await?;
         }
         (None, true, role) => {
-            let role = role
-                .as_deref()
-                .unwrap_or(crate::model::WorkspaceRole::Viewer.as_str());
+            let role = role.unwrap_or(crate::model::WorkspaceRole::Viewer);
             state
                 .store
                 .upsert_membership(workspace.id, user.id, role, now)

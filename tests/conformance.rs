@@ -292,7 +292,7 @@ fn invitation(
         workspace_id,
         email: email.into(),
         user_id,
-        role: "editor".into(),
+        role: sentinel::model::WorkspaceRole::Editor,
         invited_by: None,
         created_at: now,
         expires_at: now + chrono::Duration::days(30),
@@ -376,15 +376,19 @@ async fn invitation_store_conformance(backend: Backend) {
     let mut tx = store.begin_changelog().await.unwrap();
     assert_eq!(
         tx.take_invitation(to_vera.id).await.unwrap(),
-        Some((workspace.id, "editor".to_string()))
+        Some((workspace.id, sentinel::model::WorkspaceRole::Editor))
     );
-    tx.add_member(workspace.id, verified.id, "editor")
-        .await
-        .unwrap();
+    tx.add_member(
+        workspace.id,
+        verified.id,
+        sentinel::model::WorkspaceRole::Editor,
+    )
+    .await
+    .unwrap();
     let change = sentinel::model::Change::MemberSet {
         workspace_id: workspace.id,
         user_id: verified.id,
-        role: "editor".into(),
+        role: sentinel::model::WorkspaceRole::Editor,
         added: true,
     };
     let revision = tx.record(&change, &audit_row()).await.unwrap();
@@ -394,9 +398,8 @@ async fn invitation_store_conformance(backend: Backend) {
         store
             .membership_role(workspace.id, verified.id)
             .await
-            .unwrap()
-            .as_deref(),
-        Some("editor")
+            .unwrap(),
+        Some(sentinel::model::WorkspaceRole::Editor)
     );
     let mut tx = store.begin_changelog().await.unwrap();
     assert_eq!(tx.take_invitation(to_vera.id).await.unwrap(), None);
@@ -415,11 +418,8 @@ async fn invitation_store_conformance(backend: Backend) {
             .is_some()
     );
     assert_eq!(
-        tx.role_of(workspace.id, verified.id)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("editor")
+        tx.role_of(workspace.id, verified.id).await.unwrap(),
+        Some(sentinel::model::WorkspaceRole::Editor)
     );
     tx.commit().await.unwrap();
     assert!(store.invitation(to_vera_again.id).await.unwrap().is_none());

@@ -116,7 +116,12 @@ async fn roles_and_actions_conformance(backend: Backend) {
     let member = rows::user("Mia", "mia@example.com");
     store.insert_user(&member, true).await.unwrap();
     store
-        .upsert_membership(ws.id, member.id, "viewer", Utc::now())
+        .upsert_membership(
+            ws.id,
+            member.id,
+            sentinel::model::WorkspaceRole::Viewer,
+            Utc::now(),
+        )
         .await
         .unwrap();
     let mut tx = store.begin_changelog().await.unwrap();
@@ -161,7 +166,7 @@ async fn roles_and_actions_conformance(backend: Backend) {
         .await
         .unwrap()
         .unwrap();
-    assert!(revision > 0);
+    assert!(revision > sentinel::model::Revision::ZERO);
     assert_eq!(
         store
             .user_actions(ws.id, "docs", member.id, None, 10)
@@ -231,7 +236,7 @@ fn doc(service: &str, workspace_id: sentinel::model::WorkspaceId, id: &str) -> R
         resource_id: id.into(),
         workspace_id,
         owner_id: None,
-        visibility: "workspace".into(),
+        visibility: sentinel::model::Visibility::Workspace,
         parent: None,
     }
 }
@@ -263,7 +268,7 @@ async fn permission_reads_conformance(backend: Backend) {
     tx.record(&change, &audit()).await.unwrap();
     let grant = GrantRow {
         grantee: GranteeRef::User(owner.id),
-        permission: "edit".into(),
+        permission: sentinel::model::Permission::Edit,
         expires_at: None,
         granted_by: Some(owner.id),
         created_at: Utc::now(),
@@ -303,7 +308,7 @@ async fn permission_reads_conformance(backend: Backend) {
     let joined = Change::MemberSet {
         workspace_id: ws.id,
         user_id: owner.id,
-        role: "owner".into(),
+        role: sentinel::model::WorkspaceRole::Owner,
         added: false,
     };
     tx.record(&joined, &audit()).await.unwrap();

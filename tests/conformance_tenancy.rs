@@ -56,12 +56,8 @@ async fn workspaces_conformance(backend: Backend) {
         acme.id
     );
     assert_eq!(
-        store
-            .membership_role(acme.id, ann.id)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("owner")
+        store.membership_role(acme.id, ann.id).await.unwrap(),
+        Some(sentinel::model::WorkspaceRole::Owner)
     );
     assert_eq!(store.membership_role(acme.id, bob.id).await.unwrap(), None);
 
@@ -72,10 +68,9 @@ async fn workspaces_conformance(backend: Backend) {
         .unwrap();
     let names: Vec<&str> = mine.iter().map(|(w, _, _)| w.name.as_str()).collect();
     assert_eq!(names, ["Acme", "Corp"]);
-    assert!(
-        mine.iter()
-            .all(|(_, role, joined)| role.as_deref() == Some("owner") && joined.is_some())
-    );
+    assert!(mine.iter().all(|(_, role, joined)| *role
+        == Some(sentinel::model::WorkspaceRole::Owner)
+        && joined.is_some()));
     // Everyone's (the platform view): no role.
     let all = store.list_workspaces(None, None, None, 2).await.unwrap();
     assert_eq!(
@@ -206,7 +201,12 @@ async fn members_conformance(backend: Backend) {
     ] {
         let u = user(store.as_ref(), name, email).await;
         store
-            .upsert_membership(ws.id, u.id, role, now)
+            .upsert_membership(
+                ws.id,
+                u.id,
+                sentinel::model::WorkspaceRole::parse(role).unwrap(),
+                now,
+            )
             .await
             .unwrap();
         people.push(u);
@@ -259,7 +259,13 @@ async fn members_conformance(backend: Backend) {
     assert_eq!(emails(next), ["bea@example.com", "cy@example.com"]);
     // Filters: role; a substring of name or email, `_` literal.
     let viewers = store
-        .list_members(ws.id, None, Some("viewer"), None, 10)
+        .list_members(
+            ws.id,
+            None,
+            Some(sentinel::model::WorkspaceRole::Viewer),
+            None,
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(emails(viewers), ["bea2@example.com", "cy@example.com"]);
@@ -276,7 +282,12 @@ async fn members_conformance(backend: Backend) {
     // One membership; an upsert changes the role.
     assert!(store.member(ws.id, outsider.id).await.unwrap().is_none());
     store
-        .upsert_membership(ws.id, people[1].id, "admin", Utc::now())
+        .upsert_membership(
+            ws.id,
+            people[1].id,
+            sentinel::model::WorkspaceRole::Admin,
+            Utc::now(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -286,7 +297,7 @@ async fn members_conformance(backend: Backend) {
             .unwrap()
             .unwrap()
             .role,
-        "admin"
+        sentinel::model::WorkspaceRole::Admin
     );
 }
 
@@ -310,7 +321,12 @@ async fn groups_conformance(backend: Backend) {
     let ws = workspace(store.as_ref(), "Acme", "acme", &ann).await;
     let other = workspace(store.as_ref(), "Other", "other", &ann).await;
     store
-        .upsert_membership(ws.id, bob.id, "viewer", Utc::now())
+        .upsert_membership(
+            ws.id,
+            bob.id,
+            sentinel::model::WorkspaceRole::Viewer,
+            Utc::now(),
+        )
         .await
         .unwrap();
     let (eng, ops, elsewhere) = (

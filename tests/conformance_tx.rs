@@ -62,7 +62,12 @@ async fn workspace(store: &dyn Store, owner: &UserRow, editor: &UserRow) -> Work
         .await
         .unwrap();
     store
-        .upsert_membership(workspace.id, editor.id, "editor", now)
+        .upsert_membership(
+            workspace.id,
+            editor.id,
+            sentinel::model::WorkspaceRole::Editor,
+            now,
+        )
         .await
         .unwrap();
     workspace
@@ -79,7 +84,7 @@ fn doc(
         resource_id: id.into(),
         workspace_id,
         owner_id: owner,
-        visibility: "private".into(),
+        visibility: sentinel::model::Visibility::Private,
         parent: None,
     }
 }
@@ -138,12 +143,12 @@ async fn changelog_tx_reads_and_writes_conformance(backend: Backend) {
             .unwrap()
     );
     assert_eq!(
-        tx.role_of(ws.id, ann.id).await.unwrap().as_deref(),
-        Some("owner")
+        tx.role_of(ws.id, ann.id).await.unwrap(),
+        Some(sentinel::model::WorkspaceRole::Owner)
     );
     assert_eq!(
-        tx.role_of(ws.id, bob.id).await.unwrap().as_deref(),
-        Some("editor")
+        tx.role_of(ws.id, bob.id).await.unwrap(),
+        Some(sentinel::model::WorkspaceRole::Editor)
     );
     assert_eq!(tx.role_of(ws.id, outsider.id).await.unwrap(), None);
     assert_eq!(tx.owner_count(ws.id).await.unwrap(), 1);
@@ -178,7 +183,7 @@ async fn changelog_tx_reads_and_writes_conformance(backend: Backend) {
 
     let grant = GrantRow {
         grantee: GranteeRef::User(bob.id),
-        permission: "view".into(),
+        permission: sentinel::model::Permission::View,
         expires_at: None,
         granted_by: Some(ann.id),
         created_at: Utc::now(),
@@ -195,20 +200,24 @@ async fn changelog_tx_reads_and_writes_conformance(backend: Backend) {
         ("view", Some(ann.id))
     );
     let edit = GrantRow {
-        permission: "edit".into(),
+        permission: sentinel::model::Permission::Edit,
         ..grant.clone()
     };
     tx.put_grant(parent.id, &edit).await.unwrap();
     let stored = tx.grant(parent.id, GranteeRef::User(bob.id)).await.unwrap();
     assert_eq!(
         stored.unwrap().permission,
-        "edit",
+        sentinel::model::Permission::Edit,
         "a second grant replaces the first"
     );
     assert!(
-        !tx.delete_grant(parent.id, GranteeRef::User(bob.id), Some("view"))
-            .await
-            .unwrap(),
+        !tx.delete_grant(
+            parent.id,
+            GranteeRef::User(bob.id),
+            Some(sentinel::model::Permission::View)
+        )
+        .await
+        .unwrap(),
         "only a grant of the named permission is removed"
     );
     assert!(
@@ -225,7 +234,7 @@ async fn changelog_tx_reads_and_writes_conformance(backend: Backend) {
 
     // Replacing a state keeps the row; the record lands at the next revision.
     let mut moved = doc(ws.id, "folder", None);
-    moved.visibility = "workspace".into();
+    moved.visibility = sentinel::model::Visibility::Workspace;
     let replaced = tx
         .put_resource(Some(parent.id), &moved, None)
         .await
@@ -255,12 +264,16 @@ async fn changelog_tx_reads_and_writes_conformance(backend: Backend) {
     tx.delete_resource(parent.id).await.unwrap();
     assert!(tx.resource(&key("folder")).await.unwrap().is_none());
     assert_eq!(tx.parent_of(child.id).await.unwrap(), None);
-    tx.set_member_role(ws.id, bob.id, "admin").await.unwrap();
+    tx.set_member_role(ws.id, bob.id, sentinel::model::WorkspaceRole::Admin)
+        .await
+        .unwrap();
     assert_eq!(
-        tx.role_of(ws.id, bob.id).await.unwrap().as_deref(),
-        Some("admin")
+        tx.role_of(ws.id, bob.id).await.unwrap(),
+        Some(sentinel::model::WorkspaceRole::Admin)
     );
-    tx.set_member_role(ws.id, bob.id, "owner").await.unwrap();
+    tx.set_member_role(ws.id, bob.id, sentinel::model::WorkspaceRole::Owner)
+        .await
+        .unwrap();
     assert_eq!(tx.owner_count(ws.id).await.unwrap(), 2);
     tx.remove_member(ws.id, bob.id).await.unwrap();
     assert_eq!(tx.role_of(ws.id, bob.id).await.unwrap(), None);
@@ -294,12 +307,8 @@ async fn changelog_tx_rolls_back_when_dropped_conformance(backend: Backend) {
     }
     assert!(store.resource(&key("draft")).await.unwrap().is_none());
     assert_eq!(
-        store
-            .membership_role(ws.id, bob.id)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("editor")
+        store.membership_role(ws.id, bob.id).await.unwrap(),
+        Some(sentinel::model::WorkspaceRole::Editor)
     );
     assert_eq!(store.current_revision().await.unwrap(), before);
     assert!(
@@ -356,7 +365,7 @@ async fn changelog_tx_serializes_writers_conformance(backend: Backend) {
     first.commit().await.unwrap();
     let (revision, role) = second.await.unwrap();
     assert_eq!(revision, committed, "the second saw the first one's commit");
-    assert_eq!(role.as_deref(), Some("viewer"));
+    assert_eq!(role, Some(sentinel::model::WorkspaceRole::Viewer));
 }
 
 async fn tx_demote(
@@ -364,13 +373,13 @@ async fn tx_demote(
     workspace_id: sentinel::model::WorkspaceId,
     user: sentinel::model::UserId,
 ) {
-    tx.set_member_role(workspace_id, user, "viewer")
+    tx.set_member_role(workspace_id, user, sentinel::model::WorkspaceRole::Viewer)
         .await
         .unwrap();
     let change = Change::MemberSet {
         workspace_id,
         user_id: user,
-        role: "viewer".into(),
+        role: sentinel::model::WorkspaceRole::Viewer,
         added: false,
     };
     tx.record(&change, &audit_row()).await.unwrap();
@@ -389,7 +398,7 @@ async fn changelog_tx_takes_invitations_once_conformance(backend: Backend) {
         workspace_id: ws.id,
         email: guest.email.clone(),
         user_id: Some(guest.id),
-        role: "viewer".into(),
+        role: sentinel::model::WorkspaceRole::Viewer,
         invited_by: Some(owner.id),
         created_at: now,
         expires_at: now + chrono::Duration::days(7),
@@ -402,8 +411,10 @@ async fn changelog_tx_takes_invitations_once_conformance(backend: Backend) {
     {
         let mut tx = store.begin_changelog().await.unwrap();
         let taken = tx.take_invitation(invitation.id).await.unwrap();
-        assert_eq!(taken, Some((ws.id, "viewer".to_string())));
-        tx.add_member(ws.id, guest.id, "viewer").await.unwrap();
+        assert_eq!(taken, Some((ws.id, sentinel::model::WorkspaceRole::Viewer)));
+        tx.add_member(ws.id, guest.id, sentinel::model::WorkspaceRole::Viewer)
+            .await
+            .unwrap();
         // dropped: rolled back
     }
     assert!(store.invitation(invitation.id).await.unwrap().is_some());
@@ -412,16 +423,16 @@ async fn changelog_tx_takes_invitations_once_conformance(backend: Backend) {
     let mut tx = store.begin_changelog().await.unwrap();
     let (workspace_id, role) = tx.take_invitation(invitation.id).await.unwrap().unwrap();
     assert_eq!(tx.role_of(workspace_id, guest.id).await.unwrap(), None);
-    tx.add_member(workspace_id, guest.id, &role).await.unwrap();
+    tx.add_member(workspace_id, guest.id, role).await.unwrap();
     assert_eq!(
-        tx.role_of(workspace_id, guest.id).await.unwrap().as_deref(),
-        Some("viewer")
+        tx.role_of(workspace_id, guest.id).await.unwrap(),
+        Some(sentinel::model::WorkspaceRole::Viewer)
     );
     tx.commit().await.unwrap();
     assert!(store.invitation(invitation.id).await.unwrap().is_none());
     assert_eq!(
         store.member(ws.id, guest.id).await.unwrap().unwrap().role,
-        "viewer"
+        sentinel::model::WorkspaceRole::Viewer
     );
 
     let mut tx = store.begin_changelog().await.unwrap();

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use chrono::{Duration, Utc};
 use common::model::Model;
 use sentinel::authz::change::{Change, GranteeRef, ResourceKey, ResourceState};
-use sentinel::authz::index::{Action, GrantRecord, Index, Lookup, ResourceRecord, Snapshot};
+use sentinel::authz::index::{GrantRecord, Index, Lookup, Permission, ResourceRecord, Snapshot};
 use sentinel::model::{GroupId, UserId, WorkspaceId};
 use uuid::Uuid;
 
@@ -54,7 +54,7 @@ impl World {
                     return Change::MemberSet {
                         workspace_id: w,
                         user_id: u,
-                        role: self.pick(&ROLES).into(),
+                        role: sentinel::model::WorkspaceRole::parse(self.pick(&ROLES)).unwrap(),
                         added: true,
                     };
                 }
@@ -121,11 +121,10 @@ impl World {
                             workspace_id: w,
                             owner_id: self.rng.bool().then_some(u),
                             visibility: if self.rng.bool() {
-                                "workspace"
+                                sentinel::model::Visibility::Workspace
                             } else {
-                                "private"
-                            }
-                            .into(),
+                                sentinel::model::Visibility::Private
+                            },
                             parent,
                         },
                         created,
@@ -174,7 +173,11 @@ impl World {
                             workspace_id: r.workspace,
                             key,
                             grantee,
-                            permission: if self.rng.bool() { "edit" } else { "view" }.into(),
+                            permission: if self.rng.bool() {
+                                sentinel::model::Permission::Edit
+                            } else {
+                                sentinel::model::Permission::View
+                            },
                             expires_at,
                             created: true,
                         };
@@ -224,7 +227,8 @@ impl World {
 fn snapshot(model: &Model, world: &World) -> Snapshot {
     let mut snap = Snapshot::default();
     for ((w, u), role) in &model.roles {
-        snap.memberships.push((*w, *u, role.clone()));
+        snap.memberships
+            .push((*w, *u, sentinel::model::WorkspaceRole::parse(role).unwrap()));
     }
     for (g, u) in &model.group_members {
         snap.group_members.push((model.groups[g], *g, *u));
@@ -239,7 +243,7 @@ fn snapshot(model: &Model, world: &World) -> Snapshot {
                 resource_id: k.2.clone(),
                 workspace_id: r.workspace,
                 owner_id: r.owner,
-                visibility: r.visibility.clone(),
+                visibility: sentinel::model::Visibility::parse(&r.visibility).unwrap(),
                 parent: None,
             },
             parent_id: r
@@ -251,7 +255,7 @@ fn snapshot(model: &Model, world: &World) -> Snapshot {
             snap.grants.push(GrantRecord {
                 resource: id,
                 grantee: *grantee,
-                permission: level.clone(),
+                permission: sentinel::model::Permission::parse(level).unwrap(),
                 expires_at: *expires,
             });
         }
@@ -267,7 +271,11 @@ fn compare(index: &Index, model: &Model, world: &World, seed: u64, step: usize) 
             for service in SERVICES {
                 for t in TYPES {
                     for edit in [false, true] {
-                        let action = if edit { Action::Edit } else { Action::View };
+                        let action = if edit {
+                            Permission::Edit
+                        } else {
+                            Permission::View
+                        };
                         for i in 0..8 {
                             let id = format!("r{i}");
                             let expected = model.check(service, t, &id, u, w, edit, now);
@@ -319,7 +327,7 @@ fn the_index_agrees_with_the_reference_model() {
         for step in 0..150 {
             let change = world.change(&model);
             model.apply(&change);
-            index.apply(step as i64 + 1, &change);
+            index.apply(sentinel::model::Revision(step as i64 + 1), &change);
             if step % 15 == 14 {
                 compare(&index, &model, &world, seed, step);
             }

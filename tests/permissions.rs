@@ -200,7 +200,7 @@ async fn check_and_lookup_agree_with_the_reference_model(backend: Backend) {
         model.apply(&Change::MemberSet {
             workspace_id: w,
             user_id: owner.user.id,
-            role: "owner".into(),
+            role: sentinel::model::WorkspaceRole::Owner,
             added: true,
         });
         workspaces.push(w);
@@ -220,7 +220,7 @@ async fn check_and_lookup_agree_with_the_reference_model(backend: Backend) {
                 model.apply(&Change::MemberSet {
                     workspace_id: workspaces[wi],
                     user_id: issued.user.id,
-                    role: role.into(),
+                    role: sentinel::model::WorkspaceRole::parse(role).unwrap(),
                     added: true,
                 });
             }
@@ -325,11 +325,10 @@ async fn check_and_lookup_agree_with_the_reference_model(backend: Backend) {
                         workspace_id: w,
                         owner_id: owner,
                         visibility: if visibility == Visibility::Workspace {
-                            "workspace"
+                            sentinel::model::Visibility::Workspace
                         } else {
-                            "private"
-                        }
-                        .into(),
+                            sentinel::model::Visibility::Private
+                        },
                         parent,
                     },
                     created: out.created,
@@ -389,7 +388,7 @@ async fn check_and_lookup_agree_with_the_reference_model(backend: Backend) {
                         resource_id: id.clone(),
                     },
                     grantee,
-                    permission: level.into(),
+                    permission: sentinel::model::Permission::parse(level).unwrap(),
                     expires_at: expires_at.map(|at| {
                         chrono::DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap()
                     }),
@@ -483,7 +482,7 @@ async fn check_and_lookup_agree_with_the_reference_model(backend: Backend) {
                         resource_id: id.clone(),
                         workspace_id: r.workspace,
                         owner_id: r.owner,
-                        visibility: r.visibility.clone(),
+                        visibility: sentinel::model::Visibility::parse(&r.visibility).unwrap(),
                         parent: r.parent.clone(),
                     },
                     created: false,

@@ -845,7 +845,13 @@ async fn the_last_owner_survives_concurrent_demotions_and_removals(backend: Back
     let id: sentinel::model::WorkspaceId = workspace.parse().unwrap();
     let owners_left = state
         .store
-        .list_members(id, None, Some("owner"), None, 100)
+        .list_members(
+            id,
+            None,
+            Some(sentinel::model::WorkspaceRole::Owner),
+            None,
+            100,
+        )
         .await
         .unwrap()
         .len();

@@ -998,7 +998,12 @@ async fn role_and_group_changes_show_in_the_next_refresh(backend: Backend) {
     let workspace = issued.scope.as_ref().unwrap().workspace.id;
     state
         .store
-        .upsert_membership(workspace, issued.user.id, "admin", chrono::Utc::now())
+        .upsert_membership(
+            workspace,
+            issued.user.id,
+            sentinel::model::WorkspaceRole::Admin,
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let pair = refresh(&app, &issued.refresh_token).await.unwrap();

@@ -144,7 +144,12 @@ async fn workspaces_follow_their_role_rules(backend: Backend) {
     let research: sentinel::model::WorkspaceId = created.id.parse().unwrap();
     state
         .store
-        .upsert_membership(research, viewer.user.id, "viewer", chrono::Utc::now())
+        .upsert_membership(
+            research,
+            viewer.user.id,
+            sentinel::model::WorkspaceRole::Viewer,
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let err = client()

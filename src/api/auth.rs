@@ -237,7 +237,7 @@ impl AuthService for AuthApi {
                     service_name: service.service_name.clone(),
                     workspace: Some(pb::WorkspaceAccess {
                         workspace: Some(convert::workspace(&minted.workspace)),
-                        role: convert::role(&minted.role) as i32,
+                        role: convert::role(minted.role) as i32,
                         joined_at: None,
                     }),
                     actions: minted.actions,
@@ -394,7 +394,7 @@ impl AuthService for AuthApi {
                 jti: authz.jti,
                 wid: authz.wid,
                 wslug: authz.wslug,
-                wrole: convert::role(&authz.wrole) as i32,
+                wrole: convert::role(authz.wrole) as i32,
                 svc: authz.svc,
                 idp_sub: authz.idp_sub,
                 actions: authz.actions,
@@ -419,7 +419,6 @@ impl AuthService for AuthApi {
             wslug: claims.wslug.clone().unwrap_or_default(),
             wrole: claims
                 .wrole
-                .as_deref()
                 .map_or(pb::WorkspaceRole::Unspecified, convert::role) as i32,
             groups: claims.groups.clone(),
             groups_truncated: claims.groups_truncated,

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::Error;
-use crate::model::{SessionRow, WorkspaceRow};
+use crate::model::{SessionRow, WorkspaceRole, WorkspaceRow};
 use crate::proto::v1 as pb;
 use crate::tokens::service::{IssuedTokens, WorkspaceScope};
 
@@ -35,14 +35,13 @@ pub fn optional_uuid<T: From<Uuid>>(field: &str, value: &str) -> Result<Option<T
     }
 }
 
-/// The typed role of a stored role name.
-pub fn role(name: &str) -> pb::WorkspaceRole {
-    match name {
-        "owner" => pb::WorkspaceRole::Owner,
-        "admin" => pb::WorkspaceRole::Admin,
-        "editor" => pb::WorkspaceRole::Editor,
-        "viewer" => pb::WorkspaceRole::Viewer,
-        _ => pb::WorkspaceRole::Unspecified,
+/// The message enum of a workspace role.
+pub fn role(role: WorkspaceRole) -> pb::WorkspaceRole {
+    match role {
+        WorkspaceRole::Owner => pb::WorkspaceRole::Owner,
+        WorkspaceRole::Admin => pb::WorkspaceRole::Admin,
+        WorkspaceRole::Editor => pb::WorkspaceRole::Editor,
+        WorkspaceRole::Viewer => pb::WorkspaceRole::Viewer,
     }
 }
 
@@ -76,7 +75,7 @@ pub fn workspace(row: &WorkspaceRow) -> pb::Workspace {
 fn access(scope: &WorkspaceScope) -> pb::WorkspaceAccess {
     pb::WorkspaceAccess {
         workspace: Some(workspace(&scope.workspace)),
-        role: role(&scope.role) as i32,
+        role: role(scope.role) as i32,
         joined_at: None,
     }
 }
@@ -284,13 +283,13 @@ pub fn audit_event(row: &crate::model::AuditRow) -> pb::AuditEvent {
     }
 }
 
-/// The stored name of a workspace role enum (`None` for unspecified or unknown values).
-pub fn role_name(value: i32) -> Option<&'static str> {
+/// The workspace role of a message enum (`None` for unspecified or unknown values).
+pub fn workspace_role(value: i32) -> Option<WorkspaceRole> {
     match pb::WorkspaceRole::try_from(value).ok()? {
-        pb::WorkspaceRole::Owner => Some("owner"),
-        pb::WorkspaceRole::Admin => Some("admin"),
-        pb::WorkspaceRole::Editor => Some("editor"),
-        pb::WorkspaceRole::Viewer => Some("viewer"),
+        pb::WorkspaceRole::Owner => Some(WorkspaceRole::Owner),
+        pb::WorkspaceRole::Admin => Some(WorkspaceRole::Admin),
+        pb::WorkspaceRole::Editor => Some(WorkspaceRole::Editor),
+        pb::WorkspaceRole::Viewer => Some(WorkspaceRole::Viewer),
         pb::WorkspaceRole::Unspecified => None,
     }
 }
@@ -310,7 +309,7 @@ pub fn member(row: &crate::model::MemberRow) -> pb::Member {
     pb::Member {
         workspace_id: row.workspace_id.to_string(),
         user: Some(user_summary(&row.user)),
-        role: role(&row.role) as i32,
+        role: role(row.role) as i32,
         joined_at: Some(timestamp(row.joined_at)),
         updated_at: Some(timestamp(row.updated_at)),
     }
@@ -325,7 +324,7 @@ pub fn invitation(row: &crate::model::InvitationRow) -> pb::Invitation {
             Some(_) => String::new(),
             None => row.email.clone(),
         },
-        role: role(&row.role) as i32,
+        role: role(row.role) as i32,
         invited_by: row.invited_by.map(|u| u.to_string()).unwrap_or_default(),
         created_at: Some(timestamp(row.created_at)),
         expires_at: Some(timestamp(row.expires_at)),

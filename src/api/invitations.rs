@@ -5,7 +5,6 @@
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, page, page_size, token_cursor, uuid};
-use crate::authz::consistency;
 use crate::credentials;
 use crate::model::Written;
 use crate::proto::v1 as pb;
@@ -49,7 +48,7 @@ pub(super) async fn accept(
     } = state.workspaces.accept_invitation(&caller, id).await?;
     Ok(Response::new(pb::AcceptInvitationResponse {
         member: Some(convert::member(&member)),
-        consistency_token: consistency::encode(revision),
+        consistency_token: revision.token().to_string(),
     }))
 }
 

@@ -137,7 +137,7 @@ impl ServiceAppService for ServiceAppApi {
         } = self.state.apps.delete(&actor, id).await?;
         Ok(Response::new(pb::DeleteServiceAppResponse {
             deleted_resource_count: i64::try_from(resources).unwrap_or(i64::MAX),
-            consistency_token: crate::authz::consistency::encode(revision),
+            consistency_token: revision.token().to_string(),
         }))
     }
 

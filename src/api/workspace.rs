@@ -3,7 +3,6 @@
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, optional_uuid, page, page_size, token_cursor, uuid};
-use crate::authz::consistency;
 use crate::credentials;
 use crate::error::Error;
 use crate::model::{UserId, Written};
@@ -33,7 +32,6 @@ pub(super) fn access(view: &WorkspaceView) -> pb::WorkspaceAccess {
         workspace: Some(convert::workspace(&view.workspace)),
         role: view
             .role
-            .as_deref()
             .map_or(pb::WorkspaceRole::Unspecified, convert::role) as i32,
         joined_at: view.joined_at.map(convert::timestamp),
     }
@@ -70,7 +68,6 @@ impl WorkspaceService for WorkspaceApi {
         Ok(Response::new(pb::GetWorkspaceResponse {
             role: view
                 .role
-                .as_deref()
                 .map_or(pb::WorkspaceRole::Unspecified, convert::role) as i32,
             workspace: Some(convert::workspace(&view.workspace)),
         }))
@@ -146,7 +143,7 @@ impl WorkspaceService for WorkspaceApi {
         let id = uuid("id", &request.get_ref().id)?;
         let revision = self.state.workspaces.delete(&actor, user, id).await?;
         Ok(Response::new(pb::DeleteWorkspaceResponse {
-            consistency_token: consistency::encode(revision),
+            consistency_token: revision.token().to_string(),
         }))
     }
 
@@ -161,7 +158,7 @@ impl WorkspaceService for WorkspaceApi {
         let role = match r.role {
             0 => None,
             value => Some(
-                convert::role_name(value)
+                convert::workspace_role(value)
                     .ok_or_else(|| Error::invalid("role", "is not a workspace role"))?,
             ),
         };
@@ -201,7 +198,7 @@ impl WorkspaceService for WorkspaceApi {
             }
             None => return Err(Error::invalid("email", "email or user_id is required").into()),
         };
-        let role = convert::role_name(r.role)
+        let role = convert::workspace_role(r.role)
             .ok_or_else(|| Error::invalid("role", "is required (owner, admin, editor, viewer)"))?;
         let Written {
             value: invitation,
@@ -215,7 +212,7 @@ impl WorkspaceService for WorkspaceApi {
             member_or_invitation: Some(pb::add_member_response::MemberOrInvitation::Invitation(
                 convert::invitation(&invitation),
             )),
-            consistency_token: consistency::encode(revision),
+            consistency_token: revision.token().to_string(),
         }))
     }
 
@@ -262,7 +259,7 @@ impl WorkspaceService for WorkspaceApi {
         let r = request.into_inner();
         let workspace_id = uuid("workspace_id", &r.workspace_id)?;
         let user_id = uuid("user_id", &r.user_id)?;
-        let role = convert::role_name(r.role)
+        let role = convert::workspace_role(r.role)
             .ok_or_else(|| Error::invalid("role", "is required (owner, admin, editor, viewer)"))?;
         let Written {
             value: (member, revoked),
@@ -275,7 +272,7 @@ impl WorkspaceService for WorkspaceApi {
         Ok(Response::new(pb::UpdateMemberRoleResponse {
             member: Some(convert::member(&member)),
             revoked_session_count: i32::try_from(revoked).unwrap_or(i32::MAX),
-            consistency_token: consistency::encode(revision),
+            consistency_token: revision.token().to_string(),
         }))
     }
 
@@ -297,7 +294,7 @@ impl WorkspaceService for WorkspaceApi {
             .await?;
         Ok(Response::new(pb::RemoveMemberResponse {
             revoked_session_count: i32::try_from(revoked).unwrap_or(i32::MAX),
-            consistency_token: consistency::encode(revision),
+            consistency_token: revision.token().to_string(),
         }))
     }
 
@@ -372,7 +369,7 @@ impl WorkspaceService for WorkspaceApi {
         let id = uuid("id", &request.get_ref().id)?;
         let revision = self.state.workspaces.delete_group(&caller, id).await?;
         Ok(Response::new(pb::DeleteGroupResponse {
-            consistency_token: consistency::encode(revision),
+            consistency_token: revision.token().to_string(),
         }))
     }
 
@@ -394,7 +391,7 @@ impl WorkspaceService for WorkspaceApi {
             .await?;
         Ok(Response::new(pb::AddGroupMemberResponse {
             added,
-            consistency_token: consistency::encode(revision),
+            consistency_token: revision.token().to_string(),
         }))
     }
 
@@ -416,7 +413,7 @@ impl WorkspaceService for WorkspaceApi {
             .await?;
         Ok(Response::new(pb::RemoveGroupMemberResponse {
             removed,
-            consistency_token: consistency::encode(revision),
+            consistency_token: revision.token().to_string(),
         }))
     }
 
@@ -512,7 +509,7 @@ impl WorkspaceService for WorkspaceApi {
         let id = uuid("id", &request.get_ref().id)?;
         let revision = self.state.workspaces.delete_role(&caller, id).await?;
         Ok(Response::new(pb::DeleteRoleResponse {
-            consistency_token: consistency::encode(revision),
+            consistency_token: revision.token().to_string(),
         }))
     }
 
@@ -533,7 +530,7 @@ impl WorkspaceService for WorkspaceApi {
             .await?;
         Ok(Response::new(pb::SetRoleActionsResponse {
             role: Some(convert::custom_role(&role)),
-            consistency_token: consistency::encode(revision),
+            consistency_token: revision.token().to_string(),
         }))
     }
 
@@ -555,7 +552,7 @@ impl WorkspaceService for WorkspaceApi {
             .await?;
         Ok(Response::new(pb::AssignRoleResponse {
             assigned,
-            consistency_token: consistency::encode(revision),
+            consistency_token: revision.token().to_string(),
         }))
     }
 
@@ -577,7 +574,7 @@ impl WorkspaceService for WorkspaceApi {
             .await?;
         Ok(Response::new(pb::UnassignRoleResponse {
             removed,
-            consistency_token: consistency::encode(revision),
+            consistency_token: revision.token().to_string(),
         }))
     }
 }

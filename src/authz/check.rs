@@ -3,8 +3,9 @@
 //! Check to the replica that owns its workspace would go here.
 
 use super::engine::{Engine, Freshness};
-use super::index::{Action, Index};
+use super::index::{Index, Permission};
 use crate::error::Error;
+use crate::model::Revision;
 use crate::model::{UserId, WorkspaceId};
 
 /// Who asks: the calling service and the user it acts for, in the user's token workspace
@@ -27,7 +28,7 @@ pub struct CheckItem<'a> {
     /// The resource's id.
     pub resource_id: &'a str,
     /// The action asked for.
-    pub action: Action,
+    pub action: Permission,
 }
 
 /// A Check's answer and the index revision it was answered at.
@@ -36,7 +37,7 @@ pub struct Decision {
     /// Whether the action is allowed.
     pub allowed: bool,
     /// The revision of the index that answered.
-    pub revision: i64,
+    pub revision: Revision,
 }
 
 /// CheckBulk's answers, in the order asked, and the one revision they were all answered at.
@@ -45,7 +46,7 @@ pub struct Decisions {
     /// One answer per item.
     pub allowed: Vec<bool>,
     /// The revision of the index that answered.
-    pub revision: i64,
+    pub revision: Revision,
 }
 
 /// One answer from the index at `now` (unix ms): nothing is allowed outside a workspace.

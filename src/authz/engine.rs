@@ -4,6 +4,7 @@
 //! names a revision newer than the index catches up from the database before answering, so it
 //! never answers from state older than that write.
 
+use crate::model::Revision;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -29,7 +30,7 @@ pub enum Freshness {
     /// Whatever the index holds (at most about a second behind).
     MinimizeLatency,
     /// At least this revision.
-    AtLeast(i64),
+    AtLeast(Revision),
     /// The latest committed revision.
     Full,
 }
@@ -40,7 +41,7 @@ pub struct Engine {
     pub(super) cache: Arc<dyn Cache>,
     index: RwLock<Index>,
     catching_up: Mutex<()>,
-    applied: watch::Sender<i64>,
+    applied: watch::Sender<Revision>,
     /// Changelog entries as the index applies them, in revision order: every `Watch` stream of
     /// this replica listens here instead of polling the database.
     feed: tokio::sync::broadcast::Sender<Arc<[crate::store::ChangeRow]>>,
@@ -75,7 +76,7 @@ impl Engine {
         tracing::info!(
             resources,
             grants,
-            revision = engine.revision(),
+            revision = engine.revision().0,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "permission index built"
         );
@@ -92,12 +93,12 @@ impl Engine {
     }
 
     /// The revision the index has applied.
-    pub fn revision(&self) -> i64 {
+    pub fn revision(&self) -> Revision {
         self.read().revision()
     }
 
     /// Announcements of applied revisions (for Watch streams).
-    pub fn revisions(&self) -> watch::Receiver<i64> {
+    pub fn revisions(&self) -> watch::Receiver<Revision> {
         self.applied.subscribe()
     }
 
@@ -186,7 +187,7 @@ impl Engine {
 
     /// After a local write committed at `revision`: apply it here before answering, and nudge
     /// the other replicas.
-    pub async fn written(&self, revision: i64) -> Result<(), Error> {
+    pub async fn written(&self, revision: Revision) -> Result<(), Error> {
         if self.revision() < revision {
             self.catch_up().await?;
         }

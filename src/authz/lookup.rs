@@ -5,13 +5,14 @@
 //! page token points into it; answers too large to copy, or past a user's cap of live
 //! snapshots, page by keyset instead (continue after the last id, at the current revision).
 
+use crate::model::Revision;
 use std::time::Duration;
 
 use uuid::Uuid;
 
 use super::check::Subject;
 use super::engine::{Engine, Freshness};
-use super::index::{Action, Lookup};
+use super::index::{Lookup, Permission};
 use crate::error::Error;
 use crate::model::WorkspaceId;
 
@@ -35,15 +36,15 @@ pub struct LookupQuery<'a> {
     /// The resource type.
     pub resource_type: &'a str,
     /// The action.
-    pub action: Action,
+    pub action: Permission,
 }
 
 impl LookupQuery<'_> {
     /// The question a page token belongs to (a token is good for the same question only).
     fn question(&self) -> String {
         let action = match self.action {
-            Action::View => "view",
-            Action::Edit => "edit",
+            Permission::View => "view",
+            Permission::Edit => "edit",
         };
         format!(
             "{}|{}|{}|{}|{}",
@@ -62,7 +63,7 @@ pub struct LookupPage {
     /// The next page's token; empty on the last page.
     pub next_page_token: String,
     /// The revision every page of this lookup answers at (keyset pages: this page's).
-    pub revision: i64,
+    pub revision: Revision,
 }
 
 /// A lookup's remaining pages, kept in the cache under a random id.
@@ -70,7 +71,7 @@ pub struct LookupPage {
 struct Snapshot {
     /// Who and what it answers.
     question: String,
-    revision: i64,
+    revision: Revision,
     ids: Vec<String>,
 }
 

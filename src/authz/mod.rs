@@ -3,7 +3,6 @@
 //! encoded as a consistency token, is what callers pass back to read their own writes.
 
 pub mod check;
-pub mod consistency;
 pub mod engine;
 pub mod index;
 pub mod lookup;

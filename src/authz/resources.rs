@@ -5,6 +5,8 @@
 //! event of every write, and read-your-writes: each write is applied to this process's index
 //! before it answers, and its revision is what the caller's consistency token names.
 
+use crate::model::Revision;
+use crate::model::{Permission, Visibility};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -24,7 +26,7 @@ const MAX_CHAIN: usize = 4096;
 #[derive(Debug, Clone)]
 enum ResourceUpdate {
     /// New visibility.
-    Visibility(String),
+    Visibility(Visibility),
     /// New owner (or none).
     Owner(Option<UserId>),
 }
@@ -38,8 +40,8 @@ fn precondition(reason: &str) -> Error {
 pub struct NewGrant {
     /// Who receives it.
     pub grantee: GranteeRef,
-    /// `view` or `edit`.
-    pub permission: &'static str,
+    /// What it allows.
+    pub permission: Permission,
     /// When it lapses (in the future; millisecond precision is kept).
     pub expires_at: Option<DateTime<Utc>>,
 }
@@ -72,7 +74,7 @@ impl Resources {
     }
 
     /// Applies a local write to this process's index and nudges the replicas.
-    async fn written<T>(&self, value: T, revision: i64) -> Result<Written<T>, Error> {
+    async fn written<T>(&self, value: T, revision: Revision) -> Result<Written<T>, Error> {
         self.engine.written(revision).await?;
         Ok(Written { value, revision })
     }
@@ -227,12 +229,12 @@ impl Resources {
         &self,
         caller: &Caller,
         key: &ResourceKey,
-        visibility: &str,
+        visibility: Visibility,
     ) -> Result<Written<ResourceRow>, Error> {
         self.update(
             caller,
             key,
-            ResourceUpdate::Visibility(visibility.into()),
+            ResourceUpdate::Visibility(visibility),
             "resource.visibility_set",
             serde_json::json!({ "visibility": visibility }),
         )
@@ -277,7 +279,7 @@ impl Resources {
             .ok_or_else(|| Error::NotFound("resource".into()))?;
         let mut state = row.state.clone();
         match &update {
-            ResourceUpdate::Visibility(v) => state.visibility = v.clone(),
+            ResourceUpdate::Visibility(v) => state.visibility = *v,
             ResourceUpdate::Owner(owner) => state.owner_id = *owner,
         }
         if state == row.state {
@@ -361,7 +363,7 @@ impl Resources {
         }
         let stored = GrantRow {
             grantee: grant.grantee,
-            permission: grant.permission.to_string(),
+            permission: grant.permission,
             expires_at: grant.expires_at,
             granted_by,
             created_at: Utc::now(),
@@ -371,7 +373,7 @@ impl Resources {
             workspace_id,
             key: key.clone(),
             grantee: stored.grantee,
-            permission: stored.permission.clone(),
+            permission: stored.permission,
             expires_at: stored.expires_at,
             created: existing.is_none(),
         };
@@ -387,7 +389,7 @@ impl Resources {
         caller: &Caller,
         key: &ResourceKey,
         grantee: GranteeRef,
-        permission: Option<&str>,
+        permission: Option<Permission>,
     ) -> Result<Written<bool>, Error> {
         let mut tx = self.store.begin_changelog().await?;
         let (row, _) = tx
@@ -475,11 +477,7 @@ async fn may_share(
         ));
     }
     let role = tx.role_of(row.state.workspace_id, user).await?;
-    let allowed = row.state.owner_id == Some(user)
-        || role
-            .as_deref()
-            .and_then(WorkspaceRole::parse)
-            .is_some_and(|r| r >= WorkspaceRole::Admin);
+    let allowed = row.state.owner_id == Some(user) || role >= Some(WorkspaceRole::Admin);
     if !allowed {
         return Err(Error::PermissionDenied(
             "only the resource's owner or a workspace admin may change its grants".into(),

@@ -5,6 +5,7 @@
 //! idle. It shows a service its own resources, grants, roles and actions, and the membership
 //! and group history of the workspaces the service is present in.
 
+use crate::model::Revision;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +33,7 @@ pub enum WatchEvent {
     /// A change, at its revision.
     Change {
         /// Its changelog revision.
-        revision: i64,
+        revision: Revision,
         /// When it was committed.
         occurred_at: DateTime<Utc>,
         /// What changed.
@@ -41,7 +42,7 @@ pub enum WatchEvent {
     /// Nothing new up to `revision` (sent when idle).
     Checkpoint {
         /// The revision the stream has reached.
-        revision: i64,
+        revision: Revision,
         /// When.
         at: DateTime<Utc>,
     },
@@ -54,14 +55,14 @@ pub struct WatchQuery {
     /// Resource types shown (empty: all); other changes are not filtered by it.
     pub resource_types: Vec<String>,
     /// Changes after this revision (`None`: from now on).
-    pub start: Option<i64>,
+    pub start: Option<Revision>,
 }
 
 struct State {
     store: Arc<dyn Store>,
     query: WatchQuery,
     recheck: Recheck,
-    cursor: i64,
+    cursor: Revision,
     pending: VecDeque<WatchEvent>,
     /// Live changelog entries from the replica's index.
     feed: broadcast::Receiver<Arc<[ChangeRow]>>,

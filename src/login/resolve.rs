@@ -1,6 +1,7 @@
 //! Authz mode: a backend passes the provider's token of its user (an OIDC ID token, a GitHub
 //! access token); Sentinel resolves the user and may mint an authz token for the service.
 
+use crate::model::WorkspaceRole;
 use chrono::{DateTime, Utc};
 
 use super::{Backend, Login, LoginError, MAX_IDP_TOKEN_LEN};
@@ -29,7 +30,7 @@ pub struct MintedAuthz {
     /// The workspace it is scoped to.
     pub workspace: WorkspaceRow,
     /// The user's role there.
-    pub role: String,
+    pub role: WorkspaceRole,
     /// The service's actions the user holds there (what the token carries).
     pub actions: Vec<String>,
 }
@@ -110,7 +111,7 @@ impl Login {
             .await?;
         let scope = WorkspaceScope {
             workspace: workspace_row.clone(),
-            role: role.clone(),
+            role,
             groups,
         };
         let (token, expires_at) =

@@ -1,5 +1,6 @@
 //! The entries of the authorization changelog.
 
+use super::{Permission, Visibility, WorkspaceRole};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -19,8 +20,8 @@ pub struct ResourceState {
     pub workspace_id: WorkspaceId,
     /// Owning user, if any.
     pub owner_id: Option<UserId>,
-    /// `private` or `workspace`.
-    pub visibility: String,
+    /// Who sees it beyond owner and grantees.
+    pub visibility: Visibility,
     /// Parent (type, id) of the same service, if any.
     pub parent: Option<(String, String)>,
 }
@@ -75,7 +76,7 @@ pub enum Change {
         /// The member.
         user_id: UserId,
         /// The new role.
-        role: String,
+        role: WorkspaceRole,
         /// True when the user joined with this change.
         added: bool,
     },
@@ -173,7 +174,7 @@ pub enum Change {
         /// The grantee.
         grantee: GranteeRef,
         /// `view` or `edit`.
-        permission: String,
+        permission: Permission,
         /// Expiry, if any.
         expires_at: Option<DateTime<Utc>>,
         /// True when created by this change.
@@ -309,7 +310,7 @@ mod tests {
         let change = Change::MemberSet {
             workspace_id: WorkspaceId::random(),
             user_id: UserId::random(),
-            role: "editor".into(),
+            role: WorkspaceRole::Editor,
             added: true,
         };
         let json: serde_json::Value = serde_json::from_str(&change.payload()).unwrap();

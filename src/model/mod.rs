@@ -2,13 +2,16 @@
 
 use std::fmt;
 
+mod access;
 mod caller;
 pub mod change;
 mod ids;
 mod names;
 pub mod records;
+mod revision;
 pub mod snapshot;
 
+pub use access::{Permission, Visibility, WorkspaceRole};
 pub use caller::{Actor, Caller};
 pub use change::Change;
 pub use ids::{GroupId, RoleId, SessionId, UserId, WorkspaceId};
@@ -18,6 +21,7 @@ pub use records::{
     ResourceRow, RevocationRow, RevokeScope, RoleRow, ServiceAppRow, SessionRow, UserRow,
     WorkspaceRow,
 };
+pub use revision::{ConsistencyToken, Revision};
 
 /// A write's result and the revision it committed at.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,51 +29,7 @@ pub struct Written<T> {
     /// What the write returns.
     pub value: T,
     /// Its changelog revision (read-your-writes: pass it back as a consistency token).
-    pub revision: i64,
-}
-
-/// A role in a workspace, ordered by what it may do: owner > admin > editor > viewer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum WorkspaceRole {
-    /// Reads what the workspace shows its members.
-    Viewer,
-    /// Also edits what the workspace shows its members.
-    Editor,
-    /// Also manages members, groups and roles, and may do anything to the workspace's resources.
-    Admin,
-    /// Also grants the owner role and deletes the workspace.
-    Owner,
-}
-
-impl WorkspaceRole {
-    /// Every role, highest first.
-    pub const ALL: [WorkspaceRole; 4] = [
-        WorkspaceRole::Owner,
-        WorkspaceRole::Admin,
-        WorkspaceRole::Editor,
-        WorkspaceRole::Viewer,
-    ];
-
-    /// The role named `name` (`owner`, `admin`, `editor`, `viewer`).
-    pub fn parse(name: &str) -> Option<WorkspaceRole> {
-        WorkspaceRole::ALL.into_iter().find(|r| r.as_str() == name)
-    }
-
-    /// Its name, as stored and in tokens (`wrole`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkspaceRole::Owner => "owner",
-            WorkspaceRole::Admin => "admin",
-            WorkspaceRole::Editor => "editor",
-            WorkspaceRole::Viewer => "viewer",
-        }
-    }
-}
-
-impl fmt::Display for WorkspaceRole {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+    pub revision: Revision,
 }
 
 /// JWS algorithm of a signing key, selectable per deployment.
@@ -204,21 +164,6 @@ impl Email {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn roles_order_and_round_trip() {
-        use WorkspaceRole::*;
-        assert!(Owner > Admin && Admin > Editor && Editor > Viewer);
-        for role in WorkspaceRole::ALL {
-            assert_eq!(WorkspaceRole::parse(role.as_str()), Some(role));
-            assert_eq!(role.to_string(), role.as_str());
-        }
-        for name in ["", "Owner", "root", "owner "] {
-            assert_eq!(WorkspaceRole::parse(name), None, "{name:?}");
-        }
-        // An unknown role ranks below every role.
-        assert!(None < Some(Viewer));
-    }
 
     #[test]
     fn slugs_and_emails_parse_at_the_edge() {

@@ -1,6 +1,7 @@
 //! What the permission index is built from: every resource, grant, membership and group
 //! membership as the store reads them at start.
 
+use super::{Permission, WorkspaceRole};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -25,8 +26,8 @@ pub struct GrantRecord {
     pub resource: Uuid,
     /// The grantee.
     pub grantee: GranteeRef,
-    /// `view` or `edit`.
-    pub permission: String,
+    /// What it allows.
+    pub permission: Permission,
     /// Expiry, if any.
     pub expires_at: Option<DateTime<Utc>>,
 }
@@ -35,9 +36,9 @@ pub struct GrantRecord {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// Changelog revision the snapshot is at least as new as.
-    pub revision: i64,
+    pub revision: super::Revision,
     /// (workspace, user, role).
-    pub memberships: Vec<(WorkspaceId, UserId, String)>,
+    pub memberships: Vec<(WorkspaceId, UserId, WorkspaceRole)>,
     /// (workspace, group, user).
     pub group_members: Vec<(WorkspaceId, GroupId, UserId)>,
     /// Resources.

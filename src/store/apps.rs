@@ -1,6 +1,7 @@
 //! `service_apps` and `client_apps`. Service keys are stored only as SHA-256 hashes. Every
 //! change is written with its audit event in one transaction.
 
+use crate::model::Revision;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, Row};
@@ -73,7 +74,7 @@ pub trait AppStore: Send + Sync {
         &self,
         id: Uuid,
         audit: &AuditRow,
-    ) -> StoreResult<Option<(u64, i64)>>;
+    ) -> StoreResult<Option<(u64, Revision)>>;
     /// Activates or deactivates an app; `NotFound` when it does not exist.
     async fn set_service_app_active(&self, id: Uuid, active: bool) -> StoreResult<()>;
     /// The app holding the key with `hash` (current key, or previous key inside its grace).
@@ -297,7 +298,7 @@ macro_rules! impl_app_store {
                 &self,
                 id: Uuid,
                 audit: &AuditRow,
-            ) -> StoreResult<Option<(u64, i64)>> {
+            ) -> StoreResult<Option<(u64, Revision)>> {
                 let mut tx = self.begin_write(super::WriteLock::Changelog).await?;
                 let service = sqlx::query_scalar::<_, String>(
                     "DELETE FROM service_apps WHERE id = $1 RETURNING service_name",

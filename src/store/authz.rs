@@ -1,6 +1,7 @@
 //! `resources`, `grants` and the changelog: the permission engine's durable state, read here.
 //! Writes go through a [`super::ChangelogTx`] the domain holds.
 
+use crate::model::Revision;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -9,16 +10,16 @@ use uuid::Uuid;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{StoreError, StoreResult};
-use crate::model::WorkspaceId;
 use crate::model::change::{Change, GranteeRef, ResourceKey, ResourceState};
 use crate::model::records::{GrantRow, ResourceRow};
 use crate::model::snapshot::{GrantRecord, ResourceRecord, Snapshot};
+use crate::model::{Permission, Visibility, WorkspaceId};
 
 /// A changelog entry.
 #[derive(Debug, Clone)]
 pub struct ChangeRow {
     /// Revision.
-    pub revision: i64,
+    pub revision: Revision,
     /// The change.
     pub change: Change,
     /// Commit time.
@@ -36,7 +37,7 @@ pub trait AuthzStore: Send + Sync {
     /// service-less (membership, group) entries.
     async fn changes_since(
         &self,
-        after: i64,
+        after: Revision,
         service: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<ChangeRow>>;
@@ -116,7 +117,7 @@ macro_rules! impl_authz_store {
 
             async fn changes_since(
                 &self,
-                after: i64,
+                after: Revision,
                 service: Option<&str>,
                 limit: i64,
             ) -> StoreResult<Vec<ChangeRow>> {
@@ -282,6 +283,7 @@ where
     for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Visibility: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
 {
     let e = err("resource");
     let parent_type: Option<String> = row.try_get("parent_type").map_err(&e)?;
@@ -314,6 +316,7 @@ where
     for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> Option<DateTime<Utc>>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Permission: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
 {
     let e = err("grant");
     let kind: String = row.try_get("grantee_type").map_err(&e)?;

@@ -1,6 +1,7 @@
 //! Groups and their members. Membership changes of a group are authorization changes: they
 //! hold [`WriteLock::Changelog`] and append their [`Change`] with the audit event.
 
+use crate::model::Revision;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, Row};
@@ -38,7 +39,7 @@ pub trait GroupStore: Send + Sync {
         audit: &AuditRow,
     ) -> StoreResult<Option<GroupRow>>;
     /// Deletes a group; the revision, or `None` when it did not exist.
-    async fn delete_group(&self, id: GroupId, audit: &AuditRow) -> StoreResult<Option<i64>>;
+    async fn delete_group(&self, id: GroupId, audit: &AuditRow) -> StoreResult<Option<Revision>>;
     /// Members of a group by name, email, id after the cursor, with when they were added.
     async fn list_group_members(
         &self,
@@ -158,7 +159,7 @@ macro_rules! impl_group_store {
                 self.group(id).await
             }
 
-            async fn delete_group(&self, id: GroupId, audit: &AuditRow) -> StoreResult<Option<i64>> {
+            async fn delete_group(&self, id: GroupId, audit: &AuditRow) -> StoreResult<Option<Revision>> {
                 let mut tx = self.begin_write(WriteLock::Changelog).await?;
                 let workspace_id = sqlx::query_scalar::<_, WorkspaceId>(
                     "DELETE FROM groups WHERE id = $1 RETURNING workspace_id",

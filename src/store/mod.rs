@@ -29,7 +29,7 @@ macro_rules! insert_audit_query {
 /// hold [`WriteLock::Changelog`]); evaluates to the revision.
 macro_rules! append_change {
     ($tx:expr, $change:expr) => {
-        sqlx::query_scalar::<_, i64>(
+        sqlx::query_scalar::<_, crate::model::Revision>(
             "INSERT INTO changelog (workspace_id, service_name, kind, payload, occurred_at) \
              VALUES ($1, $2, $3, $4, $5) RETURNING revision",
         )
@@ -45,7 +45,9 @@ macro_rules! append_change {
 /// The newest changelog revision, inside a caller's transaction or on a pool.
 macro_rules! current_revision_query {
     () => {
-        sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(revision), 0) FROM changelog")
+        sqlx::query_scalar::<_, crate::model::Revision>(
+            "SELECT COALESCE(MAX(revision), 0) FROM changelog",
+        )
     };
 }
 

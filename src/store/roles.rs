@@ -1,6 +1,7 @@
 //! Service actions, custom roles, their actions and assignments. Writes that change who holds
 //! an action hold [`WriteLock::Changelog`] and append their [`Change`] with the audit event.
 
+use crate::model::Revision;
 use async_trait::async_trait;
 use chrono::Utc;
 use sqlx::{FromRow, Row};
@@ -23,13 +24,13 @@ pub trait RoleStore: Send + Sync {
         service_name: &str,
         actions: &[(String, String)],
         audit: &AuditRow,
-    ) -> StoreResult<(i64, i64, i64)>;
+    ) -> StoreResult<(i64, i64, Revision)>;
     /// Every action a service registered.
     async fn service_actions(&self, service_name: &str) -> StoreResult<Vec<String>>;
     /// Whether a service app with this service name exists.
     async fn service_exists(&self, service_name: &str) -> StoreResult<bool>;
     /// Creates a custom role with its actions; the revision.
-    async fn create_role(&self, role: &RoleRow, audit: &AuditRow) -> StoreResult<i64>;
+    async fn create_role(&self, role: &RoleRow, audit: &AuditRow) -> StoreResult<Revision>;
     /// One custom role.
     async fn role(&self, id: RoleId) -> StoreResult<Option<RoleRow>>;
     /// Custom roles of a workspace by service, name, id after the cursor.
@@ -42,14 +43,14 @@ pub trait RoleStore: Send + Sync {
         limit: i64,
     ) -> StoreResult<Vec<RoleRow>>;
     /// Deletes a custom role; the revision, or `None` when it did not exist.
-    async fn delete_role(&self, id: RoleId, audit: &AuditRow) -> StoreResult<Option<i64>>;
+    async fn delete_role(&self, id: RoleId, audit: &AuditRow) -> StoreResult<Option<Revision>>;
     /// Replaces a role's actions; the revision, or `None` when it did not exist.
     async fn set_role_actions(
         &self,
         id: RoleId,
         actions: &[String],
         audit: &AuditRow,
-    ) -> StoreResult<Option<i64>>;
+    ) -> StoreResult<Option<Revision>>;
     /// Names of the user's roles of `service_name` in a workspace that hold `action`, sorted.
     async fn roles_holding(
         &self,
@@ -106,7 +107,7 @@ macro_rules! impl_role_store {
                 service_name: &str,
                 actions: &[(String, String)],
                 audit: &AuditRow,
-            ) -> StoreResult<(i64, i64, i64)> {
+            ) -> StoreResult<(i64, i64, Revision)> {
                 let mut tx = self.begin_write(WriteLock::Changelog).await?;
                 let now = Utc::now();
                 let (mut created, mut updated) = (0, 0);
@@ -195,7 +196,7 @@ macro_rules! impl_role_store {
                 Ok(count > 0)
             }
 
-            async fn create_role(&self, role: &RoleRow, audit: &AuditRow) -> StoreResult<i64> {
+            async fn create_role(&self, role: &RoleRow, audit: &AuditRow) -> StoreResult<Revision> {
                 let mut tx = self.begin_write(WriteLock::Changelog).await?;
                 sqlx::query(
                     "INSERT INTO roles (id, workspace_id, service_name, name, description, \
@@ -288,7 +289,7 @@ macro_rules! impl_role_store {
                 Ok(roles)
             }
 
-            async fn delete_role(&self, id: RoleId, audit: &AuditRow) -> StoreResult<Option<i64>> {
+            async fn delete_role(&self, id: RoleId, audit: &AuditRow) -> StoreResult<Option<Revision>> {
                 let mut tx = self.begin_write(WriteLock::Changelog).await?;
                 let row = sqlx::query(
                     "DELETE FROM roles WHERE id = $1 RETURNING workspace_id, service_name",
@@ -319,7 +320,7 @@ macro_rules! impl_role_store {
                 id: RoleId,
                 actions: &[String],
                 audit: &AuditRow,
-            ) -> StoreResult<Option<i64>> {
+            ) -> StoreResult<Option<Revision>> {
                 let mut tx = self.begin_write(WriteLock::Changelog).await?;
                 let row = sqlx::query(
                     "UPDATE roles SET updated_at = $2 WHERE id = $1 \

@@ -2,6 +2,8 @@
 //! write that groups and custom roles share: it holds [`WriteLock::Changelog`] and appends its
 //! [`Change`] in the same transaction as the change and its audit event.
 
+use crate::model::Revision;
+use crate::model::WorkspaceRole;
 use async_trait::async_trait;
 use sqlx::{FromRow, Row};
 
@@ -15,7 +17,7 @@ use crate::model::{UserId, WorkspaceId};
 #[async_trait]
 pub trait TenancyStore: Send + Sync {
     /// The newest changelog revision.
-    async fn current_revision(&self) -> StoreResult<i64>;
+    async fn current_revision(&self) -> StoreResult<Revision>;
     /// One membership with the member's profile.
     async fn member(
         &self,
@@ -28,7 +30,7 @@ pub trait TenancyStore: Send + Sync {
         &self,
         workspace_id: WorkspaceId,
         query: Option<&str>,
-        role: Option<&str>,
+        role: Option<WorkspaceRole>,
         after: Option<(String, String, UserId)>,
         limit: i64,
     ) -> StoreResult<Vec<MemberRow>>;
@@ -54,7 +56,7 @@ macro_rules! impl_tenancy_store {
     ($store:ty) => {
         #[async_trait]
         impl TenancyStore for $store {
-            async fn current_revision(&self) -> StoreResult<i64> {
+            async fn current_revision(&self) -> StoreResult<Revision> {
                 current_revision_query!()
                     .fetch_one(&self.pool)
                     .await
@@ -79,7 +81,7 @@ macro_rules! impl_tenancy_store {
                 &self,
                 workspace_id: WorkspaceId,
                 query: Option<&str>,
-                role: Option<&str>,
+                role: Option<WorkspaceRole>,
                 after: Option<(String, String, UserId)>,
                 limit: i64,
             ) -> StoreResult<Vec<MemberRow>> {

@@ -13,7 +13,7 @@ use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{AuditRow, GrantRow, ResourceRow, StoreError, StoreResult, WriteLock};
 use crate::model::change::{Change, GranteeRef, ResourceKey, ResourceState};
-use crate::model::{GroupId, RoleId, UserId, WorkspaceId};
+use crate::model::{GroupId, Permission, Revision, RoleId, UserId, WorkspaceId, WorkspaceRole};
 
 /// Memberships, users, workspaces and groups, read and written inside a transaction.
 #[async_trait]
@@ -27,7 +27,7 @@ pub trait MembershipTx: Send {
         &mut self,
         workspace: WorkspaceId,
         user: UserId,
-    ) -> StoreResult<Option<String>>;
+    ) -> StoreResult<Option<WorkspaceRole>>;
     /// How many owners the workspace has.
     async fn owner_count(&mut self, workspace: WorkspaceId) -> StoreResult<i64>;
     /// The workspace a group belongs to (`None`: no such group).
@@ -37,7 +37,7 @@ pub trait MembershipTx: Send {
         &mut self,
         workspace: WorkspaceId,
         user: UserId,
-        role: &str,
+        role: WorkspaceRole,
     ) -> StoreResult<()>;
     /// Removes a member with their group memberships and custom roles in the workspace.
     async fn remove_member(&mut self, workspace: WorkspaceId, user: UserId) -> StoreResult<()>;
@@ -46,10 +46,13 @@ pub trait MembershipTx: Send {
         &mut self,
         workspace: WorkspaceId,
         user: UserId,
-        role: &str,
+        role: WorkspaceRole,
     ) -> StoreResult<()>;
     /// Deletes an invitation, returning its workspace and role (`None`: already gone).
-    async fn take_invitation(&mut self, id: Uuid) -> StoreResult<Option<(WorkspaceId, String)>>;
+    async fn take_invitation(
+        &mut self,
+        id: Uuid,
+    ) -> StoreResult<Option<(WorkspaceId, WorkspaceRole)>>;
     /// Adds (`add`) or removes a user to or from a group; whether anything changed.
     async fn set_group_member(
         &mut self,
@@ -99,7 +102,7 @@ pub trait ResourceTx: Send {
         &mut self,
         resource: Uuid,
         grantee: GranteeRef,
-        permission: Option<&str>,
+        permission: Option<Permission>,
     ) -> StoreResult<bool>;
 }
 
@@ -108,9 +111,9 @@ pub trait ResourceTx: Send {
 #[async_trait]
 pub trait ChangelogTx: MembershipTx + ResourceTx {
     /// The newest committed revision (the answer for a write that changed nothing).
-    async fn revision(&mut self) -> StoreResult<i64>;
+    async fn revision(&mut self) -> StoreResult<Revision>;
     /// Appends `change` to the changelog with its audit event; the change's revision.
-    async fn record(&mut self, change: &Change, audit: &AuditRow) -> StoreResult<i64>;
+    async fn record(&mut self, change: &Change, audit: &AuditRow) -> StoreResult<Revision>;
     /// Commits everything written.
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
@@ -172,8 +175,8 @@ macro_rules! impl_write_tx {
                     .map_err(err("user"))
             }
 
-            async fn role_of(&mut self, workspace: WorkspaceId, user: UserId) -> StoreResult<Option<String>> {
-                sqlx::query_scalar::<_, String>(
+            async fn role_of(&mut self, workspace: WorkspaceId, user: UserId) -> StoreResult<Option<WorkspaceRole>> {
+                sqlx::query_scalar::<_, WorkspaceRole>(
                     "SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2",
                 )
                 .bind(workspace)
@@ -205,7 +208,7 @@ macro_rules! impl_write_tx {
                 &mut self,
                 workspace: WorkspaceId,
                 user: UserId,
-                role: &str,
+                role: WorkspaceRole,
             ) -> StoreResult<()> {
                 sqlx::query(
                     "UPDATE memberships SET role = $3, updated_at = $4 \
@@ -243,7 +246,7 @@ macro_rules! impl_write_tx {
                 &mut self,
                 workspace: WorkspaceId,
                 user: UserId,
-                role: &str,
+                role: WorkspaceRole,
             ) -> StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO memberships (workspace_id, user_id, role, created_at, \
@@ -259,8 +262,8 @@ macro_rules! impl_write_tx {
                 Ok(())
             }
 
-            async fn take_invitation(&mut self, id: Uuid) -> StoreResult<Option<(WorkspaceId, String)>> {
-                sqlx::query_as::<_, (WorkspaceId, String)>(
+            async fn take_invitation(&mut self, id: Uuid) -> StoreResult<Option<(WorkspaceId, WorkspaceRole)>> {
+                sqlx::query_as::<_, (WorkspaceId, WorkspaceRole)>(
                     "DELETE FROM invitations WHERE id = $1 RETURNING workspace_id, role",
                 )
                 .bind(id)
@@ -452,7 +455,7 @@ macro_rules! impl_write_tx {
                 &mut self,
                 resource: Uuid,
                 grantee: GranteeRef,
-                permission: Option<&str>,
+                permission: Option<Permission>,
             ) -> StoreResult<bool> {
                 Ok(sqlx::query(
                     "DELETE FROM grants WHERE resource_id = $1 AND grantee_type = $2 \
@@ -472,14 +475,14 @@ macro_rules! impl_write_tx {
 
         #[async_trait]
         impl ChangelogTx for Tx<$db> {
-            async fn revision(&mut self) -> StoreResult<i64> {
+            async fn revision(&mut self) -> StoreResult<Revision> {
                 current_revision_query!()
                     .fetch_one(&mut *self.0)
                     .await
                     .map_err(err("changelog"))
             }
 
-            async fn record(&mut self, change: &Change, audit: &AuditRow) -> StoreResult<i64> {
+            async fn record(&mut self, change: &Change, audit: &AuditRow) -> StoreResult<Revision> {
                 let revision = append_change!(self.0, change)
                     .await
                     .map_err(err("changelog"))?;

@@ -1,6 +1,8 @@
 //! `workspaces` and `memberships`: tenants and who belongs to them, with the scope a token
 //! carries (role, workspace, groups).
 
+use crate::model::Revision;
+use crate::model::WorkspaceRole;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, Row};
@@ -26,7 +28,7 @@ pub trait WorkspaceStore: Send + Sync {
         &self,
         workspace_id: WorkspaceId,
         user_id: UserId,
-        role: &str,
+        role: WorkspaceRole,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
     /// The user's role in the workspace, if a member.
@@ -34,7 +36,7 @@ pub trait WorkspaceStore: Send + Sync {
         &self,
         workspace_id: WorkspaceId,
         user_id: UserId,
-    ) -> StoreResult<Option<String>>;
+    ) -> StoreResult<Option<WorkspaceRole>>;
     /// Creates a workspace with `owner` as its owner, audited, in one transaction.
     async fn create_workspace(
         &self,
@@ -50,7 +52,7 @@ pub trait WorkspaceStore: Send + Sync {
         query: Option<&str>,
         after: Option<(String, WorkspaceId)>,
         limit: i64,
-    ) -> StoreResult<Vec<(WorkspaceRow, Option<String>, Option<DateTime<Utc>>)>>;
+    ) -> StoreResult<Vec<(WorkspaceRow, Option<WorkspaceRole>, Option<DateTime<Utc>>)>>;
     /// Changes name, slug or description; `Conflict` when the slug is taken.
     async fn update_workspace(
         &self,
@@ -65,13 +67,13 @@ pub trait WorkspaceStore: Send + Sync {
         &self,
         id: WorkspaceId,
         audit: &super::AuditRow,
-    ) -> StoreResult<Option<i64>>;
+    ) -> StoreResult<Option<Revision>>;
     /// Imports one CSV row in one transaction: creates the user unless the email exists, then
     /// adds the membership unless it exists. Returns (user created, membership added).
     async fn import_member(
         &self,
         user: &UserRow,
-        membership: Option<(WorkspaceId, &str)>,
+        membership: Option<(WorkspaceId, WorkspaceRole)>,
     ) -> StoreResult<(bool, bool)>;
     /// Every workspace, by slug.
     async fn all_workspaces(&self) -> StoreResult<Vec<WorkspaceRow>>;
@@ -85,7 +87,7 @@ pub trait WorkspaceStore: Send + Sync {
         &self,
         workspace_id: WorkspaceId,
         user_id: UserId,
-    ) -> StoreResult<Option<(String, WorkspaceRow, Vec<GroupId>)>>;
+    ) -> StoreResult<Option<(WorkspaceRole, WorkspaceRow, Vec<GroupId>)>>;
     /// Ids of the workspace's groups the user belongs to, sorted.
     async fn group_ids(
         &self,
@@ -150,7 +152,7 @@ macro_rules! impl_workspace_store {
                 &self,
                 workspace_id: WorkspaceId,
                 user_id: UserId,
-                role: &str,
+                role: WorkspaceRole,
                 now: DateTime<Utc>,
             ) -> StoreResult<()> {
                 let mut tx = self.begin_write(WriteLock::Changelog).await?;
@@ -177,7 +179,7 @@ macro_rules! impl_workspace_store {
                 let change = Change::MemberSet {
                     workspace_id,
                     user_id,
-                    role: role.to_string(),
+                    role,
                     added: before.is_none(),
                 };
                 append_change!(tx, change)
@@ -190,7 +192,7 @@ macro_rules! impl_workspace_store {
                 &self,
                 workspace_id: WorkspaceId,
                 user_id: UserId,
-            ) -> StoreResult<Option<String>> {
+            ) -> StoreResult<Option<WorkspaceRole>> {
                 let row = sqlx::query(
                     "SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2",
                 )
@@ -199,7 +201,7 @@ macro_rules! impl_workspace_store {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(err("membership"))?;
-                row.map(|r| r.try_get::<String, _>("role").map_err(err("membership")))
+                row.map(|r| r.try_get::<WorkspaceRole, _>("role").map_err(err("membership")))
                     .transpose()
             }
 
@@ -237,7 +239,7 @@ macro_rules! impl_workspace_store {
                 let change = Change::MemberSet {
                     workspace_id: workspace.id,
                     user_id: owner,
-                    role: "owner".into(),
+                    role: WorkspaceRole::Owner,
                     added: true,
                 };
                 append_change!(tx, change)
@@ -256,7 +258,7 @@ macro_rules! impl_workspace_store {
                 query: Option<&str>,
                 after: Option<(String, WorkspaceId)>,
                 limit: i64,
-            ) -> StoreResult<Vec<(WorkspaceRow, Option<String>, Option<DateTime<Utc>>)>> {
+            ) -> StoreResult<Vec<(WorkspaceRow, Option<WorkspaceRole>, Option<DateTime<Utc>>)>> {
                 let pattern = query.map(super::contains_pattern);
                 let (after_name, after_id) = after.unzip();
                 let rows = sqlx::query(
@@ -326,7 +328,7 @@ macro_rules! impl_workspace_store {
                 &self,
                 id: WorkspaceId,
                 audit: &super::AuditRow,
-            ) -> StoreResult<Option<i64>> {
+            ) -> StoreResult<Option<Revision>> {
                 let mut tx = self.begin_write(WriteLock::Changelog).await?;
                 let done = sqlx::query("DELETE FROM workspaces WHERE id = $1")
                     .bind(id)
@@ -351,7 +353,7 @@ macro_rules! impl_workspace_store {
             async fn import_member(
                 &self,
                 user: &UserRow,
-                membership: Option<(WorkspaceId, &str)>,
+                membership: Option<(WorkspaceId, WorkspaceRole)>,
             ) -> StoreResult<(bool, bool)> {
                 let mut tx = self.begin_write(WriteLock::Changelog).await?;
                 let created = sqlx::query(concat!(
@@ -400,7 +402,7 @@ macro_rules! impl_workspace_store {
                         let change = Change::MemberSet {
                             workspace_id,
                             user_id: id,
-                            role: role.to_string(),
+                            role,
                             added: true,
                         };
                         append_change!(tx, change)
@@ -453,7 +455,7 @@ macro_rules! impl_workspace_store {
                 &self,
                 workspace_id: WorkspaceId,
                 user_id: UserId,
-            ) -> StoreResult<Option<(String, WorkspaceRow, Vec<GroupId>)>> {
+            ) -> StoreResult<Option<(WorkspaceRole, WorkspaceRow, Vec<GroupId>)>> {
                 let rows = sqlx::query(
                     "SELECT m.role, w.id, w.name, w.slug, w.description, w.created_at, \
                      w.updated_at, g.id AS group_id FROM memberships m \
@@ -471,7 +473,7 @@ macro_rules! impl_workspace_store {
                 let Some(first) = rows.first() else {
                     return Ok(None);
                 };
-                let role: String = first.try_get("role").map_err(err("membership"))?;
+                let role: WorkspaceRole = first.try_get("role").map_err(err("membership"))?;
                 let workspace = workspace_from_row(first)?;
                 let mut groups = Vec::new();
                 for row in &rows {

@@ -1,5 +1,6 @@
 //! Groups: named sets of workspace members, grantees of resource permissions.
 
+use crate::model::Revision;
 use chrono::{DateTime, Utc};
 
 use super::{Caller, Standing, Workspaces};
@@ -114,7 +115,7 @@ impl Workspaces {
     }
 
     /// Deletes a group with its memberships and grants (admin+); the revision.
-    pub async fn delete_group(&self, caller: &Caller, id: GroupId) -> Result<i64, Error> {
+    pub async fn delete_group(&self, caller: &Caller, id: GroupId) -> Result<Revision, Error> {
         let (group, standing) = self.group_in_scope(caller, id).await?;
         standing.require(WorkspaceRole::Admin, "deleting groups")?;
         let mut event = audit::event(

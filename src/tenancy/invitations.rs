@@ -96,7 +96,7 @@ impl Workspaces {
                 "you already are a member of the workspace; the invitation is answered".into(),
             ));
         }
-        tx.add_member(workspace_id, user, &role).await?;
+        tx.add_member(workspace_id, user, role).await?;
         let change = Change::MemberSet {
             workspace_id,
             user_id: user,

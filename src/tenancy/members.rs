@@ -5,7 +5,7 @@
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::{Caller, Workspaces, rank};
+use super::{Caller, Workspaces};
 use crate::audit;
 use crate::error::Error;
 use crate::model::Email;
@@ -26,24 +26,13 @@ pub enum Invitee {
     UserId(UserId),
 }
 
-/// Checks a role name from the API: one of the four workspace roles.
-pub fn validate_role(field: &str, role: &str) -> Result<(), Error> {
-    if rank(role).is_none() {
-        return Err(Error::invalid(
-            field,
-            "must be one of owner, admin, editor, viewer",
-        ));
-    }
-    Ok(())
-}
-
 /// What a membership rule is decided on, read under the changelog lock.
 #[derive(Debug, Clone)]
 struct MemberFacts {
     /// The caller's role in the workspace (`None`: not a member).
-    caller_role: Option<String>,
+    caller_role: Option<WorkspaceRole>,
     /// The target's current role (`None`: not a member).
-    target_role: Option<String>,
+    target_role: Option<WorkspaceRole>,
     /// Number of owners before the change.
     owners: i64,
 }
@@ -72,17 +61,17 @@ fn caller_rank(facts: &MemberFacts, admin: bool) -> Option<WorkspaceRole> {
     if admin {
         Some(WorkspaceRole::Owner)
     } else {
-        facts.caller_role.as_deref().and_then(rank)
+        facts.caller_role
     }
 }
 
-/// Whether a stored role name is the owner role.
-fn is_owner(role: Option<&str>) -> bool {
-    role.and_then(rank) == Some(WorkspaceRole::Owner)
+/// Whether a role is the owner role.
+fn is_owner(role: Option<WorkspaceRole>) -> bool {
+    role == Some(WorkspaceRole::Owner)
 }
 
 fn last_owner(facts: &MemberFacts, what: &str) -> Result<(), Error> {
-    if is_owner(facts.target_role.as_deref()) && facts.owners <= 1 {
+    if is_owner(facts.target_role) && facts.owners <= 1 {
         return Err(Error::FailedPrecondition(format!(
             "the last owner of a workspace cannot be {what}; make another member owner first"
         )));
@@ -97,7 +86,7 @@ impl Workspaces {
         caller: &Caller,
         workspace_id: WorkspaceId,
         query: Option<&str>,
-        role: Option<&str>,
+        role: Option<WorkspaceRole>,
         after: Option<(String, String, UserId)>,
         limit: i64,
     ) -> Result<Vec<MemberRow>, Error> {
@@ -116,9 +105,8 @@ impl Workspaces {
         caller: &Caller,
         workspace_id: WorkspaceId,
         invitee: Invitee,
-        role: &str,
+        role: WorkspaceRole,
     ) -> Result<Written<InvitationRow>, Error> {
-        validate_role("role", role)?;
         let standing = self.standing(caller, workspace_id).await?;
         standing.require(WorkspaceRole::Admin, "inviting members")?;
         if is_owner(Some(role)) {
@@ -156,7 +144,7 @@ impl Workspaces {
             workspace_id,
             email,
             user_id: user,
-            role: role.to_string(),
+            role,
             invited_by: caller.user,
             created_at: now,
             expires_at: now + chrono::Duration::days(INVITATION_TTL_DAYS),
@@ -199,9 +187,8 @@ impl Workspaces {
         caller: &Caller,
         workspace_id: WorkspaceId,
         target: UserId,
-        role: &str,
+        role: WorkspaceRole,
     ) -> Result<Written<(MemberRow, usize)>, Error> {
-        validate_role("role", role)?;
         let standing = self.standing(caller, workspace_id).await?;
         let mut event = audit::event(
             "member.role_changed",
@@ -219,7 +206,7 @@ impl Workspaces {
                 "changing member roles needs the admin role or higher".into(),
             ));
         }
-        let Some(current) = facts.target_role.as_deref() else {
+        let Some(current) = facts.target_role else {
             return Err(Error::NotFound("member".into()));
         };
         let revision = if current == role {
@@ -238,7 +225,7 @@ impl Workspaces {
             let change = Change::MemberSet {
                 workspace_id,
                 user_id: target,
-                role: role.to_string(),
+                role,
                 added: false,
             };
             let revision = tx.record(&change, &event).await?;
@@ -303,7 +290,7 @@ impl Workspaces {
             if facts.target_role.is_none() {
                 return Err(Error::NotFound("member".into()));
             }
-            if is_owner(facts.target_role.as_deref()) && caller_rank < Some(WorkspaceRole::Owner) {
+            if is_owner(facts.target_role) && caller_rank < Some(WorkspaceRole::Owner) {
                 return Err(Error::PermissionDenied(
                     "only an owner removes an owner".into(),
                 ));

@@ -12,6 +12,7 @@ mod roles;
 
 pub use members::Invitee;
 
+use crate::model::Revision;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -23,18 +24,13 @@ use crate::model::{UserId, WorkspaceId};
 use crate::store::{RevokeScope, Store, WorkspaceRow};
 use crate::tokens::service::TokenService;
 
-/// The rank of a stored role name: `None` (below every role) for a name that is no role.
-pub fn rank(role: &str) -> Option<WorkspaceRole> {
-    WorkspaceRole::parse(role)
-}
-
 /// A workspace with the caller's relation to it.
 #[derive(Debug, Clone)]
 pub struct WorkspaceView {
     /// The workspace.
     pub workspace: WorkspaceRow,
     /// The caller's role (`None` for a platform admin who is not a member).
-    pub role: Option<String>,
+    pub role: Option<WorkspaceRole>,
     /// When the caller joined.
     pub joined_at: Option<DateTime<Utc>>,
 }
@@ -143,14 +139,13 @@ impl Workspaces {
     ) -> Result<(WorkspaceView, Option<WorkspaceRole>), Error> {
         let not_found = || Error::NotFound("workspace".into());
         if let Some((role, workspace, _)) = self.store.workspace_scope(id, user).await? {
-            let rank = rank(&role);
             return Ok((
                 WorkspaceView {
                     workspace,
                     role: Some(role),
                     joined_at: None,
                 },
-                rank,
+                Some(role),
             ));
         }
         let admin = admin_ok && crate::users::is_platform_admin(self.store.as_ref(), user).await?;
@@ -273,7 +268,12 @@ impl Workspaces {
 
     /// Deletes a workspace and everything in it (owner), ending sessions scoped to it.
     /// Returns the changelog revision of the deletion.
-    pub async fn delete(&self, actor: &Actor, user: UserId, id: WorkspaceId) -> Result<i64, Error> {
+    pub async fn delete(
+        &self,
+        actor: &Actor,
+        user: UserId,
+        id: WorkspaceId,
+    ) -> Result<Revision, Error> {
         let (_, rank_of_caller) = self.role_of(user, id).await?;
         if rank_of_caller < Some(WorkspaceRole::Owner) {
             return Err(Error::PermissionDenied(
@@ -301,7 +301,7 @@ impl Workspaces {
 
     /// After a write committed at `revision`: applies it to this process's permission index
     /// before the write answers (read-your-writes) and nudges the other replicas.
-    async fn applied(&self, revision: i64) -> Result<i64, Error> {
+    async fn applied(&self, revision: Revision) -> Result<Revision, Error> {
         self.engine.written(revision).await?;
         Ok(revision)
     }

@@ -1,6 +1,7 @@
 //! Custom roles (RBAC): per-workspace named sets of one service's registered actions, assigned
 //! to members. A service key confines every operation to that service's roles.
 
+use crate::model::Revision;
 use std::collections::BTreeSet;
 
 use chrono::Utc;
@@ -178,7 +179,7 @@ impl Workspaces {
     }
 
     /// Deletes a custom role with its assignments; the revision.
-    pub async fn delete_role(&self, caller: &Caller, id: RoleId) -> Result<i64, Error> {
+    pub async fn delete_role(&self, caller: &Caller, id: RoleId) -> Result<Revision, Error> {
         let (role, standing) = self.role_in_scope(caller, id).await?;
         standing.require(WorkspaceRole::Admin, "deleting roles")?;
         let mut event = audit::event(
@@ -337,7 +338,7 @@ impl Workspaces {
         user: UserId,
         workspace_id: WorkspaceId,
         action: &str,
-    ) -> Result<(Vec<String>, i64), Error> {
+    ) -> Result<(Vec<String>, Revision), Error> {
         validate_action("action", action)?;
         let revision = self.store.current_revision().await?;
         let roles = self
@@ -355,7 +356,7 @@ impl Workspaces {
         workspace_id: WorkspaceId,
         after: Option<&str>,
         limit: i64,
-    ) -> Result<(Vec<String>, i64), Error> {
+    ) -> Result<(Vec<String>, Revision), Error> {
         let revision = self.store.current_revision().await?;
         let actions = self
             .store

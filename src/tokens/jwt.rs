@@ -1,5 +1,6 @@
 //! Access-token claims, signing with the key held in memory, and strict verification.
 
+use crate::model::WorkspaceRole;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -56,7 +57,7 @@ pub struct AccessClaims {
     pub wslug: Option<String>,
     /// Role in the workspace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wrole: Option<String>,
+    pub wrole: Option<WorkspaceRole>,
     /// Group ids in the workspace (at most `token_max_groups`).
     #[serde(default)]
     pub groups: Vec<String>,
@@ -100,7 +101,7 @@ pub struct AuthzClaims {
     /// Workspace slug.
     pub wslug: String,
     /// Role in the workspace.
-    pub wrole: String,
+    pub wrole: WorkspaceRole,
     /// The service's actions the user holds in the workspace, sorted (at most
     /// `token_max_actions`).
     pub actions: Vec<String>,

@@ -1,6 +1,7 @@
 //! Sessions and tokens: sign-in, refresh rotation with reuse detection, revocation, and the
 //! bearer-token check every authenticated call goes through.
 
+use crate::model::WorkspaceRole;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +36,7 @@ pub struct WorkspaceScope {
     /// The workspace.
     pub workspace: WorkspaceRow,
     /// The user's role in it.
-    pub role: String,
+    pub role: WorkspaceRole,
     /// The user's groups in it.
     pub groups: Vec<GroupId>,
 }
@@ -190,7 +191,7 @@ impl TokenService {
             name: user.name.clone(),
             wid: scope.map(|s| s.workspace.id.to_string()),
             wslug: scope.map(|s| s.workspace.slug.clone()),
-            wrole: scope.map(|s| s.role.clone()),
+            wrole: scope.map(|s| s.role),
             groups: scope
                 .map(|s| {
                     s.groups
@@ -498,7 +499,7 @@ impl TokenService {
             svc: service.to_string(),
             wid: scope.workspace.id.to_string(),
             wslug: scope.workspace.slug.clone(),
-            wrole: scope.role.clone(),
+            wrole: scope.role,
             actions,
             actions_truncated,
             typ: "authz".into(),

@@ -48,7 +48,8 @@ impl Model {
                 role,
                 ..
             } => {
-                self.roles.insert((*workspace_id, *user_id), role.clone());
+                self.roles
+                    .insert((*workspace_id, *user_id), role.as_str().to_string());
             }
             Change::MemberRemoved {
                 workspace_id,
@@ -110,7 +111,7 @@ impl Model {
                     Res {
                         workspace: resource.workspace_id,
                         owner: resource.owner_id,
-                        visibility: resource.visibility.clone(),
+                        visibility: resource.visibility.as_str().to_string(),
                         parent: resource.parent.clone(),
                         grants,
                     },
@@ -125,7 +126,8 @@ impl Model {
                 ..
             } => {
                 if let Some(r) = self.resources.get_mut(&key3(key)) {
-                    r.grants.insert(*grantee, (permission.clone(), *expires_at));
+                    r.grants
+                        .insert(*grantee, (permission.as_str().to_string(), *expires_at));
                 }
             }
             Change::GrantRemoved { key, grantee, .. } => {

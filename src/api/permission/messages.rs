@@ -1,11 +1,11 @@
 //! PermissionService requests parsed into domain values, and domain values as messages.
 
 use super::super::convert;
-use crate::authz::consistency;
 use crate::authz::engine::Freshness;
 use crate::authz::watch::WatchEvent;
 use crate::error::Error;
 use crate::model::change::{Change, GranteeRef, ResourceKey};
+use crate::model::{ConsistencyToken, Permission, Visibility};
 use crate::model::{GrantRow, ResourceRow};
 use crate::proto::v1 as pb;
 
@@ -29,9 +29,9 @@ pub(super) fn freshness(consistency: Option<&pb::Consistency>) -> Result<Freshne
             "consistency.fully_consistent",
             "must be true when set",
         )),
-        Some(Requirement::AtLeastAsFresh(token)) => {
-            consistency::decode("consistency.at_least_as_fresh", token).map(Freshness::AtLeast)
-        }
+        Some(Requirement::AtLeastAsFresh(token)) => Ok(Freshness::AtLeast(
+            ConsistencyToken::parse("consistency.at_least_as_fresh", token)?.revision(),
+        )),
     }
 }
 
@@ -98,14 +98,16 @@ pub(super) fn key_of(
     })
 }
 
-pub(super) fn visibility_name(
+/// The visibility a request names (`default` when unspecified, or INVALID_ARGUMENT naming
+/// `field` when there is none).
+pub(super) fn visibility_of(
     value: i32,
     field: &str,
-    default: Option<&'static str>,
-) -> Result<&'static str, Error> {
+    default: Option<Visibility>,
+) -> Result<Visibility, Error> {
     match pb::Visibility::try_from(value) {
-        Ok(pb::Visibility::Private) => Ok("private"),
-        Ok(pb::Visibility::Workspace) => Ok("workspace"),
+        Ok(pb::Visibility::Private) => Ok(Visibility::Private),
+        Ok(pb::Visibility::Workspace) => Ok(Visibility::Workspace),
         Ok(pb::Visibility::Unspecified) => {
             default.ok_or_else(|| Error::invalid(field, "is required (private or workspace)"))
         }
@@ -113,26 +115,27 @@ pub(super) fn visibility_name(
     }
 }
 
-pub(super) fn visibility(name: &str) -> pb::Visibility {
-    if name == "private" {
-        pb::Visibility::Private
-    } else {
-        pb::Visibility::Workspace
+/// The message enum of a visibility.
+pub(super) fn visibility(visibility: Visibility) -> pb::Visibility {
+    match visibility {
+        Visibility::Private => pb::Visibility::Private,
+        Visibility::Workspace => pb::Visibility::Workspace,
     }
 }
 
-pub(super) fn permission(name: &str) -> pb::Permission {
-    if name == "edit" {
-        pb::Permission::Edit
-    } else {
-        pb::Permission::View
+/// The message enum of a permission.
+pub(super) fn permission(permission: Permission) -> pb::Permission {
+    match permission {
+        Permission::View => pb::Permission::View,
+        Permission::Edit => pb::Permission::Edit,
     }
 }
 
-pub(super) fn permission_name(value: i32) -> Option<&'static str> {
+/// The permission a request names (`None` when unspecified or unknown).
+pub(super) fn permission_of(value: i32) -> Option<Permission> {
     match pb::Permission::try_from(value).ok()? {
-        pb::Permission::View => Some("view"),
-        pb::Permission::Edit => Some("edit"),
+        pb::Permission::View => Some(Permission::View),
+        pb::Permission::Edit => Some(Permission::Edit),
         pb::Permission::Unspecified => None,
     }
 }
@@ -173,7 +176,7 @@ pub(super) fn resource_message(row: &ResourceRow, grants: Vec<pb::Grant>) -> pb:
         resource_id: s.resource_id.clone(),
         workspace_id: s.workspace_id.to_string(),
         owner_id: s.owner_id.map(|o| o.to_string()).unwrap_or_default(),
-        visibility: visibility(&s.visibility) as i32,
+        visibility: visibility(s.visibility) as i32,
         parent: s.parent.as_ref().map(|(t, id)| reference(t, id)),
         created_at: Some(convert::timestamp(row.created_at)),
         updated_at: Some(convert::timestamp(row.updated_at)),
@@ -184,7 +187,7 @@ pub(super) fn resource_message(row: &ResourceRow, grants: Vec<pb::Grant>) -> pb:
 pub(super) fn grant_message(grant: &GrantRow) -> pb::Grant {
     pb::Grant {
         grantee: Some(grantee_message(grant.grantee)),
-        permission: permission(&grant.permission) as i32,
+        permission: permission(grant.permission) as i32,
         expires_at: grant.expires_at.map(convert::timestamp),
         granted_by: grant.granted_by.map(|u| u.to_string()).unwrap_or_default(),
         created_at: Some(convert::timestamp(grant.created_at)),
@@ -199,8 +202,8 @@ pub(super) fn watch_message(event: &WatchEvent) -> pb::WatchResponse {
     let (revision, occurred_at, change) = match event {
         WatchEvent::Checkpoint { revision, at } => {
             return pb::WatchResponse {
-                revision: *revision,
-                consistency_token: consistency::encode(*revision),
+                revision: revision.0,
+                consistency_token: revision.token().to_string(),
                 operation: Op::Checkpoint as i32,
                 occurred_at: Some(convert::timestamp(*at)),
                 ..Default::default()
@@ -213,8 +216,8 @@ pub(super) fn watch_message(event: &WatchEvent) -> pb::WatchResponse {
         } => (*revision, *occurred_at, change),
     };
     let mut m = pb::WatchResponse {
-        revision,
-        consistency_token: consistency::encode(revision),
+        revision: revision.0,
+        consistency_token: revision.token().to_string(),
         occurred_at: Some(convert::timestamp(occurred_at)),
         workspace_id: change
             .workspace_id()
@@ -230,7 +233,7 @@ pub(super) fn watch_message(event: &WatchEvent) -> pb::WatchResponse {
             ..
         } => {
             m.user_id = user_id.to_string();
-            m.role = convert::role(role) as i32;
+            m.role = convert::role(*role) as i32;
             if *added {
                 Op::MemberAdded
             } else {
@@ -288,7 +291,7 @@ pub(super) fn watch_message(event: &WatchEvent) -> pb::WatchResponse {
         Change::ResourceSet { resource, created } => {
             m.resource = Some(reference(&resource.resource_type, &resource.resource_id));
             m.owner_id = resource.owner_id.map(|o| o.to_string()).unwrap_or_default();
-            m.visibility = visibility(&resource.visibility) as i32;
+            m.visibility = visibility(resource.visibility) as i32;
             m.parent = resource.parent.as_ref().map(|(t, id)| reference(t, id));
             if *created {
                 Op::ResourceCreated
@@ -310,7 +313,7 @@ pub(super) fn watch_message(event: &WatchEvent) -> pb::WatchResponse {
         } => {
             m.resource = Some(reference(&key.resource_type, &key.resource_id));
             m.grantee = Some(grantee_message(*grantee));
-            m.permission = permission(level) as i32;
+            m.permission = permission(*level) as i32;
             m.expires_at = expires_at.map(convert::timestamp);
             if *created {
                 Op::GrantCreated

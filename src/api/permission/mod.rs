@@ -12,15 +12,13 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self, page, page_size, token_cursor};
 use crate::authz::check::{CheckItem, Subject};
-use crate::authz::consistency;
-use crate::authz::index::Action;
 use crate::authz::lookup::LookupQuery;
 use crate::authz::resources::NewGrant;
 use crate::authz::watch::WatchQuery;
 use crate::credentials;
 use crate::error::Error;
 use crate::model::change::ResourceState;
-use crate::model::{UserId, WorkspaceId, Written};
+use crate::model::{ConsistencyToken, Permission, UserId, Visibility, WorkspaceId, Written};
 use crate::proto::v1 as pb;
 use crate::proto::v1::permission_service_server::PermissionService;
 use crate::services::Services;
@@ -92,7 +90,7 @@ impl PermissionService for PermissionApi {
         validate_id("resource_id", &r.resource_id)?;
         let workspace_id = convert::uuid("workspace_id", &r.workspace_id)?;
         let owner_id = convert::optional_uuid("owner_id", &r.owner_id)?;
-        let visibility = visibility_name(r.visibility, "visibility", Some("workspace"))?;
+        let visibility = visibility_of(r.visibility, "visibility", Some(Visibility::Workspace))?;
         let parent = match &r.parent {
             Some(p) => {
                 let key = key_of(&service.service_name, Some(p), "parent")?;
@@ -106,7 +104,7 @@ impl PermissionService for PermissionApi {
             resource_id: r.resource_id,
             workspace_id,
             owner_id,
-            visibility: visibility.to_string(),
+            visibility,
             parent,
         };
         let written = self
@@ -118,7 +116,7 @@ impl PermissionService for PermissionApi {
         Ok(Response::new(pb::RegisterResourceResponse {
             resource: Some(resource_message(&row, Vec::new())),
             created,
-            consistency_token: consistency::encode(written.revision),
+            consistency_token: written.revision.token().to_string(),
         }))
     }
 
@@ -137,7 +135,7 @@ impl PermissionService for PermissionApi {
             .await?;
         Ok(Response::new(pb::DeleteResourceResponse {
             deleted: written.value,
-            consistency_token: consistency::encode(written.revision),
+            consistency_token: written.revision.token().to_string(),
         }))
     }
 
@@ -149,7 +147,7 @@ impl PermissionService for PermissionApi {
         let caller = credentials::caller(&request)?;
         let r = request.into_inner();
         let key = key_of(&service.service_name, r.resource.as_ref(), "resource")?;
-        let visibility = visibility_name(r.visibility, "visibility", None)?;
+        let visibility = visibility_of(r.visibility, "visibility", None)?;
         let written = self
             .state
             .resources
@@ -157,7 +155,7 @@ impl PermissionService for PermissionApi {
             .await?;
         Ok(Response::new(pb::SetVisibilityResponse {
             resource: Some(resource_message(&written.value, Vec::new())),
-            consistency_token: consistency::encode(written.revision),
+            consistency_token: written.revision.token().to_string(),
         }))
     }
 
@@ -173,7 +171,7 @@ impl PermissionService for PermissionApi {
         let written = self.state.resources.set_owner(&caller, &key, owner).await?;
         Ok(Response::new(pb::SetOwnerResponse {
             resource: Some(resource_message(&written.value, Vec::new())),
-            consistency_token: consistency::encode(written.revision),
+            consistency_token: written.revision.token().to_string(),
         }))
     }
 
@@ -186,7 +184,7 @@ impl PermissionService for PermissionApi {
         let r = request.get_ref();
         let key = key_of(&service.service_name, r.resource.as_ref(), "resource")?;
         let grantee = grantee_of(r.grantee.as_ref())?;
-        let permission = permission_name(r.permission)
+        let permission = permission_of(r.permission)
             .ok_or_else(|| Error::invalid("permission", "is required (view or edit)"))?;
         let expires_at = match convert::instant_field("expires_at", r.expires_at)? {
             Some(at) if at <= Utc::now() => {
@@ -206,7 +204,7 @@ impl PermissionService for PermissionApi {
         Ok(Response::new(pb::ShareResponse {
             grant: Some(grant_message(&grant)),
             changed,
-            consistency_token: consistency::encode(written.revision),
+            consistency_token: written.revision.token().to_string(),
         }))
     }
 
@@ -222,7 +220,7 @@ impl PermissionService for PermissionApi {
         let permission = match r.permission {
             0 => None,
             value => Some(
-                permission_name(value)
+                permission_of(value)
                     .ok_or_else(|| Error::invalid("permission", "is not a permission"))?,
             ),
         };
@@ -233,7 +231,7 @@ impl PermissionService for PermissionApi {
             .await?;
         Ok(Response::new(pb::UnshareResponse {
             removed: written.value,
-            consistency_token: consistency::encode(written.revision),
+            consistency_token: written.revision.token().to_string(),
         }))
     }
 
@@ -269,7 +267,7 @@ impl PermissionService for PermissionApi {
         let item = CheckItem {
             resource_type: &resource.resource_type,
             resource_id: &resource.resource_id,
-            action: Action::parse("action", &r.action)?,
+            action: Permission::parse_field("action", &r.action)?,
         };
         let subject = Subject {
             service: &service.service_name,
@@ -283,7 +281,7 @@ impl PermissionService for PermissionApi {
             .await?;
         Ok(Response::new(pb::CheckResponse {
             allowed: decision.allowed,
-            consistency_token: consistency::encode(decision.revision),
+            consistency_token: decision.revision.token().to_string(),
         }))
     }
 
@@ -299,7 +297,7 @@ impl PermissionService for PermissionApi {
         }
         let freshness = freshness(r.consistency.as_ref())?;
         // Items that do not parse are answered with their error; the others are checked.
-        let parsed: Vec<Result<(&pb::ResourceRef, Action), Error>> = r
+        let parsed: Vec<Result<(&pb::ResourceRef, Permission), Error>> = r
             .items
             .iter()
             .enumerate()
@@ -307,9 +305,9 @@ impl PermissionService for PermissionApi {
                 let resource =
                     checked_ref(item.resource.as_ref(), || format!("items[{i}].resource"))?;
                 let action = match item.action.as_str() {
-                    "view" => Action::View,
-                    "edit" => Action::Edit,
-                    _ => Action::parse(&format!("items[{i}].action"), &item.action)?,
+                    "view" => Permission::View,
+                    "edit" => Permission::Edit,
+                    _ => Permission::parse_field(&format!("items[{i}].action"), &item.action)?,
                 };
                 Ok((resource, action))
             })
@@ -352,7 +350,7 @@ impl PermissionService for PermissionApi {
             .collect();
         Ok(Response::new(pb::CheckBulkResponse {
             results,
-            consistency_token: consistency::encode(decisions.revision),
+            consistency_token: decisions.revision.token().to_string(),
         }))
     }
 
@@ -364,7 +362,7 @@ impl PermissionService for PermissionApi {
         let (user, token_workspace) = reader(&request)?;
         let r = request.into_inner();
         validate_type("resource_type", &r.resource_type)?;
-        let action = Action::parse("action", &r.action)?;
+        let action = Permission::parse_field("action", &r.action)?;
         let limit = page_size(r.page_size)? as usize;
         let workspace = match convert::optional_uuid("workspace_id", &r.workspace_id)? {
             Some(w) if Some(w) != token_workspace => {
@@ -405,7 +403,7 @@ impl PermissionService for PermissionApi {
             resource_ids: page.ids,
             has_full_access: page.full_access,
             next_page_token: page.next_page_token,
-            consistency_token: consistency::encode(page.revision),
+            consistency_token: page.revision.token().to_string(),
         }))
     }
 
@@ -422,7 +420,11 @@ impl PermissionService for PermissionApi {
         let slot = self.state.streams.acquire(service.id)?;
         let start = match r.start_token.as_str() {
             "" => None,
-            token => Some(consistency::decode("start_token", token)?),
+            token => Some(
+                ConsistencyToken::parse("start_token", token)
+                    .map_err(Error::from)?
+                    .revision(),
+            ),
         };
         let query = WatchQuery {
             service: service.service_name.clone(),
@@ -466,7 +468,7 @@ impl PermissionService for PermissionApi {
         Ok(Response::new(pb::RegisterActionsResponse {
             created_count: i32::try_from(created).unwrap_or(i32::MAX),
             updated_count: i32::try_from(updated).unwrap_or(i32::MAX),
-            consistency_token: consistency::encode(revision),
+            consistency_token: revision.token().to_string(),
         }))
     }
 
@@ -486,7 +488,7 @@ impl PermissionService for PermissionApi {
         Ok(Response::new(pb::CheckActionResponse {
             allowed: !roles.is_empty(),
             roles,
-            consistency_token: consistency::encode(revision),
+            consistency_token: revision.token().to_string(),
         }))
     }
 
@@ -515,7 +517,7 @@ impl PermissionService for PermissionApi {
         Ok(Response::new(pb::ListUserActionsResponse {
             actions,
             next_page_token,
-            consistency_token: consistency::encode(revision),
+            consistency_token: revision.token().to_string(),
         }))
     }
 }

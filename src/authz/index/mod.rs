@@ -13,10 +13,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::error::Error;
 use crate::model::change::{Change, GranteeRef, ResourceKey, ResourceState};
 pub use crate::model::snapshot::{GrantRecord, ResourceRecord, Snapshot};
-use crate::model::{GroupId, UserId, WorkspaceId, WorkspaceRole};
+use crate::model::{GroupId, Revision, UserId, Visibility, WorkspaceId, WorkspaceRole};
 
 /// Hash maps of the index: foldhash is several times faster than SipHash on these small keys,
 /// and the keys (interned ids, resource ids of registered resources) are not attacker-chosen
@@ -31,30 +30,8 @@ const GROUP_BIT: u32 = 1 << 31;
 /// over state that was never meant to exist).
 const MAX_DEPTH: usize = 4096;
 
-/// The two resource actions; `edit` implies `view`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
-    /// Read access.
-    View,
-    /// Write access (implies view).
-    Edit,
-}
-
-impl Action {
-    /// Parses `view` or `edit`; INVALID_ARGUMENT naming `field` otherwise.
-    pub fn parse(field: &str, text: &str) -> Result<Action, Error> {
-        match text {
-            "view" => Ok(Action::View),
-            "edit" => Ok(Action::Edit),
-            _ => Err(Error::invalid(field, "must be \"view\" or \"edit\"")),
-        }
-    }
-}
-
-/// A stored role name as a role (`None`: no role; ranks below every role).
-fn rank(role: &str) -> Option<WorkspaceRole> {
-    WorkspaceRole::parse(role)
-}
+/// What a Check asks for and a grant allows (`edit` implies `view`).
+pub use crate::model::Permission;
 
 /// A lookup's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +80,7 @@ struct Slot {
 /// The index. Not synchronized: the engine wraps it in a lock.
 #[derive(Default)]
 pub struct Index {
-    revision: i64,
+    revision: Revision,
     users: Interner,
     groups: Interner,
     workspaces: Interner,
@@ -162,7 +139,7 @@ impl Index {
                 index.workspaces.intern(workspace.0),
                 index.users.intern(user.0),
             );
-            index.roles.insert(key, rank(role));
+            index.roles.insert(key, Some(*role));
         }
         for (workspace, group, user) in &snapshot.group_members {
             index.join_group(*workspace, *group, *user);
@@ -186,7 +163,7 @@ impl Index {
                 index.set_grant(
                     slot,
                     grant.grantee,
-                    grant.permission == "edit",
+                    grant.permission == Permission::Edit,
                     grant.expires_at,
                 );
             }
@@ -196,7 +173,7 @@ impl Index {
     }
 
     /// The changelog revision applied last.
-    pub fn revision(&self) -> i64 {
+    pub fn revision(&self) -> Revision {
         self.revision
     }
 
@@ -275,7 +252,7 @@ impl Index {
         let ns = self.namespace_or_new(&state.service_name, &state.resource_type);
         let workspace = self.workspaces.intern(state.workspace_id.0);
         let owner = state.owner_id.map_or(NONE, |o| self.users.intern(o.0));
-        let visible = state.visibility == "workspace";
+        let visible = state.visibility == Visibility::Workspace;
         let slot = match self.ns_keys[ns as usize].get(state.resource_id.as_str()) {
             Some(slot) => *slot,
             None => {
@@ -420,7 +397,7 @@ impl Index {
 
     /// Applies one changelog entry. Entries carry the state after the change, so applying an
     /// entry the snapshot already reflects changes nothing.
-    pub fn apply(&mut self, revision: i64, change: &Change) {
+    pub fn apply(&mut self, revision: Revision, change: &Change) {
         match change {
             Change::MemberSet {
                 workspace_id,
@@ -432,7 +409,7 @@ impl Index {
                     self.workspaces.intern(workspace_id.0),
                     self.users.intern(user_id.0),
                 );
-                self.roles.insert(key, rank(role));
+                self.roles.insert(key, Some(*role));
             }
             Change::MemberRemoved {
                 workspace_id,
@@ -513,7 +490,7 @@ impl Index {
                 ..
             } => {
                 if let Some(slot) = self.find_key(key) {
-                    self.set_grant(slot, *grantee, permission == "edit", *expires_at);
+                    self.set_grant(slot, *grantee, *permission == Permission::Edit, *expires_at);
                 }
             }
             Change::GrantRemoved { key, grantee, .. } => {

@@ -6,15 +6,21 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::{Action, GROUP_BIT, GrantEntry, Index, Lookup, MAX_DEPTH, Map, NONE, Slot};
+use super::{GROUP_BIT, GrantEntry, Index, Lookup, MAX_DEPTH, Map, NONE, Permission, Slot};
 use crate::model::WorkspaceRole;
 
 impl Index {
     /// Whether `grants` hold a live grant for `action` to user `u` or one of `groups`.
-    fn granted(grants: &[GrantEntry], u: u32, groups: &[u32], action: Action, now: i64) -> bool {
+    fn granted(
+        grants: &[GrantEntry],
+        u: u32,
+        groups: &[u32],
+        action: Permission,
+        now: i64,
+    ) -> bool {
         grants.iter().any(|g| {
             g.expires > now
-                && (g.edit || action == Action::View)
+                && (g.edit || action == Permission::View)
                 && (g.grantee == u
                     || (g.grantee & GROUP_BIT != 0 && groups.contains(&(g.grantee & !GROUP_BIT))))
         })
@@ -26,11 +32,11 @@ impl Index {
         u: u32,
         role: Option<WorkspaceRole>,
         groups: &[u32],
-        action: Action,
+        action: Permission,
         now: i64,
     ) -> bool {
         s.owner == u
-            || (s.visible && (action == Action::View || role == Some(WorkspaceRole::Editor)))
+            || (s.visible && (action == Permission::View || role == Some(WorkspaceRole::Editor)))
             || Self::granted(&s.grants, u, groups, action, now)
     }
 
@@ -43,7 +49,7 @@ impl Index {
         resource_id: &str,
         user: Uuid,
         workspace: Uuid,
-        action: Action,
+        action: Permission,
         now: i64,
     ) -> bool {
         let Some(mut at) = self.find(service, resource_type, resource_id) else {
@@ -82,7 +88,7 @@ impl Index {
         resource_type: &str,
         user: Uuid,
         workspace: Uuid,
-        action: Action,
+        action: Permission,
         now: i64,
     ) -> Lookup {
         let empty = Lookup::Ids(Vec::new());
@@ -123,7 +129,7 @@ impl Index {
                 seed(*slot, &mut seen, &mut queue);
             }
         }
-        if action == Action::View || role == Some(WorkspaceRole::Editor) {
+        if action == Permission::View || role == Some(WorkspaceRole::Editor) {
             for slot in self.visible.get(&w).into_iter().flatten() {
                 seed(*slot, &mut seen, &mut queue);
             }

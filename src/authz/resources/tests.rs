@@ -1,6 +1,7 @@
 //! The resource rules, decided on facts read in the write's transaction, against an in-memory
 //! SQLite store: a refused write changes nothing.
 
+use crate::model::{Permission, Visibility, WorkspaceRole};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -69,7 +70,7 @@ async fn fixture() -> Fixture {
         .await
         .unwrap();
     store
-        .upsert_membership(workspace.id, editor.id, "editor", now)
+        .upsert_membership(workspace.id, editor.id, WorkspaceRole::Editor, now)
         .await
         .unwrap();
     let cache = Arc::new(MemoryCache::new());
@@ -91,7 +92,7 @@ fn doc(workspace: WorkspaceId, id: &str, parent: Option<&str>) -> ResourceState 
         resource_id: id.into(),
         workspace_id: workspace,
         owner_id: None,
-        visibility: "private".into(),
+        visibility: Visibility::Private,
         parent: parent.map(|p| ("doc".to_string(), p.to_string())),
     }
 }
@@ -170,7 +171,7 @@ async fn share(
     };
     let grant = NewGrant {
         grantee,
-        permission: "view",
+        permission: Permission::View,
         expires_at: None,
     };
     f.resources.share(&sharer, &key("a"), &grant).await

@@ -1,5 +1,6 @@
 //! Registered resources and their grants, as the store returns them.
 
+use crate::model::Permission;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -25,8 +26,8 @@ pub struct ResourceRow {
 pub struct GrantRow {
     /// Who.
     pub grantee: GranteeRef,
-    /// `view` or `edit`.
-    pub permission: String,
+    /// What it allows.
+    pub permission: Permission,
     /// Expiry, if any.
     pub expires_at: Option<DateTime<Utc>>,
     /// The acting user, if any.

@@ -1,5 +1,6 @@
 //! Workspaces, memberships, invitations, groups and custom roles, as the store returns them.
 
+use crate::model::WorkspaceRole;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -33,7 +34,7 @@ pub struct MemberRow {
     /// The workspace.
     pub workspace_id: WorkspaceId,
     /// Workspace role.
-    pub role: String,
+    pub role: WorkspaceRole,
     /// When the user joined.
     pub joined_at: DateTime<Utc>,
     /// When the role last changed.
@@ -54,7 +55,7 @@ pub struct InvitationRow {
     /// The user it was made to, when made by user id.
     pub user_id: Option<UserId>,
     /// Role on joining.
-    pub role: String,
+    pub role: WorkspaceRole,
     /// Who invited.
     pub invited_by: Option<UserId>,
     /// Created.
