@@ -341,7 +341,7 @@ async fn rotate_keys(
     let (key, activate_at) = state
         .key_rotation
         .rotate(
-            &sentinel::audit::Actor::operator(),
+            &sentinel::model::Caller::operator(),
             algorithm,
             delay,
             overlap,
@@ -374,7 +374,7 @@ async fn retire_key(config: Config, kid: String) -> anyhow::Result<()> {
     let embedded = state.config.redis_url.is_none();
     let outcome = state
         .key_rotation
-        .retire(&sentinel::audit::Actor::operator(), &kid)
+        .retire(&sentinel::model::Caller::operator(), &kid)
         .await;
     let result = match outcome {
         Ok(RetireOutcome::Retired) => {
@@ -429,7 +429,7 @@ async fn rotate_service_app(
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (app, key) = state
         .apps
-        .rotate_key(&sentinel::audit::Actor::operator(), app.id, grace)
+        .rotate_key(&sentinel::model::Caller::operator(), app.id, grace)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let old_until = app

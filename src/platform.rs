@@ -7,10 +7,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::audit::{self, Actor};
+use crate::audit;
 use crate::cache::Cache;
 use crate::csv_io::{ExportKind, ImportReport};
 use crate::error::Error;
+use crate::model::Caller;
 use crate::store::{AuditFilter, AuditRow, Stats, Store};
 
 /// Platform administration over the store.
@@ -49,17 +50,17 @@ impl Platform {
     /// Imports users and memberships from CSV (`dry_run`: report only).
     pub async fn import_csv(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         csv: &[u8],
         dry_run: bool,
     ) -> Result<ImportReport, Error> {
-        crate::csv_io::import(self.store.as_ref(), actor, csv, dry_run).await
+        crate::csv_io::import(self.store.as_ref(), &caller.actor, csv, dry_run).await
     }
 
     /// Exports `kind` as CSV, audited; the CSV and its number of rows.
     pub async fn export_csv(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         kind: ExportKind,
     ) -> Result<(Vec<u8>, usize), Error> {
         let (csv, rows) = crate::csv_io::export(self.store.as_ref(), kind).await?;
@@ -70,7 +71,7 @@ impl Platform {
         };
         let event = audit::event(
             "admin.csv_exported",
-            actor,
+            &caller.actor,
             "csv",
             name,
             serde_json::json!({ "rows": rows }),

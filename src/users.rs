@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::audit::{self, Actor};
+use crate::audit;
 use crate::error::Error;
+use crate::model::Caller;
 use crate::model::{SessionId, UserId};
 use crate::store::{IdentityRow, RevokeScope, SessionRow, Store, UserRow};
 use crate::tokens::service::TokenService;
@@ -19,14 +20,6 @@ pub struct Profile {
     pub user: UserRow,
     /// Linked identities, oldest link first.
     pub identities: Vec<IdentityRow>,
-}
-
-/// Whether `id` is an active platform admin (an unknown user is not).
-pub async fn is_platform_admin(store: &dyn Store, id: UserId) -> Result<bool, Error> {
-    Ok(store
-        .user_by_id(id)
-        .await?
-        .is_some_and(|u| u.is_admin && u.is_active))
 }
 
 /// Users and their profiles.
@@ -41,9 +34,14 @@ impl Users {
         Self { store, tokens }
     }
 
-    /// Whether `id` is an active platform admin.
+    /// Whether `id` is an active platform admin (an unknown user is not). The credential
+    /// layer asks once per call and hands the answer to the domain on the [`Caller`].
     pub async fn is_platform_admin(&self, id: UserId) -> Result<bool, Error> {
-        is_platform_admin(self.store.as_ref(), id).await
+        Ok(self
+            .store
+            .user_by_id(id)
+            .await?
+            .is_some_and(|u| u.is_admin && u.is_active))
     }
 
     async fn existing(&self, id: UserId) -> Result<UserRow, Error> {
@@ -63,14 +61,14 @@ impl Users {
     /// Changes the user's own name and avatar (the fields given), audited.
     pub async fn update_profile(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         id: UserId,
         name: Option<&str>,
         avatar_url: Option<&str>,
     ) -> Result<UserRow, Error> {
         let event = audit::event(
             "user.profile_updated",
-            actor,
+            &caller.actor,
             "user",
             id,
             serde_json::json!({ "name": name, "avatar_url": avatar_url }),
@@ -102,7 +100,7 @@ impl Users {
     /// second. Returns the user and the number of sessions revoked.
     pub async fn update(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         id: UserId,
         name: Option<&str>,
         is_active: Option<bool>,
@@ -110,7 +108,7 @@ impl Users {
     ) -> Result<(UserRow, usize), Error> {
         let event = audit::event(
             "user.updated",
-            actor,
+            &caller.actor,
             "user",
             id,
             serde_json::json!({ "name": name, "is_active": is_active, "is_admin": is_admin }),
@@ -134,11 +132,11 @@ impl Users {
 
     /// A platform admin revokes every session and live token of a user, audited; the number
     /// of sessions revoked.
-    pub async fn revoke_tokens(&self, actor: &Actor, id: UserId) -> Result<usize, Error> {
+    pub async fn revoke_tokens(&self, caller: &Caller, id: UserId) -> Result<usize, Error> {
         self.existing(id).await?;
         let event = audit::event(
             "user.tokens_revoked",
-            actor,
+            &caller.actor,
             "user",
             id,
             serde_json::json!({}),
@@ -151,8 +149,8 @@ impl Users {
     }
 
     /// Whether `caller` may act on `user`'s sessions: themself, or a platform admin.
-    async fn may_manage(&self, caller: UserId, user: UserId) -> Result<(), Error> {
-        if caller == user || self.is_platform_admin(caller).await? {
+    fn may_manage(caller: &Caller, user: UserId) -> Result<(), Error> {
+        if caller.user == Some(user) || caller.platform_admin {
             Ok(())
         } else {
             Err(Error::PermissionDenied(
@@ -165,13 +163,13 @@ impl Users {
     /// keyset cursor; at most `limit`. The caller must be the user or a platform admin.
     pub async fn sessions(
         &self,
-        caller: UserId,
+        caller: &Caller,
         user: UserId,
         include_inactive: bool,
         before: Option<(DateTime<Utc>, SessionId)>,
         limit: i64,
     ) -> Result<Vec<SessionRow>, Error> {
-        self.may_manage(caller, user).await?;
+        Self::may_manage(caller, user)?;
         Ok(self
             .store
             .list_sessions(user, include_inactive, Utc::now(), before, limit)
@@ -183,23 +181,20 @@ impl Users {
     /// as if it did not exist.
     pub async fn revoke_session(
         &self,
-        actor: &Actor,
-        caller: UserId,
+        caller: &Caller,
         id: SessionId,
     ) -> Result<SessionRow, Error> {
         let not_found = || Error::NotFound("session".into());
         let session = self.store.session_by_id(id).await?.ok_or_else(not_found)?;
-        self.may_manage(caller, session.user_id)
-            .await
-            .map_err(|_| not_found())?;
-        let reason = if caller == session.user_id {
+        Self::may_manage(caller, session.user_id).map_err(|_| not_found())?;
+        let reason = if caller.user == Some(session.user_id) {
             "logout"
         } else {
             "admin"
         };
         let event = audit::event(
             "session.revoked",
-            actor,
+            &caller.actor,
             "session",
             id,
             serde_json::json!({ "user_id": session.user_id }),

@@ -84,7 +84,7 @@ async fn sign_in_starts_are_limited_per_address(backend: Backend) {
         .state()
         .client_apps
         .create(
-            &sentinel::audit::Actor::default(),
+            &sentinel::model::Caller::default(),
             "web",
             &[redirect.to_string()],
             &[],
@@ -461,7 +461,7 @@ async fn a_login_code_written_into_the_cache_is_refused(backend: Backend) {
     let client = state
         .client_apps
         .create(
-            &sentinel::audit::Actor::default(),
+            &sentinel::model::Caller::default(),
             "web",
             &["http://127.0.0.1:9/app".to_string()],
             &[],

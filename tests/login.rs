@@ -220,7 +220,7 @@ async fn oidc_login_end_to_end(backend: Backend) {
     state
         .client_apps
         .create(
-            &sentinel::audit::Actor::default(),
+            &sentinel::model::Caller::default(),
             "web",
             &[APP_REDIRECT.to_string()],
             &[],
@@ -623,7 +623,7 @@ async fn oidc_login_end_to_end(backend: Backend) {
     state
         .client_apps
         .update(
-            &sentinel::audit::Actor::default(),
+            &sentinel::model::Caller::default(),
             web.id,
             sentinel::apps::client::ClientAppUpdate {
                 name: None,
@@ -778,7 +778,7 @@ async fn github_login_and_authz_mode(backend: Backend) {
         .state()
         .client_apps
         .create(
-            &sentinel::audit::Actor::default(),
+            &sentinel::model::Caller::default(),
             "web",
             &[APP_REDIRECT.to_string()],
             &[],

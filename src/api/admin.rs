@@ -31,12 +31,12 @@ impl AdminService for AdminApi {
         request: Request<pb::ImportCsvRequest>,
     ) -> Result<Response<pb::ImportCsvResponse>, Status> {
         credentials::admin(&request)?;
-        let actor = credentials::actor(&request);
+        let caller = credentials::caller(&request)?;
         let r = request.into_inner();
         let report = self
             .state
             .platform
-            .import_csv(&actor, &r.csv, r.dry_run)
+            .import_csv(&caller, &r.csv, r.dry_run)
             .await?;
         let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
         Ok(Response::new(pb::ImportCsvResponse {
@@ -60,7 +60,7 @@ impl AdminService for AdminApi {
         request: Request<pb::ExportCsvRequest>,
     ) -> Result<Response<pb::ExportCsvResponse>, Status> {
         credentials::admin(&request)?;
-        let actor = credentials::actor(&request);
+        let caller = credentials::caller(&request)?;
         let (kind, name) = match pb::ExportKind::try_from(request.get_ref().kind) {
             Ok(pb::ExportKind::Users) => (ExportKind::Users, "users"),
             Ok(pb::ExportKind::Workspaces) => (ExportKind::Workspaces, "workspaces"),
@@ -71,7 +71,7 @@ impl AdminService for AdminApi {
                 );
             }
         };
-        let (csv, rows) = self.state.platform.export_csv(&actor, kind).await?;
+        let (csv, rows) = self.state.platform.export_csv(&caller, kind).await?;
         Ok(Response::new(pb::ExportCsvResponse {
             csv,
             content_type: "text/csv; charset=utf-8".into(),

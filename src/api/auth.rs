@@ -10,11 +10,12 @@ use tonic::{Request, Response, Status};
 use super::convert::{self, optional_uuid, timestamp, token_pair, uuid};
 use crate::credentials;
 use crate::error::Error;
-use crate::model::RevokeScope;
+use crate::model::{Caller, RevokeScope};
 use crate::proto::v1 as pb;
 use crate::proto::v1::auth_service_server::AuthService;
 use crate::services::Services;
 use crate::streams::StillAllowed;
+use crate::tenancy::Listing;
 use crate::tokens::jwt::MAX_TOKEN_BYTES;
 use crate::tokens::keys::RetireOutcome;
 use crate::tokens::keys::SigningAlgorithm;
@@ -68,7 +69,7 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::StartLoginRequest>,
     ) -> Result<Response<pb::StartLoginResponse>, Status> {
-        let actor = credentials::actor(&request);
+        let caller = credentials::caller(&request)?;
         let r = request.into_inner();
         let started = self
             .state
@@ -80,7 +81,7 @@ impl AuthService for AuthApi {
                 method: &r.code_challenge_method,
                 client_state: &r.state,
                 login_hint: &r.login_hint,
-                client_address: actor.client_address.as_deref(),
+                client_address: caller.actor.client_address.as_deref(),
             })
             .await;
         match started {
@@ -91,7 +92,7 @@ impl AuthService for AuthApi {
             Err(err) => {
                 self.state
                     .login
-                    .audit_failure(&r.provider, &err, &actor)
+                    .audit_failure(&r.provider, &err, &caller)
                     .await;
                 Err(Error::from(err).into())
             }
@@ -102,7 +103,7 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::ExchangeCodeRequest>,
     ) -> Result<Response<pb::ExchangeCodeResponse>, Status> {
-        let actor = credentials::actor(&request);
+        let caller = credentials::caller(&request)?;
         let user_agent = credentials::header(&request, "user-agent");
         let r = request.into_inner();
         if r.code.is_empty() {
@@ -115,7 +116,7 @@ impl AuthService for AuthApi {
         let (issued, user) = self
             .state
             .login
-            .exchange(&r.code, &r.code_verifier, workspace, &user_agent, &actor)
+            .exchange(&r.code, &r.code_verifier, workspace, &user_agent, &caller)
             .await?;
         Ok(Response::new(pb::ExchangeCodeResponse {
             tokens: Some(token_pair(&issued)),
@@ -137,6 +138,7 @@ impl AuthService for AuthApi {
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .map(str::to_string);
+        let actor = credentials::actor(&request);
         let r = request.into_inner();
         let user = match bearer {
             Some(token) => uuid("sub", &self.state.tokens.authenticate(&token).await?.sub)?,
@@ -160,7 +162,8 @@ impl AuthService for AuthApi {
             .state
             .workspaces
             .list(
-                Some(user),
+                &Caller::identified(user, actor),
+                Listing::Mine,
                 None,
                 convert::token_cursor(&r.page_token)?,
                 limit + 1,
@@ -180,7 +183,7 @@ impl AuthService for AuthApi {
     ) -> Result<Response<pb::ResolveIdpTokenResponse>, Status> {
         let service = credentials::service(&request)?;
         let via_origin = credentials::principal(&request)?.via_origin;
-        let actor = credentials::actor(&request);
+        let caller = credentials::caller(&request)?;
         let r = request.into_inner();
         let workspace = optional_uuid("workspace_id", &r.workspace_id)?;
         if via_origin && workspace.is_some() {
@@ -195,14 +198,14 @@ impl AuthService for AuthApi {
         let resolved = match self
             .state
             .login
-            .resolve(&r.provider, &r.idp_token, &actor)
+            .resolve(&r.provider, &r.idp_token, &caller)
             .await
         {
             Ok(resolved) => resolved,
             Err(err) => {
                 self.state
                     .login
-                    .audit_failure(&r.provider, &err, &actor)
+                    .audit_failure(&r.provider, &err, &caller)
                     .await;
                 return Err(Error::from(err).into());
             }
@@ -212,7 +215,13 @@ impl AuthService for AuthApi {
             let views = self
                 .state
                 .workspaces
-                .list(Some(user.id), None, None, 500)
+                .list(
+                    &Caller::identified(user.id, caller.actor.clone()),
+                    Listing::Mine,
+                    None,
+                    None,
+                    500,
+                )
                 .await?;
             return Ok(Response::new(pb::ResolveIdpTokenResponse {
                 resolution: Some(pb::resolve_idp_token_response::Resolution::Identity(
@@ -325,15 +334,24 @@ impl AuthService for AuthApi {
         request: Request<pb::ListSessionsRequest>,
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
         let claims = credentials::user(&request)?;
-        let caller = uuid("sub", &claims.sub)?;
+        let caller = credentials::caller(&request)?;
         let request = request.into_inner();
-        let user_id = optional_uuid("user_id", &request.user_id)?.unwrap_or(caller);
+        let user_id = match optional_uuid("user_id", &request.user_id)? {
+            Some(id) => id,
+            None => uuid("sub", &claims.sub)?,
+        };
         let limit = convert::page_size(request.page_size)?;
         let before = convert::token_cursor(&request.page_token)?;
         let rows = self
             .state
             .users
-            .sessions(caller, user_id, request.include_inactive, before, limit + 1)
+            .sessions(
+                &caller,
+                user_id,
+                request.include_inactive,
+                before,
+                limit + 1,
+            )
             .await?;
         let (rows, next_page_token) = convert::page(rows, limit, |r| (r.created_at, r.id));
         Ok(Response::new(pb::ListSessionsResponse {
@@ -350,10 +368,9 @@ impl AuthService for AuthApi {
         request: Request<pb::RevokeSessionRequest>,
     ) -> Result<Response<pb::RevokeSessionResponse>, Status> {
         let claims = credentials::user(&request)?;
-        let caller = uuid("sub", &claims.sub)?;
+        let caller = credentials::caller(&request)?;
         let id = uuid("id", &request.get_ref().id)?;
-        let actor = credentials::actor(&request);
-        let session = self.state.users.revoke_session(&actor, caller, id).await?;
+        let session = self.state.users.revoke_session(&caller, id).await?;
         Ok(Response::new(pb::RevokeSessionResponse {
             session: Some(convert::session(&session, &claims.sid)),
         }))
@@ -466,7 +483,7 @@ impl AuthService for AuthApi {
         request: Request<pb::RetireSigningKeyRequest>,
     ) -> Result<Response<pb::RetireSigningKeyResponse>, Status> {
         credentials::admin(&request)?;
-        let actor = credentials::actor(&request);
+        let caller = credentials::caller(&request)?;
         let kid = request.into_inner().kid;
         if kid.is_empty() || kid.len() > 128 {
             return Err(Error::invalid("kid", "is required (at most 128 characters)").into());
@@ -474,7 +491,7 @@ impl AuthService for AuthApi {
         let outcome = self
             .state
             .key_rotation
-            .retire(&actor, &kid)
+            .retire(&caller, &kid)
             .await
             .map_err(|err| {
                 tracing::error!(error = %err, "key retirement failed");
@@ -501,7 +518,7 @@ impl AuthService for AuthApi {
         request: Request<pb::RotateSigningKeyRequest>,
     ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
         credentials::admin(&request)?;
-        let actor = credentials::actor(&request);
+        let caller = credentials::caller(&request)?;
         let request = request.into_inner();
         let algorithm = if request.algorithm.is_empty() {
             self.state.keys.default_algorithm()
@@ -525,7 +542,7 @@ impl AuthService for AuthApi {
         let (key, activate_at) = self
             .state
             .key_rotation
-            .rotate(&actor, algorithm, delay, overlap)
+            .rotate(&caller, algorithm, delay, overlap)
             .await
             .map_err(|err| {
                 tracing::error!(error = %err, "key rotation failed");

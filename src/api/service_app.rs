@@ -36,12 +36,12 @@ impl ServiceAppService for ServiceAppApi {
         request: Request<pb::CreateServiceAppRequest>,
     ) -> Result<Response<pb::CreateServiceAppResponse>, Status> {
         credentials::admin(&request)?;
-        let actor = credentials::actor(&request);
+        let caller = credentials::caller(&request)?;
         let r = request.into_inner();
         let (app, key) = self
             .state
             .apps
-            .create_as(&actor, &r.name, &r.service_name, &r.allowed_origins)
+            .create_as(&caller, &r.name, &r.service_name, &r.allowed_origins)
             .await?;
         Ok(Response::new(pb::CreateServiceAppResponse {
             app: Some(convert::service_app(&app)),
@@ -86,7 +86,7 @@ impl ServiceAppService for ServiceAppApi {
         request: Request<pb::UpdateServiceAppRequest>,
     ) -> Result<Response<pb::UpdateServiceAppResponse>, Status> {
         credentials::admin(&request)?;
-        let actor = credentials::actor(&request);
+        let caller = credentials::caller(&request)?;
         let r = request.into_inner();
         let id = uuid("id", &r.id)?;
         let origins = r.allowed_origins.map(|l| l.values);
@@ -94,7 +94,7 @@ impl ServiceAppService for ServiceAppApi {
             .state
             .apps
             .update(
-                &actor,
+                &caller,
                 id,
                 r.name.as_deref(),
                 origins.as_deref(),
@@ -111,12 +111,12 @@ impl ServiceAppService for ServiceAppApi {
         request: Request<pb::RotateServiceAppKeyRequest>,
     ) -> Result<Response<pb::RotateServiceAppKeyResponse>, Status> {
         credentials::admin(&request)?;
-        let actor = credentials::actor(&request);
+        let caller = credentials::caller(&request)?;
         let r = request.into_inner();
         let id = uuid("id", &r.id)?;
         let grace = convert::duration("grace_period", r.grace_period)?
             .unwrap_or(Duration::from_secs(24 * 3600));
-        let (app, key) = self.state.apps.rotate_key(&actor, id, grace).await?;
+        let (app, key) = self.state.apps.rotate_key(&caller, id, grace).await?;
         Ok(Response::new(pb::RotateServiceAppKeyResponse {
             old_key_expires_at: app.previous_key_expires_at.map(convert::timestamp),
             app: Some(convert::service_app(&app)),
@@ -129,12 +129,12 @@ impl ServiceAppService for ServiceAppApi {
         request: Request<pb::DeleteServiceAppRequest>,
     ) -> Result<Response<pb::DeleteServiceAppResponse>, Status> {
         credentials::admin(&request)?;
-        let actor = credentials::actor(&request);
+        let caller = credentials::caller(&request)?;
         let id = uuid("id", &request.get_ref().id)?;
         let Written {
             value: resources,
             revision,
-        } = self.state.apps.delete(&actor, id).await?;
+        } = self.state.apps.delete(&caller, id).await?;
         Ok(Response::new(pb::DeleteServiceAppResponse {
             deleted_resource_count: i64::try_from(resources).unwrap_or(i64::MAX),
             consistency_token: revision.token().to_string(),
@@ -146,12 +146,12 @@ impl ServiceAppService for ServiceAppApi {
         request: Request<pb::CreateClientAppRequest>,
     ) -> Result<Response<pb::CreateClientAppResponse>, Status> {
         credentials::admin(&request)?;
-        let actor = credentials::actor(&request);
+        let caller = credentials::caller(&request)?;
         let r = request.into_inner();
         let app = self
             .state
             .client_apps
-            .create(&actor, &r.name, &r.redirect_uris, &r.services)
+            .create(&caller, &r.name, &r.redirect_uris, &r.services)
             .await?;
         Ok(Response::new(pb::CreateClientAppResponse {
             app: Some(convert::client_app(&app)),
@@ -195,7 +195,7 @@ impl ServiceAppService for ServiceAppApi {
         request: Request<pb::UpdateClientAppRequest>,
     ) -> Result<Response<pb::UpdateClientAppResponse>, Status> {
         credentials::admin(&request)?;
-        let actor = credentials::actor(&request);
+        let caller = credentials::caller(&request)?;
         let r = request.into_inner();
         let id = uuid("id", &r.id)?;
         let uris = r.redirect_uris.map(|l| l.values);
@@ -204,7 +204,7 @@ impl ServiceAppService for ServiceAppApi {
             .state
             .client_apps
             .update(
-                &actor,
+                &caller,
                 id,
                 ClientAppUpdate {
                     name: r.name.as_deref(),
@@ -226,13 +226,13 @@ impl ServiceAppService for ServiceAppApi {
         request: Request<pb::DeleteClientAppRequest>,
     ) -> Result<Response<pb::DeleteClientAppResponse>, Status> {
         credentials::admin(&request)?;
-        let actor = credentials::actor(&request);
+        let caller = credentials::caller(&request)?;
         let r = request.into_inner();
         let id = uuid("id", &r.id)?;
         let revoked = self
             .state
             .client_apps
-            .delete(&actor, id, r.revoke_sessions)
+            .delete(&caller, id, r.revoke_sessions)
             .await?;
         Ok(Response::new(pb::DeleteClientAppResponse {
             revoked_session_count: i32::try_from(revoked).unwrap_or(i32::MAX),

@@ -58,7 +58,7 @@ impl UserService for UserApi {
         request: Request<pb::UpdateMeRequest>,
     ) -> Result<Response<pb::UpdateMeResponse>, Status> {
         let claims = credentials::user(&request)?;
-        let actor = credentials::actor(&request);
+        let caller = credentials::caller(&request)?;
         let id = uuid("sub", &claims.sub)?;
         let r = request.into_inner();
         let name = r
@@ -72,7 +72,7 @@ impl UserService for UserApi {
         let user = self
             .state
             .users
-            .update_profile(&actor, id, name.as_deref(), avatar)
+            .update_profile(&caller, id, name.as_deref(), avatar)
             .await?;
         Ok(Response::new(pb::UpdateMeResponse {
             user: Some(convert::user(&user)),
@@ -122,7 +122,7 @@ impl UserService for UserApi {
         request: Request<pb::UpdateUserRequest>,
     ) -> Result<Response<pb::UpdateUserResponse>, Status> {
         credentials::admin(&request)?;
-        let actor = credentials::actor(&request);
+        let caller = credentials::caller(&request)?;
         let r = request.into_inner();
         let id = uuid("id", &r.id)?;
         let name = r
@@ -135,7 +135,7 @@ impl UserService for UserApi {
         let (user, revoked) = self
             .state
             .users
-            .update(&actor, id, name.as_deref(), r.is_active, r.is_admin)
+            .update(&caller, id, name.as_deref(), r.is_active, r.is_admin)
             .await?;
         Ok(Response::new(pb::UpdateUserResponse {
             user: Some(convert::user(&user)),
@@ -148,9 +148,9 @@ impl UserService for UserApi {
         request: Request<pb::RevokeUserTokensRequest>,
     ) -> Result<Response<pb::RevokeUserTokensResponse>, Status> {
         credentials::admin(&request)?;
-        let actor = credentials::actor(&request);
+        let caller = credentials::caller(&request)?;
         let id = uuid("id", &request.get_ref().id)?;
-        let count = self.state.users.revoke_tokens(&actor, id).await?;
+        let count = self.state.users.revoke_tokens(&caller, id).await?;
         Ok(Response::new(pb::RevokeUserTokensResponse {
             revoked_session_count: i32::try_from(count).unwrap_or(i32::MAX),
         }))

@@ -5,11 +5,11 @@ use tonic::{Request, Response, Status};
 use super::convert::{self, optional_uuid, page, page_size, token_cursor, uuid};
 use crate::credentials;
 use crate::error::Error;
-use crate::model::{UserId, Written};
+use crate::model::Written;
 use crate::proto::v1 as pb;
 use crate::proto::v1::workspace_service_server::WorkspaceService;
 use crate::services::Services;
-use crate::tenancy::{Invitee, WorkspaceView};
+use crate::tenancy::{Invitee, Listing, WorkspaceView};
 
 /// Handlers of `sentinel.v1.WorkspaceService`.
 pub struct WorkspaceApi {
@@ -20,10 +20,6 @@ impl WorkspaceApi {
     /// Handlers over the shared application state.
     pub fn new(state: Services) -> Self {
         Self { state }
-    }
-
-    async fn is_admin(&self, user: UserId) -> Result<bool, Error> {
-        self.state.users.is_platform_admin(user).await
     }
 }
 
@@ -43,14 +39,12 @@ impl WorkspaceService for WorkspaceApi {
         &self,
         request: Request<pb::CreateWorkspaceRequest>,
     ) -> Result<Response<pb::CreateWorkspaceResponse>, Status> {
-        let claims = credentials::user(&request)?;
-        let actor = credentials::actor(&request);
-        let user = uuid("sub", &claims.sub)?;
+        let caller = credentials::caller(&request)?;
         let r = request.into_inner();
         let workspace = self
             .state
             .workspaces
-            .create(&actor, user, &r.name, &r.slug, &r.description)
+            .create(&caller, &r.name, &r.slug, &r.description)
             .await?;
         Ok(Response::new(pb::CreateWorkspaceResponse {
             workspace: Some(convert::workspace(&workspace)),
@@ -61,10 +55,9 @@ impl WorkspaceService for WorkspaceApi {
         &self,
         request: Request<pb::GetWorkspaceRequest>,
     ) -> Result<Response<pb::GetWorkspaceResponse>, Status> {
-        let claims = credentials::user(&request)?;
-        let user = uuid("sub", &claims.sub)?;
+        let caller = credentials::caller(&request)?;
         let id = uuid("id", &request.get_ref().id)?;
-        let view = self.state.workspaces.get(user, id).await?;
+        let view = self.state.workspaces.get(&caller, id).await?;
         Ok(Response::new(pb::GetWorkspaceResponse {
             role: view
                 .role
@@ -77,27 +70,22 @@ impl WorkspaceService for WorkspaceApi {
         &self,
         request: Request<pb::ListWorkspacesRequest>,
     ) -> Result<Response<pb::ListWorkspacesResponse>, Status> {
-        let claims = credentials::user(&request)?;
-        let caller = uuid("sub", &claims.sub)?;
+        let caller = credentials::caller(&request)?;
         let r = request.into_inner();
         let limit = page_size(r.page_size)?;
-        let other = optional_uuid("user_id", &r.user_id)?.filter(|u| *u != caller);
-        if (r.all || other.is_some()) && !self.is_admin(caller).await? {
-            return Err(Error::PermissionDenied(
-                "only platform admins list all or other users' workspaces".into(),
-            )
-            .into());
-        }
         let of = if r.all {
-            None
+            Listing::All
         } else {
-            Some(other.unwrap_or(caller))
+            match optional_uuid("user_id", &r.user_id)? {
+                Some(user) => Listing::Of(user),
+                None => Listing::Mine,
+            }
         };
         let query = Some(r.query.trim()).filter(|q| !q.is_empty());
         let views = self
             .state
             .workspaces
-            .list(of, query, token_cursor(&r.page_token)?, limit + 1)
+            .list(&caller, of, query, token_cursor(&r.page_token)?, limit + 1)
             .await?;
         let (views, next_page_token) =
             page(views, limit, |v| (v.workspace.name.clone(), v.workspace.id));
@@ -111,17 +99,14 @@ impl WorkspaceService for WorkspaceApi {
         &self,
         request: Request<pb::UpdateWorkspaceRequest>,
     ) -> Result<Response<pb::UpdateWorkspaceResponse>, Status> {
-        let claims = credentials::user(&request)?;
-        let actor = credentials::actor(&request);
-        let user = uuid("sub", &claims.sub)?;
+        let caller = credentials::caller(&request)?;
         let r = request.into_inner();
         let id = uuid("id", &r.id)?;
         let workspace = self
             .state
             .workspaces
             .update(
-                &actor,
-                user,
+                &caller,
                 id,
                 r.name.as_deref(),
                 r.slug.as_deref(),
@@ -137,11 +122,9 @@ impl WorkspaceService for WorkspaceApi {
         &self,
         request: Request<pb::DeleteWorkspaceRequest>,
     ) -> Result<Response<pb::DeleteWorkspaceResponse>, Status> {
-        let claims = credentials::user(&request)?;
-        let actor = credentials::actor(&request);
-        let user = uuid("sub", &claims.sub)?;
+        let caller = credentials::caller(&request)?;
         let id = uuid("id", &request.get_ref().id)?;
-        let revision = self.state.workspaces.delete(&actor, user, id).await?;
+        let revision = self.state.workspaces.delete(&caller, id).await?;
         Ok(Response::new(pb::DeleteWorkspaceResponse {
             consistency_token: revision.token().to_string(),
         }))

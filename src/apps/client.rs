@@ -5,8 +5,9 @@ use std::sync::Arc;
 use chrono::Utc;
 use uuid::Uuid;
 
-use crate::audit::{self, Actor};
+use crate::audit;
 use crate::error::Error;
+use crate::model::Caller;
 use crate::model::{DisplayName, ServiceName};
 use crate::store::{ClientAppChange, ClientAppRow, RevokeScope, Store};
 use crate::tokens::service::TokenService;
@@ -89,7 +90,7 @@ impl ClientApps {
     /// Registers a client app.
     pub async fn create(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         name: &str,
         redirect_uris: &[String],
         services: &[String],
@@ -106,7 +107,7 @@ impl ClientApps {
         };
         let audit = audit::event(
             "client_app.created",
-            actor,
+            &caller.actor,
             "client_app",
             app.id,
             serde_json::json!({ "redirect_uris": redirect_uris }),
@@ -137,7 +138,7 @@ impl ClientApps {
     /// Returns the app and the number of sessions revoked.
     pub async fn update(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         id: Uuid,
         update: ClientAppUpdate<'_>,
     ) -> Result<(ClientAppRow, usize), Error> {
@@ -165,7 +166,7 @@ impl ClientApps {
         };
         let audit = audit::event(
             "client_app.updated",
-            actor,
+            &caller.actor,
             "client_app",
             id,
             serde_json::json!({
@@ -192,7 +193,7 @@ impl ClientApps {
     /// Deletes a client app, optionally ending its sessions.
     pub async fn delete(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         id: Uuid,
         revoke_sessions: bool,
     ) -> Result<usize, Error> {
@@ -203,7 +204,7 @@ impl ClientApps {
         };
         let audit = audit::event(
             "client_app.deleted",
-            actor,
+            &caller.actor,
             "client_app",
             id,
             serde_json::json!({ "revoke_sessions": revoke_sessions }),

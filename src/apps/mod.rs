@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::audit::{self, Actor};
 use crate::error::Error;
+use crate::model::Caller;
 use crate::model::{DisplayName, ServiceName, Written};
 use crate::store::{ServiceAppChange, ServiceAppRow, Store, StoreError};
 
@@ -116,14 +117,14 @@ impl ServiceApps {
         service_name: &str,
         allowed_origins: &[String],
     ) -> Result<(ServiceAppRow, String), Error> {
-        self.create_as(&Actor::operator(), name, service_name, allowed_origins)
+        self.create_as(&Caller::operator(), name, service_name, allowed_origins)
             .await
     }
 
     /// [`ServiceApps::create`], audited as `actor`.
     pub async fn create_as(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         name: &str,
         service_name: &str,
         allowed_origins: &[String],
@@ -150,7 +151,7 @@ impl ServiceApps {
         };
         let audit = audit::event(
             "service_app.created",
-            actor,
+            &caller.actor,
             "service_app",
             app.id,
             serde_json::json!({ "service_name": app.service_name, "key_prefix": app.key_prefix }),
@@ -208,7 +209,7 @@ impl ServiceApps {
     /// Changes name, origins or activity. Deactivation takes effect everywhere within a second.
     pub async fn update(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         id: Uuid,
         name: Option<&str>,
         allowed_origins: Option<&[String]>,
@@ -229,7 +230,7 @@ impl ServiceApps {
         };
         let audit = audit::event(
             "service_app.updated",
-            actor,
+            &caller.actor,
             "service_app",
             id,
             serde_json::json!({
@@ -252,7 +253,7 @@ impl ServiceApps {
     /// zero grace) leave only a key the attacker never saw.
     pub async fn rotate_key(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         id: Uuid,
         grace: std::time::Duration,
     ) -> Result<(ServiceAppRow, String), Error> {
@@ -264,7 +265,7 @@ impl ServiceApps {
         let until = Utc::now() + chrono::Duration::from_std(grace).map_err(|_| Error::Internal)?;
         let audit = audit::event(
             "service_app.key_rotated",
-            actor,
+            &caller.actor,
             "service_app",
             id,
             serde_json::json!({ "key_prefix": prefix, "grace_seconds": grace.as_secs() }),
@@ -281,10 +282,10 @@ impl ServiceApps {
     /// Deletes an app (its key stops working within a second) with its service's resources,
     /// grants, actions and custom roles. Returns the number of resources deleted and the
     /// changelog revision.
-    pub async fn delete(&self, actor: &Actor, id: Uuid) -> Result<Written<u64>, Error> {
+    pub async fn delete(&self, caller: &Caller, id: Uuid) -> Result<Written<u64>, Error> {
         let audit = audit::event(
             "service_app.deleted",
-            actor,
+            &caller.actor,
             "service_app",
             id,
             serde_json::json!({}),

@@ -127,7 +127,8 @@ pub fn authz_workspace<T>(request: &Request<T>) -> Result<Option<WorkspaceId>, E
     }
 }
 
-/// The caller of a tenancy operation: user (if any), service by key (if any), audit actor.
+/// The caller of a domain operation: user (if any), service by key (if any), platform-admin
+/// standing (resolved once by the layer), audit actor.
 pub fn caller<T>(request: &Request<T>) -> Result<crate::model::Caller, Error> {
     let principal = principal(request)?;
     Ok(crate::model::Caller {
@@ -139,6 +140,7 @@ pub fn caller<T>(request: &Request<T>) -> Result<crate::model::Caller, Error> {
             .as_ref()
             .filter(|_| !principal.via_origin)
             .map(|s| s.service_name.clone()),
+        platform_admin: principal.is_admin,
         actor: actor(request),
     })
 }

@@ -27,7 +27,8 @@ pub struct Principal {
     pub service: Option<Arc<ServiceAppRow>>,
     /// Whether the service was identified by a browser origin rather than its key.
     pub via_origin: bool,
-    /// Whether the user is an active platform admin (looked up only for admin-tier RPCs).
+    /// Whether the user (by access token) is an active platform admin (looked up only for
+    /// admin- and user-tier RPCs).
     pub is_admin: bool,
     /// The client's network address.
     pub client_address: Option<IpAddr>,
@@ -221,7 +222,9 @@ async fn authorize(
         principal.service = Some(app);
         principal.via_origin = true;
     }
-    if tiers.contains(&Tier::Admin)
+    // Once per call, where it can matter: admin RPCs, and user RPCs (a platform admin sees
+    // every workspace and manages any user's sessions). Never on the dual-only hot path.
+    if (tiers.contains(&Tier::Admin) || tiers.contains(&Tier::User))
         && let Some(user) = &principal.user
     {
         let id = user.sub.parse().map_err(|_| Error::Internal)?;

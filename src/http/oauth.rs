@@ -10,6 +10,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 use crate::audit::Actor;
 use crate::login::LoginError;
+use crate::model::Caller;
 use crate::services::Services;
 
 fn actor(state: &Services, request: &axum::extract::Request) -> Actor {
@@ -142,7 +143,10 @@ pub async fn login(
     match started {
         Ok((url, _)) => (StatusCode::FOUND, [(header::LOCATION, url)]).into_response(),
         Err(err) => {
-            state.login.audit_failure(&provider, &err, &actor).await;
+            state
+                .login
+                .audit_failure(&provider, &err, &Caller::anonymous(actor.clone()))
+                .await;
             failure(headers, err)
         }
     }
@@ -166,13 +170,21 @@ pub async fn callback(
     } else {
         state
             .login
-            .callback(&provider, get("code"), get("state"), &actor)
+            .callback(
+                &provider,
+                get("code"),
+                get("state"),
+                &Caller::anonymous(actor.clone()),
+            )
             .await
     };
     match result {
         Ok(url) => (StatusCode::FOUND, [(header::LOCATION, url)]).into_response(),
         Err(err) => {
-            state.login.audit_failure(&provider, &err, &actor).await;
+            state
+                .login
+                .audit_failure(&provider, &err, &Caller::anonymous(actor.clone()))
+                .await;
             failure(headers, err)
         }
     }

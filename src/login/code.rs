@@ -2,8 +2,9 @@
 //! a token pair (ExchangeCode), or read first to list the user's workspaces.
 
 use super::{CodeGrant, Login, code_key, refused, s256, valid_pkce};
-use crate::audit::{self, Actor};
+use crate::audit;
 use crate::error::Error;
+use crate::model::Caller;
 use crate::model::WorkspaceId;
 use crate::store::UserRow;
 use crate::tokens::service::{IssuedTokens, SignIn};
@@ -58,16 +59,16 @@ impl Login {
         verifier: &str,
         workspace: Option<WorkspaceId>,
         user_agent: &str,
-        actor: &Actor,
+        caller: &Caller,
     ) -> Result<(IssuedTokens, UserRow), Error> {
-        let client_address = actor.client_address.as_deref().unwrap_or_default();
+        let client_address = caller.actor.client_address.as_deref().unwrap_or_default();
         let exchanged = self
             .exchange_once(code, verifier, workspace, user_agent, client_address)
             .await;
         if let Err(err) = &exchanged {
             let mut event = audit::event(
                 "login.code_refused",
-                actor,
+                &caller.actor,
                 "login_code",
                 "-",
                 serde_json::json!({ "status": err.code_name() }),

@@ -32,6 +32,7 @@ use crate::audit::{self, Actor};
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::error::Error;
+use crate::model::Caller;
 use crate::model::UserId;
 use crate::store::{Store, UserRow};
 use crate::tokens::service::TokenService;
@@ -324,7 +325,7 @@ impl Login {
         provider: &str,
         code: &str,
         state: &str,
-        actor: &Actor,
+        caller: &Caller,
     ) -> Result<String, LoginError> {
         let p = self.provider(provider)?;
         if state.is_empty() || state.len() > 128 {
@@ -396,7 +397,7 @@ impl Login {
                 self.github_identity(provider, api_url, &token).await?
             }
         };
-        let user = self.account_for(&identity, actor).await?;
+        let user = self.account_for(&identity, &caller.actor).await?;
         let one_time = random_token()?;
         let grant = CodeGrant {
             user_id: user.id,
@@ -420,7 +421,7 @@ impl Login {
         }
         let mut event = audit::event(
             "login.succeeded",
-            actor,
+            &caller.actor,
             "user",
             user.id,
             serde_json::json!({ "provider": provider }),

@@ -5,8 +5,9 @@ use crate::model::WorkspaceRole;
 use chrono::{DateTime, Utc};
 
 use super::{Backend, Login, LoginError, MAX_IDP_TOKEN_LEN};
-use crate::audit::{self, Actor};
+use crate::audit;
 use crate::error::Error;
+use crate::model::Caller;
 use crate::model::WorkspaceId;
 use crate::store::{UserRow, WorkspaceRow};
 use crate::tokens::service::WorkspaceScope;
@@ -45,7 +46,7 @@ impl Login {
         &self,
         provider: &str,
         idp_token: &str,
-        actor: &Actor,
+        caller: &Caller,
     ) -> Result<ResolvedUser, LoginError> {
         let p = self.provider(provider)?;
         if idp_token.is_empty() {
@@ -73,15 +74,15 @@ impl Login {
             }
         };
         let idp_sub = format!("{}|{}", identity.provider, identity.subject);
-        let user = self.account_for(&identity, actor).await?;
+        let user = self.account_for(&identity, &caller.actor).await?;
         Ok(ResolvedUser { user, idp_sub })
     }
 
     /// Counts a failed login step; failures are written as one audit row per client address
     /// and minute (see [`audit::FailureLog`]).
-    pub async fn audit_failure(&self, provider: &str, err: &LoginError, actor: &Actor) {
+    pub async fn audit_failure(&self, provider: &str, err: &LoginError, caller: &Caller) {
         self.failures.record(
-            actor,
+            &caller.actor,
             &audit::Failure {
                 action: "login.failed",
                 outcome: "failure",

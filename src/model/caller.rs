@@ -17,6 +17,15 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// A user that a sign-in step identified just now (a login code, an identity provider's
+    /// token), before any token of theirs exists: audited as `actor`.
+    pub fn identified(user: UserId, actor: Actor) -> Caller {
+        Caller {
+            user: Some(user),
+            ..Caller::anonymous(actor)
+        }
+    }
+
     /// An operator acting through the command line.
     pub fn operator() -> Self {
         Self {
@@ -38,11 +47,37 @@ pub struct Caller {
     pub authz_workspace: Option<WorkspaceId>,
     /// The calling service (by key; not a browser origin), if any.
     pub service: Option<String>,
+    /// Whether the user (by access token) is an active platform admin, resolved once by the
+    /// credential layer for the calls where it matters (user and admin tiers); never for an
+    /// authz token, which acts in its workspace only.
+    pub platform_admin: bool,
     /// For the audit trail.
     pub actor: Actor,
 }
 
 impl Caller {
+    /// A caller known only by its request (a sign-in step, a public RPC): audited as `actor`.
+    pub fn anonymous(actor: Actor) -> Caller {
+        Caller {
+            actor,
+            ..Caller::default()
+        }
+    }
+
+    /// A user that a sign-in step identified just now (a login code, an identity provider's
+    /// token), before any token of theirs exists: audited as `actor`.
+    pub fn identified(user: UserId, actor: Actor) -> Caller {
+        Caller {
+            user: Some(user),
+            ..Caller::anonymous(actor)
+        }
+    }
+
+    /// An operator acting through the command line.
+    pub fn operator() -> Caller {
+        Caller::anonymous(Actor::operator())
+    }
+
     /// A service acting by its key alone (no user), for the audit trail as `actor`.
     pub fn service(actor: Actor) -> Caller {
         Caller {

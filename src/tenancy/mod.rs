@@ -17,8 +17,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::audit::{self, Actor};
+use crate::audit;
 use crate::error::Error;
+use crate::model::Caller;
 use crate::model::{Description, DisplayName, WorkspaceRole};
 use crate::model::{UserId, WorkspaceId};
 use crate::store::{RevokeScope, Store, WorkspaceRow};
@@ -34,8 +35,6 @@ pub struct WorkspaceView {
     /// When the caller joined.
     pub joined_at: Option<DateTime<Utc>>,
 }
-
-pub use crate::model::Caller;
 
 /// The caller's standing in one workspace.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +58,24 @@ impl Standing {
             )))
         }
     }
+}
+
+/// Whose workspaces a listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// The caller's own.
+    Mine,
+    /// Another user's (platform admins only; the caller's own otherwise).
+    Of(UserId),
+    /// Every workspace (platform admins only).
+    All,
+}
+
+/// The user behind a call of a user-tier RPC.
+fn signed_in(caller: &Caller) -> Result<UserId, Error> {
+    caller.user.ok_or(Error::Unauthenticated(
+        crate::tokens::service::INVALID_CREDENTIAL,
+    ))
 }
 
 /// Workspace operations.
@@ -97,9 +114,8 @@ impl Workspaces {
             ));
         }
         match caller.user {
-            Some(user) => {
-                let admin_ok = caller.authz_workspace.is_none();
-                let (view, rank) = self.role_of_as(user, id, admin_ok).await?;
+            Some(_) => {
+                let (view, rank) = self.role_of(caller, id).await?;
                 Ok(Standing {
                     rank,
                     admin: view.role.is_none(),
@@ -120,23 +136,14 @@ impl Workspaces {
         }
     }
 
-    /// The caller's role in `id`; platform admins count as owners. A workspace the caller
-    /// cannot see is NOT_FOUND, whether or not it exists.
+    /// The signed-in caller's role in `id`; platform admins count as owners (never through an
+    /// authz token). A workspace the caller cannot see is NOT_FOUND, whether or not it exists.
     async fn role_of(
         &self,
-        user: UserId,
+        caller: &Caller,
         id: WorkspaceId,
     ) -> Result<(WorkspaceView, Option<WorkspaceRole>), Error> {
-        self.role_of_as(user, id, true).await
-    }
-
-    /// [`Workspaces::role_of`]; platform admins count as owners only when `admin_ok`.
-    async fn role_of_as(
-        &self,
-        user: UserId,
-        id: WorkspaceId,
-        admin_ok: bool,
-    ) -> Result<(WorkspaceView, Option<WorkspaceRole>), Error> {
+        let user = signed_in(caller)?;
         let not_found = || Error::NotFound("workspace".into());
         if let Some((role, workspace, _)) = self.store.workspace_scope(id, user).await? {
             return Ok((
@@ -148,8 +155,7 @@ impl Workspaces {
                 Some(role),
             ));
         }
-        let admin = admin_ok && crate::users::is_platform_admin(self.store.as_ref(), user).await?;
-        if !admin {
+        if !caller.platform_admin || caller.authz_workspace.is_some() {
             return Err(not_found());
         }
         let workspace = self
@@ -170,12 +176,12 @@ impl Workspaces {
     /// Creates a workspace owned by `user`.
     pub async fn create(
         &self,
-        actor: &Actor,
-        user: UserId,
+        caller: &Caller,
         name: &str,
         slug: &str,
         description: &str,
     ) -> Result<WorkspaceRow, Error> {
+        let user = signed_in(caller)?;
         let name = DisplayName::parse(name)?.into_string();
         crate::model::Slug::parse(slug)?;
         let now = Utc::now();
@@ -189,7 +195,7 @@ impl Workspaces {
         };
         let event = audit::event(
             "workspace.created",
-            actor,
+            &caller.actor,
             "workspace",
             workspace.id,
             serde_json::json!({ "slug": workspace.slug }),
@@ -201,18 +207,32 @@ impl Workspaces {
     }
 
     /// A workspace the caller belongs to (or any, for a platform admin).
-    pub async fn get(&self, user: UserId, id: WorkspaceId) -> Result<WorkspaceView, Error> {
-        Ok(self.role_of(user, id).await?.0)
+    pub async fn get(&self, caller: &Caller, id: WorkspaceId) -> Result<WorkspaceView, Error> {
+        Ok(self.role_of(caller, id).await?.0)
     }
 
-    /// The caller's workspaces (or all of them / another user's, `of` decides), by name.
+    /// The caller's workspaces, or (platform admins only) every workspace or another user's,
+    /// by name.
     pub async fn list(
         &self,
-        of: Option<UserId>,
+        caller: &Caller,
+        listing: Listing,
         query: Option<&str>,
         after: Option<(String, WorkspaceId)>,
         limit: i64,
     ) -> Result<Vec<WorkspaceView>, Error> {
+        let me = signed_in(caller)?;
+        let of = match listing {
+            Listing::Mine => Some(me),
+            Listing::Of(user) if user == me => Some(me),
+            Listing::All | Listing::Of(_) if !caller.platform_admin => {
+                return Err(Error::PermissionDenied(
+                    "only platform admins list all or other users' workspaces".into(),
+                ));
+            }
+            Listing::All => None,
+            Listing::Of(user) => Some(user),
+        };
         Ok(self
             .store
             .list_workspaces(of, query, after, limit)
@@ -229,14 +249,13 @@ impl Workspaces {
     /// Changes name, slug or description (admin+).
     pub async fn update(
         &self,
-        actor: &Actor,
-        user: UserId,
+        caller: &Caller,
         id: WorkspaceId,
         name: Option<&str>,
         slug: Option<&str>,
         description: Option<&str>,
     ) -> Result<WorkspaceRow, Error> {
-        let (_, rank_of_caller) = self.role_of(user, id).await?;
+        let (_, rank_of_caller) = self.role_of(caller, id).await?;
         if rank_of_caller < Some(WorkspaceRole::Admin) {
             return Err(Error::PermissionDenied(
                 "updating a workspace needs the admin or owner role".into(),
@@ -255,7 +274,7 @@ impl Workspaces {
             .map(Description::into_string);
         let event = audit::event(
             "workspace.updated",
-            actor,
+            &caller.actor,
             "workspace",
             id,
             serde_json::json!({ "name": name, "slug": slug, "description": description }),
@@ -268,13 +287,8 @@ impl Workspaces {
 
     /// Deletes a workspace and everything in it (owner), ending sessions scoped to it.
     /// Returns the changelog revision of the deletion.
-    pub async fn delete(
-        &self,
-        actor: &Actor,
-        user: UserId,
-        id: WorkspaceId,
-    ) -> Result<Revision, Error> {
-        let (_, rank_of_caller) = self.role_of(user, id).await?;
+    pub async fn delete(&self, caller: &Caller, id: WorkspaceId) -> Result<Revision, Error> {
+        let (_, rank_of_caller) = self.role_of(caller, id).await?;
         if rank_of_caller < Some(WorkspaceRole::Owner) {
             return Err(Error::PermissionDenied(
                 "deleting a workspace needs the owner role".into(),
@@ -285,7 +299,7 @@ impl Workspaces {
             .await?;
         let mut event = audit::event(
             "workspace.deleted",
-            actor,
+            &caller.actor,
             "workspace",
             id,
             serde_json::json!({}),

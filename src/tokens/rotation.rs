@@ -7,8 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::keys::{KeyError, KeyRing, RetireOutcome, SigningAlgorithm, SigningKey};
-use crate::audit::{self, Actor};
+use crate::audit;
 use crate::cache::Cache;
+use crate::model::Caller;
 use crate::store::Store;
 
 /// Pub/sub channel telling replicas to reload the key ring.
@@ -37,7 +38,7 @@ impl KeyRotation {
     /// for `overlap` more; audited as `actor`. The key and when it starts signing.
     pub async fn rotate(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         algorithm: SigningAlgorithm,
         publish_delay: Duration,
         overlap: Duration,
@@ -46,7 +47,7 @@ impl KeyRotation {
         self.announce("rotation").await;
         let event = audit::event(
             "signing_key.rotated",
-            actor,
+            &caller.actor,
             "signing_key",
             &key.kid,
             serde_json::json!({
@@ -64,14 +65,14 @@ impl KeyRotation {
 
     /// Ends a retired or retiring key at once (see [`KeyRing::retire_now`]), audited as
     /// `actor`.
-    pub async fn retire(&self, actor: &Actor, kid: &str) -> Result<RetireOutcome, KeyError> {
+    pub async fn retire(&self, caller: &Caller, kid: &str) -> Result<RetireOutcome, KeyError> {
         let outcome = self.keys.retire_now(kid).await?;
         if outcome != RetireOutcome::Retired {
             return Ok(outcome);
         }
         let event = audit::event(
             "signing_key.retired",
-            actor,
+            &caller.actor,
             "signing_key",
             kid,
             serde_json::json!({}),
