@@ -14,7 +14,8 @@ use crate::error::Error;
 use crate::model::Caller;
 use crate::store::{AuditFilter, AuditRow, Stats, Store};
 
-/// Platform administration over the store.
+/// Platform administration over the store: readiness, CSV import and export, the audit trail
+/// and counts. It spans every table, so it holds the whole store.
 pub struct Platform {
     store: Arc<dyn Store>,
     cache: Arc<dyn Cache>,

@@ -10,7 +10,9 @@ use crate::audit;
 use crate::error::Error;
 use crate::model::Caller;
 use crate::model::{SessionId, UserId};
-use crate::store::{IdentityRow, RevokeScope, SessionRow, Store, UserRow};
+use crate::store::{
+    AdminStore, IdentityRow, IdentityStore, RevokeScope, SessionRow, SessionStore, Store, UserRow,
+};
 use crate::tokens::service::TokenService;
 
 /// A user and the external identities linked to it.
@@ -24,28 +26,35 @@ pub struct Profile {
 
 /// Users and their profiles.
 pub struct Users {
-    store: Arc<dyn Store>,
+    users: Arc<dyn IdentityStore>,
+    admin: Arc<dyn AdminStore>,
+    sessions: Arc<dyn SessionStore>,
     tokens: Arc<TokenService>,
 }
 
 impl Users {
     /// Over `store`; `tokens` revokes what a deactivated user holds.
     pub fn new(store: Arc<dyn Store>, tokens: Arc<TokenService>) -> Self {
-        Self { store, tokens }
+        Self {
+            users: store.clone(),
+            admin: store.clone(),
+            sessions: store,
+            tokens,
+        }
     }
 
     /// Whether `id` is an active platform admin (an unknown user is not). The credential
     /// layer asks once per call and hands the answer to the domain on the [`Caller`].
     pub async fn is_platform_admin(&self, id: UserId) -> Result<bool, Error> {
         Ok(self
-            .store
+            .users
             .user_by_id(id)
             .await?
             .is_some_and(|u| u.is_admin && u.is_active))
     }
 
     async fn existing(&self, id: UserId) -> Result<UserRow, Error> {
-        self.store
+        self.users
             .user_by_id(id)
             .await?
             .ok_or_else(|| Error::NotFound("user".into()))
@@ -54,7 +63,7 @@ impl Users {
     /// The user with their linked identities; NOT_FOUND for an unknown user.
     pub async fn profile(&self, id: UserId) -> Result<Profile, Error> {
         let user = self.existing(id).await?;
-        let identities = self.store.identities_of(id).await?;
+        let identities = self.users.identities_of(id).await?;
         Ok(Profile { user, identities })
     }
 
@@ -73,7 +82,7 @@ impl Users {
             id,
             serde_json::json!({ "name": name, "avatar_url": avatar_url }),
         );
-        self.store
+        self.users
             .update_profile(id, name, avatar_url, &event)
             .await?
             .ok_or_else(|| Error::NotFound("user".into()))
@@ -90,7 +99,7 @@ impl Users {
         limit: i64,
     ) -> Result<Vec<UserRow>, Error> {
         Ok(self
-            .store
+            .admin
             .list_users(query, is_active, is_admin, after, limit)
             .await?)
     }
@@ -114,7 +123,7 @@ impl Users {
             serde_json::json!({ "name": name, "is_active": is_active, "is_admin": is_admin }),
         );
         let user = self
-            .store
+            .admin
             .update_user(id, name, is_active, is_admin, &event)
             .await?
             .ok_or_else(|| Error::NotFound("user".into()))?;
@@ -171,7 +180,7 @@ impl Users {
     ) -> Result<Vec<SessionRow>, Error> {
         Self::may_manage(caller, user)?;
         Ok(self
-            .store
+            .sessions
             .list_sessions(user, include_inactive, Utc::now(), before, limit)
             .await?)
     }
@@ -185,7 +194,11 @@ impl Users {
         id: SessionId,
     ) -> Result<SessionRow, Error> {
         let not_found = || Error::NotFound("session".into());
-        let session = self.store.session_by_id(id).await?.ok_or_else(not_found)?;
+        let session = self
+            .sessions
+            .session_by_id(id)
+            .await?
+            .ok_or_else(not_found)?;
         Self::may_manage(caller, session.user_id).map_err(|_| not_found())?;
         let reason = if caller.user == Some(session.user_id) {
             "logout"
@@ -202,6 +215,6 @@ impl Users {
         self.tokens
             .revoke(RevokeScope::Session(id), reason, Some(&event))
             .await?;
-        self.store.session_by_id(id).await?.ok_or_else(not_found)
+        self.sessions.session_by_id(id).await?.ok_or_else(not_found)
     }
 }

@@ -9,7 +9,7 @@ use crate::audit;
 use crate::error::Error;
 use crate::model::Caller;
 use crate::model::{DisplayName, ServiceName};
-use crate::store::{ClientAppChange, ClientAppRow, RevokeScope, Store};
+use crate::store::{AppStore, ClientAppChange, ClientAppRow, RevokeScope, Store};
 use crate::tokens::service::TokenService;
 
 /// Checks redirect URIs: absolute `http`/`https`, no fragment, at most 20 of 2000 characters.
@@ -77,14 +77,17 @@ pub struct ClientAppUpdate<'a> {
 
 /// Client app management.
 pub struct ClientApps {
-    store: Arc<dyn Store>,
+    apps: Arc<dyn AppStore>,
     tokens: Arc<TokenService>,
 }
 
 impl ClientApps {
     /// Over `store`; `tokens` revokes sessions when an app is disabled.
     pub fn new(store: Arc<dyn Store>, tokens: Arc<TokenService>) -> Self {
-        Self { store, tokens }
+        Self {
+            apps: store,
+            tokens,
+        }
     }
 
     /// Registers a client app.
@@ -112,7 +115,7 @@ impl ClientApps {
             app.id,
             serde_json::json!({ "redirect_uris": redirect_uris }),
         );
-        self.store.insert_client_app(&app, &audit).await?;
+        self.apps.insert_client_app(&app, &audit).await?;
         Ok(app)
     }
 
@@ -123,12 +126,12 @@ impl ClientApps {
         after: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<ClientAppRow>, Error> {
-        Ok(self.store.list_client_apps(query, after, limit).await?)
+        Ok(self.apps.list_client_apps(query, after, limit).await?)
     }
 
     /// One client app; NOT_FOUND when absent.
     pub async fn get(&self, id: Uuid) -> Result<ClientAppRow, Error> {
-        self.store
+        self.apps
             .client_app_by_id(id)
             .await?
             .ok_or_else(|| Error::NotFound("client app".into()))
@@ -178,7 +181,7 @@ impl ClientApps {
             }),
         );
         let app = self
-            .store
+            .apps
             .update_client_app(id, &change, &audit)
             .await?
             .ok_or_else(|| Error::NotFound("client app".into()))?;
@@ -209,7 +212,7 @@ impl ClientApps {
             id,
             serde_json::json!({ "revoke_sessions": revoke_sessions }),
         );
-        if !self.store.delete_client_app(id, &audit).await? {
+        if !self.apps.delete_client_app(id, &audit).await? {
             return Err(Error::NotFound("client app".into()));
         }
         Ok(revoked)

@@ -20,7 +20,7 @@ use crate::audit::{self, Actor};
 use crate::error::Error;
 use crate::model::Caller;
 use crate::model::{DisplayName, ServiceName, Written};
-use crate::store::{ServiceAppChange, ServiceAppRow, Store, StoreError};
+use crate::store::{AdminStore, AppStore, ServiceAppChange, ServiceAppRow, Store, StoreError};
 
 /// Prefix of every service key.
 pub const KEY_PREFIX: &str = "sk_";
@@ -85,7 +85,8 @@ impl KeyCache {
 
 /// Service apps and key authentication.
 pub struct ServiceApps {
-    store: Arc<dyn Store>,
+    apps: Arc<dyn AppStore>,
+    audit: Arc<dyn AdminStore>,
     /// Deleting an app deletes its resources: applied here before the deletion answers.
     engine: Arc<crate::authz::engine::Engine>,
     cache: RwLock<KeyCache>,
@@ -101,7 +102,8 @@ impl ServiceApps {
     /// Over `store`; deletions are applied to `engine` before they answer.
     pub fn new(store: Arc<dyn Store>, engine: Arc<crate::authz::engine::Engine>) -> Self {
         Self {
-            store,
+            apps: store.clone(),
+            audit: store,
             engine,
             cache: RwLock::new(KeyCache::default()),
             origins: RwLock::new(HashMap::new()),
@@ -156,7 +158,7 @@ impl ServiceApps {
             app.id,
             serde_json::json!({ "service_name": app.service_name, "key_prefix": app.key_prefix }),
         );
-        self.store
+        self.apps
             .insert_service_app(&app, &audit)
             .await
             .map_err(|e| match e {
@@ -184,12 +186,12 @@ impl ServiceApps {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<ServiceAppRow>, Error> {
-        Ok(self.store.list_service_apps(query, after, limit).await?)
+        Ok(self.apps.list_service_apps(query, after, limit).await?)
     }
 
     /// One app; NOT_FOUND when absent.
     pub async fn get(&self, id: Uuid) -> Result<ServiceAppRow, Error> {
-        self.store
+        self.apps
             .service_app_by_id(id)
             .await?
             .ok_or_else(|| Error::NotFound("service app".into()))
@@ -198,7 +200,7 @@ impl ServiceApps {
     /// An app by its service name.
     pub async fn by_service_name(&self, service_name: &str) -> Result<ServiceAppRow, Error> {
         // Service names are unique; the substring filter narrows the scan to a few rows.
-        self.store
+        self.apps
             .list_service_apps(Some(service_name), None, 500)
             .await?
             .into_iter()
@@ -238,7 +240,7 @@ impl ServiceApps {
             }),
         );
         let app = self
-            .store
+            .apps
             .update_service_app(id, &change, &audit)
             .await?
             .ok_or_else(|| Error::NotFound("service app".into()))?;
@@ -271,7 +273,7 @@ impl ServiceApps {
             serde_json::json!({ "key_prefix": prefix, "grace_seconds": grace.as_secs() }),
         );
         let app = self
-            .store
+            .apps
             .rotate_service_app_key(id, &key_hash(&key), &prefix, until, &audit)
             .await?
             .ok_or_else(|| Error::NotFound("service app".into()))?;
@@ -291,7 +293,7 @@ impl ServiceApps {
             serde_json::json!({}),
         );
         let (resources, revision) = self
-            .store
+            .apps
             .delete_service_app(id, &audit)
             .await?
             .ok_or_else(|| Error::NotFound("service app".into()))?;
@@ -341,9 +343,9 @@ impl ServiceApps {
         );
         event.outcome = "denied".into();
         // Written in the background: the refusal must take as long as for an unknown key.
-        let store = self.store.clone();
+        let audit = self.audit.clone();
         tokio::spawn(async move {
-            if let Err(err) = store.insert_audit(&event).await {
+            if let Err(err) = audit.insert_audit(&event).await {
                 tracing::warn!(error = %err, "audit of an inactive key use failed");
             }
         });
@@ -364,7 +366,7 @@ impl ServiceApps {
                 .into_iter()
                 .collect();
         if !uses.is_empty() {
-            self.store.touch_service_apps(&uses).await?;
+            self.apps.touch_service_apps(&uses).await?;
         }
         Ok(())
     }
@@ -375,7 +377,7 @@ impl ServiceApps {
         loop {
             let after = all.last().map(|a: &ServiceAppRow| a.service_name.clone());
             let page = self
-                .store
+                .apps
                 .list_service_apps(None, after.as_deref(), 1000)
                 .await?;
             let full = page.len() == 1000;
@@ -465,7 +467,7 @@ impl ServiceApps {
             Some(app) => app,
             None => {
                 let app = self
-                    .store
+                    .apps
                     .service_app_by_key_hash(&hash, Utc::now())
                     .await?
                     .map(Arc::new);

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use super::index::Index;
 use crate::cache::Cache;
 use crate::error::Error;
-use crate::store::Store;
+use crate::store::{AuthzStore, Store, TenancyStore};
 
 /// Pub/sub channel announcing new changelog revisions.
 pub const CHANNEL: &str = "authz";
@@ -37,7 +37,10 @@ pub enum Freshness {
 
 /// The engine: index, follower state and revision announcements.
 pub struct Engine {
-    pub(super) store: Arc<dyn Store>,
+    /// The changelog and the index's source.
+    pub(super) authz: Arc<dyn AuthzStore>,
+    /// The newest committed revision.
+    pub(super) revisions: Arc<dyn TenancyStore>,
     pub(super) cache: Arc<dyn Cache>,
     index: RwLock<Index>,
     catching_up: Mutex<()>,
@@ -63,7 +66,8 @@ impl Engine {
         let (resources, grants) = index.counts();
         let (applied, _) = watch::channel(index.revision());
         let engine = Self {
-            store,
+            authz: store.clone(),
+            revisions: store,
             cache,
             index: RwLock::new(index),
             catching_up: Mutex::new(()),
@@ -113,7 +117,7 @@ impl Engine {
         let _one_at_a_time = self.catching_up.lock().await;
         loop {
             let from = self.revision();
-            let rows = self.store.changes_since(from, None, BATCH).await?;
+            let rows = self.authz.changes_since(from, None, BATCH).await?;
             if rows.is_empty() {
                 break;
             }
@@ -173,7 +177,7 @@ impl Engine {
                     return Ok(());
                 }
                 // Nothing committed is that new: not a token of this deployment.
-                let latest = self.store.current_revision().await?;
+                let latest = self.revisions.current_revision().await?;
                 if latest < revision {
                     return Err(Error::invalid(
                         "consistency.at_least_as_fresh",

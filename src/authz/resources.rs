@@ -17,7 +17,9 @@ use crate::error::Error;
 use crate::model::UserId;
 use crate::model::change::{Change, GranteeRef, ResourceKey, ResourceState};
 use crate::model::{Caller, WorkspaceRole, Written};
-use crate::store::{ChangelogTx, GrantRow, ResourceRow, Store};
+use crate::store::{
+    AuthzStore, ChangelogTx, GrantRow, GroupStore, IdentityStore, ResourceRow, Store, WriteTxStore,
+};
 
 /// Longest parent chain walked when looking for a cycle.
 const MAX_CHAIN: usize = 4096;
@@ -59,7 +61,12 @@ pub struct GrantView {
 
 /// Resources and their grants.
 pub struct Resources {
-    store: Arc<dyn Store>,
+    /// Resource and grant reads.
+    authz: Arc<dyn AuthzStore>,
+    /// Writes: the changelog transaction the rules are decided in.
+    tx: Arc<dyn WriteTxStore>,
+    users: Arc<dyn IdentityStore>,
+    groups: Arc<dyn GroupStore>,
     engine: Arc<Engine>,
 }
 
@@ -70,7 +77,13 @@ fn target(key: &ResourceKey) -> String {
 impl Resources {
     /// Over `store`, applying writes to `engine`.
     pub fn new(store: Arc<dyn Store>, engine: Arc<Engine>) -> Self {
-        Self { store, engine }
+        Self {
+            authz: store.clone(),
+            tx: store.clone(),
+            users: store.clone(),
+            groups: store,
+            engine,
+        }
     }
 
     /// Applies a local write to this process's index and nudges the replicas.
@@ -81,7 +94,7 @@ impl Resources {
 
     /// The resource, NOT_FOUND when absent.
     async fn existing(&self, key: &ResourceKey) -> Result<ResourceRow, Error> {
-        self.store
+        self.authz
             .resource(key)
             .await?
             .ok_or_else(|| Error::NotFound("resource".into()))
@@ -111,7 +124,7 @@ impl Resources {
             serde_json::json!({ "upsert": upsert, "visibility": state.visibility }),
         );
         event.workspace_id = Some(state.workspace_id);
-        let mut tx = self.store.begin_changelog().await?;
+        let mut tx = self.tx.begin_changelog().await?;
         let key = ResourceKey {
             service_name: state.service_name.clone(),
             resource_type: state.resource_type.clone(),
@@ -202,7 +215,7 @@ impl Resources {
             target(key),
             serde_json::json!({}),
         );
-        let mut tx = self.store.begin_changelog().await?;
+        let mut tx = self.tx.begin_changelog().await?;
         let Some((row, _)) = tx.resource(key).await? else {
             if allow_missing {
                 let revision = tx.revision().await?;
@@ -267,7 +280,7 @@ impl Resources {
         details: serde_json::Value,
     ) -> Result<Written<ResourceRow>, Error> {
         let event = audit::event(action, &caller.actor, "resource", target(key), details);
-        let mut tx = self.store.begin_changelog().await?;
+        let mut tx = self.tx.begin_changelog().await?;
         if let ResourceUpdate::Owner(Some(owner)) = update
             && !tx.user_exists(owner).await?
         {
@@ -312,7 +325,7 @@ impl Resources {
         key: &ResourceKey,
         grant: &NewGrant,
     ) -> Result<Written<(GrantRow, bool)>, Error> {
-        let mut tx = self.store.begin_changelog().await?;
+        let mut tx = self.tx.begin_changelog().await?;
         let (row, _) = tx
             .resource(key)
             .await?
@@ -391,7 +404,7 @@ impl Resources {
         grantee: GranteeRef,
         permission: Option<Permission>,
     ) -> Result<Written<bool>, Error> {
-        let mut tx = self.store.begin_changelog().await?;
+        let mut tx = self.tx.begin_changelog().await?;
         let (row, _) = tx
             .resource(key)
             .await?
@@ -429,7 +442,7 @@ impl Resources {
         let row = self.existing(key).await?;
         let now = Utc::now();
         let mut grants = Vec::new();
-        for grant in self.store.grants(row.id).await? {
+        for grant in self.authz.grants(row.id).await? {
             if grant.expires_at.is_some_and(|at| at <= now) {
                 continue;
             }
@@ -437,12 +450,12 @@ impl Resources {
             if enrich {
                 match grant.grantee {
                     GranteeRef::User(id) => {
-                        if let Some(user) = self.store.user_by_id(id).await? {
+                        if let Some(user) = self.users.user_by_id(id).await? {
                             (grantee_name, grantee_email) = (user.name, user.email);
                         }
                     }
                     GranteeRef::Group(id) => {
-                        if let Some(group) = self.store.group(id).await? {
+                        if let Some(group) = self.groups.group(id).await? {
                             grantee_name = group.name;
                         }
                     }

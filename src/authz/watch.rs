@@ -19,7 +19,7 @@ use super::engine::Engine;
 use crate::error::Error;
 use crate::model::WorkspaceId;
 use crate::model::change::Change;
-use crate::store::{ChangeRow, Store};
+use crate::store::{AuthzStore, ChangeRow};
 use crate::streams::{RECHECK, Recheck, StillAllowed};
 
 /// Idle streams get a checkpoint at least this often.
@@ -59,7 +59,7 @@ pub struct WatchQuery {
 }
 
 struct State {
-    store: Arc<dyn Store>,
+    store: Arc<dyn AuthzStore>,
     query: WatchQuery,
     recheck: Recheck,
     cursor: Revision,
@@ -84,7 +84,7 @@ impl Engine {
     ) -> Result<impl Stream<Item = Result<WatchEvent, Error>> + Send + use<>, Error> {
         // Subscribed before the first read of the database, so nothing falls in between.
         let feed = self.changes();
-        let latest = self.store.current_revision().await?;
+        let latest = self.revisions.current_revision().await?;
         let cursor = match query.start {
             None => latest,
             Some(start) if start > latest => {
@@ -96,7 +96,7 @@ impl Engine {
             Some(start) => start,
         };
         let state = State {
-            store: self.store.clone(),
+            store: self.authz.clone(),
             query,
             recheck: Recheck::new(still_allowed),
             cursor,

@@ -31,7 +31,7 @@ impl Login {
             return Err(refused());
         }
         let user = self
-            .store
+            .users
             .user_by_id(grant.user_id)
             .await?
             .ok_or_else(refused)?;
@@ -74,7 +74,7 @@ impl Login {
                 serde_json::json!({ "status": err.code_name() }),
             );
             event.outcome = "failure".into();
-            if let Err(e) = self.store.insert_audit(&event).await {
+            if let Err(e) = self.admin.insert_audit(&event).await {
                 tracing::warn!(error = %e, "refused code exchange not audited");
             }
         }
@@ -92,7 +92,7 @@ impl Login {
         let (grant, user) = self.redeem(code, verifier).await?;
         let workspace = match workspace {
             Some(w) => {
-                if self.store.membership_role(w, user.id).await?.is_none() {
+                if self.workspaces.membership_role(w, user.id).await?.is_none() {
                     return Err(Error::PermissionDenied(
                         "not a member of the requested workspace".into(),
                     ));
@@ -101,7 +101,7 @@ impl Login {
             }
             None => {
                 let mine = self
-                    .store
+                    .workspaces
                     .list_workspaces(Some(user.id), None, None, 2)
                     .await?;
                 (mine.len() == 1).then(|| mine[0].0.id)

@@ -34,7 +34,9 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::model::Caller;
 use crate::model::UserId;
-use crate::store::{Store, UserRow};
+use crate::store::{
+    AdminStore, AppStore, IdentityStore, InvitationStore, RoleStore, Store, UserRow, WorkspaceStore,
+};
 use crate::tokens::service::TokenService;
 
 /// What a sign-in start carries (StartLogin, `GET /oauth/{provider}/login`).
@@ -149,7 +151,12 @@ async fn token_field(request: reqwest::RequestBuilder, field: &str) -> Result<St
 pub struct Login {
     providers: BTreeMap<String, Provider>,
     http: reqwest::Client,
-    store: Arc<dyn Store>,
+    users: Arc<dyn IdentityStore>,
+    workspaces: Arc<dyn WorkspaceStore>,
+    invitations: Arc<dyn InvitationStore>,
+    roles: Arc<dyn RoleStore>,
+    apps: Arc<dyn AppStore>,
+    admin: Arc<dyn AdminStore>,
     cache: Arc<dyn Cache>,
     tokens: Arc<TokenService>,
     callback_base: String,
@@ -189,7 +196,12 @@ impl Login {
                 .map(|(id, c)| (id.clone(), Provider::from_config(id, c)))
                 .collect(),
             http,
-            store,
+            users: store.clone(),
+            workspaces: store.clone(),
+            invitations: store.clone(),
+            roles: store.clone(),
+            apps: store.clone(),
+            admin: store,
             cache,
             tokens,
             callback_base: config.effective_issuer().trim_end_matches('/').to_string(),
@@ -219,7 +231,7 @@ impl Login {
 
     /// The active client app owning `redirect_uri` (exact match), among all client apps.
     async fn client_app_for(&self, redirect_uri: &str) -> Result<Uuid, LoginError> {
-        self.store
+        self.apps
             .client_app_for_redirect(redirect_uri)
             .await
             .map_err(Error::from)?
@@ -230,7 +242,7 @@ impl Login {
     /// ends its running logins and unredeemed codes at once.
     async fn client_app_active(&self, id: Uuid) -> Result<bool, Error> {
         Ok(self
-            .store
+            .apps
             .client_app_by_id(id)
             .await?
             .is_some_and(|app| app.is_active))
@@ -427,7 +439,7 @@ impl Login {
             serde_json::json!({ "provider": provider }),
         );
         event.actor_user_id = Some(user.id);
-        self.store.insert_audit(&event).await.map_err(Error::from)?;
+        self.admin.insert_audit(&event).await.map_err(Error::from)?;
         Ok(redirect.to_string())
     }
 
@@ -445,19 +457,19 @@ impl Login {
         policy.check_domain(identity)?;
         let trusted = policy.trusts_email(identity);
         let linked = self
-            .store
+            .users
             .identity_user(&identity.provider, &identity.subject)
             .await
             .map_err(Error::from)?;
         let user = match linked {
-            Some(id) => self.store.user_by_id(id).await.map_err(Error::from)?,
+            Some(id) => self.users.user_by_id(id).await.map_err(Error::from)?,
             None => None,
         };
         let already_linked = user.is_some();
         let user = match user {
             Some(user) => user,
             None => match self
-                .store
+                .users
                 .user_by_email(&email)
                 .await
                 .map_err(Error::from)?
@@ -482,10 +494,10 @@ impl Login {
                         created_at: now,
                         updated_at: now,
                     };
-                    match self.store.insert_user(&user, trusted).await {
+                    match self.users.insert_user(&user, trusted).await {
                         Ok(()) => user,
                         Err(crate::store::StoreError::Conflict(_)) => self
-                            .store
+                            .users
                             .user_by_email(&email)
                             .await
                             .map_err(Error::from)?
@@ -506,7 +518,7 @@ impl Login {
             serde_json::json!({ "provider": identity.provider, "email": email }),
         );
         event.actor_user_id = Some(user.id);
-        self.store
+        self.users
             .link_identity(
                 &identity.provider,
                 &identity.subject,
@@ -517,7 +529,7 @@ impl Login {
             .await
             .map_err(Error::from)?;
         if trusted && user.email == email {
-            self.store
+            self.invitations
                 .mark_email_verified(user.id)
                 .await
                 .map_err(Error::from)?;
@@ -528,19 +540,19 @@ impl Login {
             && !user.is_admin
             && (trusted || already_linked)
             && self
-                .store
+                .admin
                 .stats(Utc::now())
                 .await
                 .map_err(Error::from)?
                 .admins
                 == 0
         {
-            self.store
+            self.users
                 .set_user_flags(user.id, true, true)
                 .await
                 .map_err(Error::from)?;
             return Ok(self
-                .store
+                .users
                 .user_by_id(user.id)
                 .await
                 .map_err(Error::from)?

@@ -101,13 +101,13 @@ impl Login {
         workspace: WorkspaceId,
     ) -> Result<MintedAuthz, Error> {
         let user = &resolved.user;
-        let (role, workspace_row, groups) =
-            self.store
-                .workspace_scope(workspace, user.id)
-                .await?
-                .ok_or_else(|| Error::PermissionDenied("not a member of the workspace".into()))?;
+        let (role, workspace_row, groups) = self
+            .workspaces
+            .workspace_scope(workspace, user.id)
+            .await?
+            .ok_or_else(|| Error::PermissionDenied("not a member of the workspace".into()))?;
         let actions = self
-            .store
+            .roles
             .user_actions(workspace, service, user.id, None, MAX_ACTIONS_READ)
             .await?;
         let scope = WorkspaceScope {

@@ -66,6 +66,8 @@ pub trait AdminStore: Send + Sync {
         before: Option<(DateTime<Utc>, Uuid)>,
         limit: i64,
     ) -> StoreResult<Vec<AuditRow>>;
+    /// Records an audit event on its own.
+    async fn insert_audit(&self, event: &AuditRow) -> StoreResult<()>;
     /// Deletes audit events older than `before`.
     async fn purge_audit(&self, before: DateTime<Utc>) -> StoreResult<u64>;
     /// Dashboard counts at `now`.
@@ -183,6 +185,14 @@ macro_rules! impl_admin_store {
                 .await
                 .map_err(err)?;
                 rows.iter().map(audit_from_row).collect()
+            }
+
+            async fn insert_audit(&self, event: &AuditRow) -> StoreResult<()> {
+                insert_audit_query!(event)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| StoreError::from_sqlx(e, "audit event"))?;
+                Ok(())
             }
 
             async fn purge_audit(&self, before: DateTime<Utc>) -> StoreResult<u64> {

@@ -8,7 +8,7 @@ use super::UserRow;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{StoreError, StoreResult};
-use crate::model::records::{AuditRow, SessionRow};
+use crate::model::records::SessionRow;
 use crate::model::{SessionId, UserId, WorkspaceId};
 
 /// What consuming a refresh token found. The store reports facts; whether a replay is a
@@ -92,8 +92,6 @@ pub trait SessionStore: Send + Sync {
         before: Option<(DateTime<Utc>, SessionId)>,
         limit: i64,
     ) -> StoreResult<Vec<SessionRow>>;
-    /// Records an audit event on its own.
-    async fn insert_audit(&self, event: &AuditRow) -> StoreResult<()>;
 }
 
 macro_rules! session_columns {
@@ -381,14 +379,6 @@ macro_rules! impl_session_store {
                 .await
                 .map_err(err("session"))?;
                 rows.iter().map(session_from_row).collect()
-            }
-
-            async fn insert_audit(&self, event: &AuditRow) -> StoreResult<()> {
-                insert_audit_query!(event)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(err("audit event"))?;
-                Ok(())
             }
         }
     };

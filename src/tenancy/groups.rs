@@ -19,7 +19,7 @@ impl Workspaces {
         id: GroupId,
     ) -> Result<(GroupRow, Standing), Error> {
         let not_found = || Error::NotFound("group".into());
-        let group = self.store.group(id).await?.ok_or_else(not_found)?;
+        let group = self.groups.group(id).await?.ok_or_else(not_found)?;
         let standing =
             self.standing(caller, group.workspace_id)
                 .await
@@ -61,7 +61,7 @@ impl Workspaces {
             serde_json::json!({ "name": group.name }),
         );
         event.workspace_id = Some(workspace_id);
-        self.store.create_group(&group, &event).await?;
+        self.groups.create_group(&group, &event).await?;
         Ok(group)
     }
 
@@ -77,7 +77,7 @@ impl Workspaces {
     ) -> Result<Vec<GroupRow>, Error> {
         self.standing(caller, workspace_id).await?;
         Ok(self
-            .store
+            .groups
             .list_groups(workspace_id, member, query, after, limit)
             .await?)
     }
@@ -108,7 +108,7 @@ impl Workspaces {
             serde_json::json!({ "name": name, "description": description }),
         );
         event.workspace_id = Some(group.workspace_id);
-        self.store
+        self.groups
             .update_group(id, name.as_deref(), description.as_deref(), &event)
             .await?
             .ok_or_else(|| Error::NotFound("group".into()))
@@ -127,7 +127,7 @@ impl Workspaces {
         );
         event.workspace_id = Some(group.workspace_id);
         let revision = self
-            .store
+            .groups
             .delete_group(id, &event)
             .await?
             .ok_or_else(|| Error::NotFound("group".into()))?;
@@ -145,7 +145,7 @@ impl Workspaces {
     ) -> Result<Written<bool>, Error> {
         let (group, standing) = self.group_in_scope(caller, group_id).await?;
         standing.require(WorkspaceRole::Admin, "changing group members")?;
-        if add && self.store.user_by_id(user_id).await?.is_none() {
+        if add && self.users.user_by_id(user_id).await?.is_none() {
             return Err(Error::NotFound("user".into()));
         }
         let mut event = audit::event(
@@ -160,7 +160,7 @@ impl Workspaces {
             serde_json::json!({ "user_id": user_id }),
         );
         event.workspace_id = Some(group.workspace_id);
-        let mut tx = self.store.begin_changelog().await?;
+        let mut tx = self.tx.begin_changelog().await?;
         if add && tx.role_of(group.workspace_id, user_id).await?.is_none() {
             return Err(Error::FailedPrecondition(
                 "the user is not a member of the group's workspace".into(),
@@ -205,7 +205,7 @@ impl Workspaces {
     ) -> Result<Vec<(UserRow, DateTime<Utc>)>, Error> {
         self.group_in_scope(caller, group_id).await?;
         Ok(self
-            .store
+            .groups
             .list_group_members(group_id, after, limit)
             .await?)
     }

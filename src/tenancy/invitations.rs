@@ -32,11 +32,15 @@ impl Workspaces {
     /// The invitation when it is addressed to `user`; NOT_FOUND otherwise.
     async fn addressed_to(&self, id: Uuid, user: UserId) -> Result<InvitationRow, Error> {
         let not_found = || Error::NotFound("invitation".into());
-        let invitation = self.store.invitation(id).await?.ok_or_else(not_found)?;
+        let invitation = self
+            .invitations
+            .invitation(id)
+            .await?
+            .ok_or_else(not_found)?;
         let mine = match invitation.user_id {
             Some(invited) => invited == user,
             None => self
-                .store
+                .invitations
                 .verified_email(user)
                 .await?
                 .is_some_and(|email| email == invitation.email),
@@ -57,7 +61,7 @@ impl Workspaces {
     ) -> Result<Vec<PendingInvitation>, Error> {
         let user = Self::invitee(caller)?;
         Ok(self
-            .store
+            .invitations
             .invitations_for(user, Utc::now(), after, limit)
             .await?)
     }
@@ -86,7 +90,7 @@ impl Workspaces {
         event.workspace_id = Some(invitation.workspace_id);
         // The invitation is taken and the membership written under the changelog lock, so a
         // concurrent answer, withdrawal or AddMember is seen here.
-        let mut tx = self.store.begin_changelog().await?;
+        let mut tx = self.tx.begin_changelog().await?;
         let Some((workspace_id, role)) = tx.take_invitation(id).await? else {
             return Err(Error::NotFound("invitation".into()));
         };
@@ -106,7 +110,7 @@ impl Workspaces {
         let revision = tx.record(&change, &event).await?;
         tx.commit().await?;
         let member = self
-            .store
+            .members
             .member(invitation.workspace_id, user)
             .await?
             .ok_or(Error::Internal)?;
@@ -136,7 +140,7 @@ impl Workspaces {
             .await?
             .require(WorkspaceRole::Admin, "listing invitations")?;
         Ok(self
-            .store
+            .invitations
             .workspace_invitations(workspace_id, Utc::now(), after, limit)
             .await?)
     }
@@ -144,7 +148,7 @@ impl Workspaces {
     /// Withdraws a pending invitation (admin+ of its workspace).
     pub async fn cancel_invitation(&self, caller: &Caller, id: Uuid) -> Result<(), Error> {
         let invitation = self
-            .store
+            .invitations
             .invitation(id)
             .await?
             .ok_or_else(|| Error::NotFound("invitation".into()))?;
@@ -169,7 +173,11 @@ impl Workspaces {
             serde_json::json!({}),
         );
         event.workspace_id = Some(invitation.workspace_id);
-        if self.store.delete_invitation(invitation.id, &event).await? {
+        if self
+            .invitations
+            .delete_invitation(invitation.id, &event)
+            .await?
+        {
             Ok(())
         } else {
             Err(Error::NotFound("invitation".into()))

@@ -92,7 +92,7 @@ impl Workspaces {
     ) -> Result<Vec<MemberRow>, Error> {
         self.standing(caller, workspace_id).await?;
         Ok(self
-            .store
+            .members
             .list_members(workspace_id, query, role, after, limit)
             .await?)
     }
@@ -115,7 +115,7 @@ impl Workspaces {
         let (email, user) = match invitee {
             Invitee::UserId(id) => {
                 let user = self
-                    .store
+                    .users
                     .user_by_id(id)
                     .await?
                     .ok_or_else(|| Error::NotFound("user".into()))?;
@@ -125,11 +125,11 @@ impl Workspaces {
         };
         let existing = match user {
             Some(id) => Some(id),
-            None => self.store.user_by_email(&email).await?.map(|u| u.id),
+            None => self.users.user_by_email(&email).await?.map(|u| u.id),
         };
         if let Some(id) = existing
             && self
-                .store
+                .workspaces
                 .membership_role(workspace_id, id)
                 .await?
                 .is_some()
@@ -163,7 +163,7 @@ impl Workspaces {
             details,
         );
         event.workspace_id = Some(workspace_id);
-        self.store
+        self.invitations
             .create_invitation(&invitation, &event)
             .await
             .map_err(|err| match err {
@@ -172,7 +172,7 @@ impl Workspaces {
                 ),
                 other => other.into(),
             })?;
-        let revision = self.store.current_revision().await?;
+        let revision = self.members.current_revision().await?;
         Ok(Written {
             value: invitation,
             revision,
@@ -198,7 +198,7 @@ impl Workspaces {
             serde_json::json!({ "role": role }),
         );
         event.workspace_id = Some(workspace_id);
-        let mut tx = self.store.begin_changelog().await?;
+        let mut tx = self.tx.begin_changelog().await?;
         let facts = MemberFacts::read(tx.as_mut(), workspace_id, target, caller.user).await?;
         let caller_rank = caller_rank(&facts, standing.admin);
         if caller_rank < Some(WorkspaceRole::Admin) {
@@ -240,14 +240,14 @@ impl Workspaces {
             None => 0,
         };
         let member = self
-            .store
+            .members
             .member(workspace_id, target)
             .await?
             .ok_or_else(|| Error::NotFound("member".into()))?;
         // Unchanged: the current revision, which is as fresh as the answer.
         let revision = match revision {
             Some(revision) => revision,
-            None => self.store.current_revision().await?,
+            None => self.members.current_revision().await?,
         };
         Ok(Written {
             value: (member, revoked),
@@ -278,7 +278,7 @@ impl Workspaces {
             serde_json::json!({}),
         );
         event.workspace_id = Some(workspace_id);
-        let mut tx = self.store.begin_changelog().await?;
+        let mut tx = self.tx.begin_changelog().await?;
         let facts = MemberFacts::read(tx.as_mut(), workspace_id, target, caller.user).await?;
         if !leaving {
             let caller_rank = caller_rank(&facts, standing.admin);

@@ -22,7 +22,10 @@ use crate::error::Error;
 use crate::model::Caller;
 use crate::model::{Description, DisplayName, WorkspaceRole};
 use crate::model::{UserId, WorkspaceId};
-use crate::store::{RevokeScope, Store, WorkspaceRow};
+use crate::store::{
+    GroupStore, IdentityStore, InvitationStore, RevokeScope, RoleStore, Store, TenancyStore,
+    WorkspaceRow, WorkspaceStore, WriteTxStore,
+};
 use crate::tokens::service::TokenService;
 
 /// A workspace with the caller's relation to it.
@@ -80,7 +83,15 @@ fn signed_in(caller: &Caller) -> Result<UserId, Error> {
 
 /// Workspace operations.
 pub struct Workspaces {
-    store: Arc<dyn Store>,
+    workspaces: Arc<dyn WorkspaceStore>,
+    /// Memberships and the newest revision.
+    members: Arc<dyn TenancyStore>,
+    invitations: Arc<dyn InvitationStore>,
+    groups: Arc<dyn GroupStore>,
+    roles: Arc<dyn RoleStore>,
+    users: Arc<dyn IdentityStore>,
+    /// Writes: the changelog transaction membership and group rules are decided in.
+    tx: Arc<dyn WriteTxStore>,
     tokens: Arc<TokenService>,
     engine: Arc<crate::authz::engine::Engine>,
 }
@@ -94,7 +105,13 @@ impl Workspaces {
         engine: Arc<crate::authz::engine::Engine>,
     ) -> Self {
         Self {
-            store,
+            workspaces: store.clone(),
+            members: store.clone(),
+            invitations: store.clone(),
+            groups: store.clone(),
+            roles: store.clone(),
+            users: store.clone(),
+            tx: store,
             tokens,
             engine,
         }
@@ -123,7 +140,7 @@ impl Workspaces {
                 })
             }
             None => {
-                self.store
+                self.workspaces
                     .workspace_by_id(id)
                     .await?
                     .ok_or_else(|| Error::NotFound("workspace".into()))?;
@@ -145,7 +162,7 @@ impl Workspaces {
     ) -> Result<(WorkspaceView, Option<WorkspaceRole>), Error> {
         let user = signed_in(caller)?;
         let not_found = || Error::NotFound("workspace".into());
-        if let Some((role, workspace, _)) = self.store.workspace_scope(id, user).await? {
+        if let Some((role, workspace, _)) = self.workspaces.workspace_scope(id, user).await? {
             return Ok((
                 WorkspaceView {
                     workspace,
@@ -159,7 +176,7 @@ impl Workspaces {
             return Err(not_found());
         }
         let workspace = self
-            .store
+            .workspaces
             .workspace_by_id(id)
             .await?
             .ok_or_else(not_found)?;
@@ -200,7 +217,7 @@ impl Workspaces {
             workspace.id,
             serde_json::json!({ "slug": workspace.slug }),
         );
-        self.store
+        self.workspaces
             .create_workspace(&workspace, user, &event)
             .await?;
         Ok(workspace)
@@ -234,7 +251,7 @@ impl Workspaces {
             Listing::Of(user) => Some(user),
         };
         Ok(self
-            .store
+            .workspaces
             .list_workspaces(of, query, after, limit)
             .await?
             .into_iter()
@@ -279,7 +296,7 @@ impl Workspaces {
             id,
             serde_json::json!({ "name": name, "slug": slug, "description": description }),
         );
-        self.store
+        self.workspaces
             .update_workspace(id, name.as_deref(), slug, description.as_deref(), &event)
             .await?
             .ok_or_else(|| Error::NotFound("workspace".into()))
@@ -306,7 +323,7 @@ impl Workspaces {
         );
         event.workspace_id = Some(id);
         let revision = self
-            .store
+            .workspaces
             .delete_workspace(id, &event)
             .await?
             .ok_or_else(|| Error::NotFound("workspace".into()))?;

@@ -55,7 +55,7 @@ impl Workspaces {
             return Ok(Vec::new());
         }
         let registered: BTreeSet<String> = self
-            .store
+            .roles
             .service_actions(service)
             .await?
             .into_iter()
@@ -77,7 +77,7 @@ impl Workspaces {
         id: RoleId,
     ) -> Result<(RoleRow, Standing), Error> {
         let not_found = || Error::NotFound("role".into());
-        let role = self.store.role(id).await?.ok_or_else(not_found)?;
+        let role = self.roles.role(id).await?.ok_or_else(not_found)?;
         let standing = self
             .standing(caller, role.workspace_id)
             .await
@@ -119,7 +119,7 @@ impl Workspaces {
             (None, "") => return Err(Error::invalid("service_name", "is required")),
             (None, named) => {
                 ServiceName::parse(named)?;
-                if !self.store.service_exists(named).await? {
+                if !self.roles.service_exists(named).await? {
                     return Err(Error::invalid(
                         "service_name",
                         "does not name an existing service app",
@@ -153,7 +153,7 @@ impl Workspaces {
                 "actions": role.actions }),
         );
         event.workspace_id = Some(workspace_id);
-        let revision = self.store.create_role(&role, &event).await?;
+        let revision = self.roles.create_role(&role, &event).await?;
         Ok(Written {
             value: role,
             revision: self.applied(revision).await?,
@@ -173,7 +173,7 @@ impl Workspaces {
         self.standing(caller, workspace_id).await?;
         let service = caller.service.as_deref().or(service_name);
         Ok(self
-            .store
+            .roles
             .list_roles(workspace_id, service, user_id, after, limit)
             .await?)
     }
@@ -191,7 +191,7 @@ impl Workspaces {
         );
         event.workspace_id = Some(role.workspace_id);
         let revision = self
-            .store
+            .roles
             .delete_role(id, &event)
             .await?
             .ok_or_else(|| Error::NotFound("role".into()))?;
@@ -217,12 +217,12 @@ impl Workspaces {
         );
         event.workspace_id = Some(role.workspace_id);
         let revision = self
-            .store
+            .roles
             .set_role_actions(id, &actions, &event)
             .await?
             .ok_or_else(|| Error::NotFound("role".into()))?;
         let role = self
-            .store
+            .roles
             .role(id)
             .await?
             .ok_or_else(|| Error::NotFound("role".into()))?;
@@ -243,7 +243,7 @@ impl Workspaces {
     ) -> Result<Written<bool>, Error> {
         let (role, standing) = self.role_in_scope(caller, id).await?;
         standing.require(WorkspaceRole::Admin, "assigning roles")?;
-        if assign && self.store.user_by_id(user_id).await?.is_none() {
+        if assign && self.users.user_by_id(user_id).await?.is_none() {
             return Err(Error::NotFound("user".into()));
         }
         let mut event = audit::event(
@@ -258,7 +258,7 @@ impl Workspaces {
             serde_json::json!({ "user_id": user_id }),
         );
         event.workspace_id = Some(role.workspace_id);
-        let mut tx = self.store.begin_changelog().await?;
+        let mut tx = self.tx.begin_changelog().await?;
         if assign && tx.role_of(role.workspace_id, user_id).await?.is_none() {
             return Err(Error::FailedPrecondition(
                 "the user is not a member of the role's workspace".into(),
@@ -321,7 +321,7 @@ impl Workspaces {
             serde_json::json!({ "count": actions.len() }),
         );
         let (created, updated, revision) = self
-            .store
+            .roles
             .register_actions(service, actions, &event)
             .await?;
         Ok(Written {
@@ -340,9 +340,9 @@ impl Workspaces {
         action: &str,
     ) -> Result<(Vec<String>, Revision), Error> {
         validate_action("action", action)?;
-        let revision = self.store.current_revision().await?;
+        let revision = self.members.current_revision().await?;
         let roles = self
-            .store
+            .roles
             .roles_holding(workspace_id, service, user, action)
             .await?;
         Ok((roles, revision))
@@ -357,9 +357,9 @@ impl Workspaces {
         after: Option<&str>,
         limit: i64,
     ) -> Result<(Vec<String>, Revision), Error> {
-        let revision = self.store.current_revision().await?;
+        let revision = self.members.current_revision().await?;
         let actions = self
-            .store
+            .roles
             .user_actions(workspace_id, service, user, after, limit)
             .await?;
         Ok((actions, revision))

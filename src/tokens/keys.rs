@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::jwt::{VerificationKey, Verifier};
 use super::kek::Kek;
-use crate::store::{KeyStatus, NewSigningKey, SigningKeyRow, Store, StoreError};
+use crate::store::{KeyStatus, KeyStore, NewSigningKey, SigningKeyRow, StoreError};
 
 /// What [`KeyRing::retire_now`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,7 +291,7 @@ struct RingState {
 
 /// The keys this process signs with and publishes, loaded from the store.
 pub struct KeyRing {
-    store: Arc<dyn Store>,
+    store: Arc<dyn KeyStore>,
     kek: Kek,
     algorithm: SigningAlgorithm,
     state: RwLock<Arc<RingState>>,
@@ -305,7 +305,7 @@ impl KeyRing {
     /// Loads the key ring, creating the first signing key (of `algorithm`) when the store has
     /// none. Concurrent first starts against one database converge on a single active key.
     pub async fn initialize(
-        store: Arc<dyn Store>,
+        store: Arc<dyn KeyStore>,
         kek: Kek,
         issuer: String,
         algorithm: SigningAlgorithm,
@@ -471,7 +471,7 @@ fn verification_keys(state: &RingState) -> HashMap<String, VerificationKey> {
         .collect()
 }
 
-async fn load_state(store: &dyn Store, kek: &Kek) -> Result<RingState, KeyError> {
+async fn load_state(store: &dyn KeyStore, kek: &Kek) -> Result<RingState, KeyError> {
     let now = Utc::now();
     store.activate_due_key(now).await?;
     let active_row = store.active_key().await?.ok_or(KeyError::NoActiveKey)?;

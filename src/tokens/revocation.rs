@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use super::jwt::AccessClaims;
 use crate::cache::Cache;
 use crate::model::{SessionId, UserId, WorkspaceId};
-use crate::store::{RevocationRow, Store};
+use crate::store::{RevocationRow, RevocationStore};
 
 /// Pub/sub channel that carries "the revocation log grew" nudges.
 pub const CHANNEL: &str = "revocations";
@@ -226,7 +226,10 @@ impl RevocationSet {
     }
 
     /// Reads every log entry after the current revision.
-    pub async fn catch_up(&self, store: &dyn Store) -> Result<(), crate::store::StoreError> {
+    pub async fn catch_up(
+        &self,
+        store: &dyn RevocationStore,
+    ) -> Result<(), crate::store::StoreError> {
         loop {
             let rows = store.revocations_since(self.revision(), BATCH).await?;
             self.apply(&rows);
@@ -258,7 +261,7 @@ impl RevocationSet {
 /// minutes, entries past their tokens' expiry leave the set.
 pub fn follow(
     set: Arc<RevocationSet>,
-    store: Arc<dyn Store>,
+    store: Arc<dyn RevocationStore>,
     cache: Arc<dyn Cache>,
     stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {

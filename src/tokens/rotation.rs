@@ -10,7 +10,7 @@ use super::keys::{KeyError, KeyRing, RetireOutcome, SigningAlgorithm, SigningKey
 use crate::audit;
 use crate::cache::Cache;
 use crate::model::Caller;
-use crate::store::Store;
+use crate::store::AdminStore;
 
 /// Pub/sub channel telling replicas to reload the key ring.
 pub const KEYS_CHANNEL: &str = "signing-keys";
@@ -18,14 +18,14 @@ pub const KEYS_CHANNEL: &str = "signing-keys";
 /// Rotation and retirement of signing keys.
 pub struct KeyRotation {
     keys: Arc<KeyRing>,
-    store: Arc<dyn Store>,
+    audit: Arc<dyn AdminStore>,
     cache: Arc<dyn Cache>,
 }
 
 impl KeyRotation {
-    /// Over the key ring; audits to `store`, announces over `cache`.
-    pub fn new(keys: Arc<KeyRing>, store: Arc<dyn Store>, cache: Arc<dyn Cache>) -> Self {
-        Self { keys, store, cache }
+    /// Over the key ring; audits to `audit`, announces over `cache`.
+    pub fn new(keys: Arc<KeyRing>, audit: Arc<dyn AdminStore>, cache: Arc<dyn Cache>) -> Self {
+        Self { keys, audit, cache }
     }
 
     async fn announce(&self, what: &str) {
@@ -57,7 +57,7 @@ impl KeyRotation {
             }),
         );
         // The rotation happened: a lost audit row must not turn it into an error.
-        if let Err(err) = self.store.insert_audit(&event).await {
+        if let Err(err) = self.audit.insert_audit(&event).await {
             tracing::warn!(error = %err, "audit of key rotation failed");
         }
         Ok((key, activate_at))
@@ -77,7 +77,7 @@ impl KeyRotation {
             kid,
             serde_json::json!({}),
         );
-        self.store.insert_audit(&event).await?;
+        self.audit.insert_audit(&event).await?;
         self.announce("retirement").await;
         Ok(outcome)
     }

@@ -20,7 +20,8 @@ use crate::cache::Cache;
 use crate::error::Error;
 use crate::model::{GroupId, SessionId, UserId, WorkspaceId};
 use crate::store::{
-    AuditRow, Consumed, RevocationRow, RevokeScope, SessionRow, Store, UserRow, WorkspaceRow,
+    AuditRow, Consumed, IdentityStore, RevocationRow, RevocationStore, RevokeScope, SessionRow,
+    SessionStore, Store, UserRow, WorkspaceRow, WorkspaceStore,
 };
 
 /// Prefix of refresh tokens, so scanners and humans can tell them apart.
@@ -77,7 +78,10 @@ pub struct SignIn {
 
 /// Issues, rotates, verifies and revokes tokens.
 pub struct TokenService {
-    store: Arc<dyn Store>,
+    sessions: Arc<dyn SessionStore>,
+    workspaces: Arc<dyn WorkspaceStore>,
+    users: Arc<dyn IdentityStore>,
+    revocation_log: Arc<dyn RevocationStore>,
     cache: Arc<dyn Cache>,
     keys: Arc<KeyRing>,
     verifier: Arc<Verifier>,
@@ -104,7 +108,10 @@ impl TokenService {
     ) -> Self {
         Self {
             verifier: keys.verifier(),
-            store,
+            sessions: store.clone(),
+            workspaces: store.clone(),
+            users: store.clone(),
+            revocation_log: store,
             cache,
             keys,
             revocations,
@@ -133,7 +140,13 @@ impl TokenService {
         impl futures::Stream<Item = Result<super::watch::RevocationBatch, Error>> + Send + use<>,
         Error,
     > {
-        super::watch::watch(self.store.clone(), &self.revocations, since, still_allowed).await
+        super::watch::watch(
+            self.revocation_log.clone(),
+            &self.revocations,
+            since,
+            still_allowed,
+        )
+        .await
     }
 
     /// The policy in force.
@@ -154,7 +167,7 @@ impl TokenService {
         workspace_id: WorkspaceId,
     ) -> Result<Option<WorkspaceScope>, Error> {
         Ok(self
-            .store
+            .workspaces
             .workspace_scope(workspace_id, user_id)
             .await?
             .map(|(role, workspace, groups)| WorkspaceScope {
@@ -250,7 +263,7 @@ impl TokenService {
             revoked_reason: None,
         };
         let refresh_token = self.new_refresh_token()?;
-        self.store
+        self.sessions
             .create_session(&session, &hash_token(&refresh_token))
             .await?;
         self.issued.count(TokenKind::Refresh);
@@ -281,7 +294,7 @@ impl TokenService {
         let old_hash = hash_token(refresh_token);
         // Read first what decides whether the refresh may happen at all, so a refusal does
         // not consume the token.
-        let Some(context) = self.store.refresh_context(&old_hash).await? else {
+        let Some(context) = self.sessions.refresh_context(&old_hash).await? else {
             return Err(Error::Unauthenticated(INVALID_CREDENTIAL));
         };
         let (session, user) = (context.session, context.user);
@@ -315,7 +328,7 @@ impl TokenService {
         let new_hash = hash_token(&new_token);
         let workspace = scope.as_ref().map(|s| s.workspace.id);
         let session = match self
-            .store
+            .sessions
             .consume_refresh(&old_hash, &new_hash, workspace, now)
             .await?
         {
@@ -325,7 +338,7 @@ impl TokenService {
                 rotated_at,
                 ..
             } if self.policy.tolerates_replay(rotated_at, now) => self
-                .store
+                .sessions
                 .continue_session(session_id, &new_hash, workspace, now)
                 .await?
                 .ok_or(Error::Unauthenticated(INVALID_CREDENTIAL))?,
@@ -385,7 +398,7 @@ impl TokenService {
         let user_id: UserId = claims.sub.parse().map_err(|_| Error::Internal)?;
         let session_id: SessionId = claims.sid.parse().map_err(|_| Error::Internal)?;
         let user = self
-            .store
+            .users
             .user_by_id(user_id)
             .await?
             .filter(|u| u.is_active)
@@ -399,7 +412,7 @@ impl TokenService {
             })?;
         let now = Utc::now();
         let session = self
-            .store
+            .sessions
             .switch_session_workspace(session_id, workspace_id, now)
             .await?
             .ok_or(Error::Unauthenticated(INVALID_CREDENTIAL))?;
@@ -432,13 +445,17 @@ impl TokenService {
             + chrono::Duration::from_std(longest).map_err(|_| Error::Internal)?
             + chrono::Duration::seconds(super::jwt::LEEWAY_SECS as i64);
         let rows = self
-            .store
+            .revocation_log
             .revoke_sessions(scope, reason, now, horizon, audit)
             .await?;
         // Enforce ours at once, then read the log in order (other writers' entries may sit
         // between ours; applying ours locally does not move the cursor past them).
         self.revocations.apply_local(&rows);
-        if let Err(err) = self.revocations.catch_up(self.store.as_ref()).await {
+        if let Err(err) = self
+            .revocations
+            .catch_up(self.revocation_log.as_ref())
+            .await
+        {
             tracing::debug!(error = %err, "revocation log not readable; the follower retries");
         }
         if !rows.is_empty()

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::revocation::RevocationSet;
 use crate::error::Error;
-use crate::store::{RevocationRow, Store};
+use crate::store::{RevocationRow, RevocationStore};
 use crate::streams::{RECHECK, Recheck, StillAllowed};
 
 /// An idle stream sends an empty batch at least this often.
@@ -36,7 +36,7 @@ pub struct RevocationBatch {
 }
 
 struct State {
-    store: Arc<dyn Store>,
+    store: Arc<dyn RevocationStore>,
     recheck: Recheck,
     /// Live entries from the replica's revocation follower.
     feed: broadcast::Receiver<Arc<[RevocationRow]>>,
@@ -53,7 +53,7 @@ struct State {
 /// A stream of the log after `since` (0: all of it); INVALID_ARGUMENT naming `since_revision`
 /// when negative.
 pub async fn watch(
-    store: Arc<dyn Store>,
+    store: Arc<dyn RevocationStore>,
     revocations: &RevocationSet,
     since: i64,
     still_allowed: StillAllowed,

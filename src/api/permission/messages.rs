@@ -1,7 +1,9 @@
 //! PermissionService requests parsed into domain values, and domain values as messages.
 
 use super::super::convert;
+use crate::authz::check::CheckItem;
 use crate::authz::engine::Freshness;
+use crate::authz::resources::NewGrant;
 use crate::authz::watch::WatchEvent;
 use crate::error::Error;
 use crate::model::change::{Change, GranteeRef, ResourceKey};
@@ -32,6 +34,44 @@ pub(super) fn freshness(consistency: Option<&pb::Consistency>) -> Result<Freshne
         Some(Requirement::AtLeastAsFresh(token)) => Ok(Freshness::AtLeast(
             ConsistencyToken::parse("consistency.at_least_as_fresh", token)?.revision(),
         )),
+    }
+}
+
+/// A Check's question: the resource (of the calling service) and the action.
+impl<'a> TryFrom<&'a pb::CheckRequest> for CheckItem<'a> {
+    type Error = Error;
+
+    fn try_from(r: &'a pb::CheckRequest) -> Result<Self, Error> {
+        let resource = checked_ref(r.resource.as_ref(), || "resource".into())?;
+        Ok(CheckItem {
+            resource_type: &resource.resource_type,
+            resource_id: &resource.resource_id,
+            action: Permission::parse_field("action", &r.action)?,
+        })
+    }
+}
+
+/// What a Share grants: grantee, permission and an expiry in the future (kept to the
+/// millisecond, as the index keeps it).
+impl TryFrom<&pb::ShareRequest> for NewGrant {
+    type Error = Error;
+
+    fn try_from(r: &pb::ShareRequest) -> Result<Self, Error> {
+        let grantee = grantee_of(r.grantee.as_ref())?;
+        let permission = permission_of(r.permission)
+            .ok_or_else(|| Error::invalid("permission", "is required (view or edit)"))?;
+        let expires_at = match convert::instant_field("expires_at", r.expires_at)? {
+            Some(at) if at <= chrono::Utc::now() => {
+                return Err(Error::invalid("expires_at", "must be in the future"));
+            }
+            Some(at) => chrono::DateTime::from_timestamp_millis(at.timestamp_millis()),
+            None => None,
+        };
+        Ok(NewGrant {
+            grantee,
+            permission,
+            expires_at,
+        })
     }
 }
 

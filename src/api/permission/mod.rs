@@ -6,7 +6,6 @@ mod messages;
 
 use std::pin::Pin;
 
-use chrono::Utc;
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
@@ -183,22 +182,7 @@ impl PermissionService for PermissionApi {
         let caller = credentials::caller(&request)?;
         let r = request.get_ref();
         let key = key_of(&service.service_name, r.resource.as_ref(), "resource")?;
-        let grantee = grantee_of(r.grantee.as_ref())?;
-        let permission = permission_of(r.permission)
-            .ok_or_else(|| Error::invalid("permission", "is required (view or edit)"))?;
-        let expires_at = match convert::instant_field("expires_at", r.expires_at)? {
-            Some(at) if at <= Utc::now() => {
-                return Err(Error::invalid("expires_at", "must be in the future").into());
-            }
-            // Millisecond precision, as the index keeps it.
-            Some(at) => chrono::DateTime::from_timestamp_millis(at.timestamp_millis()),
-            None => None,
-        };
-        let grant = NewGrant {
-            grantee,
-            permission,
-            expires_at,
-        };
+        let grant = NewGrant::try_from(r)?;
         let written = self.state.resources.share(&caller, &key, &grant).await?;
         let (grant, changed) = written.value;
         Ok(Response::new(pb::ShareResponse {
@@ -263,12 +247,7 @@ impl PermissionService for PermissionApi {
         let service = credentials::service(&request)?;
         let (user, workspace) = reader(&request)?;
         let r = request.into_inner();
-        let resource = checked_ref(r.resource.as_ref(), || "resource".into())?;
-        let item = CheckItem {
-            resource_type: &resource.resource_type,
-            resource_id: &resource.resource_id,
-            action: Permission::parse_field("action", &r.action)?,
-        };
+        let item = CheckItem::try_from(&r)?;
         let subject = Subject {
             service: &service.service_name,
             user,
