@@ -142,6 +142,18 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// Lifecycle of a signing key.
+    KeyStatus, "signing key status", "must be \"pending\", \"active\" or \"retired\"" {
+        /// Published ahead of use; signs from `activate_at`.
+        Pending = "pending",
+        /// Signs new tokens and is published.
+        Active = "active",
+        /// No longer signs; published until `retire_at`.
+        Retired = "retired",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

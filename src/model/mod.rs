@@ -11,7 +11,7 @@ pub mod records;
 mod revision;
 pub mod snapshot;
 
-pub use access::{Permission, Visibility, WorkspaceRole};
+pub use access::{KeyStatus, Permission, Visibility, WorkspaceRole};
 pub use caller::{Actor, Caller};
 pub use change::Change;
 pub use ids::{GroupId, RoleId, SessionId, UserId, WorkspaceId};

@@ -12,7 +12,7 @@ use crate::model::UserId;
 use crate::model::records::AuditFilter;
 
 /// Dashboard counts.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct Stats {
     /// Users.
     pub users: i64,
@@ -206,7 +206,7 @@ macro_rules! impl_admin_store {
 
             async fn stats(&self, now: DateTime<Utc>) -> StoreResult<Stats> {
                 let month_ago = now - chrono::Duration::days(30);
-                let row = sqlx::query(
+                let row = sqlx::query_as::<_, Stats>(
                     "SELECT \
                      (SELECT COUNT(*) FROM users) AS users, \
                      (SELECT COUNT(*) FROM users WHERE is_active) AS active_users, \
@@ -228,19 +228,7 @@ macro_rules! impl_admin_store {
                 .fetch_one(&self.pool)
                 .await
                 .map_err(err)?;
-                Ok(Stats {
-                    users: row.try_get("users").map_err(err)?,
-                    active_users: row.try_get("active_users").map_err(err)?,
-                    recently_active_users: row.try_get("recently_active_users").map_err(err)?,
-                    admins: row.try_get("admins").map_err(err)?,
-                    workspaces: row.try_get("workspaces").map_err(err)?,
-                    groups: row.try_get("groups").map_err(err)?,
-                    service_apps: row.try_get("service_apps").map_err(err)?,
-                    client_apps: row.try_get("client_apps").map_err(err)?,
-                    active_sessions: row.try_get("active_sessions").map_err(err)?,
-                    resources: row.try_get("resources").map_err(err)?,
-                    grants: row.try_get("grants").map_err(err)?,
-                })
+                Ok(row)
             }
         }
     };

@@ -1,10 +1,9 @@
 //! `resources`, `grants` and the changelog: the permission engine's durable state, read here.
 //! Writes go through a [`super::ChangelogTx`] the domain holds.
 
-use crate::model::Revision;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 use uuid::Uuid;
 
 use super::postgres::PostgresStore;
@@ -13,7 +12,7 @@ use super::{StoreError, StoreResult};
 use crate::model::change::{Change, GranteeRef, ResourceKey, ResourceState};
 use crate::model::records::{GrantRow, ResourceRow};
 use crate::model::snapshot::{GrantRecord, ResourceRecord, Snapshot};
-use crate::model::{Permission, Visibility, WorkspaceId};
+use crate::model::{Permission, Revision, UserId, Visibility, WorkspaceId};
 
 /// A changelog entry.
 #[derive(Debug, Clone)]
@@ -121,7 +120,7 @@ macro_rules! impl_authz_store {
                 service: Option<&str>,
                 limit: i64,
             ) -> StoreResult<Vec<ChangeRow>> {
-                let rows = sqlx::query(
+                let rows = sqlx::query_as::<_, (Revision, String, DateTime<Utc>)>(
                     "SELECT revision, payload, occurred_at FROM changelog WHERE revision > $1 \
                      AND ($2 IS NULL OR service_name IS NULL OR service_name = $2) \
                      ORDER BY revision LIMIT $3",
@@ -132,21 +131,19 @@ macro_rules! impl_authz_store {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(err("changelog"))?;
-                let e = err("changelog");
-                let mut out = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    let payload: String = row.try_get("payload").map_err(&e)?;
-                    let change = serde_json::from_str(&payload).map_err(|error| {
-                        tracing::error!(%error, "unreadable changelog entry");
-                        StoreError::Internal
-                    })?;
-                    out.push(ChangeRow {
-                        revision: row.try_get("revision").map_err(&e)?,
-                        change,
-                        occurred_at: row.try_get("occurred_at").map_err(&e)?,
-                    });
-                }
-                Ok(out)
+                rows.into_iter()
+                    .map(|(revision, payload, occurred_at)| {
+                        let change = serde_json::from_str(&payload).map_err(|error| {
+                            tracing::error!(%error, "unreadable changelog entry");
+                            StoreError::Internal
+                        })?;
+                        Ok(ChangeRow {
+                            revision,
+                            change,
+                            occurred_at,
+                        })
+                    })
+                    .collect()
             }
 
             async fn authz_snapshot(&self) -> StoreResult<Snapshot> {
@@ -159,35 +156,23 @@ macro_rules! impl_authz_store {
                     revision,
                     ..Snapshot::default()
                 };
-                for row in sqlx::query("SELECT workspace_id, user_id, role FROM memberships")
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(&e)?
-                {
-                    snapshot.memberships.push((
-                        row.try_get("workspace_id").map_err(&e)?,
-                        row.try_get("user_id").map_err(&e)?,
-                        row.try_get("role").map_err(&e)?,
-                    ));
-                }
-                for row in sqlx::query(
+                snapshot.memberships = sqlx::query_as(
+                    "SELECT workspace_id, user_id, role FROM memberships",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(&e)?;
+                snapshot.group_members = sqlx::query_as(
                     "SELECT g.workspace_id, m.group_id, m.user_id FROM group_members m \
                      JOIN groups g ON g.id = m.group_id",
                 )
                 .fetch_all(&self.pool)
                 .await
-                .map_err(&e)?
-                {
-                    snapshot.group_members.push((
-                        row.try_get("workspace_id").map_err(&e)?,
-                        row.try_get("group_id").map_err(&e)?,
-                        row.try_get("user_id").map_err(&e)?,
-                    ));
-                }
+                .map_err(&e)?;
                 // Resources and grants in keyset pages, so no single result set holds them all.
                 let mut after = Uuid::nil();
                 loop {
-                    let rows = sqlx::query(
+                    let rows = sqlx::query_as::<_, IndexedResource>(
                         "SELECT id, service_name, resource_type, resource_id, workspace_id, \
                          owner_id, visibility, parent_id FROM resources WHERE id > $1 \
                          ORDER BY id LIMIT 10000",
@@ -196,30 +181,18 @@ macro_rules! impl_authz_store {
                     .fetch_all(&self.pool)
                     .await
                     .map_err(&e)?;
-                    for row in &rows {
-                        let id: Uuid = row.try_get("id").map_err(&e)?;
-                        snapshot.resources.push(ResourceRecord {
-                            id,
-                            state: ResourceState {
-                                service_name: row.try_get("service_name").map_err(&e)?,
-                                resource_type: row.try_get("resource_type").map_err(&e)?,
-                                resource_id: row.try_get("resource_id").map_err(&e)?,
-                                workspace_id: row.try_get("workspace_id").map_err(&e)?,
-                                owner_id: row.try_get("owner_id").map_err(&e)?,
-                                visibility: row.try_get("visibility").map_err(&e)?,
-                                parent: None,
-                            },
-                            parent_id: row.try_get("parent_id").map_err(&e)?,
-                        });
-                        after = id;
+                    let full = rows.len() == 10000;
+                    for row in rows {
+                        after = row.id;
+                        snapshot.resources.push(row.into_record());
                     }
-                    if rows.len() < 10000 {
+                    if !full {
                         break;
                     }
                 }
                 let mut after = (Uuid::nil(), String::new(), Uuid::nil());
                 loop {
-                    let rows = sqlx::query(
+                    let rows = sqlx::query_as::<_, IndexedGrant>(
                         "SELECT resource_id, grantee_type, grantee_id, permission, expires_at \
                          FROM grants WHERE resource_id > $1 OR (resource_id = $1 AND \
                          (grantee_type > $2 OR (grantee_type = $2 AND grantee_id > $3))) \
@@ -231,19 +204,17 @@ macro_rules! impl_authz_store {
                     .fetch_all(&self.pool)
                     .await
                     .map_err(&e)?;
-                    for row in &rows {
-                        let resource: Uuid = row.try_get("resource_id").map_err(&e)?;
-                        let kind: String = row.try_get("grantee_type").map_err(&e)?;
-                        let id: Uuid = row.try_get("grantee_id").map_err(&e)?;
+                    let full = rows.len() == 10000;
+                    for row in rows {
                         snapshot.grants.push(GrantRecord {
-                            resource,
-                            grantee: grantee(&kind, id),
-                            permission: row.try_get("permission").map_err(&e)?,
-                            expires_at: row.try_get("expires_at").map_err(&e)?,
+                            resource: row.resource_id,
+                            grantee: grantee(&row.grantee_type, row.grantee_id),
+                            permission: row.permission,
+                            expires_at: row.expires_at,
                         });
-                        after = (resource, kind, id);
+                        after = (row.resource_id, row.grantee_type, row.grantee_id);
                     }
-                    if rows.len() < 10000 {
+                    if !full {
                         break;
                     }
                 }
@@ -275,57 +246,112 @@ fn grantee(kind: &str, id: Uuid) -> GranteeRef {
     }
 }
 
+/// The columns of a resource with its parent's key ([`resource_select`]).
+#[derive(sqlx::FromRow)]
+pub(super) struct ResourceColumns {
+    id: Uuid,
+    service_name: String,
+    resource_type: String,
+    resource_id: String,
+    workspace_id: WorkspaceId,
+    owner_id: Option<UserId>,
+    visibility: Visibility,
+    parent_id: Option<Uuid>,
+    parent_type: Option<String>,
+    parent_key: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// A resource as the index loads it.
+#[derive(sqlx::FromRow)]
+struct IndexedResource {
+    id: Uuid,
+    service_name: String,
+    resource_type: String,
+    resource_id: String,
+    workspace_id: WorkspaceId,
+    owner_id: Option<UserId>,
+    visibility: Visibility,
+    parent_id: Option<Uuid>,
+}
+
+impl IndexedResource {
+    fn into_record(self) -> ResourceRecord {
+        ResourceRecord {
+            id: self.id,
+            state: ResourceState {
+                service_name: self.service_name,
+                resource_type: self.resource_type,
+                resource_id: self.resource_id,
+                workspace_id: self.workspace_id,
+                owner_id: self.owner_id,
+                visibility: self.visibility,
+                parent: None,
+            },
+            parent_id: self.parent_id,
+        }
+    }
+}
+
+/// A grant as the index loads it.
+#[derive(sqlx::FromRow)]
+struct IndexedGrant {
+    resource_id: Uuid,
+    grantee_type: String,
+    grantee_id: Uuid,
+    permission: Permission,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// The columns of a grant.
+#[derive(sqlx::FromRow)]
+pub(super) struct GrantColumns {
+    grantee_type: String,
+    grantee_id: Uuid,
+    permission: Permission,
+    expires_at: Option<DateTime<Utc>>,
+    granted_by: Option<UserId>,
+    created_at: DateTime<Utc>,
+}
+
+/// A resource row and its parent's row id.
 pub(super) fn resource_from_row<R: Row>(row: &R) -> StoreResult<(ResourceRow, Option<Uuid>)>
 where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<Uuid>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Visibility: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    ResourceColumns: for<'r> sqlx::FromRow<'r, R>,
 {
-    let e = err("resource");
-    let parent_type: Option<String> = row.try_get("parent_type").map_err(&e)?;
-    let parent_key: Option<String> = row.try_get("parent_key").map_err(&e)?;
-    let parent_id: Option<Uuid> = row.try_get("parent_id").map_err(&e)?;
+    let c = ResourceColumns::from_row(row).map_err(err("resource"))?;
     Ok((
         ResourceRow {
-            id: row.try_get("id").map_err(&e)?,
+            id: c.id,
             state: ResourceState {
-                service_name: row.try_get("service_name").map_err(&e)?,
-                resource_type: row.try_get("resource_type").map_err(&e)?,
-                resource_id: row.try_get("resource_id").map_err(&e)?,
-                workspace_id: row.try_get("workspace_id").map_err(&e)?,
-                owner_id: row.try_get("owner_id").map_err(&e)?,
-                visibility: row.try_get("visibility").map_err(&e)?,
-                parent: parent_type.zip(parent_key),
+                service_name: c.service_name,
+                resource_type: c.resource_type,
+                resource_id: c.resource_id,
+                workspace_id: c.workspace_id,
+                owner_id: c.owner_id,
+                visibility: c.visibility,
+                parent: c.parent_type.zip(c.parent_key),
             },
-            created_at: row.try_get("created_at").map_err(&e)?,
-            updated_at: row.try_get("updated_at").map_err(&e)?,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
         },
-        parent_id,
+        c.parent_id,
     ))
 }
 
+/// A grant row.
 pub(super) fn grant_from_row<R: Row>(row: &R) -> StoreResult<GrantRow>
 where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<Uuid>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<DateTime<Utc>>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Permission: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    GrantColumns: for<'r> sqlx::FromRow<'r, R>,
 {
-    let e = err("grant");
-    let kind: String = row.try_get("grantee_type").map_err(&e)?;
+    let c = GrantColumns::from_row(row).map_err(err("grant"))?;
     Ok(GrantRow {
-        grantee: grantee(&kind, row.try_get("grantee_id").map_err(&e)?),
-        permission: row.try_get("permission").map_err(&e)?,
-        expires_at: row.try_get("expires_at").map_err(&e)?,
-        granted_by: row.try_get("granted_by").map_err(&e)?,
-        created_at: row.try_get("created_at").map_err(&e)?,
+        grantee: grantee(&c.grantee_type, c.grantee_id),
+        permission: c.permission,
+        expires_at: c.expires_at,
+        granted_by: c.granted_by,
+        created_at: c.created_at,
     })
 }
 

@@ -2,44 +2,12 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{KeyStore, StoreError, StoreResult, WriteLock};
-
-/// Lifecycle of a signing key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyStatus {
-    /// Published ahead of use; signs from `activate_at`.
-    Pending,
-    /// Signs new tokens and is published.
-    Active,
-    /// No longer signs; published until `retire_at`.
-    Retired,
-}
-
-impl KeyStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            KeyStatus::Pending => "pending",
-            KeyStatus::Active => "active",
-            KeyStatus::Retired => "retired",
-        }
-    }
-
-    fn parse(s: &str) -> StoreResult<Self> {
-        match s {
-            "pending" => Ok(KeyStatus::Pending),
-            "active" => Ok(KeyStatus::Active),
-            "retired" => Ok(KeyStatus::Retired),
-            other => {
-                tracing::error!(status = other, "unknown signing key status in database");
-                Err(StoreError::Internal)
-            }
-        }
-    }
-}
+pub use crate::model::KeyStatus;
 
 /// A key about to be stored.
 #[derive(Debug, Clone)]
@@ -57,7 +25,7 @@ pub struct NewSigningKey {
 }
 
 /// A stored key.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SigningKeyRow {
     /// RFC 7638 thumbprint of the public key.
     pub kid: String,
@@ -86,23 +54,9 @@ macro_rules! key_columns {
 
 fn key_from_row<R: Row>(row: &R) -> StoreResult<SigningKeyRow>
 where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Vec<u8>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    SigningKeyRow: for<'r> sqlx::FromRow<'r, R>,
 {
-    let get = |e| StoreError::from_sqlx(e, "signing key");
-    let status: String = row.try_get("status").map_err(get)?;
-    Ok(SigningKeyRow {
-        kid: row.try_get("kid").map_err(get)?,
-        algorithm: row.try_get("algorithm").map_err(get)?,
-        public_jwk: row.try_get("public_jwk").map_err(get)?,
-        private_key_encrypted: row.try_get("private_key_encrypted").map_err(get)?,
-        status: KeyStatus::parse(&status)?,
-        created_at: row.try_get("created_at").map_err(get)?,
-        activate_at: row.try_get("activate_at").map_err(get)?,
-        retire_at: row.try_get("retire_at").map_err(get)?,
-    })
+    SigningKeyRow::from_row(row).map_err(|e| StoreError::from_sqlx(e, "signing key"))
 }
 
 /// The same queries serve both pools; the macro only repeats the impl block per store type.
@@ -122,7 +76,7 @@ macro_rules! impl_key_store {
                     .bind(&key.algorithm)
                     .bind(&key.public_jwk)
                     .bind(&key.private_key_encrypted)
-                    .bind(KeyStatus::Active.as_str())
+                    .bind(KeyStatus::Active)
                     .bind(key.created_at)
                     .execute(&self.pool)
                     .await
@@ -246,7 +200,7 @@ macro_rules! impl_key_store {
             ) -> StoreResult<Option<KeyStatus>> {
                 let e = |e| StoreError::from_sqlx(e, "signing key");
                 let mut tx = self.begin_write(WriteLock::SigningKeys).await?;
-                let status: Option<String> =
+                let status: Option<KeyStatus> =
                     sqlx::query_scalar("SELECT status FROM signing_keys WHERE kid = $1")
                         .bind(kid)
                         .fetch_optional(&mut *tx)
@@ -255,7 +209,6 @@ macro_rules! impl_key_store {
                 let Some(status) = status else {
                     return Ok(None);
                 };
-                let status = KeyStatus::parse(&status)?;
                 if status != KeyStatus::Retired {
                     return Ok(Some(status));
                 }
