@@ -249,14 +249,8 @@ fn grantee(kind: &str, id: Uuid) -> GranteeRef {
 /// The columns of a resource with its parent's key ([`resource_select`]).
 #[derive(sqlx::FromRow)]
 pub(super) struct ResourceColumns {
-    id: Uuid,
-    service_name: String,
-    resource_type: String,
-    resource_id: String,
-    workspace_id: WorkspaceId,
-    owner_id: Option<UserId>,
-    visibility: Visibility,
-    parent_id: Option<Uuid>,
+    #[sqlx(flatten)]
+    resource: IndexedResource,
     parent_type: Option<String>,
     parent_key: Option<String>,
     created_at: DateTime<Utc>,
@@ -265,7 +259,7 @@ pub(super) struct ResourceColumns {
 
 /// A resource as the index loads it.
 #[derive(sqlx::FromRow)]
-struct IndexedResource {
+pub(super) struct IndexedResource {
     id: Uuid,
     service_name: String,
     resource_type: String,
@@ -321,22 +315,17 @@ where
     ResourceColumns: for<'r> sqlx::FromRow<'r, R>,
 {
     let c = ResourceColumns::from_row(row).map_err(err("resource"))?;
+    let record = c.resource.into_record();
+    let mut state = record.state;
+    state.parent = c.parent_type.zip(c.parent_key);
     Ok((
         ResourceRow {
-            id: c.id,
-            state: ResourceState {
-                service_name: c.service_name,
-                resource_type: c.resource_type,
-                resource_id: c.resource_id,
-                workspace_id: c.workspace_id,
-                owner_id: c.owner_id,
-                visibility: c.visibility,
-                parent: c.parent_type.zip(c.parent_key),
-            },
+            id: record.id,
+            state,
             created_at: c.created_at,
             updated_at: c.updated_at,
         },
-        c.parent_id,
+        record.parent_id,
     ))
 }
 
