@@ -55,6 +55,14 @@ impl AppState {
     /// Connects to the configured backends, applies migrations (unless disabled) and loads the
     /// signing keys.
     pub async fn initialize(config: Config) -> anyhow::Result<Self> {
+        Self::initialize_with(config, Arc::new(crate::model::SystemClock)).await
+    }
+
+    /// [`AppState::initialize`], with the token service reading time from `clock`.
+    pub async fn initialize_with(
+        config: Config,
+        clock: Arc<dyn crate::model::Clock>,
+    ) -> anyhow::Result<Self> {
         let store = store::connect(&config).await?;
         if config.migrate_on_start {
             store
@@ -94,6 +102,7 @@ impl AppState {
                 max_actions: config.token_max_actions,
                 max_staleness: config.revocation_max_staleness,
             },
+            clock,
         ));
         let engine = Arc::new(
             crate::authz::engine::Engine::load(store.clone(), cache.clone())
@@ -179,8 +188,16 @@ pub struct Application {
 impl Application {
     /// Initializes everything, binds the listener and starts serving in the background.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
+        Self::start_with(config, Arc::new(crate::model::SystemClock)).await
+    }
+
+    /// [`Application::start`], with the token service reading time from `clock`.
+    pub async fn start_with(
+        config: Config,
+        clock: Arc<dyn crate::model::Clock>,
+    ) -> anyhow::Result<Self> {
         let listen = config.listen_addr()?;
-        let state = AppState::initialize(config).await?;
+        let state = AppState::initialize_with(config, clock).await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;

@@ -149,7 +149,7 @@ async fn concurrent_refreshes_inside_the_grace_all_succeed(backend: Backend) {
     }
     // The same after the grace: every replay is refused, the family is revoked, and no pair
     // handed out before is usable any more.
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    app.clock.advance(Duration::from_millis(2200));
     let replays: Vec<_> = (0..100)
         .map(|_| {
             let app = app.clone();
@@ -200,7 +200,7 @@ async fn reuse_after_the_grace_revokes_the_family_and_its_access_tokens(backend:
             .active
     );
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.clock.advance(Duration::from_millis(500));
     // The stolen, already-rotated token comes back after the grace.
     let err = refresh(&app, &issued.refresh_token).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -1043,7 +1043,7 @@ async fn a_stale_refresh_token_reveals_no_membership(backend: Backend) {
     let foreign = sign_in(&app, "kim@example.com", "secret-team", "owner").await;
     let foreign_id = foreign.scope.unwrap().workspace.id.to_string();
     let rotated = refresh(&app, &issued.refresh_token).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    app.clock.advance(Duration::from_millis(400));
     // A replay after the grace, aimed at a workspace the user is not in: the answer is the
     // reuse verdict, never a membership verdict.
     let err = auth(&app)

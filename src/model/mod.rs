@@ -5,6 +5,7 @@ use std::fmt;
 mod access;
 mod caller;
 pub mod change;
+mod clock;
 mod ids;
 mod names;
 pub mod records;
@@ -14,6 +15,7 @@ pub mod snapshot;
 pub use access::{KeyStatus, Permission, Visibility, WorkspaceRole};
 pub use caller::{Actor, Caller};
 pub use change::Change;
+pub use clock::{AdjustableClock, Clock, SystemClock};
 pub use ids::{GroupId, RoleId, SessionId, UserId, WorkspaceId};
 pub use names::{Description, DisplayName, ServiceName, is_control_or_format};
 pub use records::{

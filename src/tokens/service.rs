@@ -18,7 +18,7 @@ use super::keys::KeyRing;
 use super::revocation::{self, RevocationSet};
 use crate::cache::Cache;
 use crate::error::Error;
-use crate::model::{GroupId, SessionId, UserId, WorkspaceId};
+use crate::model::{Clock, GroupId, SessionId, UserId, WorkspaceId};
 use crate::store::{
     AuditRow, Consumed, IdentityStore, RevocationRow, RevocationStore, RevokeScope, SessionRow,
     SessionStore, Store, UserRow, WorkspaceRow, WorkspaceStore,
@@ -87,6 +87,8 @@ pub struct TokenService {
     verifier: Arc<Verifier>,
     revocations: Arc<RevocationSet>,
     policy: TokenPolicy,
+    /// What "now" is for lifetimes, the replay window and revocation horizons.
+    clock: Arc<dyn Clock>,
     rng: SystemRandom,
     issued: Issued,
 }
@@ -105,6 +107,7 @@ impl TokenService {
         keys: Arc<KeyRing>,
         revocations: Arc<RevocationSet>,
         policy: TokenPolicy,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             verifier: keys.verifier(),
@@ -116,6 +119,7 @@ impl TokenService {
             keys,
             revocations,
             policy,
+            clock,
             rng: SystemRandom::new(),
             issued: Issued::default(),
         }
@@ -244,7 +248,7 @@ impl TokenService {
                 })?),
                 None => None,
             };
-        let now = Utc::now();
+        let now = self.clock.now();
         let refresh_ttl =
             chrono::Duration::from_std(self.policy.refresh_ttl).map_err(|_| Error::Internal)?;
         let session = SessionRow {
@@ -298,7 +302,7 @@ impl TokenService {
             return Err(Error::Unauthenticated(INVALID_CREDENTIAL));
         };
         let (session, user) = (context.session, context.user);
-        let now = Utc::now();
+        let now = self.clock.now();
         if !user.is_active || session.revoked_at.is_some() || session.expires_at <= now {
             return Err(Error::Unauthenticated(INVALID_CREDENTIAL));
         }
@@ -410,7 +414,7 @@ impl TokenService {
             .ok_or_else(|| {
                 Error::PermissionDenied("workspace_id: not a member of the workspace".into())
             })?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let session = self
             .sessions
             .switch_session_workspace(session_id, workspace_id, now)
@@ -437,7 +441,7 @@ impl TokenService {
         reason: &str,
         audit: Option<&AuditRow>,
     ) -> Result<Vec<RevocationRow>, Error> {
-        let now = Utc::now();
+        let now = self.clock.now();
         // Tokens issued up to now live at most the longer of the access and authz lifetimes
         // (+ leeway) longer: the revocation must outlive every one of them.
         let longest = self.policy.access_ttl.max(self.policy.authz_ttl);
@@ -493,7 +497,7 @@ impl TokenService {
         scope: &WorkspaceScope,
         mut actions: Vec<String>,
     ) -> Result<(String, DateTime<Utc>), Error> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let expires =
             now + chrono::Duration::from_std(self.policy.authz_ttl).map_err(|_| Error::Internal)?;
         actions.sort();

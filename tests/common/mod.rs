@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
+use sentinel::model::AdjustableClock;
 use sentinel::{Application, Config};
 use sqlx::Connection;
 use tonic::transport::Channel;
@@ -242,6 +243,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// gRPC channel (HTTP/2).
     pub channel: Channel,
+    /// The server's clock (the system's, until a test moves it ahead).
+    pub clock: Arc<AdjustableClock>,
 }
 
 impl TestApp {
@@ -263,7 +266,8 @@ impl TestApp {
         if let Ok(filter) = std::env::var("SENTINEL_TEST_LOG") {
             sentinel::telemetry::init(&filter, sentinel::config::LogFormat::Text);
         }
-        let app = Application::start(config).await?;
+        let clock = Arc::new(AdjustableClock::default());
+        let app = Application::start_with(config, clock.clone()).await?;
         let addr = app.local_addr();
         let base_url = format!("http://{addr}");
         let channel = Channel::from_shared(base_url.clone())
@@ -280,6 +284,7 @@ impl TestApp {
                 .build()
                 .expect("http client"),
             channel,
+            clock,
         })
     }
 
