@@ -139,7 +139,7 @@ fn start() -> Harness {
         state
             .client_apps
             .create(
-                &sentinel::audit::Actor::default(),
+                &sentinel::model::Caller::default(),
                 "web",
                 &[REDIRECT_URI.to_string()],
                 &[],
