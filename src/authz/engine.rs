@@ -4,7 +4,6 @@
 //! names a revision newer than the index catches up from the database before answering, so it
 //! never answers from state older than that write.
 
-use crate::model::Revision;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -15,6 +14,7 @@ use tokio::task::JoinHandle;
 use super::index::Index;
 use crate::cache::Cache;
 use crate::error::Error;
+use crate::model::Revision;
 use crate::store::{AuthzStore, Store, TenancyStore};
 
 /// Pub/sub channel announcing new changelog revisions.

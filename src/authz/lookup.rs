@@ -5,7 +5,6 @@
 //! page token points into it; answers too large to copy, or past a user's cap of live
 //! snapshots, page by keyset instead (continue after the last id, at the current revision).
 
-use crate::model::Revision;
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -14,6 +13,7 @@ use super::check::Subject;
 use super::engine::{Engine, Freshness};
 use super::index::{Lookup, Permission};
 use crate::error::Error;
+use crate::model::Revision;
 use crate::model::WorkspaceId;
 
 /// How long a lookup snapshot (the pages after the first) stays readable.

@@ -5,7 +5,6 @@
 //! event of every write, and read-your-writes: each write is applied to this process's index
 //! before it answers, and its revision is what the caller's consistency token names.
 
-use crate::model::Revision;
 use crate::model::{Permission, Visibility};
 use std::sync::Arc;
 
@@ -14,6 +13,7 @@ use chrono::{DateTime, Utc};
 use super::engine::Engine;
 use crate::audit;
 use crate::error::Error;
+use crate::model::Revision;
 use crate::model::UserId;
 use crate::model::change::{Change, GranteeRef, ResourceKey, ResourceState};
 use crate::model::{Caller, WorkspaceRole, Written};

@@ -5,7 +5,6 @@
 //! idle. It shows a service its own resources, grants, roles and actions, and the membership
 //! and group history of the workspaces the service is present in.
 
-use crate::model::Revision;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +16,7 @@ use tokio::time::Instant;
 
 use super::engine::Engine;
 use crate::error::Error;
+use crate::model::Revision;
 use crate::model::WorkspaceId;
 use crate::model::change::Change;
 use crate::store::{AuthzStore, ChangeRow};

@@ -1,7 +1,6 @@
 //! Authz mode: a backend passes the provider's token of its user (an OIDC ID token, a GitHub
 //! access token); Sentinel resolves the user and may mint an authz token for the service.
 
-use crate::model::WorkspaceRole;
 use chrono::{DateTime, Utc};
 
 use super::{Backend, Login, LoginError, MAX_IDP_TOKEN_LEN};
@@ -9,6 +8,7 @@ use crate::audit;
 use crate::error::Error;
 use crate::model::Caller;
 use crate::model::WorkspaceId;
+use crate::model::WorkspaceRole;
 use crate::store::{UserRow, WorkspaceRow};
 use crate::tokens::service::WorkspaceScope;
 

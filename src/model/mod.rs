@@ -34,6 +34,15 @@ pub struct Written<T> {
     pub revision: Revision,
 }
 
+/// A read's result and the changelog revision it is at least as fresh as.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Read<T> {
+    /// What the read returns.
+    pub value: T,
+    /// The revision read before answering (a consistency token for later reads).
+    pub revision: Revision,
+}
+
 /// JWS algorithm of a signing key, selectable per deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
 pub enum SigningAlgorithm {

@@ -1,7 +1,6 @@
 //! `service_apps` and `client_apps`. Service keys are stored only as SHA-256 hashes. Every
 //! change is written with its audit event in one transaction.
 
-use crate::model::Revision;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, Row};
@@ -10,6 +9,7 @@ use uuid::Uuid;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{AuditRow, StoreError, StoreResult};
+use crate::model::Revision;
 use crate::model::records::{ClientAppRow, ServiceAppRow};
 
 /// A partial update of a service app (`None` keeps the value).

@@ -1,7 +1,6 @@
 //! Groups and their members. Membership changes of a group are authorization changes: they
 //! hold [`WriteLock::Changelog`] and append their [`Change`] with the audit event.
 
-use crate::model::Revision;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, Row};
@@ -11,6 +10,7 @@ use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{AuditRow, StoreError, StoreResult, UserRow, WriteLock};
 use crate::model::Change;
+use crate::model::Revision;
 use crate::model::records::GroupRow;
 use crate::model::{GroupId, UserId, WorkspaceId};
 

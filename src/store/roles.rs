@@ -1,7 +1,6 @@
 //! Service actions, custom roles, their actions and assignments. Writes that change who holds
 //! an action hold [`WriteLock::Changelog`] and append their [`Change`] with the audit event.
 
-use crate::model::Revision;
 use async_trait::async_trait;
 use chrono::Utc;
 use sqlx::{FromRow, Row};
@@ -12,6 +11,7 @@ use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{AuditRow, StoreError, StoreResult, WriteLock};
 use crate::model::Change;
+use crate::model::Revision;
 use crate::model::records::RoleRow;
 use crate::model::{UserId, WorkspaceId};
 

@@ -2,7 +2,6 @@
 //! write that groups and custom roles share: it holds [`WriteLock::Changelog`] and appends its
 //! [`Change`] in the same transaction as the change and its audit event.
 
-use crate::model::Revision;
 use crate::model::WorkspaceRole;
 use async_trait::async_trait;
 use sqlx::{FromRow, Row};
@@ -10,6 +9,7 @@ use sqlx::{FromRow, Row};
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{StoreError, StoreResult};
+use crate::model::Revision;
 use crate::model::records::MemberRow;
 use crate::model::{UserId, WorkspaceId};
 

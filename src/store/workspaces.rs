@@ -1,7 +1,6 @@
 //! `workspaces` and `memberships`: tenants and who belongs to them, with the scope a token
 //! carries (role, workspace, groups).
 
-use crate::model::Revision;
 use crate::model::WorkspaceRole;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -11,6 +10,7 @@ use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{StoreError, StoreResult, UserRow, WriteLock};
 use crate::model::Change;
+use crate::model::Revision;
 use crate::model::records::WorkspaceRow;
 use crate::model::{GroupId, UserId, WorkspaceId};
 

@@ -1,11 +1,11 @@
 //! Groups: named sets of workspace members, grantees of resource permissions.
 
-use crate::model::Revision;
 use chrono::{DateTime, Utc};
 
 use super::{Caller, Standing, Workspaces};
 use crate::audit;
 use crate::error::Error;
+use crate::model::Revision;
 use crate::model::{Change, Description, DisplayName, WorkspaceRole, Written};
 use crate::model::{GroupId, UserId, WorkspaceId};
 use crate::store::{GroupRow, UserRow};

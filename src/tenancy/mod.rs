@@ -12,7 +12,6 @@ mod roles;
 
 pub use members::Invitee;
 
-use crate::model::Revision;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -20,6 +19,7 @@ use chrono::{DateTime, Utc};
 use crate::audit;
 use crate::error::Error;
 use crate::model::Caller;
+use crate::model::Revision;
 use crate::model::{Description, DisplayName, WorkspaceRole};
 use crate::model::{UserId, WorkspaceId};
 use crate::store::{

@@ -1,7 +1,6 @@
 //! Custom roles (RBAC): per-workspace named sets of one service's registered actions, assigned
 //! to members. A service key confines every operation to that service's roles.
 
-use crate::model::Revision;
 use std::collections::BTreeSet;
 
 use chrono::Utc;
@@ -10,7 +9,7 @@ use super::{Caller, Standing, Workspaces};
 use crate::audit;
 use crate::error::Error;
 use crate::model::{Change, Description, DisplayName, ServiceName, WorkspaceRole, Written};
-use crate::model::{RoleId, UserId, WorkspaceId};
+use crate::model::{Read, Revision, RoleId, UserId, WorkspaceId};
 use crate::store::RoleRow;
 
 /// Most actions one role may hold.
@@ -338,14 +337,17 @@ impl Workspaces {
         user: UserId,
         workspace_id: WorkspaceId,
         action: &str,
-    ) -> Result<(Vec<String>, Revision), Error> {
+    ) -> Result<Read<Vec<String>>, Error> {
         validate_action("action", action)?;
         let revision = self.members.current_revision().await?;
         let roles = self
             .roles
             .roles_holding(workspace_id, service, user, action)
             .await?;
-        Ok((roles, revision))
+        Ok(Read {
+            value: roles,
+            revision,
+        })
     }
 
     /// Actions of `service` the user holds in a workspace, sorted, after `after`.
@@ -356,12 +358,15 @@ impl Workspaces {
         workspace_id: WorkspaceId,
         after: Option<&str>,
         limit: i64,
-    ) -> Result<(Vec<String>, Revision), Error> {
+    ) -> Result<Read<Vec<String>>, Error> {
         let revision = self.members.current_revision().await?;
         let actions = self
             .roles
             .user_actions(workspace_id, service, user, after, limit)
             .await?;
-        Ok((actions, revision))
+        Ok(Read {
+            value: actions,
+            revision,
+        })
     }
 }

@@ -1,7 +1,6 @@
 //! Sessions and tokens: sign-in, refresh rotation with reuse detection, revocation, and the
 //! bearer-token check every authenticated call goes through.
 
-use crate::model::WorkspaceRole;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +17,7 @@ use super::keys::KeyRing;
 use super::revocation::{self, RevocationSet};
 use crate::cache::Cache;
 use crate::error::Error;
+use crate::model::WorkspaceRole;
 use crate::model::{Clock, GroupId, SessionId, UserId, WorkspaceId};
 use crate::store::{
     AuditRow, Consumed, IdentityStore, RevocationRow, RevocationStore, RevokeScope, SessionRow,

@@ -17,7 +17,7 @@ use crate::authz::watch::WatchQuery;
 use crate::credentials;
 use crate::error::Error;
 use crate::model::change::ResourceState;
-use crate::model::{ConsistencyToken, Permission, UserId, Visibility, WorkspaceId, Written};
+use crate::model::{ConsistencyToken, Permission, Read, UserId, Visibility, WorkspaceId, Written};
 use crate::proto::v1 as pb;
 use crate::proto::v1::permission_service_server::PermissionService;
 use crate::services::Services;
@@ -459,7 +459,10 @@ impl PermissionService for PermissionApi {
         let (user, workspace) = user_and_workspace(&request, &request.get_ref().workspace_id)?;
         let r = request.into_inner();
         check_consistency(r.consistency.as_ref())?;
-        let (roles, revision) = self
+        let Read {
+            value: roles,
+            revision,
+        } = self
             .state
             .workspaces
             .check_action(&service.service_name, user, workspace, &r.action)
@@ -481,7 +484,10 @@ impl PermissionService for PermissionApi {
         check_consistency(r.consistency.as_ref())?;
         let limit = page_size(r.page_size)?;
         let after: Option<String> = token_cursor(&r.page_token)?;
-        let (actions, revision) = self
+        let Read {
+            value: actions,
+            revision,
+        } = self
             .state
             .workspaces
             .user_actions(

@@ -1,7 +1,6 @@
 //! The resource rules, decided on facts read in the write's transaction, against an in-memory
 //! SQLite store: a refused write changes nothing.
 
-use crate::model::{Permission, Visibility, WorkspaceRole};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -10,6 +9,7 @@ use super::*;
 use crate::cache::memory::MemoryCache;
 use crate::config::Config;
 use crate::model::Actor;
+use crate::model::{Permission, Visibility, WorkspaceRole};
 use crate::model::{UserId, WorkspaceId};
 use crate::store::{UserRow, WorkspaceRow};
 

@@ -1,9 +1,9 @@
 //! Workspaces, memberships, invitations, groups and custom roles, as the store returns them.
 
-use crate::model::WorkspaceRole;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::model::WorkspaceRole;
 use crate::model::{GroupId, RoleId, UserId, WorkspaceId};
 
 use super::UserRow;
