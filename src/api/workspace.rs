@@ -11,6 +11,21 @@ use crate::proto::v1::workspace_service_server::WorkspaceService;
 use crate::services::Services;
 use crate::tenancy::{Invitee, Listing, WorkspaceView};
 
+/// Whom an AddMember invites: an email, or a user by id.
+impl TryFrom<Option<pb::add_member_request::Invitee>> for Invitee {
+    type Error = Error;
+
+    fn try_from(invitee: Option<pb::add_member_request::Invitee>) -> Result<Self, Error> {
+        match invitee {
+            Some(pb::add_member_request::Invitee::Email(email)) => Ok(Invitee::Email(email)),
+            Some(pb::add_member_request::Invitee::UserId(id)) => {
+                Ok(Invitee::UserId(uuid("user_id", &id)?))
+            }
+            None => Err(Error::invalid("email", "email or user_id is required")),
+        }
+    }
+}
+
 /// Handlers of `sentinel.v1.WorkspaceService`.
 pub struct WorkspaceApi {
     state: Services,
@@ -174,13 +189,7 @@ impl WorkspaceService for WorkspaceApi {
         let caller = credentials::caller(&request)?;
         let r = request.into_inner();
         let workspace_id = uuid("workspace_id", &r.workspace_id)?;
-        let invitee = match r.invitee {
-            Some(pb::add_member_request::Invitee::Email(email)) => Invitee::Email(email),
-            Some(pb::add_member_request::Invitee::UserId(id)) => {
-                Invitee::UserId(uuid("user_id", &id)?)
-            }
-            None => return Err(Error::invalid("email", "email or user_id is required").into()),
-        };
+        let invitee = Invitee::try_from(r.invitee)?;
         let role = convert::workspace_role(r.role)
             .ok_or_else(|| Error::invalid("role", "is required (owner, admin, editor, viewer)"))?;
         let Written {
