@@ -2,8 +2,10 @@
 //! Figures are kept in docs/BENCHMARKS.md.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use sentinel::model::SystemClock;
 use sentinel::tokens::jwt::{AccessClaims, VerificationKey, Verifier, sign};
 use sentinel::tokens::kek::Kek;
 use sentinel::tokens::keys::{Jwk, SigningAlgorithm, generate};
@@ -43,7 +45,7 @@ fn bench(c: &mut Criterion) {
         let name = algorithm.as_str();
         let (new, key) = generate(algorithm, &kek).expect("key");
         let jwk: Jwk = serde_json::from_str(&new.public_jwk).expect("jwk");
-        let verifier = Verifier::new(claims.iss.clone());
+        let verifier = Verifier::new(claims.iss.clone(), Arc::new(SystemClock));
         let mut keys = HashMap::new();
         keys.insert(
             jwk.kid.clone(),

@@ -58,7 +58,8 @@ impl AppState {
         Self::initialize_with(config, Arc::new(crate::model::SystemClock)).await
     }
 
-    /// [`AppState::initialize`], with the token service reading time from `clock`.
+    /// [`AppState::initialize`], with the key ring, the token service and the permission engine
+    /// reading time from `clock`.
     pub async fn initialize_with(
         config: Config,
         clock: Arc<dyn crate::model::Clock>,
@@ -79,6 +80,7 @@ impl AppState {
                 kek,
                 config.effective_issuer(),
                 config.signing_algorithm,
+                clock.clone(),
             )
             .await?,
         );
@@ -102,10 +104,10 @@ impl AppState {
                 max_actions: config.token_max_actions,
                 max_staleness: config.revocation_max_staleness,
             },
-            clock,
+            clock.clone(),
         ));
         let engine = Arc::new(
-            crate::authz::engine::Engine::load(store.clone(), cache.clone())
+            crate::authz::engine::Engine::load(store.clone(), cache.clone(), clock.clone())
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot build the permission index: {e}"))?,
         );
@@ -191,7 +193,8 @@ impl Application {
         Self::start_with(config, Arc::new(crate::model::SystemClock)).await
     }
 
-    /// [`Application::start`], with the token service reading time from `clock`.
+    /// [`Application::start`], with the key ring, the token service and the permission engine
+    /// reading time from `clock`.
     pub async fn start_with(
         config: Config,
         clock: Arc<dyn crate::model::Clock>,
@@ -342,8 +345,7 @@ fn spawn_key_reload(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHan
         loop {
             let until_activation = state
                 .keys
-                .next_activation()
-                .and_then(|at| (at - chrono::Utc::now()).to_std().ok())
+                .until_activation()
                 .map(|d| d + Duration::from_millis(50));
             let wait = until_activation.map_or(KEY_RELOAD_INTERVAL, |d| d.min(KEY_RELOAD_INTERVAL));
             tokio::select! {

@@ -18,7 +18,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -123,6 +123,8 @@ pub struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     rate_limited: Family<ScopeLabels, Counter>,
+    /// gRPC calls started and not yet finished (what a graceful shutdown waits for).
+    grpc_in_flight: Gauge,
     /// Whether a gRPC path is one of the contract's methods (the tier table knows them).
     served: fn(&str) -> bool,
 }
@@ -140,6 +142,12 @@ impl Metrics {
         let http_duration =
             Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(histogram);
         let rate_limited = Family::<ScopeLabels, Counter>::default();
+        let grpc_in_flight = Gauge::default();
+        registry.register(
+            "grpc_requests_in_flight",
+            "gRPC calls started and not yet finished",
+            grpc_in_flight.clone(),
+        );
         registry.register(
             "grpc_requests",
             "gRPC calls by service, method and status code",
@@ -172,6 +180,7 @@ impl Metrics {
             http_requests,
             http_duration,
             rate_limited,
+            grpc_in_flight,
             served,
         }
     }
@@ -274,9 +283,21 @@ struct GrpcCall {
 }
 
 impl GrpcCall {
+    fn start(metrics: Arc<Metrics>, service: String, method: String) -> Self {
+        metrics.grpc_in_flight.inc();
+        Self {
+            metrics,
+            service,
+            method,
+            started: Instant::now(),
+            done: false,
+        }
+    }
+
     fn finish(&mut self, code: &str) {
         if !self.done {
             self.done = true;
+            self.metrics.grpc_in_flight.dec();
             self.metrics
                 .record_grpc(&self.service, &self.method, code, self.started);
         }
@@ -336,15 +357,10 @@ pub async fn grpc_metrics(
     next: Next,
 ) -> Response {
     let (service, method) = grpc_names(metrics.served, request.uri().path());
-    let started = Instant::now();
+    // Started before the handler runs: a call the client abandons before its answer is dropped
+    // here and counted as CANCELLED.
+    let mut call = GrpcCall::start(metrics, service, method);
     let response = next.run(request).await;
-    let mut call = GrpcCall {
-        metrics,
-        service,
-        method,
-        started,
-        done: false,
-    };
     if let Some(status) = response.headers().get("grpc-status") {
         // Trailers-only response (errors and empty streams).
         call.finish(code_name(status.as_bytes()));

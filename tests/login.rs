@@ -213,7 +213,7 @@ async fn oidc_login_end_to_end(backend: Backend) {
             "carl": { "email": "carl@example.com", "email_verified": false, "name": "Carl" },
             "dora": { "email": "dora@example.com", "email_verified": true, "name": "Dora" },
         }),
-        3,
+        600,
     )
     .await;
     let state = app.app.state().clone();
@@ -493,19 +493,17 @@ async fn oidc_login_end_to_end(backend: Backend) {
     let issuer = sentinel::login::oidc::Issuer::new(&idp.issuer);
     let minted = id_token_for(&idp.issuer, "webapp", "w3b", "ann", "nonce-one").await;
     let audiences = vec!["webapp".to_string()];
-    assert!(
-        issuer
-            .validate(&http, "google", &minted, &audiences, Some("nonce-one"))
-            .await
-            .is_ok()
-    );
-    assert!(
-        issuer
-            .validate(&http, "google", &minted, &audiences, Some("nonce-two"))
-            .await
-            .is_err(),
-        "nonce mismatch"
-    );
+    let now = chrono::Utc::now();
+    let validate = |nonce: &'static str, at: chrono::DateTime<chrono::Utc>| {
+        issuer.validate(&http, "google", &minted, &audiences, Some(nonce), at)
+    };
+    assert!(validate("nonce-one", now).await.is_ok());
+    let mismatch = validate("nonce-two", now).await.unwrap_err();
+    assert!(mismatch.to_string().contains("nonce"), "{mismatch}");
+    // Expiry is weighed against the time the server passes in (its clock).
+    let late = now + chrono::Duration::seconds(600 + 3);
+    let expired = validate("nonce-one", late).await.unwrap_err();
+    assert!(expired.to_string().contains("expired"), "{expired}");
 
     // Authz mode: an ID token the app obtained itself ("webapp" client).
     let key = service_key(&app, "docs").await;
@@ -598,16 +596,6 @@ async fn oidc_login_end_to_end(backend: Backend) {
         Code::Unauthenticated,
         "foreign audience"
     );
-    // The provider's ID tokens live 3 s here; past that (and the 2 s leeway) they are refused.
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    assert_eq!(
-        resolve(webapp_token, String::new())
-            .await
-            .unwrap_err()
-            .code(),
-        Code::Unauthenticated,
-        "expired ID token"
-    );
     // Deactivating the client app ends its unredeemed codes at once.
     let landed = drive(&browser(), &login_url(&app, "google", "ann", APP_REDIRECT))
         .await
@@ -642,6 +630,17 @@ async fn oidc_login_end_to_end(backend: Backend) {
             .code(),
         Code::Unauthenticated,
         "a code of a deactivated client app"
+    );
+    // The provider's ID tokens live 10 minutes here; past that (and the 2 s leeway) they are
+    // refused. Last, as the server's clock stays moved.
+    app.clock.advance(Duration::from_secs(10 * 60 + 3));
+    assert_eq!(
+        resolve(webapp_token, String::new())
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated,
+        "expired ID token"
     );
     app.stop().await;
     drop(idp);

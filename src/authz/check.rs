@@ -73,7 +73,7 @@ impl Engine {
         freshness: Freshness,
     ) -> Result<Decision, Error> {
         self.ensure(freshness).await?;
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = self.now_ms();
         let index = self.read();
         let allowed = decide(&index, subject, item, now);
         let revision = index.revision();
@@ -90,7 +90,7 @@ impl Engine {
         freshness: Freshness,
     ) -> Result<Decisions, Error> {
         self.ensure(freshness).await?;
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = self.now_ms();
         let index = self.read();
         let allowed: Vec<bool> = items
             .iter()

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use super::index::Index;
 use crate::cache::Cache;
 use crate::error::Error;
-use crate::model::Revision;
+use crate::model::{Clock, Revision};
 use crate::store::{AuthzStore, Store, TenancyStore};
 
 /// Pub/sub channel announcing new changelog revisions.
@@ -52,14 +52,21 @@ pub struct Engine {
     decisions: [AtomicU64; 2],
     /// When the index last read the changelog to its end.
     current_at: std::sync::Mutex<Instant>,
+    /// What "now" is when a decision weighs a grant's expiry.
+    pub(super) clock: Arc<dyn Clock>,
 }
 
 /// Batches a slow `Watch` may fall behind by before it re-reads the database.
 const FEED_CAPACITY: usize = 256;
 
 impl Engine {
-    /// Builds the index from the database and catches up with the changelog.
-    pub async fn load(store: Arc<dyn Store>, cache: Arc<dyn Cache>) -> Result<Self, Error> {
+    /// Builds the index from the database and catches up with the changelog; decisions weigh
+    /// grant expiries against `clock`.
+    pub async fn load(
+        store: Arc<dyn Store>,
+        cache: Arc<dyn Cache>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
         let started = std::time::Instant::now();
         let snapshot = store.authz_snapshot().await?;
         let index = Index::load(snapshot);
@@ -75,6 +82,7 @@ impl Engine {
             feed: tokio::sync::broadcast::channel(FEED_CAPACITY).0,
             decisions: [AtomicU64::new(0), AtomicU64::new(0)],
             current_at: std::sync::Mutex::new(Instant::now()),
+            clock,
         };
         engine.catch_up().await?;
         tracing::info!(
@@ -85,6 +93,11 @@ impl Engine {
             "permission index built"
         );
         Ok(engine)
+    }
+
+    /// Now, in milliseconds, as decisions see it.
+    pub(super) fn now_ms(&self) -> i64 {
+        self.clock.now().timestamp_millis()
     }
 
     /// Read access to the index.

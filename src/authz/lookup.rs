@@ -117,7 +117,7 @@ impl Engine {
             None => None,
         };
         self.ensure(freshness).await?;
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = self.now_ms();
         let (answer, revision) = {
             let index = self.read();
             let answer = index.lookup(

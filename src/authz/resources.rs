@@ -440,7 +440,7 @@ impl Resources {
         enrich: bool,
     ) -> Result<(ResourceRow, Vec<GrantView>), Error> {
         let row = self.existing(key).await?;
-        let now = Utc::now();
+        let now = self.engine.clock.now();
         let mut grants = Vec::new();
         for grant in self.authz.grants(row.id).await? {
             if grant.expires_at.is_some_and(|at| at <= now) {

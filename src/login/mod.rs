@@ -389,6 +389,7 @@ impl Login {
                         id_token,
                         std::slice::from_ref(&p.client_id),
                         Some(&login.nonce),
+                        self.tokens.now(),
                     )
                     .await?
             }

@@ -64,7 +64,14 @@ impl Login {
         let identity = match &p.backend {
             Backend::Oidc(issuer) => {
                 issuer
-                    .validate(&self.http, provider, idp_token, &p.audiences, None)
+                    .validate(
+                        &self.http,
+                        provider,
+                        idp_token,
+                        &p.audiences,
+                        None,
+                        self.tokens.now(),
+                    )
                     .await?
             }
             Backend::Github { api_url, .. } => {

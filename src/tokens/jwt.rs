@@ -1,13 +1,12 @@
 //! Access-token claims, signing with the key held in memory, and strict verification.
 
-use crate::model::WorkspaceRole;
+use crate::model::{Clock, WorkspaceRole};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -113,6 +112,24 @@ pub struct AuthzClaims {
     pub typ: String,
 }
 
+/// The validity window a token's claims state: `(nbf, exp)`, in seconds.
+pub trait Lifetime {
+    /// Not before, expires.
+    fn window(&self) -> (i64, i64);
+}
+
+impl Lifetime for AccessClaims {
+    fn window(&self) -> (i64, i64) {
+        (self.nbf, self.exp)
+    }
+}
+
+impl Lifetime for AuthzClaims {
+    fn window(&self) -> (i64, i64) {
+        (self.nbf, self.exp)
+    }
+}
+
 /// Why a token was refused. Callers see one message whatever the reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
@@ -179,15 +196,18 @@ type CacheKey = [u8; 32];
 /// repeated token costs a hash and a map lookup instead of a signature check.
 pub struct Verifier {
     issuer: String,
+    /// What "now" is for `exp` and `nbf` (the clock tokens are issued by).
+    clock: Arc<dyn Clock>,
     keys: RwLock<Arc<HashMap<String, VerificationKey>>>,
     cache: RwLock<HashMap<CacheKey, Verified>>,
 }
 
 impl Verifier {
-    /// A verifier for tokens of `issuer`.
-    pub fn new(issuer: String) -> Self {
+    /// A verifier for tokens of `issuer`, judging lifetimes by `clock`.
+    pub fn new(issuer: String, clock: Arc<dyn Clock>) -> Self {
         Self {
             issuer,
+            clock,
             keys: RwLock::new(Arc::new(HashMap::new())),
             cache: RwLock::new(HashMap::new()),
         }
@@ -226,7 +246,7 @@ impl Verifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(VerifyError::TooLarge);
         }
-        let now = Utc::now().timestamp();
+        let now = self.clock.now().timestamp();
         let hash: CacheKey = digest::digest(&digest::SHA256, token.as_bytes())
             .as_ref()
             .try_into()
@@ -271,12 +291,12 @@ impl Verifier {
     /// Verifies an authz token (`typ == "authz"`) issued for `service` (its only audience);
     /// never cached: they are short-lived and only accepted together with their service's key.
     pub fn verify_authz(&self, token: &str, service: &str) -> Result<AuthzClaims, VerifyError> {
-        let now = Utc::now().timestamp();
+        let now = self.clock.now().timestamp();
         self.verify_typed::<AuthzClaims>(token, now, service, |c| c.typ == "authz")
             .map(|(claims, _)| claims)
     }
 
-    fn verify_typed<C: serde::de::DeserializeOwned>(
+    fn verify_typed<C: serde::de::DeserializeOwned + Lifetime>(
         &self,
         token: &str,
         now: i64,
@@ -298,14 +318,17 @@ impl Verifier {
             return Err(VerifyError::Invalid);
         }
         let mut validation = Validation::new(key.algorithm);
-        validation.leeway = LEEWAY_SECS;
-        validation.validate_nbf = true;
+        // `exp` and `nbf` are weighed below against `now`, not the library's clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
         let data = jsonwebtoken::decode::<C>(token, &key.key, &validation)
             .map_err(|_| VerifyError::Invalid)?;
-        if !type_ok(&data.claims) {
+        let (not_before, expires) = data.claims.window();
+        let leeway = LEEWAY_SECS as i64;
+        if !type_ok(&data.claims) || expires + leeway <= now || not_before > now + leeway {
             return Err(VerifyError::Invalid);
         }
         Ok((data.claims, key.not_after))

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::jwt::{VerificationKey, Verifier};
 use super::kek::Kek;
+use crate::model::Clock;
 use crate::store::{KeyStatus, KeyStore, NewSigningKey, SigningKeyRow, StoreError};
 
 /// What [`KeyRing::retire_now`] did.
@@ -299,16 +300,20 @@ pub struct KeyRing {
     last_reload: Mutex<Option<Instant>>,
     /// Signalled after every reload, so the reload task re-plans its next wake-up.
     reloaded: tokio::sync::Notify,
+    /// What "now" is for activations, retirements and token lifetimes.
+    clock: Arc<dyn Clock>,
 }
 
 impl KeyRing {
     /// Loads the key ring, creating the first signing key (of `algorithm`) when the store has
     /// none. Concurrent first starts against one database converge on a single active key.
+    /// Activations, retirements and token lifetimes are judged by `clock`.
     pub async fn initialize(
         store: Arc<dyn KeyStore>,
         kek: Kek,
         issuer: String,
         algorithm: SigningAlgorithm,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, KeyError> {
         if store.active_key().await?.is_none() {
             let (new, _) = generate(algorithm, &kek)?;
@@ -316,8 +321,8 @@ impl KeyRing {
                 tracing::info!(kid = %new.kid, alg = algorithm.as_str(), "created the first signing key");
             }
         }
-        let state = load_state(store.as_ref(), &kek).await?;
-        let verifier = Arc::new(Verifier::new(issuer));
+        let state = load_state(store.as_ref(), &kek, clock.now()).await?;
+        let verifier = Arc::new(Verifier::new(issuer, clock.clone()));
         verifier.set_keys(verification_keys(&state));
         Ok(Self {
             store,
@@ -327,6 +332,7 @@ impl KeyRing {
             verifier,
             last_reload: Mutex::new(None),
             reloaded: tokio::sync::Notify::new(),
+            clock,
         })
     }
 
@@ -352,7 +358,7 @@ impl KeyRing {
     ) -> Result<(SigningKey, DateTime<Utc>), KeyError> {
         let to_chrono =
             |d: Duration| chrono::Duration::from_std(d).map_err(|_| KeyError::Generation);
-        let activate_at = Utc::now() + to_chrono(publish_delay)?;
+        let activate_at = self.clock.now() + to_chrono(publish_delay)?;
         let retire_at = activate_at + to_chrono(overlap)?;
         let (new, key) = generate(algorithm, &self.kek)?;
         let mut attempts = 0;
@@ -374,7 +380,7 @@ impl KeyRing {
     /// the next reload on (this process: now). The active or a pending key cannot be retired:
     /// rotate it away first (`--immediate`).
     pub async fn retire_now(&self, kid: &str) -> Result<RetireOutcome, KeyError> {
-        let outcome = match self.store.retire_key_now(kid, Utc::now()).await? {
+        let outcome = match self.store.retire_key_now(kid, self.clock.now()).await? {
             None => RetireOutcome::Unknown,
             Some(KeyStatus::Retired) => RetireOutcome::Retired,
             Some(KeyStatus::Active) | Some(KeyStatus::Pending) => RetireOutcome::InUse,
@@ -401,7 +407,7 @@ impl KeyRing {
 
     /// Re-reads keys from the store, first activating a pending key whose time has come.
     pub async fn reload(&self) -> Result<(), KeyError> {
-        let state = load_state(self.store.as_ref(), &self.kek).await?;
+        let state = load_state(self.store.as_ref(), &self.kek, self.clock.now()).await?;
         let current = self.current();
         if state.jwks != current.jwks || state.retire != current.retire {
             self.verifier.set_keys(verification_keys(&state));
@@ -428,6 +434,12 @@ impl KeyRing {
     /// When a pending key starts signing, if one waits.
     pub fn next_activation(&self) -> Option<DateTime<Utc>> {
         self.current().next_activation
+    }
+
+    /// How long until a pending key starts signing, if one waits and its time is ahead.
+    pub fn until_activation(&self) -> Option<Duration> {
+        self.next_activation()
+            .and_then(|at| (at - self.clock.now()).to_std().ok())
     }
 
     /// The published keys.
@@ -471,8 +483,11 @@ fn verification_keys(state: &RingState) -> HashMap<String, VerificationKey> {
         .collect()
 }
 
-async fn load_state(store: &dyn KeyStore, kek: &Kek) -> Result<RingState, KeyError> {
-    let now = Utc::now();
+async fn load_state(
+    store: &dyn KeyStore,
+    kek: &Kek,
+    now: DateTime<Utc>,
+) -> Result<RingState, KeyError> {
     store.activate_due_key(now).await?;
     let active_row = store.active_key().await?.ok_or(KeyError::NoActiveKey)?;
     let active = open_key(kek, &active_row)?;

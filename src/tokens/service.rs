@@ -125,6 +125,12 @@ impl TokenService {
         }
     }
 
+    /// Now, by the clock tokens are issued and judged by (what other domain services that weigh
+    /// an expiry alongside this one read too).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// Tokens issued by this process so far, by kind.
     pub fn issued(&self) -> [(TokenKind, u64); 3] {
         self.issued.counts()

@@ -74,7 +74,11 @@ async fn fixture() -> Fixture {
         .await
         .unwrap();
     let cache = Arc::new(MemoryCache::new());
-    let engine = Arc::new(Engine::load(store.clone(), cache).await.unwrap());
+    let engine = Arc::new(
+        Engine::load(store.clone(), cache, Arc::new(crate::model::SystemClock))
+            .await
+            .unwrap(),
+    );
     Fixture {
         resources: Resources::new(store.clone(), engine),
         store,
