@@ -1,11 +1,10 @@
 //! Platform administration over the wire, on both backends: user search and deactivation (live
-//! tokens rejected within a second, also on a second instance), dashboard counts, audit trail
+//! tokens rejected, also on a second instance), dashboard counts, audit trail
 //! queries.
 
 mod common;
 
-use std::time::Duration;
-
+use common::wait::eventually;
 use common::{
     Backend, TestApp, TestDatabase, platform_admin, service_key, sign_in, with_bearer,
     with_service_key,
@@ -65,14 +64,11 @@ async fn deactivating_a_user_ends_their_tokens_everywhere(backend: Backend) {
         .into_inner();
     assert!(!updated.user.unwrap().is_active);
     assert_eq!(updated.revoked_session_count, 1);
-    let started = std::time::Instant::now();
-    while active(victim.access_token.clone()).await {
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "token alive after 1 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the deactivated user's access token is refused", || {
+        let live = active(victim.access_token.clone());
+        async move { !live.await }
+    })
+    .await;
     let err = AuthServiceClient::new(app.channel.clone())
         .refresh(RefreshRequest {
             refresh_token: victim.refresh_token.clone(),

@@ -3,13 +3,35 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::proxy::CutProxy;
+use common::wait::eventually;
 use common::{Backend, TestApp, TestDatabase};
 use sentinel::proto::v1::GetJwksRequest;
 use sentinel::proto::v1::auth_service_client::AuthServiceClient;
 use sqlx::Connection;
+
+/// What one refresh worker saw: successes by phase (before, during, after an outage), outage
+/// answers, and refusals.
+#[derive(Default)]
+struct Counts {
+    ok: [AtomicUsize; 3],
+    unavailable: AtomicUsize,
+    refused: AtomicUsize,
+}
+
+impl Counts {
+    fn ok_in(&self, phase: usize) -> usize {
+        self.ok[phase].load(Ordering::SeqCst)
+    }
+
+    fn unavailable_seen(&self) -> usize {
+        self.unavailable.load(Ordering::SeqCst)
+    }
+}
 
 /// Replaces host:port of a postgres:// URL.
 fn with_address(url: &str, addr: SocketAddr) -> String {
@@ -59,6 +81,10 @@ async fn readyz_follows_postgres_reachability() {
     assert_eq!(ready(&app).await.0, 200);
 
     proxy.cut();
+    eventually("readyz reports the cut database", || async {
+        ready(&app).await.0 == 503
+    })
+    .await;
     let (status, body) = ready(&app).await;
     assert_eq!(status, 503);
     assert_eq!(body["database"], "unavailable");
@@ -68,15 +94,10 @@ async fn readyz_follows_postgres_reachability() {
     assert_eq!(live.status(), 200);
 
     proxy.restore();
-    let mut recovered = false;
-    for _ in 0..40 {
-        if ready(&app).await.0 == 200 {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert!(recovered, "readyz returns to 200 once PostgreSQL is back");
+    eventually("readyz returns to 200 once PostgreSQL is back", || async {
+        ready(&app).await.0 == 200
+    })
+    .await;
     app.stop().await;
 }
 
@@ -154,58 +175,82 @@ async fn a_postgres_outage_during_refresh_load_causes_no_false_reuse() {
         let issued = common::sign_in(&app, &format!("load{i}@example.com"), "acme", "viewer").await;
         chains.push(issued.refresh_token);
     }
-    let outage = {
-        let proxy = proxy.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(800)).await;
-            proxy.cut();
-            tokio::time::sleep(Duration::from_millis(1500)).await;
-            proxy.restore();
-        })
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let workers = chains.into_iter().map(|mut token| {
-        let mut client = AuthServiceClient::new(app.channel.clone());
-        tokio::spawn(async move {
-            let (mut ok, mut unavailable, mut refused) = (0u32, 0u32, 0u32);
-            while tokio::time::Instant::now() < deadline {
-                let result = client
-                    .refresh(RefreshRequest {
-                        refresh_token: token.clone(),
-                        workspace_id: String::new(),
-                    })
-                    .await;
-                match result {
-                    Ok(response) => {
-                        token = response.into_inner().tokens.unwrap().refresh_token;
-                        ok += 1;
-                    }
-                    Err(status) if status.code() == tonic::Code::Unauthenticated => refused += 1,
-                    Err(status) => {
-                        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
-                        unavailable += 1;
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+    // Each worker refreshes its chain until told to stop, counting what it saw in each phase
+    // (before, during and after the outage); the phases move on signals, not on a timer.
+    let phase = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts: Vec<Arc<Counts>> = chains.iter().map(|_| Arc::default()).collect();
+    let workers: Vec<_> = chains
+        .into_iter()
+        .zip(&counts)
+        .map(|(mut token, counts)| {
+            let mut client = AuthServiceClient::new(app.channel.clone());
+            let (phase, stop, counts) = (phase.clone(), stop.clone(), counts.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    let result = client
+                        .refresh(RefreshRequest {
+                            refresh_token: token.clone(),
+                            workspace_id: String::new(),
+                        })
+                        .await;
+                    match result {
+                        Ok(response) => {
+                            token = response.into_inner().tokens.unwrap().refresh_token;
+                            counts.ok[phase.load(Ordering::SeqCst)].fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(status) if status.code() == tonic::Code::Unauthenticated => {
+                            counts.refused.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(status) => {
+                            assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+                            counts.unavailable.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
                     }
                 }
-            }
-            (token, ok, unavailable, refused)
+                token
+            })
         })
-    });
-    let workers: Vec<_> = workers.collect();
-    let mut total_unavailable = 0;
+        .collect();
+    let every = |what: fn(&Counts) -> usize| {
+        let counts = counts.clone();
+        move || {
+            let met = counts.iter().all(|c| what(c) > 0);
+            async move { met }
+        }
+    };
+    eventually(
+        "every chain refreshes before the outage",
+        every(|c| c.ok_in(0)),
+    )
+    .await;
+    proxy.cut();
+    phase.store(1, Ordering::SeqCst);
+    eventually(
+        "every worker feels the outage",
+        every(|c| c.unavailable_seen()),
+    )
+    .await;
+    proxy.restore();
+    phase.store(2, Ordering::SeqCst);
+    eventually(
+        "every chain refreshes after the outage",
+        every(|c| c.ok_in(2)),
+    )
+    .await;
+    stop.store(true, Ordering::SeqCst);
     let mut finals = Vec::new();
     for worker in workers {
-        let (token, ok, unavailable, refused) = worker.await.unwrap();
+        finals.push(worker.await.unwrap());
+    }
+    for counts in &counts {
         assert_eq!(
-            refused, 0,
+            counts.refused.load(Ordering::SeqCst),
+            0,
             "a database outage must never look like token reuse"
         );
-        assert!(ok > 2, "refreshes before and after the outage succeed");
-        total_unavailable += unavailable;
-        finals.push(token);
     }
-    outage.await.unwrap();
-    assert!(total_unavailable > 0, "the outage was felt");
     // Every chain still refreshes: no family was revoked.
     let mut client = AuthServiceClient::new(app.channel.clone());
     for token in finals {
@@ -238,31 +283,23 @@ async fn tokens_are_refused_once_the_revocation_log_is_unreadable_too_long() {
     // The database goes away: the replica could miss revocations, so it stops trusting tokens
     // (UNAVAILABLE) once its revocation set is older than the limit, instead of failing open.
     proxy.cut();
-    let mut refused = None;
-    for _ in 0..60 {
-        match tokens.authenticate(&issued.access_token).await {
-            Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-            Err(err) => {
-                refused = Some(err);
-                break;
+    eventually(
+        "tokens are refused once the revocation set is too old",
+        || async {
+            match tokens.authenticate(&issued.access_token).await {
+                Ok(_) => false,
+                Err(sentinel::error::Error::Unavailable) => true,
+                Err(other) => panic!("refused as unavailable, not as {other:?}"),
             }
-        }
-    }
-    assert!(
-        matches!(refused, Some(sentinel::error::Error::Unavailable)),
-        "{refused:?}"
-    );
+        },
+    )
+    .await;
 
     // Back: the follower catches up and tokens verify again.
     proxy.restore();
-    let mut recovered = false;
-    for _ in 0..60 {
-        if tokens.authenticate(&issued.access_token).await.is_ok() {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert!(recovered, "tokens verify again once the log is readable");
+    eventually("tokens verify again once the log is readable", || async {
+        tokens.authenticate(&issued.access_token).await.is_ok()
+    })
+    .await;
     app.stop().await;
 }

@@ -5,6 +5,7 @@
 mod common;
 
 use base64::Engine;
+use common::wait::{eventually, within};
 use common::{
     Backend, TestApp, TestDatabase, dual, metrics_text, service_key, sign_in, with_bearer,
     with_service_key,
@@ -243,21 +244,7 @@ async fn out_of_range_expiry_is_refused_not_made_permanent(backend: Backend) {
         );
     }
     // No grant was made: bob (a viewer) still may not edit.
-    let allowed = perms
-        .check(dual(
-            sentinel::proto::v1::CheckRequest {
-                resource: doc("a"),
-                action: "edit".into(),
-                consistency: None,
-            },
-            &key,
-            &bob.access_token,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .allowed;
-    assert!(!allowed);
+    assert!(!common::allowed(&app, &key, &bob.access_token, "doc", "a", "edit").await);
     app.stop().await;
 }
 
@@ -815,7 +802,7 @@ async fn a_role_change_ends_every_token_of_that_workspace(backend: Backend) {
     assert_eq!(claims.wrole, WorkspaceRole::Viewer as i32);
     // SDKs learn it from the revocation stream.
     let mut seen = false;
-    while let Some(message) = watch.next().await {
+    while let Some(message) = within("the workspace revocation is streamed", watch.next()).await {
         let message = message.unwrap();
         if message.revocations.iter().any(|r| {
             r.session_id.is_empty()
@@ -914,19 +901,16 @@ async fn streams_are_capped_per_key_and_end_with_it(backend: Backend) {
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     // A closed stream frees its slot (the server notices the cancellation).
     drop(first);
-    let mut reopened = None;
-    for _ in 0..100 {
+    eventually("a slot is freed when a stream closes", || async {
         match open().await {
-            Ok(stream) => {
-                reopened = Some(stream.into_inner());
-                break;
+            Ok(_reopened) => true,
+            Err(err) => {
+                assert_eq!(err.code(), Code::ResourceExhausted);
+                false
             }
-            Err(err) => assert_eq!(err.code(), Code::ResourceExhausted),
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let reopened = reopened.expect("a slot is freed when a stream closes");
-    drop(reopened);
+    })
+    .await;
     // Rotating the key out ends the open stream with UNAUTHENTICATED.
     ServiceAppServiceClient::new(app.channel.clone())
         .rotate_service_app_key(with_bearer(
@@ -941,7 +925,7 @@ async fn streams_are_capped_per_key_and_end_with_it(backend: Backend) {
         ))
         .await
         .unwrap();
-    let ended = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+    let ended = within("the stream ends", async {
         loop {
             match second.next().await {
                 Some(Ok(_)) => continue,
@@ -950,8 +934,7 @@ async fn streams_are_capped_per_key_and_end_with_it(backend: Backend) {
             }
         }
     })
-    .await
-    .expect("the stream ends");
+    .await;
     assert_eq!(ended, Some(Code::Unauthenticated));
     app.stop().await;
 }
@@ -1154,7 +1137,7 @@ async fn watch_shows_membership_only_where_the_service_is(backend: Backend) {
     add(acme.into(), ann.access_token.clone()).await;
     register(&app, &key, "fence", acme.into()).await;
     let mut member_events = Vec::new();
-    while let Some(message) = watch.next().await {
+    while let Some(message) = within("the changes up to the fence", watch.next()).await {
         let message = message.unwrap();
         if message.operation == ChangeOperation::MemberAdded as i32 {
             member_events.push(message.workspace_id.clone());

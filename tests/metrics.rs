@@ -7,8 +7,8 @@ use common::{Backend, TestApp, dual, metrics_text, service_key, sign_in, with_se
 use sentinel::proto::v1::auth_service_client::AuthServiceClient;
 use sentinel::proto::v1::permission_service_client::PermissionServiceClient;
 use sentinel::proto::v1::{
-    CheckBulkItem, CheckBulkRequest, CheckRequest, RefreshRequest, RegisterResourceRequest,
-    ResourceRef, Visibility,
+    CheckBulkItem, CheckBulkRequest, RefreshRequest, RegisterResourceRequest, ResourceRef,
+    Visibility,
 };
 
 both_backends!(domain_counters_are_scraped);
@@ -72,20 +72,7 @@ async fn domain_counters_are_scraped(backend: Backend) {
 
     // One allowed and one denied Check; a CheckBulk of one allowed and two denied.
     for (id, expected) in [("open", true), ("closed", false)] {
-        let allowed = perms
-            .check(dual(
-                CheckRequest {
-                    resource: rref(id),
-                    action: "view".into(),
-                    consistency: None,
-                },
-                &key,
-                &bob.access_token,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .allowed;
+        let allowed = common::allowed(&app, &key, &bob.access_token, "doc", id, "view").await;
         assert_eq!(allowed, expected, "{id}");
     }
     let items = [("open", "view"), ("closed", "view"), ("open", "edit")]

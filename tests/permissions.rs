@@ -7,12 +7,13 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::Utc;
-use common::model::Model;
+use common::model::{Model, Seed};
+use common::wait::{eventually, next};
 use common::{
     Backend, TestApp, TestDatabase, dual, service_key, sign_in, with_bearer, with_service_key,
 };
 use sentinel::authz::change::{Change, GranteeRef, ResourceState};
-use sentinel::model::{GroupId, UserId};
+use sentinel::model::{Clock, GroupId, UserId};
 use sentinel::proto::v1::permission_service_client::PermissionServiceClient;
 use sentinel::proto::v1::service_app_service_client::ServiceAppServiceClient;
 use sentinel::proto::v1::workspace_service_client::WorkspaceServiceClient;
@@ -183,10 +184,8 @@ const ROLES: [&str; 4] = ["owner", "admin", "editor", "viewer"];
 async fn check_and_lookup_agree_with_the_reference_model(backend: Backend) {
     let (app, _db) = TestApp::spawn(backend).await;
     let key = service_key(&app, "docs").await;
-    let seed = std::env::var("SENTINEL_PROPTEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
+    let guard = Seed::pick();
+    let seed = guard.0;
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut model = Model::default();
 
@@ -258,9 +257,10 @@ async fn check_and_lookup_agree_with_the_reference_model(backend: Backend) {
         members
     };
 
-    // Random writes: resources (with parents), grants (some expiring within seconds), and
-    // interleaved visibility, owner, unshare and delete changes.
-    let now = Utc::now();
+    // Random writes: resources (with parents), grants (some expiring in an hour, some in a
+    // month, some never), and interleaved visibility, owner, unshare and delete changes. The
+    // server's clock is moved past the hour below, so no write races an expiry.
+    let now = app.clock.now();
     for _ in 0..60 {
         let t = TYPES[rng.usize(..2)];
         let id = format!("r{}", rng.usize(..10));
@@ -352,8 +352,8 @@ async fn check_and_lookup_agree_with_the_reference_model(backend: Backend) {
                 };
                 let level = if rng.bool() { "edit" } else { "view" };
                 let expires_at = match rng.u32(..3) {
-                    0 => Some(now + chrono::Duration::milliseconds(2500)),
-                    1 => Some(now + chrono::Duration::hours(1)),
+                    0 => Some(now + chrono::Duration::hours(1)),
+                    1 => Some(now + chrono::Duration::days(30)),
                     _ => None,
                 };
                 let out = perms(&app)
@@ -516,15 +516,12 @@ async fn check_and_lookup_agree_with_the_reference_model(backend: Backend) {
         }
     }
 
-    // Compare now, and again once the short grants have expired (no write in between).
+    // Compare now, and again once the hour-long grants have expired (no write in between).
     for phase in 0..2 {
         if phase == 1 {
-            let wait = (now + chrono::Duration::milliseconds(2600)) - Utc::now();
-            if let Ok(wait) = wait.to_std() {
-                tokio::time::sleep(wait).await;
-            }
+            app.clock.advance(std::time::Duration::from_secs(2 * 3600));
         }
-        let at = Utc::now();
+        let at = app.clock.now();
         for ((ui, wi), role) in &memberships {
             let (email, uid) = &users[*ui];
             let token = sign_in(&app, email, slugs[*wi], role).await.access_token;
@@ -674,28 +671,10 @@ async fn a_write_on_one_instance_is_seen_on_another_with_its_token(backend: Back
     )
     .await
     .unwrap();
-    let mut seen = false;
-    for _ in 0..40 {
-        let answer = perms(&b)
-            .check(dual(
-                CheckRequest {
-                    resource: rref("doc", "late"),
-                    action: "view".into(),
-                    consistency: None,
-                },
-                &key,
-                &bob.access_token,
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        if answer.allowed {
-            seen = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(seen, "instance B follows the changelog without a token");
+    eventually("instance B follows the changelog without a token", || {
+        common::allowed(&b, &key, &bob.access_token, "doc", "late", "view")
+    })
+    .await;
     a.stop().await;
     b.stop().await;
 }
@@ -1376,11 +1355,7 @@ async fn watch_streams_the_services_changes_in_order(backend: Backend) {
         .unwrap();
     let mut seen = Vec::new();
     while seen.len() < 3 {
-        let message = tokio::time::timeout(std::time::Duration::from_secs(10), stream.message())
-            .await
-            .expect("a change within 10 s")
-            .unwrap()
-            .unwrap();
+        let message = next(&mut stream, "the changes").await.unwrap().unwrap();
         seen.push(message);
     }
     let ops: Vec<i32> = seen.iter().map(|m| m.operation).collect();
@@ -1407,8 +1382,11 @@ async fn watch_streams_the_services_changes_in_order(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    let next = resumed.message().await.unwrap().unwrap();
-    assert_eq!(next.revision, seen[1].revision);
+    let resumed = next(&mut resumed, "the resumed changes")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resumed.revision, seen[1].revision);
     let err = perms(&app)
         .watch(with_service_key(
             WatchRequest {

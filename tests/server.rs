@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::wait::eventually;
 use common::{Backend, TestApp, TestDatabase};
 use prost::Message;
 use sentinel::proto::v1::auth_service_client::AuthServiceClient;
@@ -280,14 +281,14 @@ async fn rate_limit_trips_and_resets(backend: Backend) {
     let db = TestDatabase::create(backend).await;
     let mut config = db.config();
     config.rate_limit.per_address = 5;
-    config.rate_limit.window = Duration::from_secs(2);
+    // Long enough that the requests below fall into one window however slow the run.
+    config.rate_limit.window = Duration::from_secs(600);
     let app = TestApp::start(config.clone()).await;
     // In clustered mode a second replica shares the counters through Redis.
     let other = match backend {
         Backend::Clustered => Some(TestApp::start(config).await),
         Backend::Embedded => None,
     };
-    // Align with a fresh window so the five requests below fall into one.
     let jwks = "/.well-known/jwks.json";
     let mut served = 0;
     for i in 0..5 {
@@ -308,7 +309,10 @@ async fn rate_limit_trips_and_resets(backend: Backend) {
         .unwrap()
         .parse()
         .unwrap();
-    assert!((1..=2).contains(&retry_after), "retry-after {retry_after}");
+    assert!(
+        (1..=600).contains(&retry_after),
+        "retry-after {retry_after}"
+    );
     let body: serde_json::Value = limited.json().await.unwrap();
     assert_eq!(body["code"], "RESOURCE_EXHAUSTED");
 
@@ -327,12 +331,24 @@ async fn rate_limit_trips_and_resets(backend: Backend) {
     let probe = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(probe.status(), 200);
 
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    let reset = app.http.get(app.url(jwks)).send().await.unwrap();
-    assert_eq!(reset.status(), 200, "the window reset");
     if let Some(other) = other {
         other.stop().await;
     }
+    app.stop().await;
+
+    // A window resets: with one request per short window, a refused request is followed by a
+    // served one with nothing else changed.
+    let db = TestDatabase::create(backend).await;
+    let mut config = db.config();
+    config.rate_limit.per_address = 1;
+    config.rate_limit.window = Duration::from_secs(1);
+    let app = TestApp::start(config).await;
+    let status = || async { app.http.get(app.url(jwks)).send().await.unwrap().status() };
+    eventually("a request over the limit is refused", || async {
+        status().await == 429
+    })
+    .await;
+    eventually("the window resets", || async { status().await == 200 }).await;
     app.stop().await;
 }
 
@@ -355,17 +371,23 @@ async fn graceful_shutdown_completes_an_in_flight_call(backend: Backend) {
             .body(body)
             .send(),
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The server has the call (it counts it in flight; the scrape itself is plain HTTP).
+    eventually("the server holds the call", || async {
+        common::metrics_text(&app)
+            .await
+            .contains("sentinel_grpc_requests_in_flight 1")
+    })
+    .await;
     let addr = app.addr;
     let stopping = tokio::spawn(app.app.shutdown());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Shutting down stops accepting at once, and still holds the open call.
+    eventually("no new connections while draining", || async {
+        tokio::net::TcpStream::connect(addr).await.is_err()
+    })
+    .await;
     assert!(
         !stopping.is_finished(),
         "shutdown waits for the in-flight call"
-    );
-    assert!(
-        tokio::net::TcpStream::connect(addr).await.is_err(),
-        "no new connections while draining"
     );
 
     tx.send(Ok(vec![0u8, 0])).await.unwrap();

@@ -1500,6 +1500,10 @@ async fn workspaces_are_isolated_from_each_other(backend: Backend) {
         tenant(&app, "beta").await,
         tenant(&app, "gamma").await,
     ];
+    let mut before = Vec::new();
+    for t in &tenants {
+        before.push(contents(&app, t).await);
+    }
     let seed = fastrand::u64(..);
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut order: Vec<usize> = (0..FOREIGN_CALLS).collect();
@@ -1533,23 +1537,9 @@ async fn workspaces_are_isolated_from_each_other(backend: Backend) {
             "seed {seed}, call {which}: a foreign id must look like an unknown one"
         );
     }
-    // The victims are untouched.
-    for t in &tenants {
-        let listed = members(&app, &t.owner.access_token, &t.workspace).await;
-        assert_eq!(listed.len(), 2, "seed {seed}");
-        let groups = ws(&app)
-            .list_group_members(with_bearer(
-                ListGroupMembersRequest {
-                    group_id: t.group.clone(),
-                    ..Default::default()
-                },
-                &t.owner.access_token,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .members;
-        assert_eq!(groups.len(), 1, "seed {seed}");
+    // The victims are untouched: every member, group, group member and role, field by field.
+    for (t, before) in tenants.iter().zip(&before) {
+        assert_eq!(&contents(&app, t).await, before, "seed {seed}");
     }
     // Resources: another workspace's resource is a deny for Check and off limits for Share.
     for t in &tenants {
@@ -1607,27 +1597,94 @@ async fn workspaces_are_isolated_from_each_other(backend: Backend) {
             .unwrap_err();
         assert_eq!(err.code(), Code::PermissionDenied, "seed {seed}");
     }
-    // RBAC reads of another workspace answer "no", not an error.
-    let member_token = sign_in(&app, "member@alpha.example.com", "alpha", "viewer").await;
-    let mut check = tonic::Request::new(CheckActionRequest {
-        action: "invoice.approve".into(),
-        workspace_id: tenants[1].workspace.clone(),
-        consistency: None,
-    });
-    check.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {}", member_token.access_token)
-            .parse()
-            .unwrap(),
-    );
-    check
-        .metadata_mut()
-        .insert("x-service-key", billing.parse().unwrap());
-    let answer = PermissionServiceClient::new(app.channel.clone())
-        .check_action(check)
+    // RBAC reads of another workspace answer "no", not an error: alpha's member holds
+    // "invoice.approve" through alpha's role, and only in alpha.
+    ws(&app)
+        .assign_role(with_bearer(
+            AssignRoleRequest {
+                id: tenants[0].role.clone(),
+                user_id: tenants[0].member.clone(),
+            },
+            &tenants[0].owner.access_token,
+        ))
         .await
-        .unwrap()
-        .into_inner();
-    assert!(!answer.allowed);
+        .unwrap();
+    let member_token = sign_in(&app, "member@alpha.example.com", "alpha", "viewer").await;
+    let may_approve = |workspace: &str| {
+        let request = dual(
+            CheckActionRequest {
+                action: "invoice.approve".into(),
+                workspace_id: workspace.into(),
+                consistency: None,
+            },
+            &billing,
+            &member_token.access_token,
+        );
+        let mut client = PermissionServiceClient::new(app.channel.clone());
+        async move { client.check_action(request).await.unwrap().into_inner() }
+    };
+    assert!(
+        may_approve(&tenants[0].workspace).await.allowed,
+        "the role holds in its own workspace"
+    );
+    for victim in &tenants[1..] {
+        assert!(
+            !may_approve(&victim.workspace).await.allowed,
+            "a role of one workspace grants nothing in another"
+        );
+    }
     app.stop().await;
+}
+
+/// Everything a tenant's owner can list of their workspace, in a comparable form.
+async fn contents(app: &TestApp, t: &Tenant) -> String {
+    let token = &t.owner.access_token;
+    let members = members(app, token, &t.workspace).await;
+    // One listing RPC with its request and the repeated field of its answer.
+    macro_rules! list {
+        ($method:ident, $request:expr, $field:ident) => {
+            ws(app)
+                .$method(with_bearer($request, token))
+                .await
+                .unwrap()
+                .into_inner()
+                .$field
+        };
+    }
+    let (workspace_id, group_id) = (t.workspace.clone(), t.group.clone());
+    let groups = list!(
+        list_groups,
+        ListGroupsRequest {
+            workspace_id: workspace_id.clone(),
+            ..Default::default()
+        },
+        groups
+    );
+    let group_members = list!(
+        list_group_members,
+        ListGroupMembersRequest {
+            group_id,
+            ..Default::default()
+        },
+        members
+    );
+    let roles = list!(
+        list_roles,
+        ListRolesRequest {
+            workspace_id,
+            ..Default::default()
+        },
+        roles
+    );
+    assert_eq!(
+        (
+            members.len(),
+            groups.len(),
+            group_members.len(),
+            roles.len()
+        ),
+        (2, 1, 1, 1),
+        "a tenant's contents"
+    );
+    format!("{members:?}\n{groups:?}\n{group_members:?}\n{roles:?}")
 }

@@ -300,3 +300,28 @@ impl Model {
         )
     }
 }
+
+/// The seed of a randomised test: `SENTINEL_PROPTEST_SEED` when set (to replay a failure), else
+/// a fresh one. The guard prints it when the test fails on any path (an assertion, an
+/// `unwrap`, a timeout), so every failure can be replayed.
+pub struct Seed(pub u64);
+
+impl Seed {
+    /// Picks the seed.
+    pub fn pick() -> Self {
+        Self(
+            std::env::var("SENTINEL_PROPTEST_SEED")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| fastrand::u64(..)),
+        )
+    }
+}
+
+impl Drop for Seed {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("replay this failure with SENTINEL_PROPTEST_SEED={}", self.0);
+        }
+    }
+}
