@@ -1,4 +1,4 @@
-//! Clustered mode only: several instances on one PostgreSQL + Redis, and dependency outages.
+//! Clustered mode only: several instances on one PostgreSQL + Redis, and outages of either.
 
 mod common;
 
@@ -302,4 +302,110 @@ async fn tokens_are_refused_once_the_revocation_log_is_unreadable_too_long() {
     })
     .await;
     app.stop().await;
+}
+
+fn redis_address() -> SocketAddr {
+    let url = common::redis_url();
+    let rest = url.split_once("://").unwrap().1;
+    let hostport = rest.rsplit('@').next().unwrap().split('/').next().unwrap();
+    let hostport = if hostport.contains(':') {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:6379")
+    };
+    hostport
+        .replace("localhost", "127.0.0.1")
+        .parse()
+        .expect("Redis host:port")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_degrades_but_never_lets_a_revoked_token_through() {
+    use sentinel::proto::v1::permission_service_client::PermissionServiceClient;
+    use sentinel::proto::v1::{IntrospectRequest, LogoutRequest, RegisterResourceRequest};
+    if !common::clustered_available().await {
+        return;
+    }
+    let db = TestDatabase::create(Backend::Clustered).await;
+    let proxy = CutProxy::start(redis_address()).await;
+    let mut config = db.config();
+    config.redis_url = Some(format!("redis://{}", proxy.addr));
+    let a = TestApp::start(config.clone()).await;
+    let b = TestApp::start(config).await;
+    let key = common::service_key(&a, "docs").await;
+    let ann = common::sign_in(&a, "ann@example.com", "acme", "owner").await;
+    let bob = common::sign_in(&a, "bob@example.com", "acme", "viewer").await;
+    let ready = |app: &TestApp| {
+        let request = app.http.get(app.url("/readyz")).send();
+        async move {
+            let response = request.await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    assert_eq!(ready(&b).await.0, 200);
+
+    proxy.cut();
+    eventually("readyz reports the cut cache", || async {
+        ready(&b).await.0 == 503
+    })
+    .await;
+    let (_, body) = ready(&b).await;
+    assert_eq!(body["cache"], "unavailable");
+    assert_eq!(body["database"], "ok");
+
+    // Calls are still served (rate limits fall back to per-process counters).
+    let introspect = |app: &TestApp, token: String| {
+        let mut client = AuthServiceClient::new(app.channel.clone());
+        let request = common::with_service_key(IntrospectRequest { token }, &key);
+        async move {
+            client
+                .introspect(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .active
+        }
+    };
+    assert!(introspect(&b, ann.access_token.clone()).await);
+    // A logout on one instance still reaches the other (by polling the revocation log).
+    AuthServiceClient::new(a.channel.clone())
+        .logout(common::with_bearer(
+            LogoutRequest::default(),
+            &ann.access_token,
+        ))
+        .await
+        .unwrap();
+    eventually("the other instance refuses the logged-out token", || {
+        let live = introspect(&b, ann.access_token.clone());
+        async move { !live.await }
+    })
+    .await;
+    // A permission write on one instance is followed by the other's index.
+    let workspace_id = bob.scope.as_ref().unwrap().workspace.id.to_string();
+    PermissionServiceClient::new(a.channel.clone())
+        .register_resource(common::with_service_key(
+            RegisterResourceRequest {
+                resource_type: "doc".into(),
+                resource_id: "during-outage".into(),
+                workspace_id,
+                visibility: sentinel::proto::v1::Visibility::Workspace as i32,
+                ..Default::default()
+            },
+            &key,
+        ))
+        .await
+        .unwrap();
+    eventually("the other instance follows the changelog", || {
+        common::allowed(&b, &key, &bob.access_token, "doc", "during-outage", "view")
+    })
+    .await;
+
+    proxy.restore();
+    eventually("readyz returns to 200 once Redis is back", || async {
+        ready(&b).await.0 == 200
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
 }

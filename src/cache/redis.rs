@@ -115,6 +115,17 @@ impl RedisCache {
     fn key(&self, key: &str) -> String {
         format!("{}:{}", self.prefix, key)
     }
+
+    /// The command client while it is connected. While Redis is down (the client reconnecting
+    /// in the background) every command fails at once instead of waiting out its timeout, so
+    /// an outage costs callers nothing but the fallback.
+    fn connected(&self) -> CacheResult<&Client> {
+        if self.client.is_connected() {
+            Ok(&self.client)
+        } else {
+            Err(CacheError::Unavailable)
+        }
+    }
 }
 
 #[async_trait]
@@ -124,7 +135,7 @@ impl Cache for RedisCache {
     }
 
     async fn ping(&self) -> CacheResult<()> {
-        self.client
+        self.connected()?
             .ping::<String>(None)
             .await
             .map(|_| ())
@@ -132,7 +143,7 @@ impl Cache for RedisCache {
     }
 
     async fn get(&self, key: &str) -> CacheResult<Option<Vec<u8>>> {
-        self.client
+        self.connected()?
             .get::<Option<Vec<u8>>, _>(self.key(key))
             .await
             .map_err(unavailable)
@@ -140,7 +151,7 @@ impl Cache for RedisCache {
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> CacheResult<()> {
         let millis = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
-        self.client
+        self.connected()?
             .set::<(), _, _>(
                 self.key(key),
                 value.to_vec(),
@@ -153,14 +164,14 @@ impl Cache for RedisCache {
     }
 
     async fn take(&self, key: &str) -> CacheResult<Option<Vec<u8>>> {
-        self.client
+        self.connected()?
             .getdel::<Option<Vec<u8>>, _>(self.key(key))
             .await
             .map_err(unavailable)
     }
 
     async fn delete(&self, key: &str) -> CacheResult<bool> {
-        self.client
+        self.connected()?
             .del::<i64, _>(self.key(key))
             .await
             .map(|n| n > 0)
@@ -170,7 +181,7 @@ impl Cache for RedisCache {
     async fn hit(&self, key: &str, window: Duration) -> CacheResult<WindowCount> {
         let millis = i64::try_from(window.as_millis()).unwrap_or(i64::MAX).max(1);
         let (count, ttl): (i64, i64) = self
-            .client
+            .connected()?
             .eval(HIT_SCRIPT, vec![self.key(key)], vec![millis])
             .await
             .map_err(unavailable)?;
@@ -181,7 +192,7 @@ impl Cache for RedisCache {
     }
 
     async fn publish(&self, channel: &str, payload: &[u8]) -> CacheResult<()> {
-        self.client
+        self.connected()?
             .publish::<i64, _, _>(self.key(channel), payload.to_vec())
             .await
             .map(|_| ())
