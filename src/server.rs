@@ -1,7 +1,9 @@
 //! One listener for everything: gRPC (HTTP/2), gRPC-web (HTTP/1.1 and HTTP/2) and the HTTP
 //! routes, wrapped in the tower stack (request id, tracing, CORS, rate limit).
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -44,6 +46,64 @@ async fn sanitize_request_id(mut request: Request<axum::body::Body>, next: Next)
         request.headers_mut().remove(REQUEST_ID);
     }
     next.run(request).await
+}
+
+/// A request message over `max_request_bytes` is INVALID_ARGUMENT, as the contract says of an
+/// oversize input; the gRPC library answers OUT_OF_RANGE for it, in the headers of an answer
+/// with no message or in its trailers.
+async fn oversize_is_invalid_argument(request: Request<axum::body::Body>, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    restate_oversize(response.headers_mut());
+    response.map(|inner| axum::body::Body::new(OversizeTrailers { inner }))
+}
+
+fn restate_oversize(status: &mut http::HeaderMap) {
+    // grpc-message is percent-encoded on the wire.
+    let oversize = status.get("grpc-status").is_some_and(|s| s == "11")
+        && status.get("grpc-message").is_some_and(|m| {
+            String::from_utf8_lossy(m.as_bytes())
+                .replace("%20", " ")
+                .starts_with("Error, decoded message length too large")
+        });
+    if oversize {
+        status.insert("grpc-status", HeaderValue::from_static("3"));
+        status.insert(
+            "grpc-message",
+            HeaderValue::from_static("request: larger than max_request_bytes"),
+        );
+    }
+}
+
+/// A response body whose trailers go through [`restate_oversize`].
+struct OversizeTrailers {
+    inner: axum::body::Body,
+}
+
+impl http_body::Body for OversizeTrailers {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(mut frame))) = polled {
+            if let Some(trailers) = frame.trailers_mut() {
+                restate_oversize(trailers);
+            }
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 fn cors(origins: AllowedOrigins) -> CorsLayer {
@@ -93,6 +153,7 @@ pub fn router(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .into_axum_router()
+        .layer(axum::middleware::from_fn(oversize_is_invalid_argument))
         .layer(from_fn_with_state(
             // Behind one Arc: the layer's state is cloned per request.
             Arc::new(state.clone()),
