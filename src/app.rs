@@ -405,7 +405,7 @@ fn spawn_janitor(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle
         loop {
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_secs(600)) => {
-                    let before = chrono::Utc::now() - chrono::Duration::hours(1);
+                    let before = crate::model::now() - chrono::Duration::hours(1);
                     match state.store.wipe_retired_keys().await {
                         Ok(keys) if keys > 0 => tracing::info!(keys, "deleted retired private keys"),
                         Ok(_) => {}
@@ -418,7 +418,7 @@ fn spawn_janitor(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle
                     }
                     let retention = chrono::Duration::from_std(state.config.audit_retention)
                         .unwrap_or(chrono::Duration::days(365));
-                    match state.store.purge_audit(chrono::Utc::now() - retention).await {
+                    match state.store.purge_audit(crate::model::now() - retention).await {
                         Ok(rows) if rows > 0 => tracing::info!(rows, "purged old audit events"),
                         Ok(_) => {}
                         Err(err) => tracing::warn!(error = %err, "audit purge failed"),

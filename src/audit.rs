@@ -17,7 +17,7 @@ pub fn event(
 ) -> AuditRow {
     AuditRow {
         id: Uuid::new_v4(),
-        occurred_at: Utc::now(),
+        occurred_at: crate::model::now(),
         action: action.to_string(),
         actor_user_id: actor.user_id,
         actor_service: actor.service.clone(),
@@ -74,7 +74,7 @@ pub struct Failure<'a> {
 impl FailureLog {
     /// Counts one failure by `actor`.
     pub fn record(&self, actor: &Actor, failure: &Failure<'_>) {
-        let now = Utc::now();
+        let now = crate::model::now();
         let address = actor.client_address.as_deref().unwrap_or("unknown");
         let mut tallies = self.tallies.lock().unwrap_or_else(|p| p.into_inner());
         let mut key = (failure.action.to_string(), address.to_string());

@@ -181,7 +181,7 @@ pub async fn import(
             continue;
         }
 
-        let now = Utc::now();
+        let now = crate::model::now();
         let user = UserRow {
             id: UserId::random(),
             name: if name.is_empty() {

@@ -35,8 +35,8 @@ pub enum Error {
     /// The addressed entity does not exist (or is not visible to the caller).
     #[error("{0} not found")]
     NotFound(String),
-    /// The entity already exists.
-    #[error("{0} already exists")]
+    /// The entity already exists; the text says what (a whole sentence).
+    #[error("{0}")]
     AlreadyExists(String),
     /// The system is not in a state that allows the operation.
     #[error("{0}")]
@@ -138,7 +138,7 @@ impl From<StoreError> for Error {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Unavailable => Error::Unavailable,
-            StoreError::Conflict(what) => Error::AlreadyExists(what.to_string()),
+            StoreError::Conflict(what) => Error::AlreadyExists(format!("{what} already exists")),
             StoreError::NotFound(what) => Error::NotFound(what.to_string()),
             StoreError::Internal => Error::Internal,
         }

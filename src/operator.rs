@@ -2,8 +2,6 @@
 //! (`sentinel token issue`, `sentinel service-app create`). Clearly admin tools: they bypass
 //! sign-in and are meant for development, smoke tests and first setup.
 
-use chrono::Utc;
-
 use crate::app::AppState;
 use crate::error::Error;
 use crate::model::{Email, Slug};
@@ -59,7 +57,7 @@ pub async fn issue_token(
                 .ok_or_else(|| Error::invalid("role", "must be owner, admin, editor or viewer"))?,
         ),
     };
-    let now = Utc::now();
+    let now = crate::model::now();
     let user = match state.store.user_by_email(&email).await? {
         Some(user) => user,
         None if request.create => {

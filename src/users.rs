@@ -11,7 +11,8 @@ use crate::error::Error;
 use crate::model::Caller;
 use crate::model::{SessionId, UserId};
 use crate::store::{
-    AdminStore, IdentityRow, IdentityStore, RevokeScope, SessionRow, SessionStore, Store, UserRow,
+    AdminStore, IdentityRow, IdentityStore, RevokeScope, SessionRow, SessionStore, Store,
+    UserChange, UserRow, UserUpdate,
 };
 use crate::tokens::service::TokenService;
 
@@ -122,11 +123,22 @@ impl Users {
             id,
             serde_json::json!({ "name": name, "is_active": is_active, "is_admin": is_admin }),
         );
-        let user = self
-            .admin
-            .update_user(id, name, is_active, is_admin, &event)
-            .await?
-            .ok_or_else(|| Error::NotFound("user".into()))?;
+        // Some active platform admin always remains, or nobody could administer the platform.
+        let change = UserChange {
+            name,
+            is_active,
+            is_admin,
+            keep_an_admin: is_active == Some(false) || is_admin == Some(false),
+        };
+        let user = match self.admin.update_user(id, &change, &event).await? {
+            UserUpdate::Updated(user) => user,
+            UserUpdate::NotFound => return Err(Error::NotFound("user".into())),
+            UserUpdate::NoAdminLeft => {
+                return Err(Error::FailedPrecondition(
+                    "the change would leave no active platform admin".into(),
+                ));
+            }
+        };
         let revoked = if is_active == Some(false) {
             let rows = self
                 .tokens
@@ -181,7 +193,7 @@ impl Users {
         Self::may_manage(caller, user)?;
         Ok(self
             .sessions
-            .list_sessions(user, include_inactive, Utc::now(), before, limit)
+            .list_sessions(user, include_inactive, crate::model::now(), before, limit)
             .await?)
     }
 

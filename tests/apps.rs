@@ -301,6 +301,8 @@ impl BadClientApp for ServiceAppServiceClient<tonic::transport::Channel> {
 async fn client_apps_are_managed_and_paginated(backend: Backend) {
     let (app, db) = TestApp::spawn(backend).await;
     let token = platform_admin(&app).await;
+    // The service the client apps sign users in for.
+    common::service_key(&app, "docs").await;
     let mut ids = Vec::new();
     for i in 0..5 {
         let created = apps(&app)

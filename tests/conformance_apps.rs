@@ -10,7 +10,10 @@ use common::rows::{self, audit};
 use common::{Backend, fresh_store};
 use sentinel::audit::{Actor, event};
 use sentinel::model::Change;
-use sentinel::store::{AuditFilter, ServiceAppChange, ServiceAppRow, Store, StoreError, UserRow};
+use sentinel::store::{
+    AuditFilter, ServiceAppChange, ServiceAppRow, Store, StoreError, UserChange, UserRow,
+    UserUpdate,
+};
 use uuid::Uuid;
 
 both_backends!(
@@ -243,28 +246,37 @@ async fn users_and_counts_conformance(backend: Backend) {
         "_ is no wildcard"
     );
 
-    let updated = store
-        .update_user(ann.id, None, None, Some(false), &audit())
-        .await
-        .unwrap()
-        .unwrap();
+    // Ann is the only active admin: a guarded demotion changes nothing, an unguarded one
+    // applies.
+    let demote = UserChange {
+        is_admin: Some(false),
+        keep_an_admin: true,
+        ..UserChange::default()
+    };
+    let refused = store.update_user(ann.id, &demote, &audit()).await.unwrap();
+    assert!(matches!(refused, UserUpdate::NoAdminLeft), "{refused:?}");
+    assert!(store.user_by_id(ann.id).await.unwrap().unwrap().is_admin);
+    let demote = UserChange {
+        keep_an_admin: false,
+        ..demote
+    };
+    let UserUpdate::Updated(updated) = store.update_user(ann.id, &demote, &audit()).await.unwrap()
+    else {
+        panic!("applied");
+    };
     assert_eq!(
         (updated.name.as_str(), updated.is_admin),
         ("Ann Admin", false)
     );
-    assert!(
-        store
-            .update_user(
-                sentinel::model::UserId::random(),
-                Some("x"),
-                None,
-                None,
-                &audit()
-            )
-            .await
-            .unwrap()
-            .is_none()
-    );
+    let rename = UserChange {
+        name: Some("x"),
+        ..UserChange::default()
+    };
+    let unknown = store
+        .update_user(sentinel::model::UserId::random(), &rename, &audit())
+        .await
+        .unwrap();
+    assert!(matches!(unknown, UserUpdate::NotFound), "{unknown:?}");
 
     let stats = store.stats(Utc::now()).await.unwrap();
     assert_eq!((stats.users, stats.active_users, stats.admins), (3, 2, 0));

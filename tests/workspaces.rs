@@ -49,6 +49,25 @@ async fn workspaces_follow_their_role_rules(backend: Backend) {
         .into_inner();
     assert_eq!(got.role, WorkspaceRole::Owner as i32, "the creator owns it");
 
+    // An empty slug is derived from the name, with a numeric suffix while it is taken.
+    for expected in ["acme-research-2", "acme-research-3"] {
+        let derived = client()
+            .create_workspace(with_bearer(
+                CreateWorkspaceRequest {
+                    name: "Acme Research".into(),
+                    slug: String::new(),
+                    description: String::new(),
+                },
+                &bob.access_token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .workspace
+            .unwrap();
+        assert_eq!(derived.slug, expected);
+    }
+
     for (slug, code, field) in [
         ("acme-research", Code::AlreadyExists, ""),
         ("Bad Slug", Code::InvalidArgument, "slug"),
@@ -134,8 +153,8 @@ async fn workspaces_follow_their_role_rules(backend: Backend) {
         .into_inner();
     assert_eq!(
         all.workspaces.len(),
-        4,
-        "home, elsewhere, ops, acme-research"
+        6,
+        "home, elsewhere, ops, acme-research, acme-research-2 and -3"
     );
 
     // Update: admin+ only; the slug stays unique.

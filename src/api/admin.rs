@@ -1,6 +1,5 @@
 //! `sentinel.v1.AdminService` (platform admins): dashboard counts and the audit trail.
 
-use chrono::Utc;
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, optional_uuid, page_size, timestamp};
@@ -75,7 +74,10 @@ impl AdminService for AdminApi {
         Ok(Response::new(pb::ExportCsvResponse {
             csv,
             content_type: "text/csv; charset=utf-8".into(),
-            filename: format!("sentinel-{name}-{}.csv", Utc::now().format("%Y%m%d")),
+            filename: format!(
+                "sentinel-{name}-{}.csv",
+                crate::model::now().format("%Y%m%d")
+            ),
             row_count: i32::try_from(rows).unwrap_or(i32::MAX),
         }))
     }
@@ -85,7 +87,7 @@ impl AdminService for AdminApi {
         request: Request<pb::GetStatsRequest>,
     ) -> Result<Response<pb::GetStatsResponse>, Status> {
         credentials::admin(&request)?;
-        let now = Utc::now();
+        let now = crate::model::now();
         let stats = self.state.platform.stats(now).await?;
         Ok(Response::new(pb::GetStatsResponse {
             user_count: stats.users,
@@ -134,9 +136,9 @@ impl AdminService for AdminApi {
             outcome,
         };
         if let (Some(start), Some(end)) = (filter.start, filter.end)
-            && start > end
+            && start >= end
         {
-            return Err(Error::invalid("end_time", "must not be before start_time").into());
+            return Err(Error::invalid("start_time", "must be before end_time").into());
         }
         let before = convert::token_cursor(&r.page_token)?;
         let rows = self

@@ -3,7 +3,7 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
@@ -509,7 +509,7 @@ impl AuthService for AuthApi {
         }
         Ok(Response::new(pb::RetireSigningKeyResponse {
             kid,
-            retired_at: Some(timestamp(Utc::now())),
+            retired_at: Some(timestamp(crate::model::now())),
         }))
     }
 

@@ -149,7 +149,7 @@ pub fn service_app(row: &crate::model::ServiceAppRow) -> pb::ServiceApp {
         key_rotated_at: row.key_rotated_at.map(timestamp),
         previous_key_expires_at: row
             .previous_key_expires_at
-            .filter(|at| *at > Utc::now())
+            .filter(|at| *at > crate::model::now())
             .map(timestamp),
     }
 }

@@ -22,12 +22,12 @@ impl UserApi {
     }
 }
 
-/// Checks an avatar URL: empty (none), or an absolute https URL of at most 2000 characters
+/// Checks an avatar URL: empty (none), or an absolute https URL of at most 2048 characters
 /// (an http avatar would be fetched in the clear by every page that shows it).
 fn validate_avatar(url: &str) -> Result<&str, Error> {
     let rest = url.strip_prefix("https://");
     let ok = url.is_empty()
-        || (url.len() <= 2000
+        || (url.len() <= 2048
             && rest.is_some_and(|r| {
                 !r.is_empty() && !r.chars().any(|c| c.is_whitespace() || c.is_control())
             }));

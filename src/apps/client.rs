@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use uuid::Uuid;
 
 use crate::audit;
@@ -12,7 +11,7 @@ use crate::model::{DisplayName, ServiceName};
 use crate::store::{AppStore, ClientAppChange, ClientAppRow, RevokeScope, Store};
 use crate::tokens::service::TokenService;
 
-/// Checks redirect URIs: absolute `http`/`https`, no fragment, at most 20 of 2000 characters.
+/// Checks redirect URIs: absolute `http`/`https`, no fragment, at most 20 of 2048 characters.
 pub fn validate_redirect_uris(uris: &[String]) -> Result<Vec<String>, Error> {
     if uris.is_empty() || uris.len() > 20 {
         return Err(Error::invalid("redirect_uris", "give 1-20 redirect URIs"));
@@ -23,16 +22,19 @@ pub fn validate_redirect_uris(uris: &[String]) -> Result<Vec<String>, Error> {
             .strip_prefix("https://")
             .or_else(|| uri.strip_prefix("http://"));
         let host = rest.map(|r| r.split(['/', '?']).next().unwrap_or_default());
-        let valid = uri.len() <= 2000
+        let valid = uri.len() <= 2048
             && host.is_some_and(|h| !h.is_empty() && !h.contains(['@', ' ']))
             && !uri.contains('#')
             && crate::config::secure_or_loopback(uri);
         if !valid {
+            // Names the URI by its start only: the input may be long.
+            let shown: String = uri.chars().take(80).collect();
+            let more = if shown.len() < uri.len() { "…" } else { "" };
             return Err(Error::invalid(
                 "redirect_uris",
                 format!(
-                    "`{uri}` must be an absolute https URL without a fragment (http only on a \
-                     loopback host)"
+                    "`{shown}{more}` must be an absolute https URL of at most 2048 characters \
+                     without a fragment (http only on a loopback host)"
                 ),
             ));
         }
@@ -43,12 +45,23 @@ pub fn validate_redirect_uris(uris: &[String]) -> Result<Vec<String>, Error> {
     Ok(out)
 }
 
-fn validate_services(services: &[String]) -> Result<Vec<String>, Error> {
+/// Checks the services a client app's sign-ins are for: at most 50 names, each of an existing
+/// service app.
+async fn validate_services(apps: &dyn AppStore, services: &[String]) -> Result<Vec<String>, Error> {
+    if services.len() > 50 {
+        return Err(Error::invalid("services", "at most 50 services"));
+    }
     let mut out: Vec<String> = Vec::new();
     for service in services {
         ServiceName::parse(service).map_err(|_| {
             Error::invalid("services", format!("`{service}` is not a service name"))
         })?;
+        if apps.service_app_by_name(service).await?.is_none() {
+            return Err(Error::invalid(
+                "services",
+                format!("`{service}` is no service app's service name"),
+            ));
+        }
         if !out.contains(service) {
             out.push(service.clone());
         }
@@ -98,12 +111,12 @@ impl ClientApps {
         redirect_uris: &[String],
         services: &[String],
     ) -> Result<ClientAppRow, Error> {
-        let now = Utc::now();
+        let now = crate::model::now();
         let app = ClientAppRow {
             id: Uuid::new_v4(),
             name: DisplayName::parse(name)?.into_string(),
             redirect_uris: json(&validate_redirect_uris(redirect_uris)?),
-            services: json(&validate_services(services)?),
+            services: json(&validate_services(self.apps.as_ref(), services).await?),
             is_active: true,
             created_at: now,
             updated_at: now,
@@ -161,10 +174,12 @@ impl ClientApps {
                 .map(validate_redirect_uris)
                 .transpose()?
                 .map(|u| json(&u)),
-            services: services
-                .map(validate_services)
-                .transpose()?
-                .map(|s| json(&s)),
+            services: match services {
+                Some(services) => Some(json(
+                    &validate_services(self.apps.as_ref(), services).await?,
+                )),
+                None => None,
+            },
             is_active,
         };
         let audit = audit::event(

@@ -136,7 +136,7 @@ impl ServiceApps {
         let origins = validate_origins(allowed_origins)?;
         self.refuse_taken_origins(&origins, None).await?;
         let key = generate_key()?;
-        let now = Utc::now();
+        let now = crate::model::now();
         let app = ServiceAppRow {
             id: Uuid::new_v4(),
             name,
@@ -162,9 +162,9 @@ impl ServiceApps {
             .insert_service_app(&app, &audit)
             .await
             .map_err(|e| match e {
-                StoreError::Conflict(_) => {
-                    Error::AlreadyExists(format!("service app for service_name {service_name}"))
-                }
+                StoreError::Conflict(_) => Error::AlreadyExists(format!(
+                    "a service app for service_name {service_name} already exists"
+                )),
                 other => other.into(),
             })?;
         self.refresh_origins_after_change().await;
@@ -264,7 +264,8 @@ impl ServiceApps {
         }
         let key = generate_key()?;
         let prefix: String = key.chars().take(DISPLAY_PREFIX_LEN).collect();
-        let until = Utc::now() + chrono::Duration::from_std(grace).map_err(|_| Error::Internal)?;
+        let until =
+            crate::model::now() + chrono::Duration::from_std(grace).map_err(|_| Error::Internal)?;
         let audit = audit::event(
             "service_app.key_rotated",
             &caller.actor,
@@ -317,7 +318,7 @@ impl ServiceApps {
     /// Audits an attempt to use a deactivated app's key, at most once a minute per app (the
     /// caller gets the same UNAUTHENTICATED as for an unknown key).
     async fn audit_inactive_use(&self, app: &ServiceAppRow) {
-        let now = Utc::now();
+        let now = crate::model::now();
         {
             let mut last = self
                 .inactive_alerts
@@ -356,7 +357,7 @@ impl ServiceApps {
         self.uses
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(app, Utc::now());
+            .insert(app, crate::model::now());
     }
 
     /// Writes the recorded uses (run every few seconds by the server).
@@ -408,7 +409,7 @@ impl ServiceApps {
                 serde_json::from_str(&app.allowed_origins).unwrap_or_default();
             if let Some(origin) = origins.iter().find(|o| theirs.contains(o)) {
                 return Err(Error::AlreadyExists(format!(
-                    "allowed_origins: {origin} (of service app {})",
+                    "allowed_origins: {origin} is already an origin of service app {}",
                     app.service_name
                 )));
             }
@@ -468,7 +469,7 @@ impl ServiceApps {
             None => {
                 let app = self
                     .apps
-                    .service_app_by_key_hash(&hash, Utc::now())
+                    .service_app_by_key_hash(&hash, crate::model::now())
                     .await?
                     .map(Arc::new);
                 self.cache
@@ -493,7 +494,7 @@ mod tests {
     use super::*;
 
     fn row(id: u128) -> Arc<ServiceAppRow> {
-        let now = Utc::now();
+        let now = crate::model::now();
         Arc::new(ServiceAppRow {
             id: Uuid::from_u128(id),
             name: "n".into(),

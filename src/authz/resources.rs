@@ -325,6 +325,11 @@ impl Resources {
         key: &ResourceKey,
         grant: &NewGrant,
     ) -> Result<Written<(GrantRow, bool)>, Error> {
+        // By the clock decisions weigh expiries with.
+        let now = self.engine.clock.now();
+        if grant.expires_at.is_some_and(|at| at <= now) {
+            return Err(Error::invalid("expires_at", "must be in the future"));
+        }
         let mut tx = self.tx.begin_changelog().await?;
         let (row, _) = tx
             .resource(key)
@@ -379,7 +384,7 @@ impl Resources {
             permission: grant.permission,
             expires_at: grant.expires_at,
             granted_by,
-            created_at: Utc::now(),
+            created_at: crate::model::now(),
         };
         tx.put_grant(row.id, &stored).await?;
         let change = Change::GrantSet {

@@ -161,7 +161,7 @@ async fn next(mut w: State) -> Option<(Result<WatchEvent, Error>, State)> {
                     w.last_sent = Instant::now();
                     let event = WatchEvent::Checkpoint {
                         revision: w.cursor,
-                        at: Utc::now(),
+                        at: crate::model::now(),
                     };
                     return Some((Ok(event), w));
                 }

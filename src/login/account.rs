@@ -1,7 +1,5 @@
 //! The account behind a verified identity: linked, found by verified email, or created.
 
-use chrono::Utc;
-
 use super::{Login, LoginError, VerifiedIdentity};
 use crate::audit::{self, Actor};
 use crate::error::Error;
@@ -44,7 +42,7 @@ impl Login {
                 Some(user) => user,
                 None if !policy.allow_signup => return Err(LoginError::SignupClosed),
                 None => {
-                    let now = Utc::now();
+                    let now = crate::model::now();
                     let user = UserRow {
                         id: crate::model::UserId::random(),
                         email: email.clone(),
@@ -106,7 +104,7 @@ impl Login {
             && (trusted || already_linked)
             && self
                 .admin
-                .stats(Utc::now())
+                .stats(crate::model::now())
                 .await
                 .map_err(Error::from)?
                 .admins

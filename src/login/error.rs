@@ -104,9 +104,10 @@ impl From<LoginError> for Error {
             LoginError::SessionExpired => {
                 Error::FailedPrecondition("the login session expired; start again".into())
             }
-            LoginError::EmailNotVerified => Error::PermissionDenied(
-                "the identity provider did not confirm a verified email".into(),
-            ),
+            // The token proves no usable identity: UNAUTHENTICATED, as ResolveIdpToken documents.
+            LoginError::EmailNotVerified => {
+                Error::Unauthenticated("the identity provider did not confirm a verified email")
+            }
             LoginError::Deactivated => Error::PermissionDenied("user is deactivated".into()),
             LoginError::DomainNotAllowed => {
                 Error::PermissionDenied("the email domain is not allowed for this provider".into())

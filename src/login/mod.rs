@@ -264,7 +264,8 @@ impl Login {
             client_address,
         } = *request;
         let p = self.provider(provider)?;
-        if method != "S256" {
+        // Empty means S256, as the contract says.
+        if !method.is_empty() && method != "S256" {
             return Err(LoginError::BadRequest(
                 "code_challenge_method",
                 "must be S256".into(),
@@ -326,8 +327,8 @@ impl Login {
             .set(&key, &self.mac.protect(&key, &stored), self.state_ttl)
             .await
             .map_err(|_| Error::Unavailable)?;
-        let expires =
-            Utc::now() + chrono::Duration::from_std(self.state_ttl).map_err(|_| Error::Internal)?;
+        let expires = crate::model::now()
+            + chrono::Duration::from_std(self.state_ttl).map_err(|_| Error::Internal)?;
         Ok((url.to_string(), expires))
     }
 

@@ -6,7 +6,13 @@ use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
+
+/// Now, to the microsecond: the precision both databases store, so that a record answered
+/// right after it is written equals the same record read back later.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
 
 /// The current time, as the domain sees it.
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -20,7 +26,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        now()
     }
 }
 
@@ -42,7 +48,7 @@ impl AdjustableClock {
 
 impl Clock for AdjustableClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now() + chrono::Duration::milliseconds(self.ahead_ms.load(Ordering::Relaxed))
+        now() + chrono::Duration::milliseconds(self.ahead_ms.load(Ordering::Relaxed))
     }
 }
 
@@ -53,7 +59,7 @@ mod tests {
     #[test]
     fn an_adjustable_clock_moves_ahead_and_keeps_flowing() {
         let clock = AdjustableClock::default();
-        let start = Utc::now();
+        let start = now();
         assert!(clock.now() >= start);
         clock.advance(Duration::from_secs(3600));
         let ahead = clock.now() - start;

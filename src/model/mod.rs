@@ -15,7 +15,7 @@ pub mod snapshot;
 pub use access::{KeyStatus, Permission, Visibility, WorkspaceRole};
 pub use caller::{Actor, Caller};
 pub use change::Change;
-pub use clock::{AdjustableClock, Clock, SystemClock};
+pub use clock::{AdjustableClock, Clock, SystemClock, now};
 pub use ids::{GroupId, RoleId, SessionId, UserId, WorkspaceId};
 pub use names::{Description, DisplayName, ServiceName, is_control_or_format};
 pub use records::{
@@ -131,6 +131,34 @@ impl Slug {
         }
     }
 
+    /// A slug made of a display name: its ASCII letters and digits lowercased, every other
+    /// run of characters one dash, at most 60 characters (room for a numeric suffix);
+    /// "workspace" when the name has no ASCII letter or digit.
+    pub fn derive(name: &str) -> Slug {
+        let mut out = String::new();
+        for c in name.chars() {
+            if c.is_ascii_alphanumeric() {
+                out.push(c.to_ascii_lowercase());
+            } else if !out.is_empty() && !out.ends_with('-') {
+                out.push('-');
+            }
+            if out.len() >= 60 {
+                break;
+            }
+        }
+        let out = out.trim_end_matches('-');
+        Slug(match out.len() {
+            0 => "workspace".to_owned(),
+            1 => format!("{out}-workspace"),
+            _ => out.to_owned(),
+        })
+    }
+
+    /// This slug with `-n` appended (a derived slug that was taken).
+    pub fn suffixed(&self, n: u32) -> Slug {
+        Slug(format!("{}-{n}", self.0))
+    }
+
     /// The slug.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -195,5 +223,27 @@ mod tests {
             Email::parse("x").unwrap_err().at("user_email").field,
             "user_email"
         );
+    }
+
+    #[test]
+    fn slugs_derived_from_names_are_valid_slugs() {
+        for (name, slug) in [
+            ("Acme Research", "acme-research"),
+            ("  R&D -- 2026!  ", "r-d-2026"),
+            ("Élan Vital", "lan-vital"),
+            ("日本", "workspace"),
+            ("X", "x-workspace"),
+        ] {
+            assert_eq!(Slug::derive(name).as_str(), slug, "{name:?}");
+        }
+        for name in [
+            "a".repeat(200),
+            "-".repeat(70),
+            format!("{}!", "ab-".repeat(40)),
+        ] {
+            let derived = Slug::derive(&name);
+            assert!(Slug::parse(derived.as_str()).is_ok(), "{derived:?}");
+            assert!(Slug::parse(derived.suffixed(99).as_str()).is_ok());
+        }
     }
 }

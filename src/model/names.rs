@@ -57,18 +57,18 @@ pub struct ServiceName(String);
 impl ServiceName {
     /// Checks `text` (field `service_name`).
     pub fn parse(text: &str) -> Result<ServiceName, Invalid> {
-        let ok = (2..=63).contains(&text.len())
+        // `^[a-z][a-z0-9-]{0,62}$`, as the contract states it.
+        let ok = text.len() <= 63
+            && text.starts_with(|c: char| c.is_ascii_lowercase())
             && text
                 .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && !text.starts_with('-')
-            && !text.ends_with('-');
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if ok {
             Ok(ServiceName(text.to_owned()))
         } else {
             Err(Invalid::new(
                 "service_name",
-                "must be 2-63 lowercase letters, digits or dashes",
+                "must be a lowercase letter, then up to 62 lowercase letters, digits or dashes",
             ))
         }
     }
@@ -138,14 +138,14 @@ mod tests {
 
     #[test]
     fn service_names_are_lowercase_slugs() {
-        for good in ["docs", "a1", "billing-v2"] {
+        for good in ["docs", "a1", "billing-v2", "d", "docs-", &"a".repeat(63)] {
             assert_eq!(ServiceName::parse(good).unwrap().as_str(), good);
         }
         for bad in [
-            "d",
+            "",
             "Docs",
             "-docs",
-            "docs-",
+            "1docs",
             "do cs",
             "dócs",
             &"a".repeat(64),

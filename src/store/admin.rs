@@ -38,6 +38,30 @@ pub struct Stats {
     pub grants: i64,
 }
 
+/// A platform admin's change to a user: absent fields stay.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UserChange<'a> {
+    /// New display name.
+    pub name: Option<&'a str>,
+    /// Activate or deactivate.
+    pub is_active: Option<bool>,
+    /// Grant or take the platform-admin flag.
+    pub is_admin: Option<bool>,
+    /// Apply the change only if an active platform admin remains afterwards.
+    pub keep_an_admin: bool,
+}
+
+/// What [`AdminStore::update_user`] did.
+#[derive(Debug, Clone)]
+pub enum UserUpdate {
+    /// Applied; the user as it is now.
+    Updated(UserRow),
+    /// No such user.
+    NotFound,
+    /// Not applied: it would have left no active platform admin.
+    NoAdminLeft,
+}
+
 /// Admin queries.
 #[async_trait]
 pub trait AdminStore: Send + Sync {
@@ -54,11 +78,9 @@ pub trait AdminStore: Send + Sync {
     async fn update_user(
         &self,
         id: UserId,
-        name: Option<&str>,
-        is_active: Option<bool>,
-        is_admin: Option<bool>,
+        change: &UserChange<'_>,
         audit: &AuditRow,
-    ) -> StoreResult<Option<UserRow>>;
+    ) -> StoreResult<UserUpdate>;
     /// Audit events, newest first, before the keyset cursor.
     async fn list_audit(
         &self,
@@ -119,12 +141,10 @@ macro_rules! impl_admin_store {
             async fn update_user(
                 &self,
                 id: UserId,
-                name: Option<&str>,
-                is_active: Option<bool>,
-                is_admin: Option<bool>,
+                change: &UserChange<'_>,
                 audit: &AuditRow,
-            ) -> StoreResult<Option<UserRow>> {
-                let mut tx = self.pool.begin().await.map_err(err)?;
+            ) -> StoreResult<UserUpdate> {
+                let mut tx = self.begin_write(super::WriteLock::PlatformAdmins).await?;
                 let row = sqlx::query(
                     "UPDATE users SET name = COALESCE($2, name), \
                      is_active = COALESCE($3, is_active), is_admin = COALESCE($4, is_admin), \
@@ -132,18 +152,32 @@ macro_rules! impl_admin_store {
                      is_active, is_admin, created_at, updated_at",
                 )
                 .bind(id)
-                .bind(name)
-                .bind(is_active)
-                .bind(is_admin)
-                .bind(Utc::now())
+                .bind(change.name)
+                .bind(change.is_active)
+                .bind(change.is_admin)
+                .bind(crate::model::now())
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(err)?;
-                let Some(row) = row else { return Ok(None) };
+                let Some(row) = row else {
+                    return Ok(UserUpdate::NotFound);
+                };
                 let user = super::identity::user_from_row(&row)?;
+                if change.keep_an_admin {
+                    let admins: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM users WHERE is_admin AND is_active",
+                    )
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                    if admins == 0 {
+                        // Dropping the transaction rolls the update back.
+                        return Ok(UserUpdate::NoAdminLeft);
+                    }
+                }
                 insert_audit_query!(audit).execute(&mut *tx).await.map_err(err)?;
                 tx.commit().await.map_err(err)?;
-                Ok(Some(user))
+                Ok(UserUpdate::Updated(user))
             }
 
             async fn list_audit(

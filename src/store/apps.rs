@@ -43,6 +43,8 @@ pub trait AppStore: Send + Sync {
     async fn insert_service_app(&self, app: &ServiceAppRow, audit: &AuditRow) -> StoreResult<()>;
     /// An app by id.
     async fn service_app_by_id(&self, id: Uuid) -> StoreResult<Option<ServiceAppRow>>;
+    /// An app by its service name.
+    async fn service_app_by_name(&self, service_name: &str) -> StoreResult<Option<ServiceAppRow>>;
     /// Apps ordered by service name, after `after` (keyset), at most `limit`, optionally
     /// filtered by a substring of name or service name.
     async fn list_service_apps(
@@ -210,6 +212,22 @@ macro_rules! impl_app_store {
                 row.as_ref().map(app_from_row).transpose()
             }
 
+            async fn service_app_by_name(
+                &self,
+                service_name: &str,
+            ) -> StoreResult<Option<ServiceAppRow>> {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    service_app_columns!(),
+                    " FROM service_apps WHERE service_name = $1"
+                ))
+                .bind(service_name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?;
+                row.as_ref().map(app_from_row).transpose()
+            }
+
             async fn list_service_apps(
                 &self,
                 query: Option<&str>,
@@ -252,7 +270,7 @@ macro_rules! impl_app_store {
                 .bind(&change.name)
                 .bind(&change.allowed_origins)
                 .bind(change.is_active)
-                .bind(Utc::now())
+                .bind(crate::model::now())
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(err)?;
@@ -271,7 +289,7 @@ macro_rules! impl_app_store {
                 previous_until: DateTime<Utc>,
                 audit: &AuditRow,
             ) -> StoreResult<Option<ServiceAppRow>> {
-                let now = Utc::now();
+                let now = crate::model::now();
                 let mut tx = self.pool.begin().await.map_err(err)?;
                 let row = sqlx::query(concat!(
                     "UPDATE service_apps SET previous_key_hash = key_hash, \
@@ -343,7 +361,7 @@ macro_rules! impl_app_store {
                 )
                 .bind(id)
                 .bind(active)
-                .bind(Utc::now())
+                .bind(crate::model::now())
                 .execute(&self.pool)
                 .await
                 .map_err(err)?;
@@ -467,7 +485,7 @@ macro_rules! impl_app_store {
                 .bind(&change.redirect_uris)
                 .bind(&change.services)
                 .bind(change.is_active)
-                .bind(Utc::now())
+                .bind(crate::model::now())
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(client_err)?;

@@ -144,7 +144,7 @@ macro_rules! impl_group_store {
                 .bind(id)
                 .bind(name)
                 .bind(description)
-                .bind(Utc::now())
+                .bind(crate::model::now())
                 .execute(&mut *tx)
                 .await
                 .map_err(err("group name"))?;

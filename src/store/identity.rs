@@ -1,7 +1,6 @@
 //! `users` and `identities`: who signs in, and through which providers.
 
 use async_trait::async_trait;
-use chrono::Utc;
 use sqlx::{FromRow, Row};
 
 use super::postgres::PostgresStore;
@@ -113,7 +112,7 @@ macro_rules! impl_identity_store {
                 .bind(id)
                 .bind(is_active)
                 .bind(is_admin)
-                .bind(Utc::now())
+                .bind(crate::model::now())
                 .execute(&self.pool)
                 .await
                 .map_err(err("user"))?;
@@ -140,7 +139,7 @@ macro_rules! impl_identity_store {
                 .bind(id)
                 .bind(name)
                 .bind(avatar_url)
-                .bind(Utc::now())
+                .bind(crate::model::now())
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(err("user"))?;
@@ -189,7 +188,7 @@ macro_rules! impl_identity_store {
                 audit: &super::AuditRow,
             ) -> StoreResult<bool> {
                 let mut tx = self.pool.begin().await.map_err(err("identity"))?;
-                let now = Utc::now();
+                let now = crate::model::now();
                 let created = sqlx::query(
                     "INSERT INTO identities (provider, subject, user_id, email, created_at, \
                      last_login_at) VALUES ($1, $2, $3, $4, $5, $5) \

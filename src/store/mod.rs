@@ -37,7 +37,7 @@ macro_rules! append_change {
         .bind($change.service_name())
         .bind($change.kind())
         .bind($change.payload())
-        .bind(chrono::Utc::now())
+        .bind(crate::model::now())
         .fetch_one(&mut *$tx)
     };
 }
@@ -103,7 +103,7 @@ pub use crate::model::records::{
     ResourceRow, RevocationRow, RevokeScope, RoleRow, ServiceAppRow, SessionRow, UserRow,
     WorkspaceRow,
 };
-pub use admin::{AdminStore, Stats};
+pub use admin::{AdminStore, Stats, UserChange, UserUpdate};
 pub use apps::{AppStore, ClientAppChange, ServiceAppChange};
 pub use authz::{AuthzStore, ChangeRow};
 pub use groups::GroupStore;
@@ -181,6 +181,9 @@ pub(crate) enum WriteLock {
     /// The authorization changelog: revisions commit in order, and membership rules (the last
     /// owner) are decided with no other authorization write in between.
     Changelog = 0x5e_0003,
+    /// Changes to who is an active platform admin, so that two admins demoting each other at
+    /// once cannot both see the other remain.
+    PlatformAdmins = 0x5e_0004,
 }
 
 /// A `LIKE` pattern matching what starts with `text` (case kept), with `%`, `_` and `\` in it

@@ -2,7 +2,6 @@
 //! an action hold [`WriteLock::Changelog`] and append their [`Change`] with the audit event.
 
 use async_trait::async_trait;
-use chrono::Utc;
 use sqlx::{FromRow, Row};
 
 use crate::model::RoleId;
@@ -109,7 +108,7 @@ macro_rules! impl_role_store {
                 audit: &AuditRow,
             ) -> StoreResult<(i64, i64, Revision)> {
                 let mut tx = self.begin_write(WriteLock::Changelog).await?;
-                let now = Utc::now();
+                let now = crate::model::now();
                 let (mut created, mut updated) = (0, 0);
                 for (action, description) in actions {
                     let existing = sqlx::query_scalar::<_, String>(
@@ -327,7 +326,7 @@ macro_rules! impl_role_store {
                      RETURNING workspace_id, service_name",
                 )
                 .bind(id)
-                .bind(Utc::now())
+                .bind(crate::model::now())
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(err("role"))?;

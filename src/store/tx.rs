@@ -5,7 +5,6 @@
 //! back. The store only reads and writes rows here: every rule lives in the domain.
 
 use async_trait::async_trait;
-use chrono::Utc;
 use uuid::Uuid;
 
 use super::authz::{grant_from_row, resource_from_row};
@@ -137,7 +136,7 @@ macro_rules! link {
     ($tx:expr, $sql:expr, $thing:expr, $user:expr, $add:expr, $what:literal) => {{
         let mut query = sqlx::query($sql).bind($thing).bind($user);
         if $add {
-            query = query.bind(Utc::now());
+            query = query.bind(crate::model::now());
         }
         Ok(query
             .execute(&mut *$tx)
@@ -217,7 +216,7 @@ macro_rules! impl_write_tx {
                 .bind(workspace)
                 .bind(user)
                 .bind(role)
-                .bind(Utc::now())
+                .bind(crate::model::now())
                 .execute(&mut *self.0)
                 .await
                 .map_err(err("member"))?;
@@ -255,7 +254,7 @@ macro_rules! impl_write_tx {
                 .bind(workspace)
                 .bind(user)
                 .bind(role)
-                .bind(Utc::now())
+                .bind(crate::model::now())
                 .execute(&mut *self.0)
                 .await
                 .map_err(err("member"))?;
@@ -349,7 +348,7 @@ macro_rules! impl_write_tx {
                 state: &ResourceState,
                 parent: Option<Uuid>,
             ) -> StoreResult<ResourceRow> {
-                let now = Utc::now();
+                let now = crate::model::now();
                 match existing {
                     None => {
                         sqlx::query(

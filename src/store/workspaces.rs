@@ -310,7 +310,7 @@ macro_rules! impl_workspace_store {
                 .bind(name)
                 .bind(slug)
                 .bind(description)
-                .bind(Utc::now())
+                .bind(crate::model::now())
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(err("workspace slug"))?;

@@ -43,7 +43,7 @@ impl Workspaces {
         self.standing(caller, workspace_id)
             .await?
             .require(WorkspaceRole::Admin, "creating groups")?;
-        let now = Utc::now();
+        let now = crate::model::now();
         let group = GroupRow {
             id: GroupId::random(),
             workspace_id,

@@ -62,7 +62,7 @@ impl Workspaces {
         let user = Self::invitee(caller)?;
         Ok(self
             .invitations
-            .invitations_for(user, Utc::now(), after, limit)
+            .invitations_for(user, crate::model::now(), after, limit)
             .await?)
     }
 
@@ -75,7 +75,7 @@ impl Workspaces {
     ) -> Result<Written<MemberRow>, Error> {
         let user = Self::invitee(caller)?;
         let invitation = self.addressed_to(id, user).await?;
-        if invitation.expires_at <= Utc::now() {
+        if invitation.expires_at <= crate::model::now() {
             return Err(Error::FailedPrecondition(
                 "the invitation has lapsed; ask the workspace's admins for a new one".into(),
             ));
@@ -141,7 +141,7 @@ impl Workspaces {
             .require(WorkspaceRole::Admin, "listing invitations")?;
         Ok(self
             .invitations
-            .workspace_invitations(workspace_id, Utc::now(), after, limit)
+            .workspace_invitations(workspace_id, crate::model::now(), after, limit)
             .await?)
     }
 
@@ -152,9 +152,16 @@ impl Workspaces {
             .invitation(id)
             .await?
             .ok_or_else(|| Error::NotFound("invitation".into()))?;
-        self.standing(caller, invitation.workspace_id)
-            .await?
-            .require(WorkspaceRole::Admin, "withdrawing invitations")?;
+        // An invitation of a workspace the caller is not in is one they cannot see: the same
+        // answer as for an unknown id.
+        let standing = self
+            .standing(caller, invitation.workspace_id)
+            .await
+            .map_err(|err| match err {
+                Error::NotFound(_) => Error::NotFound("invitation".into()),
+                other => other,
+            })?;
+        standing.require(WorkspaceRole::Admin, "withdrawing invitations")?;
         self.remove_invitation(caller, &invitation, "invitation.cancelled")
             .await
     }

@@ -2,7 +2,6 @@
 //! is decided once, on facts read inside the write's transaction (under the changelog lock), so
 //! concurrent demotions and removals can never leave a workspace without an owner.
 
-use chrono::Utc;
 use uuid::Uuid;
 
 use super::{Caller, Workspaces};
@@ -138,7 +137,7 @@ impl Workspaces {
                 "that person is already a member of the workspace".into(),
             ));
         }
-        let now = Utc::now();
+        let now = crate::model::now();
         let invitation = InvitationRow {
             id: Uuid::new_v4(),
             workspace_id,

@@ -200,26 +200,42 @@ impl Workspaces {
     ) -> Result<WorkspaceRow, Error> {
         let user = signed_in(caller)?;
         let name = DisplayName::parse(name)?.into_string();
-        crate::model::Slug::parse(slug)?;
-        let now = Utc::now();
-        let workspace = WorkspaceRow {
+        // An empty slug is derived from the name, with a numeric suffix while it is taken.
+        let (base, derived) = if slug.is_empty() {
+            (crate::model::Slug::derive(&name), true)
+        } else {
+            (crate::model::Slug::parse(slug)?, false)
+        };
+        let now = crate::model::now();
+        let mut workspace = WorkspaceRow {
             id: WorkspaceId::random(),
             name,
-            slug: slug.to_string(),
+            slug: base.as_str().to_string(),
             description: Description::parse(description)?.into_string(),
             created_at: now,
             updated_at: now,
         };
-        let event = audit::event(
-            "workspace.created",
-            &caller.actor,
-            "workspace",
-            workspace.id,
-            serde_json::json!({ "slug": workspace.slug }),
-        );
-        self.workspaces
-            .create_workspace(&workspace, user, &event)
-            .await?;
+        for attempt in 1u32.. {
+            if attempt > 1 {
+                workspace.slug = base.suffixed(attempt).into_string();
+            }
+            let event = audit::event(
+                "workspace.created",
+                &caller.actor,
+                "workspace",
+                workspace.id,
+                serde_json::json!({ "slug": workspace.slug }),
+            );
+            match self
+                .workspaces
+                .create_workspace(&workspace, user, &event)
+                .await
+            {
+                Err(crate::store::StoreError::Conflict(_)) if derived && attempt < 100 => continue,
+                result => result?,
+            }
+            break;
+        }
         Ok(workspace)
     }
 

@@ -3,8 +3,6 @@
 
 use std::collections::BTreeSet;
 
-use chrono::Utc;
-
 use super::{Caller, Standing, Workspaces};
 use crate::audit;
 use crate::error::Error;
@@ -131,7 +129,7 @@ impl Workspaces {
             .await?
             .require(WorkspaceRole::Admin, "creating roles")?;
         let actions = self.role_action_set(&service, actions).await?;
-        let now = Utc::now();
+        let now = crate::model::now();
         let role = RoleRow {
             id: RoleId::random(),
             workspace_id,

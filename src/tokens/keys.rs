@@ -241,7 +241,7 @@ pub fn generate(
         algorithm: algorithm.as_str().into(),
         public_jwk,
         private_key_encrypted: sealed,
-        created_at: Utc::now(),
+        created_at: crate::model::now(),
     };
     let key = SigningKey {
         kid: jwk.kid,

@@ -53,7 +53,7 @@ mod tests {
 
     #[test]
     fn a_replay_is_tolerated_up_to_the_grace_and_is_reuse_after() {
-        let rotated = Utc::now();
+        let rotated = crate::model::now();
         let p = policy(5);
         assert!(p.tolerates_replay(rotated, rotated));
         assert!(p.tolerates_replay(rotated, rotated + chrono::Duration::seconds(5)));
@@ -64,7 +64,7 @@ mod tests {
 
     #[test]
     fn no_grace_makes_every_replay_a_reuse() {
-        let rotated = Utc::now();
+        let rotated = crate::model::now();
         let p = policy(0);
         assert!(p.tolerates_replay(rotated, rotated));
         assert!(!p.tolerates_replay(rotated, rotated + chrono::Duration::milliseconds(1)));

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::sync::watch;
 
 use super::jwt::AccessClaims;
@@ -126,7 +125,7 @@ impl Default for RevocationSet {
 impl RevocationSet {
     /// Applies log entries (idempotent; entries at or below the current revision are skipped).
     pub fn apply(&self, rows: &[RevocationRow]) {
-        let now = Utc::now().timestamp();
+        let now = crate::model::now().timestamp();
         let mut fresh = Vec::new();
         {
             let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
@@ -217,7 +216,7 @@ impl RevocationSet {
     }
 
     fn purge_expired(&self) {
-        let now = Utc::now().timestamp();
+        let now = crate::model::now().timestamp();
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         state.sessions.retain(|_, expires| *expires > now);
         state.users.retain(|_, (_, expires)| *expires > now);
@@ -283,7 +282,7 @@ mod tests {
     use super::*;
 
     fn row(revision: i64) -> RevocationRow {
-        let now = Utc::now();
+        let now = crate::model::now();
         RevocationRow {
             revision,
             session_id: Some(SessionId::random()),

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use futures::Stream;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
@@ -116,7 +115,7 @@ async fn next(mut w: State) -> Option<(Result<RevocationBatch, Error>, State)> {
                 Err(_) => Vec::new(),
             }
         };
-        let now = Utc::now();
+        let now = crate::model::now();
         let end_of_replay = !w.announced && !w.replaying;
         if let Some(last) = rows.last() {
             w.cursor = last.revision;

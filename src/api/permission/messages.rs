@@ -60,13 +60,8 @@ impl TryFrom<&pb::ShareRequest> for NewGrant {
         let grantee = grantee_of(r.grantee.as_ref())?;
         let permission = permission_of(r.permission)
             .ok_or_else(|| Error::invalid("permission", "is required (view or edit)"))?;
-        let expires_at = match convert::instant_field("expires_at", r.expires_at)? {
-            Some(at) if at <= chrono::Utc::now() => {
-                return Err(Error::invalid("expires_at", "must be in the future"));
-            }
-            Some(at) => chrono::DateTime::from_timestamp_millis(at.timestamp_millis()),
-            None => None,
-        };
+        let expires_at = convert::instant_field("expires_at", r.expires_at)?
+            .and_then(|at| chrono::DateTime::from_timestamp_millis(at.timestamp_millis()));
         Ok(NewGrant {
             grantee,
             permission,
@@ -94,12 +89,21 @@ pub(super) fn validate_type(field: &str, value: &str) -> Result<(), Error> {
     }
 }
 
-/// Checks a resource id: 1 to 256 bytes.
+const ID_RULE: &str = "must be 1 to 256 bytes, without control characters";
+
+/// Whether a resource id is 1 to 256 bytes without control characters (the databases store it
+/// as text, and PostgreSQL's text holds no NUL).
+fn is_id(value: &str) -> bool {
+    !value.is_empty() && value.len() <= 256 && !value.chars().any(char::is_control)
+}
+
+/// Checks a resource id.
 pub(super) fn validate_id(field: &str, value: &str) -> Result<(), Error> {
-    if value.is_empty() || value.len() > 256 {
-        return Err(Error::invalid(field, "must be 1 to 256 bytes"));
+    if is_id(value) {
+        Ok(())
+    } else {
+        Err(Error::invalid(field, ID_RULE))
     }
-    Ok(())
 }
 
 /// A validated resource reference. The field name is built only for an error (this runs on
@@ -115,11 +119,8 @@ pub(super) fn checked_ref(
             TYPE_RULE,
         ));
     }
-    if reference.resource_id.is_empty() || reference.resource_id.len() > 256 {
-        return Err(Error::invalid(
-            format!("{}.resource_id", field()),
-            "must be 1 to 256 bytes",
-        ));
+    if !is_id(&reference.resource_id) {
+        return Err(Error::invalid(format!("{}.resource_id", field()), ID_RULE));
     }
     Ok(reference)
 }

@@ -396,7 +396,6 @@ impl PermissionService for PermissionApi {
         for (i, t) in r.resource_types.iter().enumerate() {
             validate_type(&format!("resource_types[{i}]"), t)?;
         }
-        let slot = self.state.streams.acquire(service.id)?;
         let start = match r.start_token.as_str() {
             "" => None,
             token => Some(
@@ -405,6 +404,8 @@ impl PermissionService for PermissionApi {
                     .revision(),
             ),
         };
+        // Taken once the request is known to be well-formed.
+        let slot = self.state.streams.acquire(service.id)?;
         let query = WatchQuery {
             service: service.service_name.clone(),
             resource_types: r.resource_types,

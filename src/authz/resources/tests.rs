@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
-
 use super::*;
 use crate::cache::memory::MemoryCache;
 use crate::config::Config;
@@ -23,7 +21,7 @@ struct Fixture {
 }
 
 fn user(email: &str) -> UserRow {
-    let now = Utc::now();
+    let now = crate::model::now();
     UserRow {
         id: UserId::random(),
         email: email.into(),
@@ -49,7 +47,7 @@ async fn fixture() -> Fixture {
     for u in [&owner, &editor, &outsider] {
         store.insert_user(u, true).await.unwrap();
     }
-    let now = Utc::now();
+    let now = crate::model::now();
     let workspace = WorkspaceRow {
         id: WorkspaceId::random(),
         name: "Acme".into(),
