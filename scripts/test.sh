@@ -64,20 +64,20 @@ fi
 log=$(mktemp)
 # Tests that could not run (a clustered variant without PostgreSQL or Redis) note themselves
 # here; libtest would count them as passed.
-export SENTINEL_TEST_SKIPS
-SENTINEL_TEST_SKIPS=$(mktemp)
-trap 'rm -f "$log" "$SENTINEL_TEST_SKIPS"' EXIT
+export TEST_SKIPS_FILE
+TEST_SKIPS_FILE=$(mktemp)
+trap 'rm -f "$log" "$TEST_SKIPS_FILE"' EXIT
 set +e
 cargo test --workspace --locked --tests --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-skipped=$(sort -u "$SENTINEL_TEST_SKIPS" | grep -c . || true)
+skipped=$(sort -u "$TEST_SKIPS_FILE" | grep -c . || true)
 # One closing line over every test binary (cargo prints one per binary).
 awk -v s="$skipped" '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
      END { printf "cargo: %d passed, %d failed, %d skipped\n", p - s, f, s }' "$log"
 if [[ "$skipped" -gt 0 ]]; then
   echo "skipped (PostgreSQL or Redis unreachable):"
-  sort -u "$SENTINEL_TEST_SKIPS" | sed 's/^/  /'
+  sort -u "$TEST_SKIPS_FILE" | sed 's/^/  /'
   if [[ "${CI:-}" == "true" || "${CI:-}" == "1" ]]; then
     echo "error: CI runs every test; none may be skipped" >&2
     status=1

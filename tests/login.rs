@@ -11,6 +11,7 @@ use std::time::Duration;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect};
+use common::contract::refused;
 use common::oidc::{OidcProvider, start_on_free_port};
 use common::{
     Backend, TestApp, TestDatabase, audit_count, audit_failure_total, service_key, sign_in,
@@ -275,17 +276,19 @@ async fn oidc_login_end_to_end(backend: Backend) {
         "an invitation is not a membership until it is accepted"
     );
     // A wrong verifier does not burn the code.
-    let wrong = exchange(&app, &code, &format!("{}x", VERIFIER))
-        .await
-        .unwrap_err();
-    assert_eq!(wrong.code(), Code::Unauthenticated);
+    refused(
+        "AuthService/ExchangeCode",
+        Code::Unauthenticated,
+        exchange(&app, &code, &format!("{}x", VERIFIER)).await,
+    );
     let exchanged = exchange(&app, &code, VERIFIER).await.unwrap();
     let tokens = exchanged.tokens.unwrap();
     assert_eq!(exchanged.user.as_ref().unwrap().email, "ann@example.com");
     // Replayed code: refused.
-    assert_eq!(
-        exchange(&app, &code, VERIFIER).await.unwrap_err().code(),
-        Code::Unauthenticated
+    refused(
+        "AuthService/ExchangeCode",
+        Code::Unauthenticated,
+        exchange(&app, &code, VERIFIER).await,
     );
     let me = UserServiceClient::new(app.channel.clone())
         .get_me(with_bearer(GetMeRequest {}, &tokens.access_token))
@@ -474,18 +477,20 @@ async fn oidc_login_end_to_end(backend: Backend) {
             .starts_with(&format!("{}/auth?", idp.issuer))
     );
     assert!(!query(&started.authorization_url, "nonce").is_empty());
-    let bad = auth()
-        .start_login(StartLoginRequest {
-            provider: "google".into(),
-            redirect_uri: APP_REDIRECT.into(),
-            code_challenge: sentinel::login::s256(VERIFIER),
-            code_challenge_method: "plain".into(),
-            state: String::new(),
-            login_hint: String::new(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(bad.code(), Code::InvalidArgument);
+    let bad = refused(
+        "AuthService/StartLogin",
+        Code::InvalidArgument,
+        auth()
+            .start_login(StartLoginRequest {
+                provider: "google".into(),
+                redirect_uri: APP_REDIRECT.into(),
+                code_challenge: sentinel::login::s256(VERIFIER),
+                code_challenge_method: "plain".into(),
+                state: String::new(),
+                login_hint: String::new(),
+            })
+            .await,
+    );
     assert!(bad.message().contains("code_challenge_method"));
 
     // Nonce: an ID token minted by the provider for another login does not pass.
@@ -591,10 +596,11 @@ async fn oidc_login_end_to_end(backend: Backend) {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().starts_with("idp_token"));
     let foreign = id_token_for(&idp.issuer, "other", "0ther", "ann", "n").await;
-    assert_eq!(
-        resolve(foreign, String::new()).await.unwrap_err().code(),
+    // An ID token issued to another client of the provider (a foreign audience): refused.
+    refused(
+        "AuthService/ResolveIdpToken",
         Code::Unauthenticated,
-        "foreign audience"
+        resolve(foreign, String::new()).await,
     );
     // Deactivating the client app ends its unredeemed codes at once.
     let landed = drive(&browser(), &login_url(&app, "google", "ann", APP_REDIRECT))
@@ -623,24 +629,18 @@ async fn oidc_login_end_to_end(backend: Backend) {
         )
         .await
         .unwrap();
-    assert_eq!(
-        exchange(&app, &query(&landed, "code"), VERIFIER)
-            .await
-            .unwrap_err()
-            .code(),
+    refused(
+        "AuthService/ExchangeCode",
         Code::Unauthenticated,
-        "a code of a deactivated client app"
+        exchange(&app, &query(&landed, "code"), VERIFIER).await,
     );
     // The provider's ID tokens live 10 minutes here; past that (and the 2 s leeway) they are
     // refused. Last, as the server's clock stays moved.
     app.clock.advance(Duration::from_secs(10 * 60 + 3));
-    assert_eq!(
-        resolve(webapp_token, String::new())
-            .await
-            .unwrap_err()
-            .code(),
+    refused(
+        "AuthService/ResolveIdpToken",
         Code::Unauthenticated,
-        "expired ID token"
+        resolve(webapp_token, String::new()).await,
     );
     app.stop().await;
     drop(idp);
@@ -834,11 +834,17 @@ async fn github_login_and_authz_mode(backend: Backend) {
         let mut client = AuthServiceClient::new(app.channel.clone());
         async move { client.resolve_idp_token(request).await }
     };
-    let err = resolve("github", "tok-unknown").await.unwrap_err();
-    assert_eq!(err.code(), Code::Unauthenticated);
+    refused(
+        "AuthService/ResolveIdpToken",
+        Code::Unauthenticated,
+        resolve("github", "tok-unknown").await,
+    );
     // A valid GitHub token of the same account, issued to another site's OAuth app, is refused.
-    let err = resolve("github", "foreign-octo").await.unwrap_err();
-    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    refused(
+        "AuthService/ResolveIdpToken",
+        Code::Unauthenticated,
+        resolve("github", "foreign-octo").await,
+    );
     // A GitHub provider without authz mode accepts no token at all.
     let err = resolve("github-login-only", "tok-octo").await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::clients::{fresh, group_grantee, perms, rref, user_grantee};
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::Utc;
@@ -14,7 +15,6 @@ use common::{
 };
 use sentinel::authz::change::{Change, GranteeRef, ResourceState};
 use sentinel::model::{Clock, GroupId, UserId};
-use sentinel::proto::v1::permission_service_client::PermissionServiceClient;
 use sentinel::proto::v1::service_app_service_client::ServiceAppServiceClient;
 use sentinel::proto::v1::workspace_service_client::WorkspaceServiceClient;
 use sentinel::proto::v1::{
@@ -22,7 +22,7 @@ use sentinel::proto::v1::{
     CheckRequest, Consistency, CreateGroupRequest, DeleteResourceRequest, GetResourceRequest,
     Grantee, LookupResourcesRequest, Permission, RegisterResourceRequest, ResourceRef,
     SetOwnerRequest, SetVisibilityRequest, ShareRequest, UnshareRequest, Visibility, WatchRequest,
-    consistency::Requirement, grantee,
+    consistency::Requirement,
 };
 use tonic::Code;
 
@@ -34,37 +34,6 @@ both_backends!(
     watch_streams_the_services_changes_in_order,
     deleting_a_service_or_workspace_removes_its_resources,
 );
-
-type Client = PermissionServiceClient<tonic::transport::Channel>;
-
-fn perms(app: &TestApp) -> Client {
-    PermissionServiceClient::new(app.channel.clone())
-}
-
-fn rref(t: &str, id: &str) -> Option<ResourceRef> {
-    Some(ResourceRef {
-        resource_type: t.into(),
-        resource_id: id.into(),
-    })
-}
-
-fn fresh(token: &str) -> Option<Consistency> {
-    Some(Consistency {
-        requirement: Some(Requirement::AtLeastAsFresh(token.into())),
-    })
-}
-
-fn user_grantee(id: UserId) -> Option<Grantee> {
-    Some(Grantee {
-        grantee: Some(grantee::Grantee::UserId(id.to_string())),
-    })
-}
-
-fn group_grantee(id: GroupId) -> Option<Grantee> {
-    Some(Grantee {
-        grantee: Some(grantee::Grantee::GroupId(id.to_string())),
-    })
-}
 
 #[allow(clippy::too_many_arguments)]
 async fn register(

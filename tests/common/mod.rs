@@ -12,6 +12,7 @@
 
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod contract;
 pub mod model;
 pub mod oidc;
@@ -106,11 +107,11 @@ pub async fn clustered_available() -> bool {
     ok
 }
 
-/// Notes a skipped test in the file `SENTINEL_TEST_SKIPS` names (scripts/test.sh sets it and
+/// Notes a skipped test in the file `TEST_SKIPS_FILE` names (scripts/test.sh sets it and
 /// reports the skips apart from the passes; libtest counts a skipped test as passed).
 fn record_skip() {
     use std::io::Write;
-    let Ok(path) = std::env::var("SENTINEL_TEST_SKIPS") else {
+    let Ok(path) = std::env::var("TEST_SKIPS_FILE") else {
         return;
     };
     let name = std::thread::current()
