@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use common::model::{Model, Seed};
 use sentinel::authz::change::{Change, GranteeRef, ResourceKey, ResourceState};
 use sentinel::authz::index::{GrantRecord, Index, Lookup, Permission, ResourceRecord, Snapshot};
@@ -22,6 +22,9 @@ const SERVICES: [&str; 2] = ["docs", "mail"];
 
 struct World {
     rng: fastrand::Rng,
+    /// The instant of the round's checks (whole milliseconds, as the index keeps expiries):
+    /// grants expire around it, exactly at it included.
+    now: DateTime<Utc>,
     workspaces: Vec<WorkspaceId>,
     users: Vec<UserId>,
     /// group → workspace (live groups).
@@ -45,7 +48,7 @@ impl World {
 
     /// A random change that the store could have committed on top of `model`.
     fn change(&mut self, model: &Model) -> Change {
-        let now = Utc::now();
+        let now = self.now;
         loop {
             let w = self.pick(&self.workspaces.clone());
             let u = self.pick(&self.users.clone());
@@ -164,9 +167,13 @@ impl World {
                         } else {
                             GranteeRef::Group(groups[self.rng.usize(..groups.len())])
                         };
-                        let expires_at = match self.rng.u32(..4) {
+                        // Past, exactly now (no longer live), a millisecond ahead, an hour
+                        // ahead, never.
+                        let expires_at = match self.rng.u32(..6) {
                             0 => Some(now - Duration::seconds(1)),
-                            1 => Some(now + Duration::hours(1)),
+                            1 => Some(now),
+                            2 => Some(now + Duration::milliseconds(1)),
+                            3 => Some(now + Duration::hours(1)),
                             _ => None,
                         };
                         return Change::GrantSet {
@@ -264,7 +271,7 @@ fn snapshot(model: &Model, world: &World) -> Snapshot {
 }
 
 fn compare(index: &Index, model: &Model, world: &World, seed: u64, step: usize) {
-    let now = Utc::now();
+    let now = world.now;
     let millis = now.timestamp_millis();
     for &w in &world.workspaces {
         for &u in &world.users {
@@ -315,6 +322,7 @@ fn the_index_agrees_with_the_reference_model() {
             .collect();
         let mut world = World {
             rng: fastrand::Rng::with_seed(seed),
+            now: DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap(),
             users: (0..5).map(|_| UserId::random()).collect(),
             workspaces,
             groups,

@@ -70,10 +70,16 @@ async fn domain_counters_are_scraped(backend: Backend) {
     let staleness = sample(&before, "sentinel_permission_index_staleness_seconds");
     assert!(staleness.is_finite() && staleness >= 0.0, "{staleness}");
 
-    // One allowed and one denied Check; a CheckBulk of one allowed and two denied.
+    // One allowed and one denied Check, each counted as what it answered; then a CheckBulk of
+    // one allowed and two denied.
     for (id, expected) in [("open", true), ("closed", false)] {
+        let ahead = metrics_text(&app).await;
         let allowed = common::allowed(&app, &key, &bob.access_token, "doc", id, "view").await;
         assert_eq!(allowed, expected, "{id}");
+        let behind = metrics_text(&app).await;
+        let counted = |name: &str| sample(&behind, name) - sample(&ahead, name);
+        let want = if expected { (1.0, 0.0) } else { (0.0, 1.0) };
+        assert_eq!((counted(ALLOWED), counted(DENIED)), want, "{id}");
     }
     let items = [("open", "view"), ("closed", "view"), ("open", "edit")]
         .into_iter()

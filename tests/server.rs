@@ -76,7 +76,10 @@ async fn reflection_lists_every_service(backend: Backend) {
         .await
         .expect("reflection")
         .into_inner();
-    let response = responses.message().await.unwrap().expect("one response");
+    let response = common::wait::next(&mut responses, "the reflection answer")
+        .await
+        .unwrap()
+        .expect("one response");
     let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
         panic!("unexpected reflection answer: {response:?}");
     };

@@ -16,6 +16,15 @@ use tonic::Code;
 
 both_backends!(workspaces_follow_their_role_rules);
 
+/// GetWorkspace of `id` as `token`'s user.
+async fn get(app: &TestApp, id: &str, token: &str) -> sentinel::proto::v1::GetWorkspaceResponse {
+    WorkspaceServiceClient::new(app.channel.clone())
+        .get_workspace(with_bearer(GetWorkspaceRequest { id: id.into() }, token))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 async fn workspaces_follow_their_role_rules(backend: Backend) {
     let (app, _db) = TestApp::spawn(backend).await;
     let key = service_key(&app, "docs").await;
@@ -37,16 +46,7 @@ async fn workspaces_follow_their_role_rules(backend: Backend) {
         .into_inner()
         .workspace
         .unwrap();
-    let got = client()
-        .get_workspace(with_bearer(
-            GetWorkspaceRequest {
-                id: created.id.clone(),
-            },
-            &ann.access_token,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let got = get(&app, &created.id, &ann.access_token).await;
     assert_eq!(got.role, WorkspaceRole::Owner as i32, "the creator owns it");
 
     // An empty slug is derived from the name, with a numeric suffix while it is taken.
@@ -183,6 +183,14 @@ async fn workspaces_follow_their_role_rules(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
+    let kept = get(&app, &created.id, &ann.access_token)
+        .await
+        .workspace
+        .unwrap();
+    assert_eq!(
+        kept.name, "Acme Research",
+        "the refused rename changed nothing"
+    );
     let renamed = client()
         .update_workspace(with_bearer(
             UpdateWorkspaceRequest {
