@@ -16,7 +16,7 @@ use sentinel::proto::v1::permission_service_client::PermissionServiceClient;
 use sentinel::proto::v1::{
     CheckBulkItem, CheckBulkRequest, CheckRequest, GetJwksRequest, Grantee, IntrospectRequest,
     LookupResourcesRequest, Permission, RefreshRequest, RegisterResourceRequest, ResourceRef,
-    ShareRequest, Visibility, grantee,
+    ShareRequest, Visibility, WriteBatchRequest, WriteOperation, grantee, write_operation,
 };
 use sentinel::{Application, Config};
 use tonic::transport::Channel;
@@ -41,7 +41,9 @@ struct Args {
     /// Signing algorithm: RS256, ES256 or EdDSA.
     #[arg(long, default_value = "RS256")]
     algorithm: String,
-    /// Scenarios to run: jwks, introspect, refresh, check, checkbulk, lookup.
+    /// Scenarios to run: jwks, introspect, refresh, check, checkbulk, lookup, register (new
+    /// resources), share (grants on existing ones), batch (WriteBatch of 100 new resources a
+    /// call), mixed (90% check, 10% register; check and write latencies reported apart).
     #[arg(
         long,
         value_delimiter = ',',
@@ -53,21 +55,31 @@ struct Args {
     resources: usize,
 }
 
+/// What one client did.
+#[derive(Default)]
+struct Tally {
+    calls: usize,
+    errors: usize,
+    /// Latencies of the scenario's calls (of the checks, in `mixed`).
+    latencies: Vec<Duration>,
+    /// Latencies of the writes of `mixed`.
+    writes: Vec<Duration>,
+}
+
 struct Report {
     calls: usize,
     errors: usize,
     latencies: Vec<Duration>,
+    writes: Vec<Duration>,
     elapsed: Duration,
 }
 
-impl Report {
-    fn percentile(&self, p: f64) -> Duration {
-        if self.latencies.is_empty() {
-            return Duration::ZERO;
-        }
-        let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies[index]
+fn percentile(latencies: &[Duration], p: f64) -> Duration {
+    if latencies.is_empty() {
+        return Duration::ZERO;
     }
+    let index = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+    latencies[index]
 }
 
 async fn drive<F, Fut>(
@@ -78,7 +90,7 @@ async fn drive<F, Fut>(
 ) -> Report
 where
     F: Fn(usize, Channel) -> Fut,
-    Fut: std::future::Future<Output = (usize, usize, Vec<Duration>)> + Send + 'static,
+    Fut: std::future::Future<Output = Tally> + Send + 'static,
 {
     let started = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
@@ -88,16 +100,19 @@ where
         calls: 0,
         errors: 0,
         latencies: Vec::new(),
+        writes: Vec::new(),
         elapsed: Duration::ZERO,
     };
     for task in tasks {
-        let (calls, errors, latencies) = task.await.expect("worker");
-        report.calls += calls;
-        report.errors += errors;
-        report.latencies.extend(latencies);
+        let tally = task.await.expect("worker");
+        report.calls += tally.calls;
+        report.errors += tally.errors;
+        report.latencies.extend(tally.latencies);
+        report.writes.extend(tally.writes);
     }
     report.elapsed = started.elapsed().min(duration + Duration::from_millis(500));
     report.latencies.sort_unstable();
+    report.writes.sort_unstable();
     let _ = duration;
     report
 }
@@ -113,13 +128,164 @@ fn authorize<T>(request: &mut tonic::Request<T>, key: &str, token: &str) {
 }
 
 fn print(name: &str, report: &Report) {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let per_second = |n: usize| n as f64 / report.elapsed.as_secs_f64();
+    if report.writes.is_empty() {
+        println!(
+            "| {name} | {:.0} | {:.2} | {:.2} | {} |",
+            per_second(report.calls),
+            ms(percentile(&report.latencies, 0.50)),
+            ms(percentile(&report.latencies, 0.99)),
+            report.errors
+        );
+        return;
+    }
     println!(
-        "| {name} | {:.0} | {:.2} | {:.2} | {} |",
-        report.calls as f64 / report.elapsed.as_secs_f64(),
-        report.percentile(0.50).as_secs_f64() * 1000.0,
-        report.percentile(0.99).as_secs_f64() * 1000.0,
+        "| {name}: checks | {:.0} | {:.2} | {:.2} | {} |",
+        per_second(report.latencies.len()),
+        ms(percentile(&report.latencies, 0.50)),
+        ms(percentile(&report.latencies, 0.99)),
         report.errors
     );
+    println!(
+        "| {name}: writes | {:.0} | {:.2} | {:.2} | |",
+        per_second(report.writes.len()),
+        ms(percentile(&report.writes, 0.50)),
+        ms(percentile(&report.writes, 0.99)),
+    );
+}
+
+/// One permission call of a scenario, as its client makes it.
+#[derive(Clone)]
+struct Call {
+    key: String,
+    workspace: String,
+    /// Fixture resources `doc-000000` … (half shared with the load users' group).
+    resources: usize,
+    kind: String,
+}
+
+impl Call {
+    fn request<T>(&self, message: T, token: Option<&str>) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        match token {
+            Some(token) => authorize(&mut request, &self.key, token),
+            None => {
+                request
+                    .metadata_mut()
+                    .insert("x-service-key", self.key.parse().expect("ascii"));
+            }
+        }
+        request
+    }
+
+    /// Makes one call of `kind`; whether it succeeded. `nth` = (client, call number) names a
+    /// new resource.
+    async fn once(
+        &self,
+        kind: &str,
+        client: &mut PermissionServiceClient<Channel>,
+        rng: &mut fastrand::Rng,
+        token: &str,
+        user: &str,
+        nth: (usize, usize),
+    ) -> bool {
+        let doc = |n: usize| {
+            Some(ResourceRef {
+                resource_type: "doc".into(),
+                resource_id: format!("doc-{n:06}"),
+            })
+        };
+        match kind {
+            "check" => {
+                let message = CheckRequest {
+                    resource: doc(rng.usize(..self.resources)),
+                    action: "view".into(),
+                    consistency: None,
+                };
+                client
+                    .check(self.request(message, Some(token)))
+                    .await
+                    .is_ok()
+            }
+            "checkbulk" => {
+                let items = (0..100)
+                    .map(|_| CheckBulkItem {
+                        resource: doc(rng.usize(..self.resources)),
+                        action: "view".into(),
+                    })
+                    .collect();
+                let message = CheckBulkRequest {
+                    items,
+                    consistency: None,
+                };
+                let request = self.request(message, Some(token));
+                client.check_bulk(request).await.is_ok()
+            }
+            "lookup" => {
+                let message = LookupResourcesRequest {
+                    resource_type: "doc".into(),
+                    action: "view".into(),
+                    page_size: 500,
+                    ..Default::default()
+                };
+                let request = self.request(message, Some(token));
+                client.lookup_resources(request).await.is_ok()
+            }
+            "batch" => {
+                let operations = (0..100)
+                    .map(|k| WriteOperation {
+                        operation: Some(write_operation::Operation::Register(
+                            RegisterResourceRequest {
+                                resource_type: "doc".into(),
+                                resource_id: format!(
+                                    "batch-{}-{}-{k}-{}",
+                                    nth.0,
+                                    nth.1,
+                                    rng.u32(..)
+                                ),
+                                workspace_id: self.workspace.clone(),
+                                owner_id: user.into(),
+                                visibility: Visibility::Private as i32,
+                                ..Default::default()
+                            },
+                        )),
+                    })
+                    .collect();
+                let request = self.request(WriteBatchRequest { operations }, None);
+                client.write_batch(request).await.is_ok()
+            }
+            "register" => {
+                let message = RegisterResourceRequest {
+                    resource_type: "doc".into(),
+                    resource_id: format!("new-{}-{}-{}", nth.0, nth.1, rng.u32(..)),
+                    workspace_id: self.workspace.clone(),
+                    owner_id: user.into(),
+                    visibility: Visibility::Private as i32,
+                    ..Default::default()
+                };
+                let request = self.request(message, None);
+                client.register_resource(request).await.is_ok()
+            }
+            _ => {
+                // share: the client's own user on a random fixture, view or edit (a real
+                // change most of the time).
+                let message = ShareRequest {
+                    resource: doc(rng.usize(..self.resources)),
+                    grantee: Some(Grantee {
+                        grantee: Some(grantee::Grantee::UserId(user.into())),
+                    }),
+                    permission: if rng.bool() {
+                        Permission::View
+                    } else {
+                        Permission::Edit
+                    } as i32,
+                    expires_at: None,
+                };
+                client.share(self.request(message, None)).await.is_ok()
+            }
+        }
+    }
 }
 
 #[tokio::main]
@@ -170,10 +336,12 @@ async fn main() -> anyhow::Result<()> {
     // Permission fixtures: resources in the users' workspace, private, half of them shared
     // with a group every load user belongs to.
     let workspace = chains[0].scope.as_ref().expect("scoped").workspace.id;
-    let needs_resources = args
-        .scenarios
-        .iter()
-        .any(|s| matches!(s.as_str(), "check" | "checkbulk" | "lookup"));
+    let needs_resources = args.scenarios.iter().any(|s| {
+        matches!(
+            s.as_str(),
+            "check" | "checkbulk" | "lookup" | "share" | "mixed"
+        )
+    });
     if needs_resources {
         // The fixtures are made as the service itself (the load users are editors).
         let caller = sentinel::model::Caller {
@@ -253,17 +421,17 @@ async fn main() -> anyhow::Result<()> {
                     duration,
                     |_, channel| async move {
                         let mut client = AuthServiceClient::new(channel);
-                        let (mut calls, mut errors, mut latencies) = (0, 0, Vec::new());
+                        let mut tally = Tally::default();
                         let end = Instant::now() + duration;
                         while Instant::now() < end {
                             let t = Instant::now();
                             match client.get_jwks(GetJwksRequest {}).await {
-                                Ok(_) => latencies.push(t.elapsed()),
-                                Err(_) => errors += 1,
+                                Ok(_) => tally.latencies.push(t.elapsed()),
+                                Err(_) => tally.errors += 1,
                             }
-                            calls += 1;
+                            tally.calls += 1;
                         }
-                        (calls, errors, latencies)
+                        tally
                     },
                 )
                 .await
@@ -276,7 +444,7 @@ async fn main() -> anyhow::Result<()> {
                     let key = key.clone();
                     async move {
                         let mut client = AuthServiceClient::new(channel);
-                        let (mut calls, mut errors, mut latencies) = (0, 0, Vec::new());
+                        let mut tally = Tally::default();
                         let end = Instant::now() + duration;
                         while Instant::now() < end {
                             let mut request = tonic::Request::new(IntrospectRequest {
@@ -287,12 +455,12 @@ async fn main() -> anyhow::Result<()> {
                                 .insert("x-service-key", key.parse().expect("ascii"));
                             let t = Instant::now();
                             match client.introspect(request).await {
-                                Ok(r) if r.get_ref().active => latencies.push(t.elapsed()),
-                                _ => errors += 1,
+                                Ok(r) if r.get_ref().active => tally.latencies.push(t.elapsed()),
+                                _ => tally.errors += 1,
                             }
-                            calls += 1;
+                            tally.calls += 1;
                         }
-                        (calls, errors, latencies)
+                        tally
                     }
                 })
                 .await
@@ -303,7 +471,7 @@ async fn main() -> anyhow::Result<()> {
                     let mut token = tokens[i].clone();
                     async move {
                         let mut client = AuthServiceClient::new(channel);
-                        let (mut calls, mut errors, mut latencies) = (0, 0, Vec::new());
+                        let mut tally = Tally::default();
                         let end = Instant::now() + duration;
                         while Instant::now() < end {
                             let t = Instant::now();
@@ -315,85 +483,58 @@ async fn main() -> anyhow::Result<()> {
                                 .await
                             {
                                 Ok(r) => {
-                                    latencies.push(t.elapsed());
+                                    tally.latencies.push(t.elapsed());
                                     if let Some(pair) = r.into_inner().tokens {
                                         token = pair.refresh_token;
                                     }
                                 }
-                                Err(_) => errors += 1,
+                                Err(_) => tally.errors += 1,
                             }
-                            calls += 1;
+                            tally.calls += 1;
                         }
-                        (calls, errors, latencies)
+                        tally
                     }
                 })
                 .await
             }
-            "check" | "checkbulk" | "lookup" => {
-                let tokens: Vec<String> = chains.iter().map(|c| c.access_token.clone()).collect();
-                let key = service_key.clone();
-                let resources = args.resources.max(1);
-                let kind = scenario.clone();
+            "check" | "checkbulk" | "lookup" | "register" | "share" | "batch" | "mixed" => {
+                let users: Vec<(String, String)> = chains
+                    .iter()
+                    .map(|c| (c.access_token.clone(), c.user.id.to_string()))
+                    .collect();
+                let call = Call {
+                    key: service_key.clone(),
+                    workspace: workspace.to_string(),
+                    resources: args.resources.max(1),
+                    kind: scenario.clone(),
+                };
                 drive(&channels, args.concurrency, duration, move |i, channel| {
-                    let token = tokens[i].clone();
-                    let key = key.clone();
-                    let kind = kind.clone();
+                    let (token, user) = users[i].clone();
+                    let call = call.clone();
                     async move {
                         let mut client = PermissionServiceClient::new(channel);
                         let mut rng = fastrand::Rng::with_seed(i as u64);
-                        let (mut calls, mut errors, mut latencies) = (0, 0, Vec::new());
+                        let mut tally = Tally::default();
                         let end = Instant::now() + duration;
-                        let doc = |n: usize| {
-                            Some(ResourceRef {
-                                resource_type: "doc".into(),
-                                resource_id: format!("doc-{n:06}"),
-                            })
-                        };
                         while Instant::now() < end {
-                            let t = Instant::now();
-                            let ok = match kind.as_str() {
-                                "check" => {
-                                    let mut request = tonic::Request::new(CheckRequest {
-                                        resource: doc(rng.usize(..resources)),
-                                        action: "view".into(),
-                                        consistency: None,
-                                    });
-                                    authorize(&mut request, &key, &token);
-                                    client.check(request).await.is_ok()
-                                }
-                                "checkbulk" => {
-                                    let items = (0..100)
-                                        .map(|_| CheckBulkItem {
-                                            resource: doc(rng.usize(..resources)),
-                                            action: "view".into(),
-                                        })
-                                        .collect();
-                                    let mut request = tonic::Request::new(CheckBulkRequest {
-                                        items,
-                                        consistency: None,
-                                    });
-                                    authorize(&mut request, &key, &token);
-                                    client.check_bulk(request).await.is_ok()
-                                }
-                                _ => {
-                                    let mut request = tonic::Request::new(LookupResourcesRequest {
-                                        resource_type: "doc".into(),
-                                        action: "view".into(),
-                                        page_size: 500,
-                                        ..Default::default()
-                                    });
-                                    authorize(&mut request, &key, &token);
-                                    client.lookup_resources(request).await.is_ok()
-                                }
+                            let kind = match call.kind.as_str() {
+                                "mixed" if rng.u32(..10) == 0 => "register",
+                                "mixed" => "check",
+                                other => other,
                             };
-                            if ok {
-                                latencies.push(t.elapsed());
-                            } else {
-                                errors += 1;
+                            let t = Instant::now();
+                            let n = tally.calls;
+                            let ok = call
+                                .once(kind, &mut client, &mut rng, &token, &user, (i, n))
+                                .await;
+                            match (ok, call.kind == "mixed" && kind == "register") {
+                                (false, _) => tally.errors += 1,
+                                (true, true) => tally.writes.push(t.elapsed()),
+                                (true, false) => tally.latencies.push(t.elapsed()),
                             }
-                            calls += 1;
+                            tally.calls += 1;
                         }
-                        (calls, errors, latencies)
+                        tally
                     }
                 })
                 .await

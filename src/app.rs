@@ -398,8 +398,8 @@ fn spawn_origin_refresh(state: AppState, mut stop: watch::Receiver<bool>) -> Joi
 }
 
 /// Every ten minutes: deletes revocation-log entries and refresh tokens that expired over an
-/// hour ago, and audit events older than `audit_retention` (any replica may do it; the deletes
-/// are idempotent).
+/// hour ago, audit events older than `audit_retention` and changelog entries older than
+/// `changelog_retention` (any replica may do it; the deletes are idempotent).
 fn spawn_janitor(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -422,6 +422,11 @@ fn spawn_janitor(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle
                         Ok(rows) if rows > 0 => tracing::info!(rows, "purged old audit events"),
                         Ok(_) => {}
                         Err(err) => tracing::warn!(error = %err, "audit purge failed"),
+                    }
+                    match state.engine.prune_changelog(state.config.changelog_retention).await {
+                        Ok(rows) if rows > 0 => tracing::info!(rows, "pruned old changelog entries"),
+                        Ok(_) => {}
+                        Err(err) => tracing::warn!(error = %err, "changelog pruning failed"),
                     }
                 }
                 () = stopped(&mut stop) => break,

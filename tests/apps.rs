@@ -182,10 +182,12 @@ async fn deactivation_and_deletion_stop_a_key_everywhere(backend: Backend) {
         !key_works(elsewhere, &key).await
     })
     .await;
-    assert!(
-        audit_count(&db, "service_app.key_used_while_inactive").await >= 1,
-        "use of a deactivated key is audited"
-    );
+    // The audit event is written in the background (the refusal takes as long as for an
+    // unknown key), so it is waited for.
+    eventually("use of a deactivated key is audited", || async {
+        audit_count(&db, "service_app.key_used_while_inactive").await >= 1
+    })
+    .await;
     apps(&app)
         .update_service_app(with_bearer(
             UpdateServiceAppRequest {

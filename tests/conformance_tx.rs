@@ -18,6 +18,7 @@ both_backends!(
     changelog_tx_rolls_back_when_dropped_conformance,
     changelog_tx_serializes_writers_conformance,
     changelog_tx_takes_invitations_once_conformance,
+    changelog_tx_appends_many_in_order_conformance,
 );
 
 fn audit_row() -> sentinel::store::AuditRow {
@@ -176,8 +177,18 @@ async fn changelog_tx_reads_and_writes_conformance(backend: Backend) {
     assert_eq!(child.state.parent, Some(("doc".into(), "folder".into())));
     let (found, parent_row) = tx.resource(&key("page")).await.unwrap().unwrap();
     assert_eq!((found.id, parent_row), (child.id, Some(parent.id)));
-    assert_eq!(tx.parent_of(child.id).await.unwrap(), Some(parent.id));
-    assert_eq!(tx.parent_of(parent.id).await.unwrap(), None);
+    // The parent chain: a resource reaches itself and its ancestors, not its descendants,
+    // and a chain longer than the cap counts as reached.
+    assert!(tx.chain_reaches(child.id, parent.id, 4096).await.unwrap());
+    assert!(tx.chain_reaches(child.id, child.id, 4096).await.unwrap());
+    assert!(!tx.chain_reaches(parent.id, child.id, 4096).await.unwrap());
+    assert!(
+        !tx.chain_reaches(parent.id, Uuid::new_v4(), 4096)
+            .await
+            .unwrap()
+    );
+    assert!(tx.chain_reaches(child.id, Uuid::new_v4(), 1).await.unwrap());
+    assert!(!tx.chain_reaches(child.id, Uuid::new_v4(), 2).await.unwrap());
     assert_eq!(tx.attachments(parent.id).await.unwrap(), 1);
     assert!(tx.resource(&key("nothing")).await.unwrap().is_none());
 
@@ -263,7 +274,10 @@ async fn changelog_tx_reads_and_writes_conformance(backend: Backend) {
     let mut tx = store.begin_changelog().await.unwrap();
     tx.delete_resource(parent.id).await.unwrap();
     assert!(tx.resource(&key("folder")).await.unwrap().is_none());
-    assert_eq!(tx.parent_of(child.id).await.unwrap(), None);
+    assert!(
+        !tx.chain_reaches(child.id, parent.id, 4096).await.unwrap(),
+        "detached"
+    );
     tx.set_member_role(ws.id, bob.id, sentinel::model::WorkspaceRole::Admin)
         .await
         .unwrap();
@@ -437,4 +451,39 @@ async fn changelog_tx_takes_invitations_once_conformance(backend: Backend) {
 
     let mut tx = store.begin_changelog().await.unwrap();
     assert_eq!(tx.take_invitation(invitation.id).await.unwrap(), None);
+}
+
+/// Many entries appended in one call (more than one statement's worth) get ascending revisions
+/// in their order, and read back in that order; many audit events are stored with them.
+async fn changelog_tx_appends_many_in_order_conformance(backend: Backend) {
+    let (store, _db) = fresh_store(backend).await;
+    let before = store.current_revision().await.unwrap();
+    let changes: Vec<Change> = (0..333)
+        .map(|n| Change::ActionsRegistered {
+            service_name: format!("svc-{n:03}"),
+        })
+        .collect();
+    let events: Vec<_> = (0..250).map(|_| audit_row()).collect();
+    let mut tx = store.begin_changelog().await.unwrap();
+    let revisions = tx.append_all(&changes).await.unwrap();
+    tx.audit(&events).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(revisions.len(), changes.len());
+    assert!(revisions[0] > before);
+    assert!(revisions.windows(2).all(|w| w[0] < w[1]), "ascending");
+    let logged = store.changes_since(before, None, 1000).await.unwrap();
+    let logged: Vec<_> = logged
+        .into_iter()
+        .map(|row| (row.revision, row.change))
+        .collect();
+    let expected: Vec<_> = revisions.into_iter().zip(changes).collect();
+    assert_eq!(logged, expected, "each change at its revision, in order");
+    let stored = store
+        .list_audit(&sentinel::store::AuditFilter::default(), None, 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.iter().filter(|e| e.action == "test.write").count(),
+        250
+    );
 }

@@ -11,10 +11,11 @@
 //! block preceded by `<!-- docs-test: fails -->` shows an error on purpose and must exit non-zero.
 //! A fence without a language whose first line is a command is refused: tag it.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -189,25 +190,7 @@ fn start_server(data_dir: &Path) -> Server {
         .stdout(Stdio::null())
         .spawn()
         .expect("start the server");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent && let Some(rest) = line.split("sentinel listening on ").nth(1) {
-                let addr = rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-                let _ = tx.send(addr);
-                sent = true;
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the server announces its address");
+    let addr = common::process::announced_address(child.stderr.take().expect("stderr"));
     Server { child, addr }
 }
 

@@ -23,6 +23,9 @@ use sentinel::proto::v1::{
 use sentinel::tokens::service::IssuedTokens;
 use tonic::{Code, Status};
 
+/// workspace.proto, AddMember: "Invitations lapse after 30 days."
+const INVITATION_DAYS: u64 = 30;
+
 both_backends!(
     inviting_refuses_bad_input_low_roles_and_second_invitations,
     invitations_are_listed_and_withdrawn_by_admins_only,
@@ -391,7 +394,7 @@ async fn invitations_are_listed_and_withdrawn_by_admins_only(backend: Backend) {
 }
 
 async fn answering_refuses_other_lapsed_and_answered_invitations(backend: Backend) {
-    let (app, db) = TestApp::spawn(backend).await;
+    let (app, _db) = TestApp::spawn(backend).await;
     let ann = sign_in(&app, "ann@example.com", "acme", "owner").await;
     let acme = ann.scope.as_ref().unwrap().workspace.id.to_string();
     let dan = sign_in(&app, "dan@example.com", "dan-home", "owner").await;
@@ -431,23 +434,6 @@ async fn answering_refuses_other_lapsed_and_answered_invitations(backend: Backen
     assert_eq!(mine(&app, &dan).await, std::slice::from_ref(&to_dan.id));
     assert_eq!(mine(&app, &cleo).await, std::slice::from_ref(&to_cleo.id));
     assert_eq!(members(&app, &ann, &acme).await.len(), 1);
-
-    // FAILED_PRECONDITION for a lapsed invitation (30 days are not waited for: its expiry is
-    // moved to its creation); cleo does not join.
-    db.execute("UPDATE invitations SET expires_at = created_at WHERE email = 'cleo@example.com'")
-        .await;
-    let status = refused(
-        "WorkspaceService/AcceptInvitation",
-        Code::FailedPrecondition,
-        accept(&app, &cleo, &to_cleo.id).await,
-    );
-    assert!(status.message().contains("lapsed"), "{}", status.message());
-    assert!(
-        !members(&app, &ann, &acme)
-            .await
-            .iter()
-            .any(|(email, _)| email == "cleo@example.com")
-    );
 
     // ALREADY_EXISTS when the invitee joined another way meanwhile (a platform admin's CSV
     // import, as viewer): the invitation is answered, and the role stays the import's.
@@ -495,6 +481,42 @@ async fn answering_refuses_other_lapsed_and_answered_invitations(backend: Backen
     );
     assert!(mine(&app, &dan).await.is_empty());
     assert_eq!(members(&app, &ann, &acme).await.len(), 2, "ann and frank");
+
+    // FAILED_PRECONDITION for a lapsed invitation: thirty days pass on the server's clock (the
+    // tokens of before have expired with them); cleo does not join.
+    app.clock.advance(std::time::Duration::from_secs(
+        INVITATION_DAYS * 24 * 3600 + 1,
+    ));
+    let ann = sign_in(&app, "ann@example.com", "acme", "owner").await;
+    let cleo = sign_in(&app, "cleo@example.com", "cleo-home", "owner").await;
+    assert!(
+        mine(&app, &cleo).await.is_empty(),
+        "a lapsed invitation is not listed"
+    );
+    let status = refused(
+        "WorkspaceService/AcceptInvitation",
+        Code::FailedPrecondition,
+        accept(&app, &cleo, &to_cleo.id).await,
+    );
+    assert!(status.message().contains("lapsed"), "{}", status.message());
+    assert!(
+        !members(&app, &ann, &acme)
+            .await
+            .iter()
+            .any(|(email, _)| email == "cleo@example.com")
+    );
+    // A lapsed invitation does not hold the place: cleo is invited again, and joins. The one
+    // just minted is still inside its thirty days.
+    let again = invite(&app, &ann, &acme, email("cleo@example.com"), Viewer)
+        .await
+        .expect("a lapsed invitation is replaced");
+    assert_eq!(mine(&app, &cleo).await, std::slice::from_ref(&again.id));
+    assert_eq!(accept(&app, &cleo, &again.id).await.unwrap(), Viewer as i32);
+    assert!(
+        members(&app, &ann, &acme)
+            .await
+            .contains(&("cleo@example.com".to_string(), Viewer as i32))
+    );
 
     app.stop().await;
 }

@@ -1,7 +1,7 @@
 //! The documented errors of PermissionService's reads, Watch and RBAC RPCs, on both backends:
 //! every code the `Errors:` paragraphs of Check, CheckBulk, LookupResources, Watch,
 //! RegisterActions and CheckAction list, each under the condition the paragraph names, next to
-//! the valid call it is told apart from. The resource writes are in errors_resources.rs.
+//! the valid call it is told apart from (Watch from before the retained changelog included). The resource writes are in errors_resources.rs.
 
 mod common;
 
@@ -19,6 +19,7 @@ both_backends!(
     checks_refuse_malformed_questions,
     lookups_refuse_other_workspaces_bad_input_and_lapsed_snapshots,
     watch_refuses_malformed_tokens_and_streams_past_the_cap,
+    watch_refuses_a_start_the_changelog_no_longer_keeps,
     actions_refuse_malformed_names_and_oversize_batches,
 );
 
@@ -353,6 +354,94 @@ async fn watch_refuses_malformed_tokens_and_streams_past_the_cap(backend: Backen
         .unwrap();
     assert_eq!(change.resource, rref("doc", "m"));
     drop((held, also_held, theirs));
+    app.stop().await;
+}
+
+async fn watch_refuses_a_start_the_changelog_no_longer_keeps(backend: Backend) {
+    let (app, db) = TestApp::spawn(backend).await;
+    let key = service_key(&app, "docs").await;
+    let ann = sign_in(&app, "ann@example.com", "acme", "owner").await;
+    let acme = ann.scope.as_ref().unwrap().workspace.id.to_string();
+    let first = register_docs(&app, &key, &acme, &["a"]).await;
+    let second = register_docs(&app, &key, &acme, &["b"]).await;
+    let third = register_docs(&app, &key, &acme, &["c"]).await;
+    let watch = |start_token: &str| {
+        let request = with_service_key(
+            WatchRequest {
+                start_token: start_token.into(),
+                resource_types: vec![],
+            },
+            &key,
+        );
+        let mut client = perms(&app);
+        async move { client.watch(request).await.map(|r| r.into_inner()) }
+    };
+    // Kept: a stream from the first write replays the other two.
+    let mut kept = watch(&first).await.unwrap();
+    let change = common::wait::next(&mut kept, "the second write")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(change.consistency_token, second);
+    drop(kept);
+
+    // The retention passes on the server's clock; the janitor's pruning (run here directly)
+    // keeps only the newest entry.
+    let retention = db.config().changelog_retention;
+    app.clock
+        .advance(retention + std::time::Duration::from_secs(60));
+    let pruned = app
+        .app
+        .state()
+        .engine
+        .prune_changelog(retention)
+        .await
+        .expect("pruned");
+    assert!(pruned >= 2, "{pruned}");
+
+    // FAILED_PRECONDITION for a start before what is kept, saying what to do: the entry after
+    // the first write is gone.
+    let status = refused(
+        "PermissionService/Watch",
+        Code::FailedPrecondition,
+        watch(&first).await,
+    );
+    names(&status, "start_token");
+    names(&status, "watch from now");
+    // From the second write on everything is kept: it streams, and so does "from now".
+    let mut from_second = watch(&second).await.unwrap();
+    let change = common::wait::next(&mut from_second, "the kept third write")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(change.consistency_token, third);
+    let mut from_now = watch("").await.unwrap();
+    let fourth = register_docs(&app, &key, &acme, &["d"]).await;
+    for (stream, what) in [
+        (&mut from_second, "from the second"),
+        (&mut from_now, "from now"),
+    ] {
+        let change = common::wait::next(stream, what).await.unwrap().unwrap();
+        assert_eq!(change.consistency_token, fourth, "{what}");
+        assert_eq!(change.resource, rref("doc", "d"));
+    }
+    // A consistency token that old still reads: every replica is newer than it.
+    let ann = sign_in(&app, "ann@example.com", "acme", "owner").await;
+    let answer = perms(&app)
+        .check(dual(
+            CheckRequest {
+                resource: rref("doc", "a"),
+                action: "view".into(),
+                consistency: fresh(&first),
+            },
+            &key,
+            &ann.access_token,
+        ))
+        .await
+        .expect("an old token still reads")
+        .into_inner();
+    assert!(answer.allowed);
+    drop((from_second, from_now));
     app.stop().await;
 }
 

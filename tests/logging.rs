@@ -71,21 +71,16 @@ async fn request_logs_name_the_caller(backend: Backend) {
         .await
         .unwrap();
 
-    // The response line is written as the call finishes; give the subscriber a moment.
-    let mut line = None;
-    for _ in 0..50 {
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
-        line = text
+    // The response line is written as the call finishes: wait for it.
+    let finished = || {
+        String::from_utf8(lines.0.lock().unwrap().clone())
+            .unwrap()
             .lines()
             .find(|l| l.contains(&request_id) && l.contains("finished processing request"))
-            .map(String::from);
-        if line.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let all_text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
-    let line = line.unwrap_or_else(|| panic!("a log line of the request in:\n{all_text}"));
+            .map(String::from)
+    };
+    common::wait::eventually("the request's log line", || async { finished().is_some() }).await;
+    let line = finished().expect("the line stays");
     let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
     let span = &entry["span"];
     assert_eq!(span["request_id"], request_id.as_str(), "{line}");

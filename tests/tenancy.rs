@@ -489,28 +489,7 @@ async fn members_invitations_and_role_changes(backend: Backend) {
     assert_eq!(in_acme(&listed), None, "sign-in does not join");
     let seen = my_invitations(&app, &cleo.access_token).await;
     assert_eq!(seen.len(), 1);
-    // The only pending invitation now: lapse it.
-    db.execute("UPDATE invitations SET expires_at = created_at")
-        .await;
-    assert!(my_invitations(&app, &cleo.access_token).await.is_empty());
-    let err = accept(&app, &cleo.access_token, &invitation.id)
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
-    assert!(err.message().contains("lapsed"), "{}", err.message());
-    // Invited again, cleo accepts.
-    let invited = add(
-        &app,
-        &ann.access_token,
-        &acme,
-        Invitee::Email("cleo@example.com".into()),
-        WorkspaceRole::Viewer,
-    )
-    .await
-    .expect("a lapsed invitation is replaced");
-    let Some(MemberOrInvitation::Invitation(invitation)) = invited.member_or_invitation else {
-        panic!("an invitation");
-    };
+    // Lapsed invitations: `tests/errors_members.rs`, answering_refuses_other_lapsed_and_answered_invitations.
     accept(&app, &cleo.access_token, &invitation.id)
         .await
         .unwrap();

@@ -13,6 +13,7 @@ use common::{
     Backend, TestApp, TestDatabase, audit_count, service_key, sign_in, with_bearer,
     with_service_key,
 };
+use sentinel::model::Clock;
 use sentinel::proto::v1::auth_service_client::AuthServiceClient;
 use sentinel::proto::v1::{
     GetJwksRequest, IntrospectRequest, ListSessionsRequest, LogoutRequest, RefreshRequest,
@@ -225,6 +226,46 @@ async fn reuse_after_the_grace_revokes_the_family_and_its_access_tokens(backend:
     // And it was audited once.
     let count = audit_count(&db, "token.reuse_detected").await;
     assert_eq!(count, 1);
+    // Another family's reuse is its own event, naming its own session.
+    let second = sign_in(&app, "other@example.com", "acme", "viewer").await;
+    refresh(&app, &second.refresh_token).await.unwrap();
+    app.clock.advance(Duration::from_secs(601));
+    let before = app.clock.now();
+    let err = refresh(&app, &second.refresh_token).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let filter = sentinel::store::AuditFilter {
+        action: Some("token.reuse_detected".into()),
+        ..sentinel::store::AuditFilter::default()
+    };
+    let events = app
+        .app
+        .state()
+        .store
+        .list_audit(&filter, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    let sessions: std::collections::HashSet<String> =
+        events.iter().filter_map(|e| e.target_id.clone()).collect();
+    assert!(
+        sessions.contains(&second.session.id.to_string()),
+        "{sessions:?}"
+    );
+    assert!(
+        sessions.contains(&issued.session.id.to_string()),
+        "{sessions:?}"
+    );
+    let latest = events
+        .iter()
+        .find(|e| e.target_id.as_deref() == Some(&second.session.id.to_string()))
+        .unwrap();
+    assert_eq!(latest.actor_user_id, Some(second.user.id), "{latest:?}");
+    assert_eq!(latest.target_type.as_deref(), Some("session"), "{latest:?}");
+    assert_eq!(latest.outcome, "failure", "{latest:?}");
+    assert!(
+        latest.occurred_at >= before,
+        "stamped by the server's clock: {latest:?}"
+    );
     if let Some(other) = other {
         other.stop().await;
     }

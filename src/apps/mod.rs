@@ -28,6 +28,9 @@ pub const KEY_PREFIX: &str = "sk_";
 pub const DISPLAY_PREFIX_LEN: usize = 12;
 /// How long a key lookup is remembered (a deactivation takes effect within this time).
 const CACHE_TTL: Duration = Duration::from_millis(500);
+/// How long a known key keeps authenticating while the database cannot be read (no key can be
+/// changed meanwhile); past it, calls fail closed with UNAVAILABLE.
+const STALE_WHILE_UNAVAILABLE: Duration = Duration::from_secs(30);
 /// The one message for every refused key: it never says whether the key exists.
 pub const INVALID_KEY: &str = "invalid service key";
 
@@ -54,6 +57,15 @@ impl KeyCache {
             .get(hash)
             .filter(|at| at.elapsed() < CACHE_TTL)
             .map(|_| None)
+    }
+
+    /// A key that matched an app within [`STALE_WHILE_UNAVAILABLE`], for when the database
+    /// cannot say.
+    fn stale(&self, hash: &[u8]) -> Option<Arc<ServiceAppRow>> {
+        self.found
+            .get(hash)
+            .filter(|(_, at)| at.elapsed() < STALE_WHILE_UNAVAILABLE)
+            .map(|(app, _)| app.clone())
     }
 
     fn insert(&mut self, hash: Vec<u8>, app: Option<Arc<ServiceAppRow>>) {
@@ -467,16 +479,31 @@ impl ServiceApps {
         let app = match cached {
             Some(app) => app,
             None => {
-                let app = self
+                let found = self
                     .apps
                     .service_app_by_key_hash(&hash, crate::model::now())
-                    .await?
-                    .map(Arc::new);
-                self.cache
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(hash, app.clone());
-                app
+                    .await;
+                match found {
+                    Ok(app) => {
+                        let app = app.map(Arc::new);
+                        self.cache
+                            .write()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(hash, app.clone());
+                        app
+                    }
+                    // The database is down: a key known a moment ago still is (not remembered
+                    // anew, so the grace ends).
+                    Err(StoreError::Unavailable) => {
+                        let stale = self
+                            .cache
+                            .read()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .stale(&hash);
+                        Some(stale.ok_or(Error::Unavailable)?)
+                    }
+                    Err(err) => return Err(err.into()),
+                }
             }
         };
         let app = app.ok_or(Error::Unauthenticated(INVALID_KEY))?;
@@ -526,6 +553,23 @@ mod tests {
             cache.get(format!("random-{}", MISSING_KEYS * 3 - 1).as_bytes()),
             Some(None)
         ));
+    }
+
+    #[test]
+    fn known_keys_outlive_their_ttl_only_while_the_database_is_down() {
+        let mut cache = KeyCache::default();
+        let long_ago = Instant::now() - CACHE_TTL * 2;
+        let too_long_ago = Instant::now() - STALE_WHILE_UNAVAILABLE * 2;
+        cache.found.insert(b"lapsed".to_vec(), (row(1), long_ago));
+        cache.found.insert(b"gone".to_vec(), (row(2), too_long_ago));
+        cache.insert(b"unknown".to_vec(), None);
+        assert!(
+            cache.get(b"lapsed").is_none(),
+            "not served while the database answers"
+        );
+        assert_eq!(cache.stale(b"lapsed").map(|a| a.id), Some(row(1).id));
+        assert!(cache.stale(b"gone").is_none(), "the grace ends");
+        assert!(cache.stale(b"unknown").is_none(), "a miss is never a hit");
     }
 
     #[test]

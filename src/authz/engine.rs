@@ -54,6 +54,9 @@ pub struct Engine {
     current_at: std::sync::Mutex<Instant>,
     /// What "now" is when a decision weighs a grant's expiry.
     pub(super) clock: Arc<dyn Clock>,
+    /// Times the index was rebuilt because the changelog it followed had been pruned past it:
+    /// `Watch` streams that follow the feed re-read the database when it moves.
+    pub(super) rebuilds: Arc<AtomicU64>,
 }
 
 /// Batches a slow `Watch` may fall behind by before it re-reads the database.
@@ -83,6 +86,7 @@ impl Engine {
             decisions: [AtomicU64::new(0), AtomicU64::new(0)],
             current_at: std::sync::Mutex::new(Instant::now()),
             clock,
+            rebuilds: Arc::new(AtomicU64::new(0)),
         };
         engine.catch_up().await?;
         tracing::info!(
@@ -134,6 +138,13 @@ impl Engine {
             if rows.is_empty() {
                 break;
             }
+            // Revisions can skip a number (a write rolled back after taking it); past a skip,
+            // the entries right after `from` may instead have been pruned: then follow on
+            // from a fresh snapshot.
+            if rows[0].revision.0 != from.0 + 1 && self.authz.changelog_horizon().await? > from {
+                self.rebuild().await?;
+                continue;
+            }
             {
                 let mut index = self.write();
                 for row in &rows {
@@ -150,6 +161,31 @@ impl Engine {
         self.applied.send_replace(self.revision());
         *self.current_at.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         Ok(())
+    }
+
+    /// Replaces the index with one built from a fresh snapshot.
+    async fn rebuild(&self) -> Result<(), Error> {
+        let snapshot = self.authz.authz_snapshot().await?;
+        let index = Index::load(snapshot);
+        let (from, to) = (self.revision(), index.revision());
+        *self.write() = index;
+        self.rebuilds.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            from = from.0,
+            to = to.0,
+            "the changelog was pruned past this replica's index: rebuilt from a snapshot"
+        );
+        Ok(())
+    }
+
+    /// Deletes changelog entries older than `retention` (by the engine's clock). `Watch` from
+    /// before them answers FAILED_PRECONDITION; a replica that fell behind them rebuilds.
+    pub async fn prune_changelog(&self, retention: Duration) -> Result<u64, Error> {
+        let retention = chrono::Duration::from_std(retention).map_err(|_| Error::Internal)?;
+        Ok(self
+            .authz
+            .prune_changelog(self.clock.now() - retention)
+            .await?)
     }
 
     /// Counts answered checks.

@@ -148,37 +148,32 @@ impl Engine {
             let start = ids.partition_point(|id| id <= after);
             ids.drain(..start);
         }
-        let keyset = ids.len() > limit
-            && (after.is_some()
-                || ids.len() > MAX_SNAPSHOT_IDS
-                || !self.admit_snapshot(query.subject).await?);
-        let next_page_token = if keyset {
-            crate::cursor::encode(&Cursor {
-                snapshot: String::new(),
-                offset: 0,
-                after: Some(ids[limit - 1].clone()),
-                question,
-            })
-        } else if ids.len() > limit {
-            let snapshot = Uuid::new_v4().to_string();
-            let stored = serde_json::to_vec(&Snapshot {
-                question,
-                revision,
-                ids: ids.clone(),
-            })
-            .map_err(|_| Error::Internal)?;
-            self.cache
-                .set(&format!("lookup:{snapshot}"), &stored, SNAPSHOT_TTL)
-                .await
-                .map_err(|_| Error::Unavailable)?;
-            crate::cursor::encode(&Cursor {
+        let more = ids.len() > limit;
+        // Pinned when it may be; while the cache is down, by keyset (pages then follow the
+        // current revision instead of the first page's).
+        let pinned = if more
+            && after.is_none()
+            && ids.len() <= MAX_SNAPSHOT_IDS
+            && self.admit_snapshot(query.subject).await
+        {
+            self.pin(&question, revision, &ids).await
+        } else {
+            None
+        };
+        let next_page_token = match pinned {
+            Some(snapshot) => crate::cursor::encode(&Cursor {
                 snapshot,
                 offset: limit,
                 after: None,
                 question: String::new(),
-            })
-        } else {
-            String::new()
+            }),
+            None if more => crate::cursor::encode(&Cursor {
+                snapshot: String::new(),
+                offset: 0,
+                after: Some(ids[limit - 1].clone()),
+                question,
+            }),
+            None => String::new(),
         };
         ids.truncate(limit);
         Ok(LookupPage {
@@ -242,16 +237,38 @@ impl Engine {
     }
 
     /// Whether the subject may pin one more lookup snapshot now (at most
-    /// [`MAX_LIVE_SNAPSHOTS`] within one snapshot lifetime), bounding the cache they fill.
-    async fn admit_snapshot(&self, subject: Subject<'_>) -> Result<bool, Error> {
+    /// [`MAX_LIVE_SNAPSHOTS`] within one snapshot lifetime), bounding the cache they fill; not
+    /// while the cache is down.
+    async fn admit_snapshot(&self, subject: Subject<'_>) -> bool {
         let counted = self
             .cache
             .hit(
                 &format!("lookup-snapshots:{}:{}", subject.service, subject.user),
                 SNAPSHOT_TTL,
             )
+            .await;
+        counted.is_ok_and(|counted| counted.count <= MAX_LIVE_SNAPSHOTS)
+    }
+
+    /// Stores an answer's pages as a snapshot; its id, or `None` when the cache cannot keep it.
+    async fn pin(&self, question: &str, revision: Revision, ids: &[String]) -> Option<String> {
+        let snapshot = Uuid::new_v4().to_string();
+        let stored = serde_json::to_vec(&Snapshot {
+            question: question.to_string(),
+            revision,
+            ids: ids.to_vec(),
+        })
+        .ok()?;
+        match self
+            .cache
+            .set(&format!("lookup:{snapshot}"), &stored, SNAPSHOT_TTL)
             .await
-            .map_err(|_| Error::Unavailable)?;
-        Ok(counted.count <= MAX_LIVE_SNAPSHOTS)
+        {
+            Ok(()) => Some(snapshot),
+            Err(err) => {
+                tracing::warn!(error = %err, "lookup snapshot not stored; paging by keyset");
+                None
+            }
+        }
     }
 }

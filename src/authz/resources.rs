@@ -1,9 +1,13 @@
 //! The resources service: registering resources, their owner and visibility, and sharing
-//! them. It owns every rule of those writes — the workspace and owner of a resource, parents in
-//! the same workspace and without cycles, who may change grants and who may receive them —
-//! decided on facts read inside the write's transaction (under the changelog lock), the audit
-//! event of every write, and read-your-writes: each write is applied to this process's index
-//! before it answers, and its revision is what the caller's consistency token names.
+//! them, one write at a time or many in one atomic batch. Its rules (`rules.rs`) — the workspace
+//! and owner of a resource, parents in the same workspace and without cycles, who may change
+//! grants and who may receive them — are decided on facts read inside the write's transaction
+//! (under the changelog lock), with the audit event of every write; and read-your-writes: each
+//! write is applied to this process's index before it answers, and its revision is what the
+//! caller's consistency token names.
+
+mod rules;
+mod writer;
 
 use crate::model::{Permission, Visibility};
 use std::sync::Arc;
@@ -11,31 +15,16 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::engine::Engine;
-use crate::audit;
 use crate::error::Error;
-use crate::model::Revision;
 use crate::model::UserId;
-use crate::model::change::{Change, GranteeRef, ResourceKey, ResourceState};
-use crate::model::{Caller, WorkspaceRole, Written};
-use crate::store::{
-    AuthzStore, ChangelogTx, GrantRow, GroupStore, IdentityStore, ResourceRow, Store, WriteTxStore,
-};
+use crate::model::change::{GranteeRef, ResourceKey, ResourceState};
+use crate::model::{Caller, Written};
+use crate::store::{AuthzStore, GrantRow, GroupStore, IdentityStore, ResourceRow, Store};
+use rules::Outcome;
+use writer::Writer;
 
-/// Longest parent chain walked when looking for a cycle.
-const MAX_CHAIN: usize = 4096;
-
-/// A change to an existing resource.
-#[derive(Debug, Clone)]
-enum ResourceUpdate {
-    /// New visibility.
-    Visibility(Visibility),
-    /// New owner (or none).
-    Owner(Option<UserId>),
-}
-
-fn precondition(reason: &str) -> Error {
-    Error::FailedPrecondition(reason.into())
-}
+/// Most operations in one batch.
+pub const MAX_BATCH: usize = 1000;
 
 /// A new grant.
 #[derive(Debug, Clone)]
@@ -46,6 +35,112 @@ pub struct NewGrant {
     pub permission: Permission,
     /// When it lapses (in the future; millisecond precision is kept).
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// One write of a batch, as its single RPC takes it.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    /// Register (or, with `upsert`, update) a resource.
+    Register {
+        /// The resource's state.
+        state: ResourceState,
+        /// Replace the registered resource's state.
+        upsert: bool,
+    },
+    /// Delete a resource with its grants.
+    Delete {
+        /// The resource.
+        key: ResourceKey,
+        /// An absent resource is no error.
+        allow_missing: bool,
+    },
+    /// Grant a user or group access.
+    Share {
+        /// The resource.
+        key: ResourceKey,
+        /// The grant.
+        grant: NewGrant,
+    },
+    /// Remove a grant.
+    Unshare {
+        /// The resource.
+        key: ResourceKey,
+        /// Whose grant.
+        grantee: GranteeRef,
+        /// Only a grant of this level, when given.
+        permission: Option<Permission>,
+    },
+    /// Set a resource's visibility.
+    SetVisibility {
+        /// The resource.
+        key: ResourceKey,
+        /// The new visibility.
+        visibility: Visibility,
+    },
+    /// Set or clear a resource's owner.
+    SetOwner {
+        /// The resource.
+        key: ResourceKey,
+        /// The new owner (`None`: none).
+        owner: Option<UserId>,
+    },
+}
+
+impl WriteOp {
+    /// The operation's name in a WriteBatch request (`operations[3].share`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            WriteOp::Register { .. } => "register",
+            WriteOp::Delete { .. } => "delete",
+            WriteOp::Share { .. } => "share",
+            WriteOp::Unshare { .. } => "unshare",
+            WriteOp::SetVisibility { .. } => "set_visibility",
+            WriteOp::SetOwner { .. } => "set_owner",
+        }
+    }
+}
+
+/// What one operation of a batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchResult {
+    /// Whether it changed anything.
+    pub changed: bool,
+    /// Whether it created a resource.
+    pub created: bool,
+}
+
+/// INVALID_ARGUMENT naming `operations` unless a batch holds 1 to [`MAX_BATCH`] operations.
+pub fn check_batch_len(len: usize) -> Result<(), Error> {
+    if len == 0 || len > MAX_BATCH {
+        return Err(Error::invalid(
+            "operations",
+            format!("must hold 1 to {MAX_BATCH} operations (it holds {len})"),
+        ));
+    }
+    Ok(())
+}
+
+/// An operation's refusal, as the refusal of the whole batch: the operation is named, and what
+/// its single RPC answers with NOT_FOUND, ALREADY_EXISTS or FAILED_PRECONDITION is an invalid
+/// argument of the batch. `op` is the operation's kind (empty when it has none).
+pub fn batch_item_error(index: usize, op: &str, err: Error) -> Error {
+    let item = format!("operations[{index}]");
+    match err {
+        Error::InvalidArgument { field, reason } if op.is_empty() => Error::InvalidArgument {
+            field: format!("{item}.{field}"),
+            reason,
+        },
+        Error::InvalidArgument { field, reason } => Error::InvalidArgument {
+            field: format!("{item}.{op}.{field}"),
+            reason,
+        },
+        Error::NotFound(what) => Error::invalid(item, format!("{what} not found")),
+        Error::AlreadyExists(reason) | Error::FailedPrecondition(reason) => {
+            Error::invalid(item, reason)
+        }
+        Error::PermissionDenied(reason) => Error::PermissionDenied(format!("{item}: {reason}")),
+        other => other,
+    }
 }
 
 /// A live grant, with the grantee's name (and a user's email) when asked for.
@@ -63,33 +158,24 @@ pub struct GrantView {
 pub struct Resources {
     /// Resource and grant reads.
     authz: Arc<dyn AuthzStore>,
-    /// Writes: the changelog transaction the rules are decided in.
-    tx: Arc<dyn WriteTxStore>,
     users: Arc<dyn IdentityStore>,
     groups: Arc<dyn GroupStore>,
     engine: Arc<Engine>,
-}
-
-fn target(key: &ResourceKey) -> String {
-    format!("{}/{}", key.resource_type, key.resource_id)
+    /// Single writes, committed in groups.
+    writer: Writer,
 }
 
 impl Resources {
-    /// Over `store`, applying writes to `engine`.
+    /// Over `store`, applying writes to `engine`; starts the task that commits single writes
+    /// (so it must be called inside a Tokio runtime).
     pub fn new(store: Arc<dyn Store>, engine: Arc<Engine>) -> Self {
         Self {
+            writer: Writer::start(store.clone(), engine.clone()),
             authz: store.clone(),
-            tx: store.clone(),
             users: store.clone(),
             groups: store,
             engine,
         }
-    }
-
-    /// Applies a local write to this process's index and nudges the replicas.
-    async fn written<T>(&self, value: T, revision: Revision) -> Result<Written<T>, Error> {
-        self.engine.written(revision).await?;
-        Ok(Written { value, revision })
     }
 
     /// The resource, NOT_FOUND when absent.
@@ -100,6 +186,13 @@ impl Resources {
             .ok_or_else(|| Error::NotFound("resource".into()))
     }
 
+    /// Runs one operation, committed with the single writes queued beside it (group commit);
+    /// answers once it is in this process's index.
+    async fn one(&self, caller: &Caller, op: WriteOp) -> Result<Written<Outcome>, Error> {
+        let (value, revision) = self.writer.write(caller, op).await?;
+        Ok(Written { value, revision })
+    }
+
     /// Registers a resource (or, with `upsert`, updates the registered one); the row and
     /// whether it was created.
     pub async fn register(
@@ -108,96 +201,18 @@ impl Resources {
         state: &ResourceState,
         upsert: bool,
     ) -> Result<Written<(ResourceRow, bool)>, Error> {
-        if let Some((parent_type, parent_id)) = &state.parent
-            && *parent_type == state.resource_type
-            && *parent_id == state.resource_id
-        {
-            return Err(Error::FailedPrecondition(
-                "a resource cannot be its own parent".into(),
-            ));
-        }
-        let mut event = audit::event(
-            "resource.registered",
-            &caller.actor,
-            "resource",
-            format!("{}/{}", state.resource_type, state.resource_id),
-            serde_json::json!({ "upsert": upsert, "visibility": state.visibility }),
-        );
-        event.workspace_id = Some(state.workspace_id);
-        let mut tx = self.tx.begin_changelog().await?;
-        let key = ResourceKey {
-            service_name: state.service_name.clone(),
-            resource_type: state.resource_type.clone(),
-            resource_id: state.resource_id.clone(),
+        let op = WriteOp::Register {
+            state: state.clone(),
+            upsert,
         };
-        let existing = tx.resource(&key).await?.map(|(row, _)| row);
-        if let Some(row) = &existing
-            && (!upsert || row.state == *state)
-        {
-            let revision = tx.revision().await?;
-            drop(tx);
-            return self.written((row.clone(), false), revision).await;
+        let written = self.one(caller, op).await?;
+        match written.value {
+            Outcome::Resource(row, created) => Ok(Written {
+                value: (row, created),
+                revision: written.revision,
+            }),
+            _ => Err(Error::Internal),
         }
-        if !tx.workspace_exists(state.workspace_id).await? {
-            return Err(Error::NotFound("workspace".into()));
-        }
-        // Grants name the old workspace's users and groups, and children live in the old
-        // workspace: a move would carry access across tenants.
-        if let Some(row) = &existing
-            && row.state.workspace_id != state.workspace_id
-            && tx.attachments(row.id).await? > 0
-        {
-            return Err(precondition(
-                "workspace_id: the resource has grants or children in its workspace; \
-                 unshare it and move or delete its children before moving it",
-            ));
-        }
-        if let Some(owner) = state.owner_id
-            && tx.role_of(state.workspace_id, owner).await?.is_none()
-        {
-            return Err(precondition("owner_id is not a member of the workspace"));
-        }
-        let parent = match &state.parent {
-            None => None,
-            Some((parent_type, parent_key)) => {
-                let parent_key = ResourceKey {
-                    service_name: state.service_name.clone(),
-                    resource_type: parent_type.clone(),
-                    resource_id: parent_key.clone(),
-                };
-                let (parent, _) = tx
-                    .resource(&parent_key)
-                    .await?
-                    .ok_or_else(|| Error::NotFound("parent resource".into()))?;
-                if parent.state.workspace_id != state.workspace_id {
-                    return Err(precondition("the parent resource is in another workspace"));
-                }
-                if let Some(me) = &existing {
-                    // Walk up from the parent: meeting this resource is a cycle.
-                    let mut at = Some(parent.id);
-                    let mut steps = 0;
-                    while let Some(id) = at {
-                        if id == me.id || steps > MAX_CHAIN {
-                            return Err(precondition("the parent would create a cycle"));
-                        }
-                        at = tx.parent_of(id).await?;
-                        steps += 1;
-                    }
-                }
-                Some(parent.id)
-            }
-        };
-        let created = existing.is_none();
-        let row = tx
-            .put_resource(existing.map(|row| row.id), state, parent)
-            .await?;
-        let change = Change::ResourceSet {
-            resource: state.clone(),
-            created,
-        };
-        let revision = tx.record(&change, &event).await?;
-        tx.commit().await?;
-        self.written((row, created), revision).await
     }
 
     /// Deletes a resource with its grants; `false` (at the current revision) when there is
@@ -208,33 +223,18 @@ impl Resources {
         key: &ResourceKey,
         allow_missing: bool,
     ) -> Result<Written<bool>, Error> {
-        let event = audit::event(
-            "resource.deleted",
-            &caller.actor,
-            "resource",
-            target(key),
-            serde_json::json!({}),
-        );
-        let mut tx = self.tx.begin_changelog().await?;
-        let Some((row, _)) = tx.resource(key).await? else {
-            if allow_missing {
-                let revision = tx.revision().await?;
-                drop(tx);
-                return Ok(Written {
-                    value: false,
-                    revision,
-                });
-            }
-            return Err(Error::NotFound("resource".into()));
-        };
-        tx.delete_resource(row.id).await?;
-        let change = Change::ResourceDeleted {
-            workspace_id: row.state.workspace_id,
+        let op = WriteOp::Delete {
             key: key.clone(),
+            allow_missing,
         };
-        let revision = tx.record(&change, &event).await?;
-        tx.commit().await?;
-        self.written(true, revision).await
+        let written = self.one(caller, op).await?;
+        match written.value {
+            Outcome::Deleted(deleted) => Ok(Written {
+                value: deleted,
+                revision: written.revision,
+            }),
+            _ => Err(Error::Internal),
+        }
     }
 
     /// Sets a resource's visibility (`private` or `workspace`).
@@ -244,14 +244,11 @@ impl Resources {
         key: &ResourceKey,
         visibility: Visibility,
     ) -> Result<Written<ResourceRow>, Error> {
-        self.update(
-            caller,
-            key,
-            ResourceUpdate::Visibility(visibility),
-            "resource.visibility_set",
-            serde_json::json!({ "visibility": visibility }),
-        )
-        .await
+        let op = WriteOp::SetVisibility {
+            key: key.clone(),
+            visibility,
+        };
+        self.updated(caller, op).await
     }
 
     /// Sets (or, with `None`, clears) a resource's owner; NOT_FOUND for an unknown user.
@@ -261,60 +258,22 @@ impl Resources {
         key: &ResourceKey,
         owner: Option<UserId>,
     ) -> Result<Written<ResourceRow>, Error> {
-        self.update(
-            caller,
-            key,
-            ResourceUpdate::Owner(owner),
-            "resource.owner_set",
-            serde_json::json!({ "owner_id": owner }),
-        )
-        .await
+        let op = WriteOp::SetOwner {
+            key: key.clone(),
+            owner,
+        };
+        self.updated(caller, op).await
     }
 
-    async fn update(
-        &self,
-        caller: &Caller,
-        key: &ResourceKey,
-        update: ResourceUpdate,
-        action: &str,
-        details: serde_json::Value,
-    ) -> Result<Written<ResourceRow>, Error> {
-        let event = audit::event(action, &caller.actor, "resource", target(key), details);
-        let mut tx = self.tx.begin_changelog().await?;
-        if let ResourceUpdate::Owner(Some(owner)) = update
-            && !tx.user_exists(owner).await?
-        {
-            return Err(Error::NotFound("user".into()));
+    async fn updated(&self, caller: &Caller, op: WriteOp) -> Result<Written<ResourceRow>, Error> {
+        let written = self.one(caller, op).await?;
+        match written.value {
+            Outcome::Resource(row, _) => Ok(Written {
+                value: row,
+                revision: written.revision,
+            }),
+            _ => Err(Error::Internal),
         }
-        let (row, parent) = tx
-            .resource(key)
-            .await?
-            .ok_or_else(|| Error::NotFound("resource".into()))?;
-        let mut state = row.state.clone();
-        match &update {
-            ResourceUpdate::Visibility(v) => state.visibility = *v,
-            ResourceUpdate::Owner(owner) => state.owner_id = *owner,
-        }
-        if state == row.state {
-            let revision = tx.revision().await?;
-            drop(tx);
-            return self.written(row, revision).await;
-        }
-        if let ResourceUpdate::Owner(Some(owner)) = update
-            && tx.role_of(state.workspace_id, owner).await?.is_none()
-        {
-            return Err(precondition(
-                "owner_id is not a member of the resource's workspace",
-            ));
-        }
-        let row = tx.put_resource(Some(row.id), &state, parent).await?;
-        let change = Change::ResourceSet {
-            resource: state,
-            created: false,
-        };
-        let revision = tx.record(&change, &event).await?;
-        tx.commit().await?;
-        self.written(row, revision).await
     }
 
     /// Grants `grant` on a resource (replacing the grantee's grant of that permission); the
@@ -325,79 +284,18 @@ impl Resources {
         key: &ResourceKey,
         grant: &NewGrant,
     ) -> Result<Written<(GrantRow, bool)>, Error> {
-        // By the clock decisions weigh expiries with.
-        let now = self.engine.clock.now();
-        if grant.expires_at.is_some_and(|at| at <= now) {
-            return Err(Error::invalid("expires_at", "must be in the future"));
-        }
-        let mut tx = self.tx.begin_changelog().await?;
-        let (row, _) = tx
-            .resource(key)
-            .await?
-            .ok_or_else(|| Error::NotFound("resource".into()))?;
-        let granted_by = may_share(tx.as_mut(), caller, &row).await?;
-        let workspace_id = row.state.workspace_id;
-        match grant.grantee {
-            GranteeRef::User(user) => {
-                if !tx.user_exists(user).await? {
-                    return Err(Error::NotFound("user".into()));
-                }
-                if tx.role_of(workspace_id, user).await?.is_none() {
-                    return Err(precondition(
-                        "the grantee is not a member of the resource's workspace",
-                    ));
-                }
-            }
-            GranteeRef::Group(group) => {
-                let home = tx
-                    .group_workspace(group)
-                    .await?
-                    .ok_or_else(|| Error::NotFound("group".into()))?;
-                if home != workspace_id {
-                    return Err(precondition("the group belongs to another workspace"));
-                }
-            }
-        }
-        let mut event = audit::event(
-            "resource.shared",
-            &caller.actor,
-            "resource",
-            target(key),
-            serde_json::json!({
-                "grantee": grant.grantee,
-                "permission": grant.permission,
-                "expires_at": grant.expires_at,
-            }),
-        );
-        event.workspace_id = Some(workspace_id);
-        let existing = tx.grant(row.id, grant.grantee).await?;
-        if let Some(existing) = existing.as_ref()
-            && existing.permission == grant.permission
-            && existing.expires_at == grant.expires_at
-        {
-            let revision = tx.revision().await?;
-            drop(tx);
-            return self.written((existing.clone(), false), revision).await;
-        }
-        let stored = GrantRow {
-            grantee: grant.grantee,
-            permission: grant.permission,
-            expires_at: grant.expires_at,
-            granted_by,
-            created_at: crate::model::now(),
-        };
-        tx.put_grant(row.id, &stored).await?;
-        let change = Change::GrantSet {
-            workspace_id,
+        let op = WriteOp::Share {
             key: key.clone(),
-            grantee: stored.grantee,
-            permission: stored.permission,
-            expires_at: stored.expires_at,
-            created: existing.is_none(),
+            grant: grant.clone(),
         };
-        let revision = tx.record(&change, &event).await?;
-        tx.commit().await?;
-        self.written((stored, true), revision).await
+        let written = self.one(caller, op).await?;
+        match written.value {
+            Outcome::Grant(grant, changed) => Ok(Written {
+                value: (grant, changed),
+                revision: written.revision,
+            }),
+            _ => Err(Error::Internal),
+        }
     }
 
     /// Removes the grantee's grants on a resource (of `permission` only, when given); whether
@@ -409,33 +307,32 @@ impl Resources {
         grantee: GranteeRef,
         permission: Option<Permission>,
     ) -> Result<Written<bool>, Error> {
-        let mut tx = self.tx.begin_changelog().await?;
-        let (row, _) = tx
-            .resource(key)
-            .await?
-            .ok_or_else(|| Error::NotFound("resource".into()))?;
-        may_share(tx.as_mut(), caller, &row).await?;
-        let mut event = audit::event(
-            "resource.unshared",
-            &caller.actor,
-            "resource",
-            target(key),
-            serde_json::json!({ "grantee": grantee }),
-        );
-        event.workspace_id = Some(row.state.workspace_id);
-        if !tx.delete_grant(row.id, grantee, permission).await? {
-            let revision = tx.revision().await?;
-            drop(tx);
-            return self.written(false, revision).await;
-        }
-        let change = Change::GrantRemoved {
-            workspace_id: row.state.workspace_id,
+        let op = WriteOp::Unshare {
             key: key.clone(),
             grantee,
+            permission,
         };
-        let revision = tx.record(&change, &event).await?;
-        tx.commit().await?;
-        self.written(true, revision).await
+        let written = self.one(caller, op).await?;
+        match written.value {
+            Outcome::Unshared(removed) => Ok(Written {
+                value: removed,
+                revision: written.revision,
+            }),
+            _ => Err(Error::Internal),
+        }
+    }
+
+    /// Applies `ops` in order in one transaction, each seeing the ones before it, recorded as
+    /// one changelog entry at one revision. The first refused operation refuses the batch (see
+    /// [`batch_item_error`]) and nothing is written.
+    pub async fn write_batch(
+        &self,
+        caller: &Caller,
+        ops: Vec<WriteOp>,
+    ) -> Result<Written<Vec<BatchResult>>, Error> {
+        check_batch_len(ops.len())?;
+        let (value, revision) = self.writer.write_batch(caller, ops).await?;
+        Ok(Written { value, revision })
     }
 
     /// A resource with its live grants (with grantee names and emails when `enrich`).
@@ -474,34 +371,6 @@ impl Resources {
         }
         Ok((row, grants))
     }
-}
-
-/// The sharing rule: a user acting through the service must own the resource or be admin
-/// or owner of its workspace, and act in that workspace. Returns who grants.
-async fn may_share(
-    tx: &mut dyn ChangelogTx,
-    caller: &Caller,
-    row: &ResourceRow,
-) -> Result<Option<UserId>, Error> {
-    let Some(user) = caller.user else {
-        return Ok(None); // the service itself
-    };
-    if caller.token_workspace != Some(row.state.workspace_id) {
-        // Say what to fix: the user may well be the owner, but acts from another workspace.
-        return Err(Error::PermissionDenied(
-            "the token's workspace does not match the resource's workspace; use a token \
-             scoped to the resource's workspace (Refresh or SwitchWorkspace with its id)"
-                .into(),
-        ));
-    }
-    let role = tx.role_of(row.state.workspace_id, user).await?;
-    let allowed = row.state.owner_id == Some(user) || role >= Some(WorkspaceRole::Admin);
-    if !allowed {
-        return Err(Error::PermissionDenied(
-            "only the resource's owner or a workspace admin may change its grants".into(),
-        ));
-    }
-    Ok(Some(user))
 }
 
 #[cfg(test)]

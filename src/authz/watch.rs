@@ -7,6 +7,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -38,6 +39,8 @@ pub enum WatchEvent {
         occurred_at: DateTime<Utc>,
         /// What changed.
         change: Change,
+        /// Further changes of the same revision (one WriteBatch) follow this one.
+        more_in_revision: bool,
     },
     /// Nothing new up to `revision` (sent when idle).
     Checkpoint {
@@ -72,6 +75,19 @@ struct State {
     last_sent: Instant,
     /// Workspaces where the service was found to have resources or roles.
     present_in: HashSet<WorkspaceId>,
+    /// The engine's rebuild count, and its value when the stream last read the database.
+    rebuilds: Arc<AtomicU64>,
+    generation: u64,
+}
+
+/// FAILED_PRECONDITION for a stream whose start the changelog no longer holds.
+fn pruned(horizon: Revision) -> Error {
+    Error::FailedPrecondition(format!(
+        "start_token is older than the retained changelog (it starts after revision {}, see \
+         changelog_retention): re-read what you follow (GetResource, LookupResources) and watch \
+         from now with an empty start_token",
+        horizon.0
+    ))
 }
 
 impl Engine {
@@ -93,8 +109,15 @@ impl Engine {
                     "names a revision newer than any write",
                 ));
             }
-            Some(start) => start,
+            Some(start) => {
+                let horizon = self.authz.changelog_horizon().await?;
+                if start < horizon {
+                    return Err(pruned(horizon));
+                }
+                start
+            }
         };
+        let generation = self.rebuilds.load(Ordering::Relaxed);
         let state = State {
             store: self.authz.clone(),
             query,
@@ -106,6 +129,8 @@ impl Engine {
             done: false,
             last_sent: Instant::now(),
             present_in: HashSet::new(),
+            rebuilds: self.rebuilds.clone(),
+            generation,
         };
         Ok(futures::stream::unfold(state, next))
     }
@@ -125,6 +150,7 @@ async fn next(mut w: State) -> Option<(Result<WatchEvent, Error>, State)> {
             w.last_sent = Instant::now();
             return Some((Ok(event), w));
         }
+        let mut reached: Option<Revision> = None;
         let rows: Vec<ChangeRow> = if w.replaying {
             match w
                 .store
@@ -132,6 +158,20 @@ async fn next(mut w: State) -> Option<(Result<WatchEvent, Error>, State)> {
                 .await
             {
                 Ok(rows) => {
+                    // Read after the rows: a horizon past the cursor means entries after it
+                    // may have been pruned before they were read.
+                    match w.store.changelog_horizon().await {
+                        Ok(horizon) if horizon > w.cursor => {
+                            w.done = true;
+                            return Some((Err(pruned(horizon)), w));
+                        }
+                        Ok(_) => {}
+                        Err(err) => {
+                            w.done = true;
+                            return Some((Err(err.into()), w));
+                        }
+                    }
+                    w.generation = w.rebuilds.load(Ordering::Relaxed);
                     w.replaying = rows.len() as i64 == REPLAY_BATCH;
                     rows
                 }
@@ -143,14 +183,25 @@ async fn next(mut w: State) -> Option<(Result<WatchEvent, Error>, State)> {
         } else {
             // Live: what the replica's index applies, woken at least every recheck.
             match tokio::time::timeout(RECHECK, w.feed.recv()).await {
-                Ok(Ok(batch)) => batch
-                    .iter()
-                    .filter(|r| {
-                        r.revision > w.cursor
-                            && r.change.service_name().is_none_or(|s| s == w.query.service)
-                    })
-                    .cloned()
-                    .collect(),
+                // The index was rebuilt past a pruned stretch: read the database instead.
+                Ok(Ok(_)) if w.rebuilds.load(Ordering::Relaxed) != w.generation => {
+                    w.replaying = true;
+                    continue;
+                }
+                Ok(Ok(batch)) => {
+                    // The feed holds every entry in order: once this batch is through, the
+                    // stream has seen everything up to its end, its own entries or not (so a
+                    // quiet service's checkpoints stay inside the retained changelog).
+                    reached = batch.last().map(|r| r.revision);
+                    batch
+                        .iter()
+                        .filter(|r| {
+                            r.revision > w.cursor
+                                && r.change.service_name().is_none_or(|s| s == w.query.service)
+                        })
+                        .cloned()
+                        .collect()
+                }
                 Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
                     w.replaying = true;
                     continue;
@@ -189,17 +240,29 @@ async fn next(mut w: State) -> Option<(Result<WatchEvent, Error>, State)> {
                 }
             }
             let types = &w.query.resource_types;
-            let wanted = row
+            let shown: Vec<&Change> = row
                 .change
-                .resource_type()
-                .is_none_or(|t| types.is_empty() || types.iter().any(|x| x == t));
-            if row.change.is_watched() && wanted {
+                .parts()
+                .iter()
+                .filter(|change| {
+                    change.is_watched()
+                        && change
+                            .resource_type()
+                            .is_none_or(|t| types.is_empty() || types.iter().any(|x| x == t))
+                })
+                .collect();
+            let count = shown.len();
+            for (i, change) in shown.into_iter().enumerate() {
                 w.pending.push_back(WatchEvent::Change {
                     revision: row.revision,
                     occurred_at: row.occurred_at,
-                    change: row.change,
+                    change: change.clone(),
+                    more_in_revision: i + 1 < count,
                 });
             }
+        }
+        if let Some(end) = reached {
+            w.cursor = w.cursor.max(end);
         }
     }
 }

@@ -272,6 +272,9 @@ pub struct Config {
     /// How long audit events are kept.
     #[serde(with = "duration_text")]
     pub audit_retention: Duration,
+    /// How long authorization changelog entries are kept: how far back `Watch` can resume.
+    #[serde(with = "duration_text")]
+    pub changelog_retention: Duration,
     /// Algorithm of new signing keys: `RS256`, `ES256` or `EdDSA`.
     pub signing_algorithm: crate::model::SigningAlgorithm,
     /// How long a rotated-in key is published before it signs, so verifiers that cache the
@@ -323,6 +326,7 @@ impl Default for Config {
             token_max_actions: 128,
             revocation_max_staleness: Duration::from_secs(30),
             audit_retention: Duration::from_secs(365 * 24 * 3600),
+            changelog_retention: Duration::from_secs(7 * 24 * 3600),
             signing_algorithm: crate::model::SigningAlgorithm::RS256,
             key_publish_delay: Duration::from_secs(300),
             providers: std::collections::BTreeMap::new(),

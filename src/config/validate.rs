@@ -107,6 +107,9 @@ impl Config {
         if self.audit_retention < Duration::from_secs(24 * 3600) {
             return Err(invalid("audit_retention", "must be at least 1d"));
         }
+        if self.changelog_retention < Duration::from_secs(3600) {
+            return Err(invalid("changelog_retention", "must be at least 1h"));
+        }
         if self.key_publish_delay > Duration::from_secs(24 * 3600) {
             return Err(invalid("key_publish_delay", "must be at most 24h"));
         }

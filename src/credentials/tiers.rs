@@ -119,6 +119,10 @@ pub const TIERS: &[(&str, &[Tier])] = &[
     ("/sentinel.v1.PermissionService/SetOwner", &[Service]),
     ("/sentinel.v1.PermissionService/Share", &[Dual, Service]),
     ("/sentinel.v1.PermissionService/Unshare", &[Dual, Service]),
+    (
+        "/sentinel.v1.PermissionService/WriteBatch",
+        &[Dual, Service],
+    ),
     ("/sentinel.v1.PermissionService/GetResource", &[Service]),
     ("/sentinel.v1.PermissionService/Check", &[Dual]),
     ("/sentinel.v1.PermissionService/CheckBulk", &[Dual]),

@@ -199,6 +199,12 @@ pub enum Change {
         /// The service.
         service_name: String,
     },
+    /// Several resource and grant changes of one service, written atomically at one revision
+    /// (WriteBatch), in the order they were applied.
+    Batch {
+        /// The changes, never nested batches.
+        changes: Vec<Change>,
+    },
 }
 
 impl Change {
@@ -220,6 +226,7 @@ impl Change {
             Change::GrantSet { .. } => "grant_set",
             Change::GrantRemoved { .. } => "grant_removed",
             Change::ServiceDeleted { .. } => "service_deleted",
+            Change::Batch { .. } => "batch",
         }
     }
 
@@ -240,6 +247,14 @@ impl Change {
             | Change::GrantRemoved { workspace_id, .. } => Some(*workspace_id),
             Change::ResourceSet { resource, .. } => Some(resource.workspace_id),
             Change::ActionsRegistered { .. } | Change::ServiceDeleted { .. } => None,
+            // One workspace when every change names the same.
+            Change::Batch { changes } => {
+                let first = changes.first()?.workspace_id()?;
+                changes
+                    .iter()
+                    .all(|c| c.workspace_id() == Some(first))
+                    .then_some(first)
+            }
         }
     }
 
@@ -255,7 +270,17 @@ impl Change {
             Change::ResourceDeleted { key, .. }
             | Change::GrantSet { key, .. }
             | Change::GrantRemoved { key, .. } => Some(&key.service_name),
+            // A batch belongs to the one service that wrote it.
+            Change::Batch { changes } => changes.first().and_then(Change::service_name),
             _ => None,
+        }
+    }
+
+    /// The changes an entry stands for: a batch's, or the entry itself.
+    pub fn parts(&self) -> &[Change] {
+        match self {
+            Change::Batch { changes } => changes,
+            single => std::slice::from_ref(single),
         }
     }
 
@@ -266,7 +291,8 @@ impl Change {
 }
 
 impl Change {
-    /// The resource type of a resource or grant change.
+    /// The resource type of a resource or grant change (a batch has none of its own: see
+    /// [`Change::parts`]).
     pub fn resource_type(&self) -> Option<&str> {
         match self {
             Change::ResourceSet { resource, .. } => Some(&resource.resource_type),

@@ -35,7 +35,7 @@ pub struct GrantRecord {
 /// Everything the index is built from.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    /// Changelog revision the snapshot is at least as new as.
+    /// The changelog revision the snapshot reflects: every change up to it, none after.
     pub revision: super::Revision,
     /// (workspace, user, role).
     pub memberships: Vec<(WorkspaceId, UserId, WorkspaceRole)>,

@@ -40,6 +40,12 @@ pub trait AuthzStore: Send + Sync {
         service: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<ChangeRow>>;
+    /// The newest revision whose entry may have been pruned: every entry after it is kept
+    /// (0 when nothing was pruned).
+    async fn changelog_horizon(&self) -> StoreResult<Revision>;
+    /// Deletes the entries that occurred before `before`, always keeping the newest (the
+    /// current revision is read from it); returns how many went.
+    async fn prune_changelog(&self, before: DateTime<Utc>) -> StoreResult<u64>;
     /// Everything the in-memory index is built from.
     async fn authz_snapshot(&self) -> StoreResult<Snapshot>;
     /// Whether `service` has resources or custom roles in `workspace`.
@@ -55,7 +61,7 @@ fn err(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
 }
 
 macro_rules! impl_authz_store {
-    ($store:ty) => {
+    ($store:ty, $snapshot_isolation:expr) => {
         impl $store {
             async fn resource_in<'c, E>(
                 executor: E,
@@ -146,10 +152,47 @@ macro_rules! impl_authz_store {
                     .collect()
             }
 
+            async fn changelog_horizon(&self) -> StoreResult<Revision> {
+                sqlx::query_scalar::<_, Revision>(
+                    "SELECT COALESCE(MIN(revision), 1) - 1 FROM changelog",
+                )
+                .fetch_one(&self.pool)
+                .await
+                .map_err(err("changelog"))
+            }
+
+            async fn prune_changelog(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+                // In batches, so no single statement holds a long lock or a huge undo log.
+                let mut pruned = 0;
+                loop {
+                    let deleted = sqlx::query(
+                        "DELETE FROM changelog WHERE revision IN (SELECT revision FROM changelog \
+                         WHERE occurred_at < $1 \
+                         AND revision < (SELECT MAX(revision) FROM changelog) \
+                         ORDER BY revision LIMIT 10000)",
+                    )
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(err("changelog"))?
+                    .rows_affected();
+                    pruned += deleted;
+                    if deleted < 10000 {
+                        return Ok(pruned);
+                    }
+                }
+            }
+
             async fn authz_snapshot(&self) -> StoreResult<Snapshot> {
                 let e = err("snapshot");
+                // One read-only transaction: every table as of the same instant, the revision
+                // included, so the snapshot reflects exactly the changes up to its revision.
+                let mut tx = self.pool.begin().await.map_err(&e)?;
+                if let Some(isolation) = $snapshot_isolation {
+                    sqlx::query(isolation).execute(&mut *tx).await.map_err(&e)?;
+                }
                 let revision = current_revision_query!()
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *tx)
                     .await
                     .map_err(&e)?;
                 let mut snapshot = Snapshot {
@@ -159,14 +202,14 @@ macro_rules! impl_authz_store {
                 snapshot.memberships = sqlx::query_as(
                     "SELECT workspace_id, user_id, role FROM memberships",
                 )
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *tx)
                 .await
                 .map_err(&e)?;
                 snapshot.group_members = sqlx::query_as(
                     "SELECT g.workspace_id, m.group_id, m.user_id FROM group_members m \
                      JOIN groups g ON g.id = m.group_id",
                 )
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *tx)
                 .await
                 .map_err(&e)?;
                 // Resources and grants in keyset pages, so no single result set holds them all.
@@ -178,7 +221,7 @@ macro_rules! impl_authz_store {
                          ORDER BY id LIMIT 10000",
                     )
                     .bind(after)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *tx)
                     .await
                     .map_err(&e)?;
                     let full = rows.len() == 10000;
@@ -201,7 +244,7 @@ macro_rules! impl_authz_store {
                     .bind(after.0)
                     .bind(&after.1)
                     .bind(after.2)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *tx)
                     .await
                     .map_err(&e)?;
                     let full = rows.len() == 10000;
@@ -218,6 +261,7 @@ macro_rules! impl_authz_store {
                         break;
                     }
                 }
+                tx.commit().await.map_err(&e)?;
                 Ok(snapshot)
             }
         }
@@ -344,5 +388,9 @@ where
     })
 }
 
-impl_authz_store!(SqliteStore);
-impl_authz_store!(PostgresStore);
+// SQLite: a read transaction sees one snapshot from its first read on.
+impl_authz_store!(SqliteStore, None::<&str>);
+impl_authz_store!(
+    PostgresStore,
+    Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+);

@@ -78,6 +78,7 @@ macro_rules! workspace_columns {
 mod admin;
 mod apps;
 mod authz;
+mod changelog_tx;
 mod groups;
 mod identity;
 mod invitations;

@@ -5,9 +5,11 @@
 //! back. The store only reads and writes rows here: every rule lives in the domain.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::authz::{grant_from_row, resource_from_row};
+use super::changelog_tx::impl_changelog_tx;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{AuditRow, GrantRow, ResourceRow, StoreError, StoreResult, WriteLock};
@@ -76,8 +78,9 @@ pub trait ResourceTx: Send {
         &mut self,
         key: &ResourceKey,
     ) -> StoreResult<Option<(ResourceRow, Option<Uuid>)>>;
-    /// The parent row id of a resource (by row id): one step up the parent chain.
-    async fn parent_of(&mut self, resource: Uuid) -> StoreResult<Option<Uuid>>;
+    /// Whether the parent chain from `from` (by row id, `from` itself included) meets
+    /// `target`, or runs `max` steps or more: one query, however long the chain.
+    async fn chain_reaches(&mut self, from: Uuid, target: Uuid, max: i64) -> StoreResult<bool>;
     /// How many grants and children a resource (by row id) has.
     async fn attachments(&mut self, resource: Uuid) -> StoreResult<i64>;
     /// Stores a resource: inserts it (`existing` is `None`) or replaces the state of the row
@@ -112,7 +115,23 @@ pub trait ChangelogTx: MembershipTx + ResourceTx {
     /// The newest committed revision (the answer for a write that changed nothing).
     async fn revision(&mut self) -> StoreResult<Revision>;
     /// Appends `change` to the changelog with its audit event; the change's revision.
-    async fn record(&mut self, change: &Change, audit: &AuditRow) -> StoreResult<Revision>;
+    async fn record(&mut self, change: &Change, audit: &AuditRow) -> StoreResult<Revision> {
+        self.record_all(change, std::slice::from_ref(audit)).await
+    }
+    /// Appends `change` (one entry, one revision) with the audit events of its parts.
+    async fn record_all(&mut self, change: &Change, audits: &[AuditRow]) -> StoreResult<Revision> {
+        let revision = self.append(change).await?;
+        self.audit(audits).await?;
+        Ok(revision)
+    }
+    /// Appends `change` to the changelog; its revision (the next after every entry committed
+    /// or appended before it).
+    async fn append(&mut self, change: &Change) -> StoreResult<Revision>;
+    /// Appends `changes` in order (many rows a statement); their revisions, ascending in that
+    /// order.
+    async fn append_all(&mut self, changes: &[Change]) -> StoreResult<Vec<Revision>>;
+    /// Stores audit events (many rows a statement).
+    async fn audit(&mut self, audits: &[AuditRow]) -> StoreResult<()>;
     /// Commits everything written.
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
@@ -320,15 +339,27 @@ macro_rules! impl_write_tx {
                 row.map(|r| resource_from_row(&r)).transpose()
             }
 
-            async fn parent_of(&mut self, resource: Uuid) -> StoreResult<Option<Uuid>> {
-                Ok(sqlx::query_scalar::<_, Option<Uuid>>(
-                    "SELECT parent_id FROM resources WHERE id = $1",
+            async fn chain_reaches(
+                &mut self,
+                from: Uuid,
+                target: Uuid,
+                max: i64,
+            ) -> StoreResult<bool> {
+                sqlx::query_scalar::<_, bool>(
+                    "WITH RECURSIVE up(id, depth) AS ( \
+                         SELECT $1, 0 \
+                         UNION ALL \
+                         SELECT r.parent_id, up.depth + 1 FROM up \
+                         JOIN resources r ON r.id = up.id \
+                         WHERE r.parent_id IS NOT NULL AND up.depth < $3) \
+                     SELECT EXISTS (SELECT 1 FROM up WHERE id = $2 OR depth >= $3)",
                 )
-                .bind(resource)
-                .fetch_optional(&mut *self.0)
+                .bind(from)
+                .bind(target)
+                .bind(max)
+                .fetch_one(&mut *self.0)
                 .await
-                .map_err(err("resource"))?
-                .flatten())
+                .map_err(err("resource"))
             }
 
             async fn attachments(&mut self, resource: Uuid) -> StoreResult<i64> {
@@ -349,50 +380,48 @@ macro_rules! impl_write_tx {
                 parent: Option<Uuid>,
             ) -> StoreResult<ResourceRow> {
                 let now = crate::model::now();
-                match existing {
-                    None => {
-                        sqlx::query(
-                            "INSERT INTO resources (id, service_name, resource_type, \
-                             resource_id, workspace_id, owner_id, visibility, parent_id, \
-                             created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
-                        )
-                        .bind(Uuid::new_v4())
-                        .bind(&state.service_name)
-                        .bind(&state.resource_type)
-                        .bind(&state.resource_id)
-                        .bind(state.workspace_id)
-                        .bind(state.owner_id)
-                        .bind(&state.visibility)
-                        .bind(parent)
-                        .bind(now)
-                        .execute(&mut *self.0)
-                        .await
-                        .map_err(err("resource"))?;
-                    }
-                    Some(id) => {
-                        sqlx::query(
-                            "UPDATE resources SET workspace_id = $2, owner_id = $3, \
-                             visibility = $4, parent_id = $5, updated_at = $6 WHERE id = $1",
-                        )
-                        .bind(id)
-                        .bind(state.workspace_id)
-                        .bind(state.owner_id)
-                        .bind(&state.visibility)
-                        .bind(parent)
-                        .bind(now)
-                        .execute(&mut *self.0)
-                        .await
-                        .map_err(err("resource"))?;
-                    }
-                }
-                let key = ResourceKey {
-                    service_name: state.service_name.clone(),
-                    resource_type: state.resource_type.clone(),
-                    resource_id: state.resource_id.clone(),
+                let (id, created_at, updated_at) = match existing {
+                    None => sqlx::query_as::<_, (Uuid, DateTime<Utc>, DateTime<Utc>)>(
+                        "INSERT INTO resources (id, service_name, resource_type, \
+                         resource_id, workspace_id, owner_id, visibility, parent_id, \
+                         created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+                         RETURNING id, created_at, updated_at",
+                    )
+                    .bind(Uuid::new_v4())
+                    .bind(&state.service_name)
+                    .bind(&state.resource_type)
+                    .bind(&state.resource_id)
+                    .bind(state.workspace_id)
+                    .bind(state.owner_id)
+                    .bind(&state.visibility)
+                    .bind(parent)
+                    .bind(now)
+                    .fetch_one(&mut *self.0)
+                    .await
+                    .map_err(err("resource"))?,
+                    Some(id) => sqlx::query_as::<_, (Uuid, DateTime<Utc>, DateTime<Utc>)>(
+                        "UPDATE resources SET workspace_id = $2, owner_id = $3, \
+                         visibility = $4, parent_id = $5, updated_at = $6 WHERE id = $1 \
+                         RETURNING id, created_at, updated_at",
+                    )
+                    .bind(id)
+                    .bind(state.workspace_id)
+                    .bind(state.owner_id)
+                    .bind(&state.visibility)
+                    .bind(parent)
+                    .bind(now)
+                    .fetch_one(&mut *self.0)
+                    .await
+                    .map_err(err("resource"))?,
                 };
-                let (row, _) = self.resource(&key).await?.ok_or(StoreError::Internal)?;
-                Ok(row)
+                // The state as written: its parent key is the one the caller resolved.
+                Ok(ResourceRow {
+                    id,
+                    state: state.clone(),
+                    created_at,
+                    updated_at,
+                })
             }
 
             async fn delete_resource(&mut self, resource: Uuid) -> StoreResult<()> {
@@ -472,30 +501,7 @@ macro_rules! impl_write_tx {
             }
         }
 
-        #[async_trait]
-        impl ChangelogTx for Tx<$db> {
-            async fn revision(&mut self) -> StoreResult<Revision> {
-                current_revision_query!()
-                    .fetch_one(&mut *self.0)
-                    .await
-                    .map_err(err("changelog"))
-            }
-
-            async fn record(&mut self, change: &Change, audit: &AuditRow) -> StoreResult<Revision> {
-                let revision = append_change!(self.0, change)
-                    .await
-                    .map_err(err("changelog"))?;
-                insert_audit_query!(audit)
-                    .execute(&mut *self.0)
-                    .await
-                    .map_err(err("audit event"))?;
-                Ok(revision)
-            }
-
-            async fn commit(self: Box<Self>) -> StoreResult<()> {
-                self.0.commit().await.map_err(err("transaction"))
-            }
-        }
+        impl_changelog_tx!($db);
     };
 }
 

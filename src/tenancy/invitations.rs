@@ -62,7 +62,7 @@ impl Workspaces {
         let user = Self::invitee(caller)?;
         Ok(self
             .invitations
-            .invitations_for(user, crate::model::now(), after, limit)
+            .invitations_for(user, self.tokens.now(), after, limit)
             .await?)
     }
 
@@ -75,7 +75,7 @@ impl Workspaces {
     ) -> Result<Written<MemberRow>, Error> {
         let user = Self::invitee(caller)?;
         let invitation = self.addressed_to(id, user).await?;
-        if invitation.expires_at <= crate::model::now() {
+        if invitation.expires_at <= self.tokens.now() {
             return Err(Error::FailedPrecondition(
                 "the invitation has lapsed; ask the workspace's admins for a new one".into(),
             ));
@@ -141,7 +141,7 @@ impl Workspaces {
             .require(WorkspaceRole::Admin, "listing invitations")?;
         Ok(self
             .invitations
-            .workspace_invitations(workspace_id, crate::model::now(), after, limit)
+            .workspace_invitations(workspace_id, self.tokens.now(), after, limit)
             .await?)
     }
 

@@ -137,7 +137,7 @@ impl Workspaces {
                 "that person is already a member of the workspace".into(),
             ));
         }
-        let now = crate::model::now();
+        let now = self.tokens.now();
         let invitation = InvitationRow {
             id: Uuid::new_v4(),
             workspace_id,

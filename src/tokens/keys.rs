@@ -298,6 +298,9 @@ pub struct KeyRing {
     state: RwLock<Arc<RingState>>,
     verifier: Arc<Verifier>,
     last_reload: Mutex<Option<Instant>>,
+    /// Held across a reload's read and publish, so reloads finish in the order they read: one
+    /// that read before a change (a retirement) cannot publish after one that read after it.
+    reloading: tokio::sync::Mutex<()>,
     /// Signalled after every reload, so the reload task re-plans its next wake-up.
     reloaded: tokio::sync::Notify,
     /// What "now" is for activations, retirements and token lifetimes.
@@ -331,6 +334,7 @@ impl KeyRing {
             state: RwLock::new(Arc::new(state)),
             verifier,
             last_reload: Mutex::new(None),
+            reloading: tokio::sync::Mutex::new(()),
             reloaded: tokio::sync::Notify::new(),
             clock,
         })
@@ -407,6 +411,7 @@ impl KeyRing {
 
     /// Re-reads keys from the store, first activating a pending key whose time has come.
     pub async fn reload(&self) -> Result<(), KeyError> {
+        let _serial = self.reloading.lock().await;
         let state = load_state(self.store.as_ref(), &self.kek, self.clock.now()).await?;
         let current = self.current();
         if state.jwks != current.jwks || state.retire != current.retire {

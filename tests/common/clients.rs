@@ -86,3 +86,46 @@ pub fn alike(existing: &Status, unknown: &Status) {
         "an entity the caller may not see answers like one that does not exist"
     );
 }
+
+/// Brings `user` (back) into a workspace the way a person joins: an owner's invitation by user
+/// id, accepted with `user_token` (any token of theirs). Returns the acceptance's consistency
+/// token.
+pub async fn invite_and_accept(
+    app: &TestApp,
+    owner_token: &str,
+    workspace: impl ToString,
+    user: impl ToString,
+    role: sentinel::proto::v1::WorkspaceRole,
+    user_token: &str,
+) -> String {
+    use sentinel::proto::v1::{
+        AcceptInvitationRequest, AddMemberRequest, add_member_request::Invitee,
+        add_member_response::MemberOrInvitation,
+    };
+    let invited = ws(app)
+        .add_member(super::with_bearer(
+            AddMemberRequest {
+                workspace_id: workspace.to_string(),
+                invitee: Some(Invitee::UserId(user.to_string())),
+                role: role as i32,
+            },
+            owner_token,
+        ))
+        .await
+        .expect("invitation sent")
+        .into_inner();
+    let Some(MemberOrInvitation::Invitation(invitation)) = invited.member_or_invitation else {
+        panic!("AddMember answers an invitation: {invited:?}");
+    };
+    ws(app)
+        .accept_invitation(super::with_bearer(
+            AcceptInvitationRequest {
+                invitation_id: invitation.id,
+            },
+            user_token,
+        ))
+        .await
+        .expect("invitation accepted")
+        .into_inner()
+        .consistency_token
+}

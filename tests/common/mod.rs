@@ -16,8 +16,10 @@ pub mod clients;
 pub mod contract;
 pub mod model;
 pub mod oidc;
+pub mod process;
 pub mod protodoc;
 pub mod proxy;
+pub mod resources;
 pub mod rows;
 pub mod wait;
 
@@ -202,6 +204,21 @@ impl TestDatabase {
             Backend::Clustered => {
                 let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
                 sqlx::query(sql).execute(&mut conn).await.unwrap();
+            }
+        }
+    }
+
+    /// The text column of every row a query returns, for a test that compares stored state.
+    pub async fn texts(&self, sql: &str) -> Vec<String> {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        match self.backend {
+            Backend::Embedded => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_all(&mut conn).await.unwrap()
+            }
+            Backend::Clustered => {
+                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_all(&mut conn).await.unwrap()
             }
         }
     }

@@ -7,7 +7,7 @@ use crate::authz::resources::NewGrant;
 use crate::authz::watch::WatchEvent;
 use crate::error::Error;
 use crate::model::change::{Change, GranteeRef, ResourceKey};
-use crate::model::{ConsistencyToken, Permission, Visibility};
+use crate::model::{ConsistencyToken, Permission, Revision, Visibility};
 use crate::model::{GrantRow, ResourceRow};
 use crate::proto::v1 as pb;
 
@@ -240,7 +240,7 @@ pub(super) fn grant_message(grant: &GrantRow) -> pb::Grant {
 /// The stream message of a Watch event.
 pub(super) fn watch_message(event: &WatchEvent) -> pb::WatchResponse {
     use pb::ChangeOperation as Op;
-    let (revision, occurred_at, change) = match event {
+    let (revision, occurred_at, change, more_in_revision) = match event {
         WatchEvent::Checkpoint { revision, at } => {
             return pb::WatchResponse {
                 revision: revision.0,
@@ -254,11 +254,20 @@ pub(super) fn watch_message(event: &WatchEvent) -> pb::WatchResponse {
             revision,
             occurred_at,
             change,
-        } => (*revision, *occurred_at, change),
+            more_in_revision,
+        } => (*revision, *occurred_at, change, *more_in_revision),
+    };
+    // Inside a batch, resuming from the token must deliver the rest of it: the token names
+    // the revision before, until the batch's last change.
+    let resume_at = if more_in_revision {
+        Revision(revision.0 - 1)
+    } else {
+        revision
     };
     let mut m = pb::WatchResponse {
         revision: revision.0,
-        consistency_token: revision.token().to_string(),
+        consistency_token: resume_at.token().to_string(),
+        more_in_revision,
         occurred_at: Some(convert::timestamp(occurred_at)),
         workspace_id: change
             .workspace_id()
@@ -367,8 +376,10 @@ pub(super) fn watch_message(event: &WatchEvent) -> pb::WatchResponse {
             m.grantee = Some(grantee_message(*grantee));
             Op::GrantDeleted
         }
-        // Not streamed: the engine leaves them out.
-        Change::ActionsRegistered { .. } | Change::ServiceDeleted { .. } => Op::Unspecified,
+        // Not streamed: the engine leaves them out, or streams a batch's parts one by one.
+        Change::ActionsRegistered { .. } | Change::ServiceDeleted { .. } | Change::Batch { .. } => {
+            Op::Unspecified
+        }
     };
     m.operation = op as i32;
     m

@@ -3,6 +3,7 @@
 //! ListUserActions). Parsing and mapping live in `messages.rs`.
 
 mod messages;
+mod writes;
 
 use std::pin::Pin;
 
@@ -12,17 +13,17 @@ use tonic::{Request, Response, Status};
 use super::convert::{self, page, page_size, token_cursor};
 use crate::authz::check::{CheckItem, Subject};
 use crate::authz::lookup::LookupQuery;
-use crate::authz::resources::NewGrant;
+use crate::authz::resources::{NewGrant, batch_item_error, check_batch_len};
 use crate::authz::watch::WatchQuery;
 use crate::credentials;
 use crate::error::Error;
-use crate::model::change::ResourceState;
-use crate::model::{ConsistencyToken, Permission, Read, UserId, Visibility, WorkspaceId, Written};
+use crate::model::{ConsistencyToken, Permission, Read, UserId, WorkspaceId, Written};
 use crate::proto::v1 as pb;
 use crate::proto::v1::permission_service_server::PermissionService;
 use crate::services::Services;
 use crate::streams::StillAllowed;
 use messages::*;
+use writes::{kind_name, register_parts, unshare_parts, write_op};
 
 /// Most items in one CheckBulk call.
 const MAX_BULK: usize = 1000;
@@ -84,32 +85,11 @@ impl PermissionService for PermissionApi {
     ) -> Result<Response<pb::RegisterResourceResponse>, Status> {
         let service = credentials::service(&request)?;
         let caller = credentials::caller(&request)?;
-        let r = request.into_inner();
-        validate_type("resource_type", &r.resource_type)?;
-        validate_id("resource_id", &r.resource_id)?;
-        let workspace_id = convert::uuid("workspace_id", &r.workspace_id)?;
-        let owner_id = convert::optional_uuid("owner_id", &r.owner_id)?;
-        let visibility = visibility_of(r.visibility, "visibility", Some(Visibility::Workspace))?;
-        let parent = match &r.parent {
-            Some(p) => {
-                let key = key_of(&service.service_name, Some(p), "parent")?;
-                Some((key.resource_type, key.resource_id))
-            }
-            None => None,
-        };
-        let state = ResourceState {
-            service_name: service.service_name.clone(),
-            resource_type: r.resource_type,
-            resource_id: r.resource_id,
-            workspace_id,
-            owner_id,
-            visibility,
-            parent,
-        };
+        let (state, upsert) = register_parts(&service.service_name, request.into_inner())?;
         let written = self
             .state
             .resources
-            .register(&caller, &state, r.upsert)
+            .register(&caller, &state, upsert)
             .await?;
         let (row, created) = written.value;
         Ok(Response::new(pb::RegisterResourceResponse {
@@ -198,16 +178,7 @@ impl PermissionService for PermissionApi {
     ) -> Result<Response<pb::UnshareResponse>, Status> {
         let service = credentials::service(&request)?;
         let caller = credentials::caller(&request)?;
-        let r = request.get_ref();
-        let key = key_of(&service.service_name, r.resource.as_ref(), "resource")?;
-        let grantee = grantee_of(r.grantee.as_ref())?;
-        let permission = match r.permission {
-            0 => None,
-            value => Some(
-                permission_of(value)
-                    .ok_or_else(|| Error::invalid("permission", "is not a permission"))?,
-            ),
-        };
+        let (key, grantee, permission) = unshare_parts(&service.service_name, request.get_ref())?;
         let written = self
             .state
             .resources
@@ -215,6 +186,36 @@ impl PermissionService for PermissionApi {
             .await?;
         Ok(Response::new(pb::UnshareResponse {
             removed: written.value,
+            consistency_token: written.revision.token().to_string(),
+        }))
+    }
+
+    async fn write_batch(
+        &self,
+        request: Request<pb::WriteBatchRequest>,
+    ) -> Result<Response<pb::WriteBatchResponse>, Status> {
+        let service = credentials::service(&request)?;
+        let caller = credentials::caller(&request)?;
+        let operations = request.into_inner().operations;
+        check_batch_len(operations.len())?;
+        let ops = operations
+            .into_iter()
+            .enumerate()
+            .map(|(i, op)| {
+                let kind = kind_name(&op);
+                write_op(&service.service_name, op).map_err(|err| batch_item_error(i, kind, err))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let written = self.state.resources.write_batch(&caller, ops).await?;
+        Ok(Response::new(pb::WriteBatchResponse {
+            results: written
+                .value
+                .iter()
+                .map(|result| pb::WriteResult {
+                    changed: result.changed,
+                    created: result.created,
+                })
+                .collect(),
             consistency_token: written.revision.token().to_string(),
         }))
     }

@@ -5,7 +5,9 @@
 //! Layout: users, groups and workspaces are interned to `u32`; resources live in a slot vector
 //! addressed per (service, type) namespace by their id, with reverse indexes (owner, grantee,
 //! children, workspace-visible) so that a lookup starts from what can allow and walks down to
-//! children instead of scanning a workspace.
+//! children instead of scanning a workspace, and per-workspace lists of resources, members and
+//! groups so that deleting a workspace (or a service) visits only its own. Every reverse index
+//! is a [`bag::Bag`]: constant-time insert and remove however large it grows.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,11 +19,14 @@ use crate::model::change::{Change, GranteeRef, ResourceKey, ResourceState};
 pub use crate::model::snapshot::{GrantRecord, ResourceRecord, Snapshot};
 use crate::model::{GroupId, Revision, UserId, Visibility, WorkspaceId, WorkspaceRole};
 
+mod bag;
+mod query;
+
+use bag::{Bag, add_to, members, remove_from};
+
 /// Hash maps of the index: foldhash is several times faster than SipHash on these small keys,
 /// and the keys (interned ids, resource ids of registered resources) are not attacker-chosen
 /// in a way that matters for a per-process, randomly seeded table.
-mod query;
-
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 const NONE: u32 = u32::MAX;
@@ -90,20 +95,26 @@ pub struct Index {
     ns_keys: Vec<Map<Arc<str>, u32>>,
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
-    children: Map<u32, Vec<u32>>,
-    by_owner: Map<u32, Vec<u32>>,
-    by_grantee: Map<u32, Vec<u32>>,
-    visible: Map<u32, Vec<u32>>,
+    children: Map<u32, Bag>,
+    by_owner: Map<u32, Bag>,
+    by_grantee: Map<u32, Bag>,
+    visible: Map<u32, Bag>,
+    /// Workspace → its resources (deleting a workspace visits only its own).
+    by_workspace: Map<u32, Bag>,
     /// (workspace, user) → role rank.
     roles: Map<(u32, u32), Option<WorkspaceRole>>,
+    /// User → groups: few per user, scanned on every check as a slice.
     user_groups: Map<u32, Vec<u32>>,
-    group_members: Map<u32, Vec<u32>>,
+    group_members: Map<u32, Bag>,
     group_workspace: Map<u32, u32>,
+    /// Workspace → its members and its groups (deleting a workspace visits only its own).
+    workspace_members: Map<u32, Bag>,
+    workspace_groups: Map<u32, Bag>,
     grant_count: usize,
     resource_count: usize,
 }
 
-fn remove_from(map: &mut Map<u32, Vec<u32>>, key: u32, value: u32) {
+fn list_remove(map: &mut Map<u32, Vec<u32>>, key: u32, value: u32) {
     if let Some(list) = map.get_mut(&key) {
         if let Some(at) = list.iter().position(|v| *v == value) {
             list.swap_remove(at);
@@ -114,7 +125,7 @@ fn remove_from(map: &mut Map<u32, Vec<u32>>, key: u32, value: u32) {
     }
 }
 
-fn add_to(map: &mut Map<u32, Vec<u32>>, key: u32, value: u32) {
+fn list_add(map: &mut Map<u32, Vec<u32>>, key: u32, value: u32) {
     let list = map.entry(key).or_default();
     if !list.contains(&value) {
         list.push(value);
@@ -140,6 +151,7 @@ impl Index {
                 index.users.intern(user.0),
             );
             index.roles.insert(key, Some(*role));
+            add_to(&mut index.workspace_members, key.0, key.1);
         }
         for (workspace, group, user) in &snapshot.group_members {
             index.join_group(*workspace, *group, *user);
@@ -224,8 +236,13 @@ impl Index {
             self.groups.intern(group.0),
             self.users.intern(user.0),
         );
-        self.group_workspace.insert(g, w);
-        add_to(&mut self.user_groups, u, g);
+        if let Some(old) = self.group_workspace.insert(g, w)
+            && old != w
+        {
+            remove_from(&mut self.workspace_groups, old, g);
+        }
+        add_to(&mut self.workspace_groups, w, g);
+        list_add(&mut self.user_groups, u, g);
         add_to(&mut self.group_members, g, u);
     }
 
@@ -253,6 +270,7 @@ impl Index {
         let workspace = self.workspaces.intern(state.workspace_id.0);
         let owner = state.owner_id.map_or(NONE, |o| self.users.intern(o.0));
         let visible = state.visibility == Visibility::Workspace;
+        let mut created = false;
         let slot = match self.ns_keys[ns as usize].get(state.resource_id.as_str()) {
             Some(slot) => *slot,
             None => {
@@ -266,6 +284,7 @@ impl Index {
                     parent: NONE,
                     grants: Vec::new(),
                 };
+                created = true;
                 let slot = match self.free.pop() {
                     Some(at) => {
                         self.slots[at as usize] = Some(fresh);
@@ -299,6 +318,10 @@ impl Index {
         if visible && (!old_visible || old_workspace != workspace) {
             add_to(&mut self.visible, workspace, slot);
         }
+        if old_workspace != workspace || created {
+            remove_from(&mut self.by_workspace, old_workspace, slot);
+            add_to(&mut self.by_workspace, workspace, slot);
+        }
         if let Some(s) = self.slot_mut(slot) {
             s.owner = owner;
             s.visible = visible;
@@ -329,8 +352,9 @@ impl Index {
         if s.parent != NONE {
             remove_from(&mut self.children, s.parent, slot);
         }
+        remove_from(&mut self.by_workspace, s.workspace, slot);
         // Children are detached: they lose inherited access, never gain any.
-        for child in self.children.remove(&slot).unwrap_or_default() {
+        for child in self.children.remove(&slot).unwrap_or_default().iter() {
             if let Some(c) = self.slot_mut(child) {
                 c.parent = NONE;
             }
@@ -385,19 +409,30 @@ impl Index {
     }
 
     fn remove_group(&mut self, g: u32) {
-        for user in self.group_members.remove(&g).unwrap_or_default() {
-            remove_from(&mut self.user_groups, user, g);
+        for user in self.group_members.remove(&g).unwrap_or_default().iter() {
+            list_remove(&mut self.user_groups, user, g);
         }
         let code = g | GROUP_BIT;
-        for slot in self.by_grantee.get(&code).cloned().unwrap_or_default() {
+        let granted: Vec<u32> = members(&self.by_grantee, &code);
+        for slot in granted {
             self.remove_grant(slot, code);
         }
-        self.group_workspace.remove(&g);
+        if let Some(w) = self.group_workspace.remove(&g) {
+            remove_from(&mut self.workspace_groups, w, g);
+        }
     }
 
-    /// Applies one changelog entry. Entries carry the state after the change, so applying an
-    /// entry the snapshot already reflects changes nothing.
+    /// Applies one changelog entry. Entries carry the state after the change (a created
+    /// resource starts with no grants and no children), so replaying in order entries that the
+    /// index already reflects ends in the same state.
     pub fn apply(&mut self, revision: Revision, change: &Change) {
+        for part in change.parts() {
+            self.apply_part(part);
+        }
+        self.revision = self.revision.max(revision);
+    }
+
+    fn apply_part(&mut self, change: &Change) {
         match change {
             Change::MemberSet {
                 workspace_id,
@@ -410,6 +445,7 @@ impl Index {
                     self.users.intern(user_id.0),
                 );
                 self.roles.insert(key, Some(*role));
+                add_to(&mut self.workspace_members, key.0, key.1);
             }
             Change::MemberRemoved {
                 workspace_id,
@@ -420,6 +456,7 @@ impl Index {
                     self.users.get(&user_id.0),
                 ) {
                     self.roles.remove(&(w, u));
+                    remove_from(&mut self.workspace_members, w, u);
                     let groups: Vec<u32> = self
                         .user_groups
                         .get(&u)
@@ -431,24 +468,21 @@ impl Index {
                         })
                         .unwrap_or_default();
                     for g in groups {
-                        remove_from(&mut self.user_groups, u, g);
+                        list_remove(&mut self.user_groups, u, g);
                         remove_from(&mut self.group_members, g, u);
                     }
                 }
             }
             Change::WorkspaceDeleted { workspace_id } => {
                 if let Some(w) = self.workspaces.get(&workspace_id.0) {
-                    self.roles.retain(|(ws, _), _| *ws != w);
-                    let groups: Vec<u32> = self
-                        .group_workspace
-                        .iter()
-                        .filter(|(_, ws)| **ws == w)
-                        .map(|(g, _)| *g)
-                        .collect();
+                    for u in self.workspace_members.remove(&w).unwrap_or_default().iter() {
+                        self.roles.remove(&(w, u));
+                    }
+                    let groups: Vec<u32> = members(&self.workspace_groups, &w);
                     for g in groups {
                         self.remove_group(g);
                     }
-                    let doomed: Vec<u32> = self.slots_where(|s| s.workspace == w);
+                    let doomed: Vec<u32> = members(&self.by_workspace, &w);
                     for slot in doomed {
                         self.remove_resource(slot);
                     }
@@ -470,11 +504,22 @@ impl Index {
                 if let (Some(g), Some(u)) =
                     (self.groups.get(&group_id.0), self.users.get(&user_id.0))
                 {
-                    remove_from(&mut self.user_groups, u, g);
+                    list_remove(&mut self.user_groups, u, g);
                     remove_from(&mut self.group_members, g, u);
                 }
             }
-            Change::ResourceSet { resource, .. } => {
+            Change::ResourceSet { resource, created } => {
+                // A created resource is new: no grants, no children, whatever a replayed
+                // earlier incarnation of its key left here.
+                if *created
+                    && let Some(slot) = self.find(
+                        &resource.service_name,
+                        &resource.resource_type,
+                        &resource.resource_id,
+                    )
+                {
+                    self.remove_resource(slot);
+                }
                 self.set_resource(resource);
             }
             Change::ResourceDeleted { key, .. } => {
@@ -505,7 +550,11 @@ impl Index {
                     .get(service_name.as_str())
                     .map(|types| types.values().copied().collect())
                     .unwrap_or_default();
-                let doomed = self.slots_where(|s| namespaces.contains(&s.ns));
+                // Only the service's own resources are visited.
+                let doomed: Vec<u32> = namespaces
+                    .iter()
+                    .flat_map(|ns| self.ns_keys[*ns as usize].values().copied())
+                    .collect();
                 for slot in doomed {
                     self.remove_resource(slot);
                 }
@@ -514,15 +563,8 @@ impl Index {
             | Change::RoleDeleted { .. }
             | Change::RoleAssignment { .. }
             | Change::ActionsRegistered { .. } => {}
+            // Flattened by `apply` (batches do not nest).
+            Change::Batch { .. } => {}
         }
-        self.revision = self.revision.max(revision);
-    }
-
-    fn slots_where(&self, keep: impl Fn(&Slot) -> bool) -> Vec<u32> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(at, s)| s.as_ref().filter(|s| keep(s)).map(|_| at as u32))
-            .collect()
     }
 }

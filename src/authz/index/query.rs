@@ -121,17 +121,17 @@ impl Index {
             }
         };
         for slot in self.by_owner.get(&u).into_iter().flatten() {
-            seed(*slot, &mut seen, &mut queue);
+            seed(slot, &mut seen, &mut queue);
         }
         let codes = std::iter::once(u).chain(groups.iter().map(|g| g | GROUP_BIT));
         for code in codes {
             for slot in self.by_grantee.get(&code).into_iter().flatten() {
-                seed(*slot, &mut seen, &mut queue);
+                seed(slot, &mut seen, &mut queue);
             }
         }
         if action == Permission::View || role == Some(WorkspaceRole::Editor) {
             for slot in self.visible.get(&w).into_iter().flatten() {
-                seed(*slot, &mut seen, &mut queue);
+                seed(slot, &mut seen, &mut queue);
             }
         }
         let mut ids: Vec<Arc<str>> = Vec::new();
@@ -141,10 +141,10 @@ impl Index {
                 ids.push(s.id.clone());
             }
             for child in self.children.get(&slot).into_iter().flatten() {
-                if self.slot(*child).is_some_and(|c| c.workspace == w)
-                    && seen.insert(*child, ()).is_none()
+                if self.slot(child).is_some_and(|c| c.workspace == w)
+                    && seen.insert(child, ()).is_none()
                 {
-                    queue.push_back(*child);
+                    queue.push_back(child);
                 }
             }
         }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::audit;
 use crate::cache::memory::MemoryCache;
 use crate::config::Config;
 use crate::model::Actor;
@@ -249,4 +250,52 @@ async fn sharing_follows_who_may_share_and_who_may_receive() {
         .await
         .unwrap();
     assert!(!missing.value);
+}
+
+#[tokio::test]
+async fn a_replica_behind_the_pruned_changelog_rebuilds_from_a_snapshot() {
+    let f = fixture().await;
+    register(&f, doc(f.workspace, "a", None), false)
+        .await
+        .unwrap();
+    // A replica that stops following here.
+    let clock = Arc::new(crate::model::AdjustableClock::default());
+    let lagging = Engine::load(f.store.clone(), Arc::new(MemoryCache::new()), clock.clone())
+        .await
+        .unwrap();
+    let behind = lagging.revision();
+    let mut last = behind;
+    for id in ["b", "c", "d"] {
+        last = register(&f, doc(f.workspace, id, None), false)
+            .await
+            .unwrap()
+            .revision;
+    }
+    // Two hours later, an hour's retention keeps only the newest entry.
+    clock.advance(std::time::Duration::from_secs(2 * 3600));
+    let pruned = lagging
+        .prune_changelog(std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(pruned >= 3, "{pruned}");
+    assert_eq!(f.store.changelog_horizon().await.unwrap().0, last.0 - 1);
+    assert!(f.store.changelog_horizon().await.unwrap() > behind);
+
+    lagging.catch_up().await.unwrap();
+    assert_eq!(lagging.revision(), last);
+    assert_eq!(
+        lagging.rebuilds.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(
+        lagging.read().counts(),
+        (4, 0),
+        "every resource, none skipped"
+    );
+    // Pruning again keeps the newest entry: the current revision stands.
+    lagging
+        .prune_changelog(std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(f.store.current_revision().await.unwrap(), last);
 }

@@ -1,0 +1,282 @@
+//! Group commit: single resource and grant writes of this process, queued while a transaction
+//! is in flight, are decided and written together in the next one — each in turn, each with its
+//! own changelog entry and revision, its own answer (a refused write refuses only itself) — and
+//! committed at once. A WriteBatch, atomic, gets a transaction of its own, taken in turn from the
+//! same queue (so the process's writes never wait on each other for the database's lock).
+//! Revisions are still taken under the changelog lock, so they follow commit order across every
+//! replica; a write answers after its transaction committed and this process's index applied it.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+
+use super::rules::{self, Facts, Outcome, Step};
+use super::{BatchResult, WriteOp, batch_item_error};
+use crate::authz::engine::Engine;
+use crate::error::Error;
+use crate::model::change::Change;
+use crate::model::{Caller, Revision};
+use crate::store::WriteTxStore;
+
+/// Most writes in one transaction (it holds the changelog lock while they are decided).
+const MAX_GROUP: usize = 256;
+/// Writes waiting for a transaction before callers wait to queue.
+const QUEUE: usize = 4096;
+
+/// A write's answer and the revision its caller's token names.
+pub(super) type Answer = Result<(Outcome, Revision), Error>;
+/// A batch's answer and its revision.
+pub(super) type BatchAnswer = Result<(Vec<BatchResult>, Revision), Error>;
+
+enum Job {
+    Single {
+        caller: Caller,
+        op: WriteOp,
+        reply: oneshot::Sender<Answer>,
+    },
+    Batch {
+        caller: Caller,
+        ops: Vec<WriteOp>,
+        reply: oneshot::Sender<BatchAnswer>,
+    },
+}
+
+/// A single write of a group.
+struct Single {
+    caller: Caller,
+    op: WriteOp,
+}
+
+/// The queue of this process's resource and grant writes.
+pub(super) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the writing task over `store`, applying commits to `engine`. It ends once the
+    /// writer is dropped and its queue drained.
+    pub fn start(store: Arc<dyn WriteTxStore>, engine: Arc<Engine>) -> Self {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(run(store, engine, queue));
+        Self { jobs }
+    }
+
+    /// Queues one write and waits for its answer.
+    pub async fn write(&self, caller: &Caller, op: WriteOp) -> Answer {
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Single {
+            caller: caller.clone(),
+            op,
+            reply,
+        };
+        self.jobs.send(job).await.map_err(|_| Error::Unavailable)?;
+        answer.await.map_err(|_| Error::Unavailable)?
+    }
+
+    /// Queues a batch (1 to 1000 operations) and waits for its answer.
+    pub async fn write_batch(&self, caller: &Caller, ops: Vec<WriteOp>) -> BatchAnswer {
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Batch {
+            caller: caller.clone(),
+            ops,
+            reply,
+        };
+        self.jobs.send(job).await.map_err(|_| Error::Unavailable)?;
+        answer.await.map_err(|_| Error::Unavailable)?
+    }
+}
+
+async fn run(store: Arc<dyn WriteTxStore>, engine: Arc<Engine>, mut queue: mpsc::Receiver<Job>) {
+    loop {
+        let mut jobs = Vec::with_capacity(MAX_GROUP);
+        if queue.recv_many(&mut jobs, MAX_GROUP).await == 0 {
+            break;
+        }
+        // In a task of its own: a bug that panics fails its group's writes (their callers see
+        // UNAVAILABLE), not every write after it.
+        let group = tokio::spawn(write_group(store.clone(), engine.clone(), jobs));
+        if group.await.is_err() {
+            tracing::error!("a group of authorization writes failed unexpectedly");
+        }
+    }
+}
+
+/// Decides, commits and answers one group of queued writes.
+async fn write_group(store: Arc<dyn WriteTxStore>, engine: Arc<Engine>, jobs: Vec<Job>) {
+    let (mut singles, mut replies, mut batches) = (Vec::new(), Vec::new(), Vec::new());
+    for job in jobs {
+        match job {
+            Job::Single { caller, op, reply } => {
+                singles.push(Single { caller, op });
+                replies.push(reply);
+            }
+            Job::Batch { caller, ops, reply } => batches.push((caller, ops, reply)),
+        }
+    }
+    let answers = if singles.is_empty() {
+        Vec::new()
+    } else {
+        decide_group(store.as_ref(), &engine, &singles).await
+    };
+    let mut batch_answers = Vec::with_capacity(batches.len());
+    for (caller, ops, _) in &batches {
+        batch_answers.push(decide_batch(store.as_ref(), &engine, caller, ops).await);
+    }
+    let newest = answers
+        .iter()
+        .filter_map(|a| a.as_ref().ok().map(|(_, revision)| *revision))
+        .chain(
+            batch_answers
+                .iter()
+                .filter_map(|a| a.as_ref().ok().map(|(_, r)| *r)),
+        )
+        .max();
+    // Read-your-writes: applied here before anyone hears of it.
+    let applied = match newest {
+        Some(revision) => engine.written(revision).await.is_ok(),
+        None => true,
+    };
+    // A caller that gave up no longer listens.
+    for (reply, answer) in replies.into_iter().zip(answers) {
+        let _ = reply.send(answer.and_then(|a| applied.then_some(a).ok_or(Error::Unavailable)));
+    }
+    for ((_, _, reply), answer) in batches.into_iter().zip(batch_answers) {
+        let _ = reply.send(answer.and_then(|a| applied.then_some(a).ok_or(Error::Unavailable)));
+    }
+}
+
+/// The single writes of a group in one transaction; when the database refuses it, each alone,
+/// so only what fails fails (when it is unreachable, every write of the group answers
+/// UNAVAILABLE at once rather than each waiting out the connect timeout).
+async fn decide_group(
+    store: &dyn WriteTxStore,
+    engine: &Engine,
+    singles: &[Single],
+) -> Vec<Answer> {
+    match decide(store, engine, singles).await {
+        Ok(answers) => answers,
+        Err(Error::Unavailable) => singles.iter().map(|_| Err(Error::Unavailable)).collect(),
+        Err(_) if singles.len() > 1 => {
+            let mut answers = Vec::with_capacity(singles.len());
+            for single in singles {
+                let alone = decide(store, engine, std::slice::from_ref(single)).await;
+                answers.push(alone.map_or_else(Err, |mut one| one.remove(0)));
+            }
+            answers
+        }
+        Err(err) => vec![Err(err)],
+    }
+}
+
+/// A batch in a transaction of its own, recorded as one changelog entry at one revision; the
+/// first refused operation refuses it (named by its index) and nothing is written.
+async fn decide_batch(
+    store: &dyn WriteTxStore,
+    engine: &Engine,
+    caller: &Caller,
+    ops: &[WriteOp],
+) -> BatchAnswer {
+    let now = engine.clock.now();
+    let mut tx = store.begin_changelog().await?;
+    let mut facts = Facts::default();
+    let mut results = Vec::with_capacity(ops.len());
+    let (mut changes, mut events) = (Vec::new(), Vec::new());
+    for (index, op) in ops.iter().enumerate() {
+        let step = rules::apply(tx.as_mut(), &mut facts, caller, op, now)
+            .await
+            .map_err(|err| batch_item_error(index, op.name(), err))?;
+        results.push(BatchResult {
+            changed: step.write.is_some(),
+            created: matches!(step.value, Outcome::Resource(_, true)),
+        });
+        if let Some((change, event)) = step.write {
+            changes.push(change);
+            events.push(event);
+        }
+    }
+    let change = match changes.len() {
+        0 => return Ok((results, tx.revision().await?)),
+        1 => changes.remove(0),
+        _ => Change::Batch { changes },
+    };
+    let revision = tx.record_all(&change, &events).await?;
+    tx.commit().await?;
+    Ok((results, revision))
+}
+
+/// Whether an error came from the database rather than from a rule: the transaction may be
+/// unusable after it.
+fn from_store(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::Unavailable | Error::Internal | Error::AlreadyExists(_)
+    )
+}
+
+/// Decides and writes `jobs` in one transaction and commits it: an answer per job, or the
+/// database's error when the transaction failed (nothing of it is kept).
+async fn decide(
+    store: &dyn WriteTxStore,
+    engine: &Engine,
+    jobs: &[Single],
+) -> Result<Vec<Answer>, Error> {
+    /// A decided write whose revision is known once the group's entries are appended.
+    enum Decided {
+        /// Changed: its entry is `changes[i]`.
+        Changed(Outcome, usize),
+        /// Changed nothing: it names the newest revision before it (`changes[i - 1]`, or the
+        /// committed one when `i` is 0).
+        Unchanged(Outcome, usize),
+        Refused(Error),
+    }
+    let now: DateTime<Utc> = engine.clock.now();
+    let mut tx = store.begin_changelog().await?;
+    let mut facts = Facts::default();
+    let mut decided = Vec::with_capacity(jobs.len());
+    let (mut changes, mut events) = (Vec::new(), Vec::new());
+    for job in jobs {
+        match rules::apply(tx.as_mut(), &mut facts, &job.caller, &job.op, now).await {
+            Ok(Step { value, write: None }) => {
+                decided.push(Decided::Unchanged(value, changes.len()))
+            }
+            Ok(Step {
+                value,
+                write: Some((change, event)),
+            }) => {
+                decided.push(Decided::Changed(value, changes.len()));
+                changes.push(change);
+                events.push(event);
+            }
+            Err(err) if from_store(&err) => return Err(err),
+            Err(refused) => decided.push(Decided::Refused(refused)),
+        }
+    }
+    // The entries in decision order, one statement for many: revisions ascend in that order.
+    let committed = if decided
+        .iter()
+        .any(|d| matches!(d, Decided::Unchanged(_, 0)))
+    {
+        Some(tx.revision().await?)
+    } else {
+        None
+    };
+    let revisions = if changes.is_empty() {
+        Vec::new()
+    } else {
+        let revisions = tx.append_all(&changes).await?;
+        tx.audit(&events).await?;
+        tx.commit().await?;
+        revisions
+    };
+    let revision_at = |i: usize| revisions.get(i).copied().ok_or(Error::Internal);
+    Ok(decided
+        .into_iter()
+        .map(|d| match d {
+            Decided::Changed(value, i) => Ok((value, revision_at(i)?)),
+            Decided::Unchanged(value, 0) => Ok((value, committed.ok_or(Error::Internal)?)),
+            Decided::Unchanged(value, i) => Ok((value, revision_at(i - 1)?)),
+            Decided::Refused(err) => Err(err),
+        })
+        .collect())
+}
