@@ -8,6 +8,9 @@
 //! ```
 //! Client and server share the machine's cores: the figures are a floor for a dedicated server.
 
+#[path = "loadgen/import.rs"]
+mod import;
+
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -43,13 +46,18 @@ struct Args {
     algorithm: String,
     /// Scenarios to run: jwks, introspect, refresh, check, checkbulk, lookup, register (new
     /// resources), share (grants on existing ones), batch (WriteBatch of 100 new resources a
-    /// call), mixed (90% check, 10% register; check and write latencies reported apart).
+    /// call), mixed (90% check, 10% register; check and write latencies reported apart), import
+    /// (a file of --import-items items and two grants each through ImportResources, with
+    /// Checks beside it).
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "jwks,introspect,refresh,check"
     )]
     scenarios: Vec<String>,
+    /// Items of the `import` scenario (each with two grants; one folder per 1,000).
+    #[arg(long, default_value_t = 1_000_000)]
+    import_items: usize,
     /// Resources registered for the permission scenarios (half shared with the users' group).
     #[arg(long, default_value_t = 2000)]
     resources: usize,
@@ -413,6 +421,23 @@ async fn main() -> anyhow::Result<()> {
     println!("| scenario | calls/s | p50 ms | p99 ms | errors |");
     println!("|---|---|---|---|---|");
     for scenario in &args.scenarios {
+        if scenario == "import" {
+            let users: Vec<(String, String)> = chains
+                .iter()
+                .map(|c| (c.access_token.clone(), c.user.id.to_string()))
+                .collect();
+            import::run(import::Setup {
+                url: url.clone(),
+                key: service_key.clone(),
+                workspace: workspace.to_string(),
+                users: &users,
+                channels: &channels,
+                items: args.import_items,
+                dir: dir.path(),
+            })
+            .await?;
+            continue;
+        }
         let report = match scenario.as_str() {
             "jwks" => {
                 drive(

@@ -15,6 +15,7 @@ pub mod csv_io;
 pub mod cursor;
 pub mod error;
 pub mod http;
+pub mod import;
 pub mod login;
 pub mod metrics;
 pub mod model;

@@ -53,6 +53,44 @@ enum Command {
         #[command(subcommand)]
         command: ServiceAppCommand,
     },
+    /// Bulk imports into a running server (migrations and backfills).
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Import resources and grants from a JSON-lines or CSV file through ImportResources
+    /// (docs/permissions.md, "Bulk import"). Every line is checked before anything is sent.
+    Resources {
+        /// The file: `.csv` is read as CSV (a header row naming the columns), anything else as
+        /// JSON lines.
+        #[arg(long)]
+        file: PathBuf,
+        /// `jsonl` or `csv`, when the extension does not say.
+        #[arg(long, value_parser = ["jsonl", "csv"])]
+        format: Option<String>,
+        /// The server's address.
+        #[arg(long, env = "SENTINEL_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// The service key to import as (the items belong to its service).
+        #[arg(long, env = "SENTINEL_SERVICE_KEY", hide_env_values = true)]
+        service_key: String,
+        /// Items per message (1 to 5000).
+        #[arg(long, default_value_t = 2000)]
+        batch: usize,
+        /// Items per stream; after each, the line reached is kept in <file>.import-progress.
+        #[arg(long, default_value_t = 100_000)]
+        checkpoint: u64,
+        /// Start after the line kept by the last run.
+        #[arg(long)]
+        resume: bool,
+        /// No progress lines on stderr.
+        #[arg(long, short)]
+        quiet: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -162,6 +200,10 @@ enum ConfigCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A client of a running server: it needs no configuration.
+    if let Command::Import { command } = cli.command {
+        return import(command);
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(err) => {
@@ -216,6 +258,7 @@ fn main() -> ExitCode {
             Command::Keys {
                 command: KeysCommand::Retire { kid, .. },
             } => retire_key(config, kid).await,
+            Command::Import { .. } => Ok(()),
         }
     });
     match result {
@@ -223,6 +266,46 @@ fn main() -> ExitCode {
         Err(err) if serving => {
             tracing::error!("{err:#}");
             ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("sentinel: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn import(command: ImportCommand) -> ExitCode {
+    let ImportCommand::Resources {
+        file,
+        format,
+        server,
+        service_key,
+        batch,
+        checkpoint,
+        resume,
+        quiet,
+    } = command;
+    let format = format.map(|f| match f.as_str() {
+        "csv" => sentinel::import::file::Format::Csv,
+        _ => sentinel::import::file::Format::JsonLines,
+    });
+    let options = sentinel::import::Options {
+        file,
+        format,
+        server,
+        service_key,
+        batch,
+        checkpoint,
+        resume,
+        progress: !quiet,
+    };
+    let result = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(sentinel::import::run(&options)));
+    match result {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
         }
         Err(err) => {
             eprintln!("sentinel: {err:#}");

@@ -21,8 +21,9 @@ use crate::store::{AuthzStore, Store, TenancyStore};
 pub const CHANNEL: &str = "authz";
 /// Poll interval of the follower (the default read staleness is at most twice this).
 const POLL: Duration = Duration::from_millis(500);
-/// Changelog entries read per round trip.
-const BATCH: i64 = 2000;
+/// Changelog entries read per round trip (an import message's entry holds up to 5000 changes,
+/// so a page of them stays within a few hundred megabytes).
+const BATCH: i64 = 500;
 
 /// How fresh a read must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +132,17 @@ impl Engine {
 
     /// Applies every committed changelog entry the index has not seen.
     pub async fn catch_up(&self) -> Result<(), Error> {
+        self.catch_up_to(None).await
+    }
+
+    /// Applies committed changelog entries until the index holds `revision` (every one the
+    /// index has not seen, when `None`). Callers waiting for revisions that another's catch-up
+    /// applied return without reading the changelog again.
+    async fn catch_up_to(&self, revision: Option<Revision>) -> Result<(), Error> {
         let _one_at_a_time = self.catching_up.lock().await;
+        if revision.is_some_and(|r| self.revision() >= r) {
+            return Ok(());
+        }
         loop {
             let from = self.revision();
             let rows = self.authz.changes_since(from, None, BATCH).await?;
@@ -145,11 +156,10 @@ impl Engine {
                 self.rebuild().await?;
                 continue;
             }
-            {
-                let mut index = self.write();
-                for row in &rows {
-                    index.apply(row.revision, &row.change);
-                }
+            // The lock is taken per entry: readers wait for one entry (at most one import
+            // message), never for a page of them.
+            for row in &rows {
+                self.write().apply(row.revision, &row.change);
             }
             let last_batch = (rows.len() as i64) < BATCH;
             // No listener is not an error: no Watch is open.
@@ -241,13 +251,24 @@ impl Engine {
     /// After a local write committed at `revision`: apply it here before answering, and nudge
     /// the other replicas.
     pub async fn written(&self, revision: Revision) -> Result<(), Error> {
+        self.applied(revision).await?;
+        self.nudge().await;
+        Ok(())
+    }
+
+    /// Waits until this process's index holds `revision` (a committed one), catching up.
+    pub async fn applied(&self, revision: Revision) -> Result<(), Error> {
         if self.revision() < revision {
-            self.catch_up().await?;
+            self.catch_up_to(Some(revision)).await?;
         }
+        Ok(())
+    }
+
+    /// Tells the other replicas that the changelog grew.
+    pub async fn nudge(&self) {
         if let Err(err) = self.cache.publish(CHANNEL, b"1").await {
             tracing::warn!(error = %err, "permission nudge not published; replicas poll");
         }
-        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@
 //! write is applied to this process's index before it answers, and its revision is what the
 //! caller's consistency token names.
 
+mod import;
 mod rules;
 mod writer;
 
@@ -109,6 +110,90 @@ pub struct BatchResult {
     pub created: bool,
 }
 
+/// Most items in one import message.
+pub const MAX_IMPORT: usize = 5000;
+
+/// One item of an import message.
+#[derive(Debug, Clone)]
+pub struct ImportItem {
+    /// Its line in the imported file (0: not given), for errors.
+    pub line: u64,
+    /// What to import.
+    pub op: ImportOp,
+}
+
+/// A resource or a grant to import.
+#[derive(Debug, Clone)]
+pub enum ImportOp {
+    /// A resource, registered with upsert.
+    Resource(ResourceState),
+    /// A grant, as Share by the service.
+    Grant {
+        /// The resource.
+        key: ResourceKey,
+        /// The grant.
+        grant: NewGrant,
+    },
+}
+
+impl ImportOp {
+    /// The item's kind in an ImportResources request (`items[3].grant`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ImportOp::Resource(_) => "resource",
+            ImportOp::Grant { .. } => "grant",
+        }
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ImportCounts {
+    /// Resources created.
+    pub resources_created: u64,
+    /// Registered resources changed.
+    pub resources_updated: u64,
+    /// Resources already as imported.
+    pub resources_unchanged: u64,
+    /// Grants created or changed.
+    pub grants_set: u64,
+    /// Grants already as imported.
+    pub grants_unchanged: u64,
+}
+
+impl std::ops::AddAssign for ImportCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.resources_created += other.resources_created;
+        self.resources_updated += other.resources_updated;
+        self.resources_unchanged += other.resources_unchanged;
+        self.grants_set += other.grants_set;
+        self.grants_unchanged += other.grants_unchanged;
+    }
+}
+
+/// INVALID_ARGUMENT naming `items` unless an import message holds 1 to [`MAX_IMPORT`] items.
+pub fn check_import_len(len: usize) -> Result<(), Error> {
+    if len == 0 || len > MAX_IMPORT {
+        return Err(Error::invalid(
+            "items",
+            format!("must hold 1 to {MAX_IMPORT} items (it holds {len})"),
+        ));
+    }
+    Ok(())
+}
+
+/// An import item's refusal, as the refusal of its message: named as [`batch_item_error`]
+/// names an operation (`items[3].grant.expires_at`, `items[7]`), with the item's line when
+/// given.
+pub fn import_item_error(index: usize, line: u64, kind: &str, err: Error) -> Error {
+    let at = if line > 0 {
+        format!(" (line {line})")
+    } else {
+        String::new()
+    };
+    item_error(&format!("items[{index}]"), kind, &at, err)
+}
+
 /// INVALID_ARGUMENT naming `operations` unless a batch holds 1 to [`MAX_BATCH`] operations.
 pub fn check_batch_len(len: usize) -> Result<(), Error> {
     if len == 0 || len > MAX_BATCH {
@@ -124,21 +209,25 @@ pub fn check_batch_len(len: usize) -> Result<(), Error> {
 /// its single RPC answers with NOT_FOUND, ALREADY_EXISTS or FAILED_PRECONDITION is an invalid
 /// argument of the batch. `op` is the operation's kind (empty when it has none).
 pub fn batch_item_error(index: usize, op: &str, err: Error) -> Error {
-    let item = format!("operations[{index}]");
+    item_error(&format!("operations[{index}]"), op, "", err)
+}
+
+/// The refusal of `item` (of kind `op`, empty when unknown), `at` appended to the reason.
+fn item_error(item: &str, op: &str, at: &str, err: Error) -> Error {
     match err {
         Error::InvalidArgument { field, reason } if op.is_empty() => Error::InvalidArgument {
             field: format!("{item}.{field}"),
-            reason,
+            reason: format!("{reason}{at}"),
         },
         Error::InvalidArgument { field, reason } => Error::InvalidArgument {
             field: format!("{item}.{op}.{field}"),
-            reason,
+            reason: format!("{reason}{at}"),
         },
-        Error::NotFound(what) => Error::invalid(item, format!("{what} not found")),
+        Error::NotFound(what) => Error::invalid(item, format!("{what} not found{at}")),
         Error::AlreadyExists(reason) | Error::FailedPrecondition(reason) => {
-            Error::invalid(item, reason)
+            Error::invalid(item, format!("{reason}{at}"))
         }
-        Error::PermissionDenied(reason) => Error::PermissionDenied(format!("{item}: {reason}")),
+        Error::PermissionDenied(reason) => Error::PermissionDenied(format!("{item}: {reason}{at}")),
         other => other,
     }
 }
@@ -332,6 +421,19 @@ impl Resources {
     ) -> Result<Written<Vec<BatchResult>>, Error> {
         check_batch_len(ops.len())?;
         let (value, revision) = self.writer.write_batch(caller, ops).await?;
+        Ok(Written { value, revision })
+    }
+
+    /// Imports one message of resources and grants in one transaction at one revision (see
+    /// `import.rs`); the first refused item refuses it (see [`import_item_error`]) and nothing
+    /// of it is written.
+    pub async fn import(
+        &self,
+        caller: &Caller,
+        items: Vec<ImportItem>,
+    ) -> Result<Written<ImportCounts>, Error> {
+        check_import_len(items.len())?;
+        let (value, revision) = self.writer.import(caller, items).await?;
         Ok(Written { value, revision })
     }
 

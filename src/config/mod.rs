@@ -390,7 +390,14 @@ impl Config {
         }
         figment = figment.merge(
             Env::prefixed("SENTINEL_")
-                .ignore(&["CONFIG", "TEST_DATABASE_URL", "TEST_REDIS_URL"])
+                .ignore(&[
+                    "CONFIG",
+                    "TEST_DATABASE_URL",
+                    "TEST_REDIS_URL",
+                    // The import command's, not the server's.
+                    "SERVER",
+                    "SERVICE_KEY",
+                ])
                 .split("__"),
         );
         let mut config: Config = figment

@@ -123,6 +123,7 @@ pub const TIERS: &[(&str, &[Tier])] = &[
         "/sentinel.v1.PermissionService/WriteBatch",
         &[Dual, Service],
     ),
+    ("/sentinel.v1.PermissionService/ImportResources", &[Service]),
     ("/sentinel.v1.PermissionService/GetResource", &[Service]),
     ("/sentinel.v1.PermissionService/Check", &[Dual]),
     ("/sentinel.v1.PermissionService/CheckBulk", &[Dual]),

@@ -78,7 +78,9 @@ macro_rules! workspace_columns {
 mod admin;
 mod apps;
 mod authz;
+mod bulk_tx;
 mod changelog_tx;
+mod copy_in;
 mod groups;
 mod identity;
 mod invitations;
@@ -107,6 +109,7 @@ pub use crate::model::records::{
 pub use admin::{AdminStore, Stats, UserChange, UserUpdate};
 pub use apps::{AppStore, ClientAppChange, ServiceAppChange};
 pub use authz::{AuthzStore, ChangeRow};
+pub use bulk_tx::{BulkResourceTx, NewResource};
 pub use groups::GroupStore;
 pub use identity::IdentityStore;
 pub use invitations::{InvitationStore, PendingInvitation};

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::authz::{grant_from_row, resource_from_row};
+use super::bulk_tx::{BulkResourceTx, impl_bulk_tx};
 use super::changelog_tx::impl_changelog_tx;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
@@ -111,7 +112,7 @@ pub trait ResourceTx: Send {
 /// A transaction holding the changelog lock: authorization facts, decided and written in one
 /// place, committed in revision order.
 #[async_trait]
-pub trait ChangelogTx: MembershipTx + ResourceTx {
+pub trait ChangelogTx: MembershipTx + ResourceTx + BulkResourceTx {
     /// The newest committed revision (the answer for a write that changed nothing).
     async fn revision(&mut self) -> StoreResult<Revision>;
     /// Appends `change` to the changelog with its audit event; the change's revision.
@@ -148,7 +149,7 @@ fn err(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
 }
 
 /// A transaction of one of the pools.
-pub(crate) struct Tx<Db: sqlx::Database>(sqlx::Transaction<'static, Db>);
+pub(crate) struct Tx<Db: sqlx::Database>(pub(super) sqlx::Transaction<'static, Db>);
 
 /// Runs a link INSERT (binding `$1, $2, $3 = now`) or DELETE (`$1, $2`); whether a row changed.
 macro_rules! link {
@@ -388,7 +389,7 @@ macro_rules! impl_write_tx {
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
                          RETURNING id, created_at, updated_at",
                     )
-                    .bind(Uuid::new_v4())
+                    .bind(Uuid::now_v7())
                     .bind(&state.service_name)
                     .bind(&state.resource_type)
                     .bind(&state.resource_id)
@@ -507,3 +508,6 @@ macro_rules! impl_write_tx {
 
 impl_write_tx!(SqliteStore, sqlx::Sqlite);
 impl_write_tx!(PostgresStore, sqlx::Postgres);
+// Rows of 10 parameters a statement: SQLite binds at most 999, PostgreSQL 65535.
+impl_bulk_tx!(sqlx::Sqlite, 99);
+impl_bulk_tx!(sqlx::Postgres, 3000);

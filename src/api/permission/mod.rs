@@ -2,6 +2,7 @@
 //! read from the permission engine), Watch, and the RBAC RPCs (service actions, CheckAction,
 //! ListUserActions). Parsing and mapping live in `messages.rs`.
 
+mod import;
 mod messages;
 mod writes;
 
@@ -218,6 +219,13 @@ impl PermissionService for PermissionApi {
                 .collect(),
             consistency_token: written.revision.token().to_string(),
         }))
+    }
+
+    async fn import_resources(
+        &self,
+        request: Request<tonic::Streaming<pb::ImportResourcesRequest>>,
+    ) -> Result<Response<pb::ImportResourcesResponse>, Status> {
+        import::import(&self.state, request).await
     }
 
     async fn get_resource(

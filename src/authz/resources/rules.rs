@@ -15,7 +15,7 @@ use crate::model::{Caller, GroupId, Permission, UserId, Visibility, WorkspaceId,
 use crate::store::{AuditRow, ChangelogTx, GrantRow, ResourceRow, StoreResult};
 
 /// Longest parent chain walked when looking for a cycle.
-const MAX_CHAIN: i64 = 4096;
+pub(super) const MAX_CHAIN: i64 = 4096;
 
 /// What a write did, and what to record when it changed something.
 pub(super) struct Step<T> {
@@ -50,7 +50,7 @@ pub(super) struct Facts {
 }
 
 impl Facts {
-    async fn workspace_exists(
+    pub(super) async fn workspace_exists(
         &mut self,
         tx: &mut dyn ChangelogTx,
         workspace: WorkspaceId,
@@ -63,7 +63,11 @@ impl Facts {
         Ok(exists)
     }
 
-    async fn user_exists(&mut self, tx: &mut dyn ChangelogTx, user: UserId) -> StoreResult<bool> {
+    pub(super) async fn user_exists(
+        &mut self,
+        tx: &mut dyn ChangelogTx,
+        user: UserId,
+    ) -> StoreResult<bool> {
         if let Some(known) = self.users.get(&user) {
             return Ok(*known);
         }
@@ -72,7 +76,7 @@ impl Facts {
         Ok(exists)
     }
 
-    async fn role_of(
+    pub(super) async fn role_of(
         &mut self,
         tx: &mut dyn ChangelogTx,
         workspace: WorkspaceId,
@@ -86,7 +90,7 @@ impl Facts {
         Ok(role)
     }
 
-    async fn group_workspace(
+    pub(super) async fn group_workspace(
         &mut self,
         tx: &mut dyn ChangelogTx,
         group: GroupId,

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
+use super::import::decide_import;
 use super::rules::{self, Facts, Outcome, Step};
-use super::{BatchResult, WriteOp, batch_item_error};
+use super::{BatchResult, ImportCounts, ImportItem, WriteOp, batch_item_error};
 use crate::authz::engine::Engine;
 use crate::error::Error;
 use crate::model::change::Change;
@@ -28,6 +29,8 @@ const QUEUE: usize = 4096;
 pub(super) type Answer = Result<(Outcome, Revision), Error>;
 /// A batch's answer and its revision.
 pub(super) type BatchAnswer = Result<(Vec<BatchResult>, Revision), Error>;
+/// An import message's answer and its revision.
+pub(super) type ImportAnswer = Result<(ImportCounts, Revision), Error>;
 
 enum Job {
     Single {
@@ -39,6 +42,11 @@ enum Job {
         caller: Caller,
         ops: Vec<WriteOp>,
         reply: oneshot::Sender<BatchAnswer>,
+    },
+    Import {
+        caller: Caller,
+        items: Vec<ImportItem>,
+        reply: oneshot::Sender<ImportAnswer>,
     },
 }
 
@@ -85,6 +93,18 @@ impl Writer {
         self.jobs.send(job).await.map_err(|_| Error::Unavailable)?;
         answer.await.map_err(|_| Error::Unavailable)?
     }
+
+    /// Queues an import message and waits for its answer.
+    pub async fn import(&self, caller: &Caller, items: Vec<ImportItem>) -> ImportAnswer {
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Import {
+            caller: caller.clone(),
+            items,
+            reply,
+        };
+        self.jobs.send(job).await.map_err(|_| Error::Unavailable)?;
+        answer.await.map_err(|_| Error::Unavailable)?
+    }
 }
 
 async fn run(store: Arc<dyn WriteTxStore>, engine: Arc<Engine>, mut queue: mpsc::Receiver<Job>) {
@@ -105,6 +125,7 @@ async fn run(store: Arc<dyn WriteTxStore>, engine: Arc<Engine>, mut queue: mpsc:
 /// Decides, commits and answers one group of queued writes.
 async fn write_group(store: Arc<dyn WriteTxStore>, engine: Arc<Engine>, jobs: Vec<Job>) {
     let (mut singles, mut replies, mut batches) = (Vec::new(), Vec::new(), Vec::new());
+    let mut imports = Vec::new();
     for job in jobs {
         match job {
             Job::Single { caller, op, reply } => {
@@ -112,6 +133,11 @@ async fn write_group(store: Arc<dyn WriteTxStore>, engine: Arc<Engine>, jobs: Ve
                 replies.push(reply);
             }
             Job::Batch { caller, ops, reply } => batches.push((caller, ops, reply)),
+            Job::Import {
+                caller,
+                items,
+                reply,
+            } => imports.push((caller, items, reply)),
         }
     }
     let answers = if singles.is_empty() {
@@ -123,11 +149,21 @@ async fn write_group(store: Arc<dyn WriteTxStore>, engine: Arc<Engine>, jobs: Ve
     for (caller, ops, _) in &batches {
         batch_answers.push(decide_batch(store.as_ref(), &engine, caller, ops).await);
     }
+    let mut import_answers = Vec::with_capacity(imports.len());
+    for (caller, items, _) in &imports {
+        let now = engine.clock.now();
+        import_answers.push(decide_import(store.as_ref(), now, caller, items).await);
+    }
     let newest = answers
         .iter()
         .filter_map(|a| a.as_ref().ok().map(|(_, revision)| *revision))
         .chain(
             batch_answers
+                .iter()
+                .filter_map(|a| a.as_ref().ok().map(|(_, r)| *r)),
+        )
+        .chain(
+            import_answers
                 .iter()
                 .filter_map(|a| a.as_ref().ok().map(|(_, r)| *r)),
         )
@@ -138,11 +174,17 @@ async fn write_group(store: Arc<dyn WriteTxStore>, engine: Arc<Engine>, jobs: Ve
         None => true,
     };
     // A caller that gave up no longer listens.
+    fn checked<T>(answer: Result<T, Error>, applied: bool) -> Result<T, Error> {
+        answer.and_then(|a| applied.then_some(a).ok_or(Error::Unavailable))
+    }
     for (reply, answer) in replies.into_iter().zip(answers) {
-        let _ = reply.send(answer.and_then(|a| applied.then_some(a).ok_or(Error::Unavailable)));
+        let _ = reply.send(checked(answer, applied));
     }
     for ((_, _, reply), answer) in batches.into_iter().zip(batch_answers) {
-        let _ = reply.send(answer.and_then(|a| applied.then_some(a).ok_or(Error::Unavailable)));
+        let _ = reply.send(checked(answer, applied));
+    }
+    for ((_, _, reply), answer) in imports.into_iter().zip(import_answers) {
+        let _ = reply.send(checked(answer, applied));
     }
 }
 
