@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::rules::{Facts, MAX_CHAIN};
+use super::rules::{Facts, MAX_CHAIN, may_receive};
 use super::{ImportCounts, ImportItem, ImportOp, NewGrant, import_item_error};
 use crate::audit;
 use crate::error::Error;
@@ -388,27 +388,7 @@ async fn grant_decision(
         .get(key)
         .map(|k| (k.id, k.state.workspace_id))
         .ok_or_else(|| Error::NotFound("resource".into()))?;
-    match grant.grantee {
-        GranteeRef::User(user) => {
-            if !facts.user_exists(tx, user).await? {
-                return Err(Error::NotFound("user".into()));
-            }
-            if facts.role_of(tx, workspace_id, user).await?.is_none() {
-                return Err(precondition(
-                    "the grantee is not a member of the resource's workspace",
-                ));
-            }
-        }
-        GranteeRef::Group(group) => {
-            let home = facts
-                .group_workspace(tx, group)
-                .await?
-                .ok_or_else(|| Error::NotFound("group".into()))?;
-            if home != workspace_id {
-                return Err(precondition("the group belongs to another workspace"));
-            }
-        }
-    }
+    may_receive(tx, facts, grant.grantee, workspace_id).await?;
     let existing = granted.get(&(id, grant.grantee));
     if existing
         .is_some_and(|g| g.permission == grant.permission && g.expires_at == grant.expires_at)

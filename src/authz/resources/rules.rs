@@ -391,27 +391,7 @@ async fn share(
         .ok_or_else(|| Error::NotFound("resource".into()))?;
     let granted_by = may_share(tx, facts, caller, &row).await?;
     let workspace_id = row.state.workspace_id;
-    match grant.grantee {
-        GranteeRef::User(user) => {
-            if !facts.user_exists(tx, user).await? {
-                return Err(Error::NotFound("user".into()));
-            }
-            if facts.role_of(tx, workspace_id, user).await?.is_none() {
-                return Err(precondition(
-                    "the grantee is not a member of the resource's workspace",
-                ));
-            }
-        }
-        GranteeRef::Group(group) => {
-            let home = facts
-                .group_workspace(tx, group)
-                .await?
-                .ok_or_else(|| Error::NotFound("group".into()))?;
-            if home != workspace_id {
-                return Err(precondition("the group belongs to another workspace"));
-            }
-        }
-    }
+    may_receive(tx, facts, grant.grantee, workspace_id).await?;
     let existing = tx.grant(row.id, grant.grantee).await?;
     if let Some(existing) = existing.as_ref()
         && existing.permission == grant.permission
@@ -482,6 +462,38 @@ async fn unshare(
         grantee,
     };
     Ok(Step::changed(true, change, event))
+}
+
+/// Who may receive a grant on a resource of `workspace_id`: an existing user who is a member,
+/// or a group of that workspace.
+pub(super) async fn may_receive(
+    tx: &mut dyn ChangelogTx,
+    facts: &mut Facts,
+    grantee: GranteeRef,
+    workspace_id: WorkspaceId,
+) -> Result<(), Error> {
+    match grantee {
+        GranteeRef::User(user) => {
+            if !facts.user_exists(tx, user).await? {
+                return Err(Error::NotFound("user".into()));
+            }
+            if facts.role_of(tx, workspace_id, user).await?.is_none() {
+                return Err(precondition(
+                    "the grantee is not a member of the resource's workspace",
+                ));
+            }
+        }
+        GranteeRef::Group(group) => {
+            let home = facts
+                .group_workspace(tx, group)
+                .await?
+                .ok_or_else(|| Error::NotFound("group".into()))?;
+            if home != workspace_id {
+                return Err(precondition("the group belongs to another workspace"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The sharing rule: a user acting through the service must own the resource or be admin
