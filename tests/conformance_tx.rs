@@ -19,6 +19,7 @@ both_backends!(
     changelog_tx_serializes_writers_conformance,
     changelog_tx_takes_invitations_once_conformance,
     changelog_tx_appends_many_in_order_conformance,
+    changelog_tx_appends_with_audit_events_conformance,
 );
 
 fn audit_row() -> sentinel::store::AuditRow {
@@ -465,13 +466,18 @@ async fn changelog_tx_appends_many_in_order_conformance(backend: Backend) {
         .collect();
     let events: Vec<_> = (0..250).map(|_| audit_row()).collect();
     let mut tx = store.begin_changelog().await.unwrap();
-    let revisions = tx.append_all(&changes).await.unwrap();
+    let at = sentinel::model::now();
+    let revisions = tx.append_all(&changes, at).await.unwrap();
     tx.audit(&events).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(revisions.len(), changes.len());
     assert!(revisions[0] > before);
     assert!(revisions.windows(2).all(|w| w[0] < w[1]), "ascending");
     let logged = store.changes_since(before, None, 1000).await.unwrap();
+    assert!(
+        logged.iter().all(|row| row.occurred_at == at),
+        "each entry stamped with the time it was appended at"
+    );
     let logged: Vec<_> = logged
         .into_iter()
         .map(|row| (row.revision, row.change))
@@ -485,5 +491,63 @@ async fn changelog_tx_appends_many_in_order_conformance(backend: Backend) {
     assert_eq!(
         stored.iter().filter(|e| e.action == "test.write").count(),
         250
+    );
+}
+
+/// Entries appended with their audit events (one statement on PostgreSQL) get ascending
+/// revisions in their order, are stamped with the time given, and their events are stored with
+/// them; nothing of it is kept when the transaction is rolled back.
+async fn changelog_tx_appends_with_audit_events_conformance(backend: Backend) {
+    let (store, _db) = fresh_store(backend).await;
+    let before = store.current_revision().await.unwrap();
+    let changes: Vec<Change> = (0..40)
+        .map(|n| Change::ActionsRegistered {
+            service_name: format!("svc-{n:02}"),
+        })
+        .collect();
+    let mut events: Vec<_> = (0..40).map(|_| audit_row()).collect();
+    for (n, e) in events.iter_mut().enumerate() {
+        e.target_id = Some(format!("doc/{n}"));
+    }
+    let at = sentinel::model::now();
+
+    let mut dropped = store.begin_changelog().await.unwrap();
+    dropped.append_audited(&changes, &events, at).await.unwrap();
+    drop(dropped);
+    assert_eq!(
+        store.current_revision().await.unwrap(),
+        before,
+        "rolled back"
+    );
+
+    let mut tx = store.begin_changelog().await.unwrap();
+    let revisions = tx.append_audited(&changes, &events, at).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(revisions.len(), changes.len());
+    assert!(revisions[0] > before);
+    assert!(revisions.windows(2).all(|w| w[0] < w[1]), "ascending");
+    let logged = store.changes_since(before, None, 1000).await.unwrap();
+    assert!(logged.iter().all(|row| row.occurred_at == at));
+    let logged: Vec<_> = logged
+        .into_iter()
+        .map(|row| (row.revision, row.change))
+        .collect();
+    let expected: Vec<_> = revisions.into_iter().zip(changes).collect();
+    assert_eq!(logged, expected, "each change at its revision, in order");
+    let stored = store
+        .list_audit(&sentinel::store::AuditFilter::default(), None, 1000)
+        .await
+        .unwrap();
+    let mut targets: Vec<String> = stored
+        .iter()
+        .filter(|e| e.action == "test.write")
+        .filter_map(|e| e.target_id.clone())
+        .collect();
+    targets.sort();
+    let mut wanted: Vec<String> = (0..40).map(|n| format!("doc/{n}")).collect();
+    wanted.sort();
+    assert_eq!(
+        targets, wanted,
+        "every event once, none from the rolled-back try"
     );
 }

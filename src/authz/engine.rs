@@ -173,6 +173,35 @@ impl Engine {
         Ok(())
     }
 
+    /// Applies entries this process has just committed, in revision order, without reading
+    /// them back when they follow the index's revision directly; otherwise catches up to the
+    /// last of them from the changelog.
+    pub async fn committed(&self, rows: Vec<crate::store::ChangeRow>) -> Result<(), Error> {
+        let Some(last) = rows.last().map(|row| row.revision) else {
+            return Ok(());
+        };
+        {
+            let _one_at_a_time = self.catching_up.lock().await;
+            let from = self.revision();
+            if from >= last {
+                return Ok(());
+            }
+            let follows = (0..)
+                .zip(&rows)
+                .all(|(i, row)| row.revision.0 == from.0 + 1 + i);
+            if follows {
+                for row in &rows {
+                    self.write().apply(row.revision, &row.change);
+                }
+                let _ = self.feed.send(rows.into());
+                self.applied.send_replace(self.revision());
+                *self.current_at.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                return Ok(());
+            }
+        }
+        self.catch_up_to(Some(last)).await
+    }
+
     /// Replaces the index with one built from a fresh snapshot.
     async fn rebuild(&self) -> Result<(), Error> {
         let snapshot = self.authz.authz_snapshot().await?;

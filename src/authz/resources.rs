@@ -8,6 +8,7 @@
 
 mod import;
 mod rules;
+mod staged;
 mod writer;
 
 use crate::model::{Permission, Visibility};
@@ -475,5 +476,7 @@ impl Resources {
     }
 }
 
+#[cfg(test)]
+mod staged_tests;
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,8 @@
 //! Many resources and grants read and written a statement at a time inside a changelog
-//! transaction ([`BulkResourceTx`]), for imports; new rows go in by `copy_in.rs`. The macro is expanded in `tx.rs` for each
-//! pool's transaction type, with the rows a statement takes on that database (SQLite binds at
-//! most 999 parameters a statement, PostgreSQL 65535).
+//! transaction ([`BulkResourceTx`]), for imports and groups of writes, with the memberships,
+//! users, workspaces and groups their rules ask about; new rows go in by `copy_in.rs`. The
+//! macro is expanded in `tx.rs` for each pool's transaction type, with the rows a statement
+//! takes on that database (SQLite binds at most 999 parameters a statement, PostgreSQL 65535).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -9,6 +10,7 @@ use uuid::Uuid;
 
 use super::{GrantRow, ResourceRow, StoreResult};
 use crate::model::change::ResourceState;
+use crate::model::{GroupId, UserId, WorkspaceId, WorkspaceRole};
 
 /// A resource to insert: its new row id, state and parent's row id.
 pub struct NewResource<'a> {
@@ -42,7 +44,44 @@ pub trait BulkResourceTx: Send {
     async fn grants_on(&mut self, resources: &[Uuid]) -> StoreResult<Vec<(Uuid, GrantRow)>>;
     /// Creates or replaces each grantee's grant on a resource (by row id).
     async fn put_grants(&mut self, grants: &[(Uuid, GrantRow)]) -> StoreResult<()>;
+    /// Every membership of these users: (workspace, user, role).
+    async fn memberships_of(
+        &mut self,
+        users: &[UserId],
+    ) -> StoreResult<Vec<(WorkspaceId, UserId, WorkspaceRole)>>;
+    /// Those of these users that exist.
+    async fn users_among(&mut self, users: &[UserId]) -> StoreResult<Vec<UserId>>;
+    /// Those of these workspaces that exist.
+    async fn workspaces_among(&mut self, ids: &[WorkspaceId]) -> StoreResult<Vec<WorkspaceId>>;
+    /// Those of these groups that exist, each with its workspace.
+    async fn groups_among(&mut self, ids: &[GroupId]) -> StoreResult<Vec<(GroupId, WorkspaceId)>>;
 }
+
+/// The rows of `SELECT <columns> FROM <table> WHERE <column> IN (ids)`, `chunk` ids a
+/// statement (expanded where `err` is in scope).
+macro_rules! select_in {
+    ($tx:expr, $db:ty, $row:ty, $sql:literal, $ids:expr, $chunk:expr, $what:literal) => {{
+        let mut found: Vec<$row> = Vec::new();
+        for chunk in $ids.chunks($chunk) {
+            let mut select = sqlx::QueryBuilder::<$db>::new($sql);
+            let mut binds = select.separated(", ");
+            for id in chunk {
+                binds.push_bind(*id);
+            }
+            select.push(")");
+            found.extend(
+                select
+                    .build_query_as::<$row>()
+                    .fetch_all(&mut *$tx)
+                    .await
+                    .map_err(err($what))?,
+            );
+        }
+        Ok(found)
+    }};
+}
+
+pub(super) use select_in;
 
 /// The select of a resource with its parent's key, before the key condition.
 pub(super) const RESOURCES_BY_KEY: &str = "SELECT r.id, r.service_name, r.resource_type, \
@@ -132,6 +171,65 @@ macro_rules! impl_bulk_tx {
                         .map_err(err("grant"))?;
                 }
                 Ok(())
+            }
+
+            async fn memberships_of(
+                &mut self,
+                users: &[UserId],
+            ) -> StoreResult<Vec<(WorkspaceId, UserId, WorkspaceRole)>> {
+                super::bulk_tx::select_in!(
+                    self.0,
+                    $db,
+                    (WorkspaceId, UserId, WorkspaceRole),
+                    "SELECT workspace_id, user_id, role FROM memberships WHERE user_id IN (",
+                    users,
+                    $rows * 9,
+                    "member"
+                )
+            }
+
+            async fn users_among(&mut self, users: &[UserId]) -> StoreResult<Vec<UserId>> {
+                let found: StoreResult<Vec<(UserId,)>> = super::bulk_tx::select_in!(
+                    self.0,
+                    $db,
+                    (UserId,),
+                    "SELECT id FROM users WHERE id IN (",
+                    users,
+                    $rows * 9,
+                    "user"
+                );
+                Ok(found?.into_iter().map(|(id,)| id).collect())
+            }
+
+            async fn workspaces_among(
+                &mut self,
+                ids: &[WorkspaceId],
+            ) -> StoreResult<Vec<WorkspaceId>> {
+                let found: StoreResult<Vec<(WorkspaceId,)>> = super::bulk_tx::select_in!(
+                    self.0,
+                    $db,
+                    (WorkspaceId,),
+                    "SELECT id FROM workspaces WHERE id IN (",
+                    ids,
+                    $rows * 9,
+                    "workspace"
+                );
+                Ok(found?.into_iter().map(|(id,)| id).collect())
+            }
+
+            async fn groups_among(
+                &mut self,
+                ids: &[GroupId],
+            ) -> StoreResult<Vec<(GroupId, WorkspaceId)>> {
+                super::bulk_tx::select_in!(
+                    self.0,
+                    $db,
+                    (GroupId, WorkspaceId),
+                    "SELECT id, workspace_id FROM groups WHERE id IN (",
+                    ids,
+                    $rows * 9,
+                    "group"
+                )
             }
         }
     };

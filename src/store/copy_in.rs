@@ -63,6 +63,40 @@ fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// Inserts `$rows` (resources, created and updated at `$now`) with multi-row INSERTs of
+/// [`SQLITE_ROWS`] rows (10 parameters each).
+macro_rules! insert_resources {
+    ($tx:expr, $db:ty, $rows:expr, $now:expr) => {{
+        for chunk in $rows.chunks(SQLITE_ROWS) {
+            let mut insert = sqlx::QueryBuilder::<$db>::new(
+                "INSERT INTO resources (id, service_name, resource_type, resource_id, \
+                 workspace_id, owner_id, visibility, parent_id, created_at, updated_at) ",
+            );
+            insert.push_values(chunk, |mut row, r| {
+                row.push_bind(r.id)
+                    .push_bind(&r.state.service_name)
+                    .push_bind(&r.state.resource_type)
+                    .push_bind(&r.state.resource_id)
+                    .push_bind(r.state.workspace_id)
+                    .push_bind(r.state.owner_id)
+                    .push_bind(r.state.visibility)
+                    .push_bind(r.parent)
+                    .push_bind($now)
+                    .push_bind($now);
+            });
+            insert
+                .build()
+                .execute(&mut *$tx.0)
+                .await
+                .map_err(err("resource"))?;
+        }
+        Ok(())
+    }};
+}
+
+/// Up to this many rows go in by one INSERT rather than COPY, which takes a round trip more.
+const FEW: usize = SQLITE_ROWS;
+
 /// Rows of text sent a chunk at a time.
 const CHUNK: usize = 1 << 20;
 
@@ -106,8 +140,8 @@ impl CopyIn for Tx<sqlx::Postgres> {
         rows: &[NewResource<'_>],
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        if rows.is_empty() {
-            return Ok(());
+        if rows.len() <= FEW {
+            return insert_resources!(self, sqlx::Postgres, rows, now);
         }
         let now = time(now);
         let mut text = String::with_capacity(rows.len() * 200);
@@ -198,30 +232,7 @@ impl CopyIn for Tx<sqlx::Sqlite> {
         rows: &[NewResource<'_>],
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        for chunk in rows.chunks(SQLITE_ROWS) {
-            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO resources (id, service_name, resource_type, resource_id, \
-                 workspace_id, owner_id, visibility, parent_id, created_at, updated_at) ",
-            );
-            insert.push_values(chunk, |mut row, r| {
-                row.push_bind(r.id)
-                    .push_bind(&r.state.service_name)
-                    .push_bind(&r.state.resource_type)
-                    .push_bind(&r.state.resource_id)
-                    .push_bind(r.state.workspace_id)
-                    .push_bind(r.state.owner_id)
-                    .push_bind(r.state.visibility)
-                    .push_bind(r.parent)
-                    .push_bind(now)
-                    .push_bind(now);
-            });
-            insert
-                .build()
-                .execute(&mut *self.0)
-                .await
-                .map_err(err("resource"))?;
-        }
-        Ok(())
+        insert_resources!(self, sqlx::Sqlite, rows, now)
     }
 
     async fn copy_grants(&mut self, grants: &[(Uuid, GrantRow)]) -> StoreResult<()> {

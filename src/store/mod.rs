@@ -118,7 +118,7 @@ pub use revocations::RevocationStore;
 pub use roles::RoleStore;
 pub use sessions::{Consumed, SessionStore};
 pub use tenancy::TenancyStore;
-pub use tx::{ChangelogTx, MembershipTx, ResourceTx, WriteTxStore};
+pub use tx::{ChangelogTx, MembershipTx, ResourceTx, RuleTx, WriteTxStore};
 pub use workspaces::WorkspaceStore;
 
 /// Errors of the storage layer. Never carries SQL text or driver details to callers: those are

@@ -11,6 +11,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use super::{Store, StoreError, StoreResult};
 use crate::config::Config;
 
+/// How long a pooled connection may sit idle before it is pinged ahead of use.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
 /// PostgreSQL implementation of every store trait.
 #[derive(Clone)]
 pub struct PostgresStore {
@@ -29,7 +32,18 @@ impl PostgresStore {
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(3))
             .idle_timeout(Duration::from_secs(300))
-            .test_before_acquire(true)
+            // A connection idle for a while may have been cut (a restart, a proxy): it is
+            // pinged before use and replaced when dead. One in steady use is not worth a round
+            // trip per acquire; should it have died since, its one query fails UNAVAILABLE.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for < IDLE_BEFORE_PING {
+                        return Ok(true);
+                    }
+                    Ok(sqlx::Connection::ping(conn).await.is_ok())
+                })
+            })
             .connect_lazy_with(options);
         Ok(Self { pool })
     }
@@ -41,17 +55,33 @@ impl PostgresStore {
         &self,
         lock: super::WriteLock,
     ) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
-        let mut tx = self
-            .pool
-            .begin()
+        self.pool
+            .begin_with(begin_sql(lock))
             .await
-            .map_err(|e| StoreError::from_sqlx(e, "transaction"))?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(lock as i64)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::from_sqlx(e, "transaction"))?;
-        Ok(tx)
+            .map_err(|e| StoreError::from_sqlx(e, "transaction"))
+    }
+}
+
+/// BEGIN and the lock in one round trip (a simple query of two statements).
+fn begin_sql(lock: super::WriteLock) -> &'static str {
+    match lock {
+        super::WriteLock::Revocations => "BEGIN; SELECT pg_advisory_xact_lock(6160385)",
+        super::WriteLock::SigningKeys => "BEGIN; SELECT pg_advisory_xact_lock(6160386)",
+        super::WriteLock::Changelog => "BEGIN; SELECT pg_advisory_xact_lock(6160387)",
+        super::WriteLock::PlatformAdmins => "BEGIN; SELECT pg_advisory_xact_lock(6160388)",
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn each_lock_begins_with_its_own_number() {
+    use super::WriteLock::*;
+    for lock in [Revocations, SigningKeys, Changelog, PlatformAdmins] {
+        let sql = begin_sql(lock);
+        assert_eq!(
+            sql,
+            format!("BEGIN; SELECT pg_advisory_xact_lock({})", lock as i64)
+        );
     }
 }
 

@@ -36,6 +36,8 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(config.database_max_connections)
             .acquire_timeout(Duration::from_secs(5))
+            // The database is in this process: a pooled connection cannot have been cut.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .context("cannot open the SQLite database")?;

@@ -109,10 +109,16 @@ pub trait ResourceTx: Send {
     ) -> StoreResult<bool>;
 }
 
+/// What the rules of a resource or grant write read and write: memberships, resources and
+/// grants (a changelog transaction, or a view over one that holds its writes back).
+pub trait RuleTx: MembershipTx + ResourceTx {}
+
+impl<T: MembershipTx + ResourceTx + ?Sized> RuleTx for T {}
+
 /// A transaction holding the changelog lock: authorization facts, decided and written in one
 /// place, committed in revision order.
 #[async_trait]
-pub trait ChangelogTx: MembershipTx + ResourceTx + BulkResourceTx {
+pub trait ChangelogTx: RuleTx + BulkResourceTx {
     /// The newest committed revision (the answer for a write that changed nothing).
     async fn revision(&mut self) -> StoreResult<Revision>;
     /// Appends `change` to the changelog with its audit event; the change's revision.
@@ -128,11 +134,23 @@ pub trait ChangelogTx: MembershipTx + ResourceTx + BulkResourceTx {
     /// Appends `change` to the changelog; its revision (the next after every entry committed
     /// or appended before it).
     async fn append(&mut self, change: &Change) -> StoreResult<Revision>;
-    /// Appends `changes` in order (many rows a statement); their revisions, ascending in that
-    /// order.
-    async fn append_all(&mut self, changes: &[Change]) -> StoreResult<Vec<Revision>>;
+    /// Appends `changes` in order (many rows a statement), committed at `now`; their
+    /// revisions, ascending in that order.
+    async fn append_all(
+        &mut self,
+        changes: &[Change],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Revision>>;
     /// Stores audit events (many rows a statement).
     async fn audit(&mut self, audits: &[AuditRow]) -> StoreResult<()>;
+    /// Appends `changes` as [`append_all`](Self::append_all) does and stores `audits` with
+    /// them: one statement where the database allows it (PostgreSQL), two otherwise.
+    async fn append_audited(
+        &mut self,
+        changes: &[Change],
+        audits: &[AuditRow],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Revision>>;
     /// Commits everything written.
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
@@ -168,7 +186,7 @@ macro_rules! link {
 }
 
 macro_rules! impl_write_tx {
-    ($store:ty, $db:ty) => {
+    ($store:ty, $db:ty, $one_statement:expr) => {
         #[async_trait]
         impl WriteTxStore for $store {
             async fn begin_changelog(&self) -> StoreResult<Box<dyn ChangelogTx>> {
@@ -502,12 +520,12 @@ macro_rules! impl_write_tx {
             }
         }
 
-        impl_changelog_tx!($db);
+        impl_changelog_tx!($db, $one_statement);
     };
 }
 
-impl_write_tx!(SqliteStore, sqlx::Sqlite);
-impl_write_tx!(PostgresStore, sqlx::Postgres);
+impl_write_tx!(SqliteStore, sqlx::Sqlite, false);
+impl_write_tx!(PostgresStore, sqlx::Postgres, true);
 // Rows of 10 parameters a statement: SQLite binds at most 999, PostgreSQL 65535.
 impl_bulk_tx!(sqlx::Sqlite, 99);
 impl_bulk_tx!(sqlx::Postgres, 3000);

@@ -12,7 +12,7 @@ use crate::audit;
 use crate::error::Error;
 use crate::model::change::{Change, GranteeRef, ResourceKey, ResourceState};
 use crate::model::{Caller, GroupId, Permission, UserId, Visibility, WorkspaceId, WorkspaceRole};
-use crate::store::{AuditRow, ChangelogTx, GrantRow, ResourceRow, StoreResult};
+use crate::store::{AuditRow, GrantRow, ResourceRow, RuleTx, StoreResult};
 
 /// Longest parent chain walked when looking for a cycle.
 pub(super) const MAX_CHAIN: i64 = 4096;
@@ -43,16 +43,16 @@ impl<T> Step<T> {
 /// take the changelog lock in transactions of their own).
 #[derive(Default)]
 pub(super) struct Facts {
-    workspaces: HashMap<WorkspaceId, bool>,
-    users: HashMap<UserId, bool>,
-    roles: HashMap<(WorkspaceId, UserId), Option<WorkspaceRole>>,
-    groups: HashMap<GroupId, Option<WorkspaceId>>,
+    pub workspaces: HashMap<WorkspaceId, bool>,
+    pub users: HashMap<UserId, bool>,
+    pub roles: HashMap<(WorkspaceId, UserId), Option<WorkspaceRole>>,
+    pub groups: HashMap<GroupId, Option<WorkspaceId>>,
 }
 
 impl Facts {
     pub(super) async fn workspace_exists(
         &mut self,
-        tx: &mut dyn ChangelogTx,
+        tx: &mut dyn RuleTx,
         workspace: WorkspaceId,
     ) -> StoreResult<bool> {
         if let Some(known) = self.workspaces.get(&workspace) {
@@ -65,7 +65,7 @@ impl Facts {
 
     pub(super) async fn user_exists(
         &mut self,
-        tx: &mut dyn ChangelogTx,
+        tx: &mut dyn RuleTx,
         user: UserId,
     ) -> StoreResult<bool> {
         if let Some(known) = self.users.get(&user) {
@@ -78,7 +78,7 @@ impl Facts {
 
     pub(super) async fn role_of(
         &mut self,
-        tx: &mut dyn ChangelogTx,
+        tx: &mut dyn RuleTx,
         workspace: WorkspaceId,
         user: UserId,
     ) -> StoreResult<Option<WorkspaceRole>> {
@@ -92,7 +92,7 @@ impl Facts {
 
     pub(super) async fn group_workspace(
         &mut self,
-        tx: &mut dyn ChangelogTx,
+        tx: &mut dyn RuleTx,
         group: GroupId,
     ) -> StoreResult<Option<WorkspaceId>> {
         if let Some(known) = self.groups.get(&group) {
@@ -135,7 +135,7 @@ fn target(key: &ResourceKey) -> String {
 
 /// Decides and writes one operation; `now` weighs grant expiries.
 pub(super) async fn apply(
-    tx: &mut dyn ChangelogTx,
+    tx: &mut dyn RuleTx,
     facts: &mut Facts,
     caller: &Caller,
     op: &WriteOp,
@@ -199,7 +199,7 @@ pub(super) async fn apply(
 /// Registers a resource (or, with `upsert`, updates the registered one); the row and whether
 /// it was created.
 async fn register(
-    tx: &mut dyn ChangelogTx,
+    tx: &mut dyn RuleTx,
     facts: &mut Facts,
     caller: &Caller,
     state: &ResourceState,
@@ -290,7 +290,7 @@ async fn register(
 /// Deletes a resource with its grants; `false` when there is none and `allow_missing`,
 /// NOT_FOUND otherwise.
 async fn delete(
-    tx: &mut dyn ChangelogTx,
+    tx: &mut dyn RuleTx,
     caller: &Caller,
     key: &ResourceKey,
     allow_missing: bool,
@@ -318,7 +318,7 @@ async fn delete(
 
 /// Sets a resource's visibility or owner; NOT_FOUND for an unknown owner.
 async fn update_resource(
-    tx: &mut dyn ChangelogTx,
+    tx: &mut dyn RuleTx,
     facts: &mut Facts,
     caller: &Caller,
     key: &ResourceKey,
@@ -375,7 +375,7 @@ async fn update_resource(
 /// Grants `grant` on a resource (replacing the grantee's grant); the grant and whether
 /// anything changed.
 async fn share(
-    tx: &mut dyn ChangelogTx,
+    tx: &mut dyn RuleTx,
     facts: &mut Facts,
     caller: &Caller,
     key: &ResourceKey,
@@ -433,7 +433,7 @@ async fn share(
 /// Removes the grantee's grant on a resource (of `permission` only, when given); whether one
 /// was removed.
 async fn unshare(
-    tx: &mut dyn ChangelogTx,
+    tx: &mut dyn RuleTx,
     facts: &mut Facts,
     caller: &Caller,
     key: &ResourceKey,
@@ -467,7 +467,7 @@ async fn unshare(
 /// Who may receive a grant on a resource of `workspace_id`: an existing user who is a member,
 /// or a group of that workspace.
 pub(super) async fn may_receive(
-    tx: &mut dyn ChangelogTx,
+    tx: &mut dyn RuleTx,
     facts: &mut Facts,
     grantee: GranteeRef,
     workspace_id: WorkspaceId,
@@ -499,7 +499,7 @@ pub(super) async fn may_receive(
 /// The sharing rule: a user acting through the service must own the resource or be admin
 /// or owner of its workspace, and act in that workspace. Returns who grants.
 async fn may_share(
-    tx: &mut dyn ChangelogTx,
+    tx: &mut dyn RuleTx,
     facts: &mut Facts,
     caller: &Caller,
     row: &ResourceRow,

@@ -12,13 +12,13 @@ use crate::model::{Permission, Visibility, WorkspaceRole};
 use crate::model::{UserId, WorkspaceId};
 use crate::store::{UserRow, WorkspaceRow};
 
-struct Fixture {
-    resources: Resources,
-    store: Arc<dyn Store>,
-    workspace: WorkspaceId,
-    owner: UserId,
-    editor: UserId,
-    outsider: UserId,
+pub(super) struct Fixture {
+    pub resources: Resources,
+    pub store: Arc<dyn Store>,
+    pub workspace: WorkspaceId,
+    pub owner: UserId,
+    pub editor: UserId,
+    pub outsider: UserId,
 }
 
 fn user(email: &str) -> UserRow {
@@ -35,7 +35,7 @@ fn user(email: &str) -> UserRow {
     }
 }
 
-async fn fixture() -> Fixture {
+pub(super) async fn fixture() -> Fixture {
     let config = Config {
         database_url: Some("sqlite::memory:".into()),
         // One connection: every connection of an in-memory database is a database of its own.
@@ -88,7 +88,7 @@ async fn fixture() -> Fixture {
     }
 }
 
-fn doc(workspace: WorkspaceId, id: &str, parent: Option<&str>) -> ResourceState {
+pub(super) fn doc(workspace: WorkspaceId, id: &str, parent: Option<&str>) -> ResourceState {
     ResourceState {
         service_name: "docs".into(),
         resource_type: "doc".into(),
@@ -100,7 +100,7 @@ fn doc(workspace: WorkspaceId, id: &str, parent: Option<&str>) -> ResourceState 
     }
 }
 
-fn key(id: &str) -> ResourceKey {
+pub(super) fn key(id: &str) -> ResourceKey {
     ResourceKey {
         service_name: "docs".into(),
         resource_type: "doc".into(),

@@ -1,29 +1,36 @@
 //! Group commit: single resource and grant writes of this process, queued while a transaction
 //! is in flight, are decided and written together in the next one — each in turn, each with its
 //! own changelog entry and revision, its own answer (a refused write refuses only itself) — and
-//! committed at once. A WriteBatch, atomic, gets a transaction of its own, taken in turn from the
+//! committed at once. The rows a group names are read a statement for many before it is
+//! decided, and its new resources and grants written a statement for many after
+//! (`staged.rs`). A WriteBatch, atomic, gets a transaction of its own, taken in turn from the
 //! same queue (so the process's writes never wait on each other for the database's lock).
 //! Revisions are still taken under the changelog lock, so they follow commit order across every
 //! replica; a write answers after its transaction committed and this process's index applied it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 use super::import::decide_import;
-use super::rules::{self, Facts, Outcome, Step};
+use super::rules::{self, Outcome, Step};
+use super::staged::Staged;
 use super::{BatchResult, ImportCounts, ImportItem, WriteOp, batch_item_error};
 use crate::authz::engine::Engine;
 use crate::error::Error;
 use crate::model::change::Change;
 use crate::model::{Caller, Revision};
-use crate::store::WriteTxStore;
+use crate::store::{ChangeRow, WriteTxStore};
 
 /// Most writes in one transaction (it holds the changelog lock while they are decided).
 const MAX_GROUP: usize = 256;
 /// Writes waiting for a transaction before callers wait to queue.
 const QUEUE: usize = 4096;
+/// Longest a group waits for the writers the last one answered.
+const GATHER: Duration = Duration::from_millis(2);
 
 /// A write's answer and the revision its caller's token names.
 pub(super) type Answer = Result<(Outcome, Revision), Error>;
@@ -59,6 +66,39 @@ struct Single {
 /// The queue of this process's resource and grant writes.
 pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
+    callers: Arc<Callers>,
+}
+
+/// How many callers wait on the writer, and the most that did at once since the last group
+/// began.
+#[derive(Default)]
+struct Callers {
+    waiting: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+/// A caller waiting on the writer, from queueing to its answer (or giving up).
+struct Waiting<'a>(&'a Callers);
+
+impl Callers {
+    fn enter(&self) -> Waiting<'_> {
+        let now = self.waiting.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+        Waiting(self)
+    }
+
+    /// The most callers that waited at once since the last call; the count starts again from
+    /// those waiting now.
+    fn peak(&self) -> usize {
+        let now = self.waiting.load(Ordering::Relaxed);
+        self.peak.swap(now, Ordering::Relaxed)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Writer {
@@ -66,12 +106,14 @@ impl Writer {
     /// writer is dropped and its queue drained.
     pub fn start(store: Arc<dyn WriteTxStore>, engine: Arc<Engine>) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, engine, queue));
-        Self { jobs }
+        let callers = Arc::new(Callers::default());
+        tokio::spawn(run(store, engine, queue, callers.clone()));
+        Self { jobs, callers }
     }
 
     /// Queues one write and waits for its answer.
     pub async fn write(&self, caller: &Caller, op: WriteOp) -> Answer {
+        let _waiting = self.callers.enter();
         let (reply, answer) = oneshot::channel();
         let job = Job::Single {
             caller: caller.clone(),
@@ -84,6 +126,7 @@ impl Writer {
 
     /// Queues a batch (1 to 1000 operations) and waits for its answer.
     pub async fn write_batch(&self, caller: &Caller, ops: Vec<WriteOp>) -> BatchAnswer {
+        let _waiting = self.callers.enter();
         let (reply, answer) = oneshot::channel();
         let job = Job::Batch {
             caller: caller.clone(),
@@ -96,6 +139,7 @@ impl Writer {
 
     /// Queues an import message and waits for its answer.
     pub async fn import(&self, caller: &Caller, items: Vec<ImportItem>) -> ImportAnswer {
+        let _waiting = self.callers.enter();
         let (reply, answer) = oneshot::channel();
         let job = Job::Import {
             caller: caller.clone(),
@@ -107,17 +151,39 @@ impl Writer {
     }
 }
 
-async fn run(store: Arc<dyn WriteTxStore>, engine: Arc<Engine>, mut queue: mpsc::Receiver<Job>) {
+async fn run(
+    store: Arc<dyn WriteTxStore>,
+    engine: Arc<Engine>,
+    mut queue: mpsc::Receiver<Job>,
+    callers: Arc<Callers>,
+) {
     loop {
         let mut jobs = Vec::with_capacity(MAX_GROUP);
         if queue.recv_many(&mut jobs, MAX_GROUP).await == 0 {
             break;
         }
+        gather(&mut queue, &mut jobs, callers.peak().min(MAX_GROUP)).await;
         // In a task of its own: a bug that panics fails its group's writes (their callers see
         // UNAVAILABLE), not every write after it.
         let group = tokio::spawn(write_group(store.clone(), engine.clone(), jobs));
         if group.await.is_err() {
             tracing::error!("a group of authorization writes failed unexpectedly");
+        }
+    }
+}
+
+/// Waits a moment (at most [`GATHER`]) for the group to hold `target` writes. Writers that
+/// write one after another come back together as their group's answers reach them: without
+/// the wait, a transaction would start with the writes queued while the last one ran, and
+/// those coming back would wait for the next: two half-size transactions where one would do.
+/// A lone writer (`target` 1) never waits.
+async fn gather(queue: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>, target: usize) {
+    let deadline = tokio::time::Instant::now() + GATHER;
+    while jobs.len() < target {
+        let room = MAX_GROUP - jobs.len();
+        match tokio::time::timeout_at(deadline, queue.recv_many(jobs, room)).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
         }
     }
 }
@@ -140,8 +206,8 @@ async fn write_group(store: Arc<dyn WriteTxStore>, engine: Arc<Engine>, jobs: Ve
             } => imports.push((caller, items, reply)),
         }
     }
-    let answers = if singles.is_empty() {
-        Vec::new()
+    let (answers, committed) = if singles.is_empty() {
+        (Vec::new(), Vec::new())
     } else {
         decide_group(store.as_ref(), &engine, &singles).await
     };
@@ -168,11 +234,16 @@ async fn write_group(store: Arc<dyn WriteTxStore>, engine: Arc<Engine>, jobs: Ve
                 .filter_map(|a| a.as_ref().ok().map(|(_, r)| *r)),
         )
         .max();
-    // Read-your-writes: applied here before anyone hears of it.
-    let applied = match newest {
-        Some(revision) => engine.written(revision).await.is_ok(),
-        None => true,
-    };
+    // Read-your-writes: applied here before anyone hears of it (the single writes' entries
+    // as decided, the others read back), then the other replicas are told.
+    let applied = engine.committed(committed).await.is_ok()
+        && match newest {
+            Some(revision) => engine.applied(revision).await.is_ok(),
+            None => true,
+        };
+    if newest.is_some() {
+        tokio::spawn(async move { engine.nudge().await });
+    }
     // A caller that gave up no longer listens.
     fn checked<T>(answer: Result<T, Error>, applied: bool) -> Result<T, Error> {
         answer.and_then(|a| applied.then_some(a).ok_or(Error::Unavailable))
@@ -195,19 +266,27 @@ async fn decide_group(
     store: &dyn WriteTxStore,
     engine: &Engine,
     singles: &[Single],
-) -> Vec<Answer> {
+) -> (Vec<Answer>, Vec<ChangeRow>) {
     match decide(store, engine, singles).await {
-        Ok(answers) => answers,
-        Err(Error::Unavailable) => singles.iter().map(|_| Err(Error::Unavailable)).collect(),
-        Err(_) if singles.len() > 1 => {
-            let mut answers = Vec::with_capacity(singles.len());
-            for single in singles {
-                let alone = decide(store, engine, std::slice::from_ref(single)).await;
-                answers.push(alone.map_or_else(Err, |mut one| one.remove(0)));
-            }
-            answers
+        Ok(decided) => decided,
+        Err(Error::Unavailable) => {
+            let answers = singles.iter().map(|_| Err(Error::Unavailable)).collect();
+            (answers, Vec::new())
         }
-        Err(err) => vec![Err(err)],
+        Err(_) if singles.len() > 1 => {
+            let (mut answers, mut committed) = (Vec::with_capacity(singles.len()), Vec::new());
+            for single in singles {
+                match decide(store, engine, std::slice::from_ref(single)).await {
+                    Ok((mut one, rows)) => {
+                        answers.push(one.remove(0));
+                        committed.extend(rows);
+                    }
+                    Err(err) => answers.push(Err(err)),
+                }
+            }
+            (answers, committed)
+        }
+        Err(err) => (vec![Err(err)], Vec::new()),
     }
 }
 
@@ -221,11 +300,14 @@ async fn decide_batch(
 ) -> BatchAnswer {
     let now = engine.clock.now();
     let mut tx = store.begin_changelog().await?;
-    let mut facts = Facts::default();
+    let all: Vec<&WriteOp> = ops.iter().collect();
+    let mut staged = Staged::read(tx.as_mut(), &all).await?;
+    let writes: Vec<(&Caller, &WriteOp)> = ops.iter().map(|op| (caller, op)).collect();
+    let mut facts = staged.facts(&writes).await?;
     let mut results = Vec::with_capacity(ops.len());
     let (mut changes, mut events) = (Vec::new(), Vec::new());
     for (index, op) in ops.iter().enumerate() {
-        let step = rules::apply(tx.as_mut(), &mut facts, caller, op, now)
+        let step = rules::apply(&mut staged, &mut facts, caller, op, now)
             .await
             .map_err(|err| batch_item_error(index, op.name(), err))?;
         results.push(BatchResult {
@@ -237,6 +319,7 @@ async fn decide_batch(
             events.push(event);
         }
     }
+    staged.flush().await?;
     let change = match changes.len() {
         0 => return Ok((results, tx.revision().await?)),
         1 => changes.remove(0),
@@ -256,13 +339,14 @@ fn from_store(err: &Error) -> bool {
     )
 }
 
-/// Decides and writes `jobs` in one transaction and commits it: an answer per job, or the
-/// database's error when the transaction failed (nothing of it is kept).
+/// Decides and writes `jobs` in one transaction and commits it: an answer per job and the
+/// entries committed, or the database's error when the transaction failed (nothing of it is
+/// kept).
 async fn decide(
     store: &dyn WriteTxStore,
     engine: &Engine,
     jobs: &[Single],
-) -> Result<Vec<Answer>, Error> {
+) -> Result<(Vec<Answer>, Vec<ChangeRow>), Error> {
     /// A decided write whose revision is known once the group's entries are appended.
     enum Decided {
         /// Changed: its entry is `changes[i]`.
@@ -274,11 +358,14 @@ async fn decide(
     }
     let now: DateTime<Utc> = engine.clock.now();
     let mut tx = store.begin_changelog().await?;
-    let mut facts = Facts::default();
+    let ops: Vec<&WriteOp> = jobs.iter().map(|job| &job.op).collect();
+    let mut staged = Staged::read(tx.as_mut(), &ops).await?;
+    let writes: Vec<(&Caller, &WriteOp)> = jobs.iter().map(|job| (&job.caller, &job.op)).collect();
+    let mut facts = staged.facts(&writes).await?;
     let mut decided = Vec::with_capacity(jobs.len());
     let (mut changes, mut events) = (Vec::new(), Vec::new());
     for job in jobs {
-        match rules::apply(tx.as_mut(), &mut facts, &job.caller, &job.op, now).await {
+        match rules::apply(&mut staged, &mut facts, &job.caller, &job.op, now).await {
             Ok(Step { value, write: None }) => {
                 decided.push(Decided::Unchanged(value, changes.len()))
             }
@@ -294,6 +381,7 @@ async fn decide(
             Err(refused) => decided.push(Decided::Refused(refused)),
         }
     }
+    staged.flush().await?;
     // The entries in decision order, one statement for many: revisions ascend in that order.
     let committed = if decided
         .iter()
@@ -303,16 +391,16 @@ async fn decide(
     } else {
         None
     };
+    let at = crate::model::now();
     let revisions = if changes.is_empty() {
         Vec::new()
     } else {
-        let revisions = tx.append_all(&changes).await?;
-        tx.audit(&events).await?;
+        let revisions = tx.append_audited(&changes, &events, at).await?;
         tx.commit().await?;
         revisions
     };
     let revision_at = |i: usize| revisions.get(i).copied().ok_or(Error::Internal);
-    Ok(decided
+    let answers = decided
         .into_iter()
         .map(|d| match d {
             Decided::Changed(value, i) => Ok((value, revision_at(i)?)),
@@ -320,5 +408,15 @@ async fn decide(
             Decided::Unchanged(value, i) => Ok((value, revision_at(i - 1)?)),
             Decided::Refused(err) => Err(err),
         })
-        .collect())
+        .collect();
+    let rows = changes
+        .into_iter()
+        .zip(revisions.iter().copied())
+        .map(|(change, revision)| ChangeRow {
+            revision,
+            change,
+            occurred_at: at,
+        })
+        .collect();
+    Ok((answers, rows))
 }
